@@ -1,0 +1,69 @@
+# Shared by scripts/*.sh: packages, build, and throwaway PostgreSQL clusters.
+# Everything runs as root; PostgreSQL itself runs as the postgres user, on a Unix socket in a
+# private directory (no TCP), so parallel runs never collide.
+
+PG_BIN=/usr/lib/postgresql/15/bin
+PGXS_DIR=/usr/lib/postgresql/15/lib/pgxs
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+PACKAGES=(make g++ postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap
+          libtap-parser-sourcehandler-pgtap-perl libboost-container-dev libgtest-dev clang-format)
+
+log() { printf '\n== %s\n' "$*"; }
+
+ensure_packages() {
+    local missing=()
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+build_and_install() {
+    log "building oban_pro"
+    make -C "$REPO" -s ${WERROR:+WERROR=$WERROR} >/dev/null
+    make -C "$REPO" -s install >/dev/null
+}
+
+as_postgres() { runuser -u postgres -- "$@"; }
+
+# start_cluster DIR: a fresh cluster in DIR (created, owned by postgres), oban_pro preloaded.
+# Exports PGHOST/PGPORT/PGUSER/PGDATABASE for the callers' psql, pgbench, pg_regress.
+start_cluster() {
+    CLUSTER_DIR=$1
+    mkdir -p "$CLUSTER_DIR"
+    chown postgres: "$CLUSTER_DIR"
+    as_postgres "$PG_BIN/initdb" -D "$CLUSTER_DIR/data" -U postgres -A trust --no-instructions \
+        -E UTF8 --locale=C.UTF-8 >/dev/null
+    cat >> "$CLUSTER_DIR/data/postgresql.conf" <<CONF
+listen_addresses = ''
+unix_socket_directories = '$CLUSTER_DIR'
+port = 5499
+shared_preload_libraries = 'oban_pro'
+max_connections = 60
+max_prepared_transactions = 10
+fsync = ${CLUSTER_FSYNC:-on}
+log_min_messages = warning
+CONF
+    as_postgres "$PG_BIN/pg_ctl" -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" -w start >/dev/null
+    export PGHOST=$CLUSTER_DIR PGPORT=5499 PGUSER=postgres PGDATABASE=postgres
+}
+
+stop_cluster() {
+    [ -n "${CLUSTER_DIR:-}" ] && [ -d "$CLUSTER_DIR/data" ] || return 0
+    as_postgres "$PG_BIN/pg_ctl" -D "$CLUSTER_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+# A scratch directory the postgres user can write, removed on exit.
+make_workdir() {
+    local dir
+    dir=$(mktemp -d /tmp/oban_pro.XXXXXX)
+    chmod 755 "$dir"
+    chown postgres: "$dir"
+    echo "$dir"
+}

@@ -1,0 +1,32 @@
+// Checks of SQL arguments shared by the entry points. Each raises a documented SQLSTATE.
+#pragma once
+#include "pg/boundary.hpp"
+
+extern "C" {
+#include "datatype/timestamp.h"
+}
+
+namespace oban::pg {
+
+// 22004 when argument `position` is SQL NULL.
+inline void RequireArgument(FunctionCallInfo fcinfo, int position, const char *name) {
+    if (PG_ARGISNULL(position))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("%s must not be null", name)));
+}
+
+// 22023 when `value` is negative.
+inline void RequireNonNegative(int64 value, const char *name) {
+    if (value < 0)
+        ereport(ERROR,
+                (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s must not be negative", name)));
+}
+
+// 22023 when any part of `interval` is negative.
+inline void RequireNonNegativeInterval(const Interval *interval, const char *name) {
+    if (interval->month < 0 || interval->day < 0 || interval->time < 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("%s must not be negative", name),
+                        errdetail("Every part of the interval must be zero or positive.")));
+}
+
+}  // namespace oban::pg

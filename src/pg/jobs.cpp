@@ -1,0 +1,526 @@
+// The job lifecycle of SPEC §3: insert, fetch, and the acks (complete, error, cancel, discard,
+// snooze, retry), one by one or many at once. Every statement runs as a kept plan.
+#include "pg/jobs.hpp"
+
+#include "core/ack.hpp"
+#include "core/backoff.hpp"
+#include "pg/module.hpp"
+#include "pg/args.hpp"
+#include "pg/sql.hpp"
+
+extern "C" {
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "common/pg_prng.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
+#include "utils/resowner.h"
+#include "utils/timestamp.h"
+}
+
+#include <string>
+
+namespace oban::pg {
+
+namespace {
+
+Statement insert_job{R"sql(
+    INSERT INTO @extschema@.oban_jobs
+        (worker, args, queue, priority, max_attempts, scheduled_at, state, meta, tags)
+    VALUES ($1, $2, $3, $4, $5, coalesce($6, timezone('UTC', now())),
+            CASE WHEN $6 > timezone('UTC', now()) THEN 'scheduled' ELSE 'available' END
+                ::@extschema@.oban_job_state,
+            $7, $8)
+    RETURNING *)sql",
+                     8,
+                     {TEXTOID, JSONBOID, TEXTOID, INT4OID, INT4OID, TIMESTAMPOID, JSONBOID,
+                      TEXTARRAYOID}};
+
+// Claims in Oban's order; `attempt < max_attempts` keeps a damaged row from failing every fetch.
+Statement fetch_jobs{R"sql(
+    WITH locked_jobs AS (
+        SELECT id FROM @extschema@.oban_jobs
+        WHERE state = 'available' AND queue = $1 AND attempt < max_attempts
+        ORDER BY priority, scheduled_at, id
+        LIMIT $2
+        FOR UPDATE SKIP LOCKED
+    ), claimed AS (
+        UPDATE @extschema@.oban_jobs AS job
+        SET state = 'executing',
+            attempt = job.attempt + 1,
+            attempted_at = timezone('UTC', now()),
+            attempted_by = CASE WHEN $4 IS NULL THEN ARRAY[$3] ELSE ARRAY[$3, $4::text] END
+        FROM locked_jobs
+        WHERE job.id = locked_jobs.id
+        RETURNING job.*
+    )
+    SELECT * FROM claimed ORDER BY priority, scheduled_at, id)sql",
+                     4,
+                     {TEXTOID, INT4OID, TEXTOID, UUIDOID}};
+
+Statement complete_job{R"sql(
+    UPDATE @extschema@.oban_jobs
+    SET state = 'completed',
+        completed_at = timezone('UTC', now()),
+        meta = CASE WHEN $2 THEN meta || jsonb_build_object('recorded', true, 'return', $3)
+                    ELSE meta END
+    WHERE id = $1 AND state = 'executing')sql",
+                       3,
+                       {INT8OID, BOOLOID, JSONBOID}};
+
+Statement error_job{R"sql(
+    UPDATE @extschema@.oban_jobs
+    SET state = CASE WHEN attempt >= max_attempts THEN 'discarded' ELSE 'retryable' END
+                    ::@extschema@.oban_job_state,
+        scheduled_at = CASE WHEN attempt >= max_attempts THEN scheduled_at
+                            ELSE timezone('UTC', now())
+                                 + coalesce($3, @extschema@.oban_backoff(attempt, max_attempts)) END,
+        discarded_at = CASE WHEN attempt >= max_attempts THEN timezone('UTC', now())
+                            ELSE discarded_at END,
+        errors = errors || jsonb_build_array(jsonb_build_object(
+                     'attempt', attempt, 'at', timezone('UTC', now()), 'error', $2))
+    WHERE id = $1 AND state = 'executing'
+    RETURNING state)sql",
+                    3,
+                    {INT8OID, TEXTOID, INTERVALOID}};
+
+Statement cancel_job{R"sql(
+    UPDATE @extschema@.oban_jobs
+    SET state = 'cancelled',
+        cancelled_at = timezone('UTC', now()),
+        errors = CASE WHEN $2 IS NULL THEN errors
+                      ELSE errors || jsonb_build_array(jsonb_build_object(
+                               'attempt', attempt, 'at', timezone('UTC', now()), 'error', $2)) END
+    WHERE id = $1
+      AND state IN ('available', 'scheduled', 'suspended', 'executing', 'retryable'))sql",
+                     2,
+                     {INT8OID, TEXTOID}};
+
+Statement discard_job{R"sql(
+    UPDATE @extschema@.oban_jobs
+    SET state = 'discarded',
+        discarded_at = timezone('UTC', now()),
+        errors = CASE WHEN $2 IS NULL THEN errors
+                      ELSE errors || jsonb_build_array(jsonb_build_object(
+                               'attempt', attempt, 'at', timezone('UTC', now()), 'error', $2)) END
+    WHERE id = $1 AND state = 'executing')sql",
+                      2,
+                      {INT8OID, TEXTOID}};
+
+// The attempt is given back: a snooze is not a failure.
+Statement snooze_job{R"sql(
+    UPDATE @extschema@.oban_jobs
+    SET state = 'scheduled',
+        scheduled_at = timezone('UTC', now()) + $2,
+        attempt = attempt - 1,
+        meta = meta || jsonb_build_object('snoozed',
+                   CASE WHEN jsonb_typeof(meta->'snoozed') = 'number'
+                        THEN floor((meta->'snoozed')::numeric) ELSE 0 END + 1)
+    WHERE id = $1 AND state = 'executing')sql",
+                     2,
+                     {INT8OID, INTERVALOID}};
+
+Statement retry_job{R"sql(
+    UPDATE @extschema@.oban_jobs
+    SET state = 'available',
+        max_attempts = greatest(max_attempts, least(attempt + 1, 32767)),
+        scheduled_at = timezone('UTC', now()),
+        completed_at = NULL,
+        cancelled_at = NULL,
+        discarded_at = NULL
+    WHERE id = $1 AND state IN ('completed', 'cancelled', 'discarded', 'retryable'))sql",
+                    1,
+                    {INT8OID}};
+
+
+
+// Error texts longer than oban_pro.max_error_bytes are cut at a character boundary.
+Datum BoundedErrorText(const char *text, int length) {
+    static const char marker[] = " [truncated]";
+    if (length <= max_error_bytes) return PointerGetDatum(cstring_to_text_with_len(text, length));
+    int kept = pg_mbcliplen(text, length, max_error_bytes - (int)sizeof(marker));
+    StringInfoData out;
+    initStringInfo(&out);
+    appendBinaryStringInfo(&out, text, kept);
+    appendStringInfoString(&out, marker);
+    return PointerGetDatum(cstring_to_text_with_len(out.data, out.len));
+}
+
+Datum BoundedErrorText(text *value) {
+    return BoundedErrorText(VARDATA_ANY(value), (int)VARSIZE_ANY_EXHDR(value));
+}
+
+Datum IntervalFromSeconds(double seconds) {
+    Interval *interval = static_cast<Interval *>(palloc0(sizeof(Interval)));
+    interval->time = static_cast<TimeOffset>(seconds * USECS_PER_SEC);
+    return IntervalPGetDatum(interval);
+}
+
+}  // namespace
+
+bool ApplyComplete(Oid schema, int64 id, Datum recorded, bool has_recorded) {
+    Datum values[3] = {Int64GetDatum(id), BoolGetDatum(has_recorded), recorded};
+    const char nulls[3] = {' ', ' ', has_recorded ? ' ' : 'n'};
+    return Execute(&complete_job, schema, values, nulls) > 0;
+}
+
+bool ApplyError(Oid schema, int64 id, Datum error, Datum backoff, bool has_backoff, Datum *state) {
+    Datum values[3] = {Int64GetDatum(id), error, backoff};
+    const char nulls[3] = {' ', ' ', has_backoff ? ' ' : 'n'};
+    if (Execute(&error_job, schema, values, nulls) == 0) return false;
+    bool is_null = false;
+    *state = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &is_null);
+    return true;
+}
+
+bool ApplyCancel(Oid schema, int64 id, Datum reason, bool has_reason) {
+    Datum values[2] = {Int64GetDatum(id), reason};
+    const char nulls[2] = {' ', has_reason ? ' ' : 'n'};
+    return Execute(&cancel_job, schema, values, nulls) > 0;
+}
+
+bool ApplyDiscard(Oid schema, int64 id, Datum reason, bool has_reason) {
+    Datum values[2] = {Int64GetDatum(id), reason};
+    const char nulls[2] = {' ', has_reason ? ' ' : 'n'};
+    return Execute(&discard_job, schema, values, nulls) > 0;
+}
+
+bool ApplySnooze(Oid schema, int64 id, Datum snooze) {
+    Datum values[2] = {Int64GetDatum(id), snooze};
+    return Execute(&snooze_job, schema, values, nullptr) > 0;
+}
+
+}  // namespace oban::pg
+
+using namespace oban::pg;
+
+OBAN_FUNCTION(oban_backoff) {
+    int32 attempt = PG_GETARG_INT32(0);
+    int32 max_attempts = PG_GETARG_INT32(1);
+    int64 seconds = oban::core::JitteryClampedBackoff(attempt, max_attempts,
+                                                      pg_prng_double(&pg_global_prng_state));
+    Interval *interval = static_cast<Interval *>(palloc0(sizeof(Interval)));
+    interval->time = seconds * USECS_PER_SEC;
+    PG_RETURN_INTERVAL_P(interval);
+}
+
+OBAN_FUNCTION(oban_insert_job) {
+    RequireArgument(fcinfo, 0, "worker");
+    RequireArgument(fcinfo, 1, "args");
+    RequireArgument(fcinfo, 2, "queue");
+    RequireArgument(fcinfo, 3, "priority");
+    RequireArgument(fcinfo, 4, "max_attempts");
+    RequireArgument(fcinfo, 6, "meta");
+    RequireArgument(fcinfo, 7, "tags");
+
+    text *worker = PG_GETARG_TEXT_PP(0);
+    text *queue = PG_GETARG_TEXT_PP(2);
+    int32 priority = PG_GETARG_INT32(3);
+    int32 max_attempts = PG_GETARG_INT32(4);
+    if (VARSIZE_ANY_EXHDR(worker) == 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("worker must not be empty")));
+    if (VARSIZE_ANY_EXHDR(queue) == 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("queue must not be empty")));
+    if (priority < 0 || priority > PG_INT16_MAX)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("priority must be between 0 and %d", PG_INT16_MAX)));
+    if (max_attempts < 1 || max_attempts > PG_INT16_MAX)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("max_attempts must be between 1 and %d", PG_INT16_MAX)));
+    if (!PG_ARGISNULL(5) && TIMESTAMP_NOT_FINITE(PG_GETARG_TIMESTAMP(5)))
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("scheduled_at must be a finite timestamp")));
+
+    Oid schema = FunctionSchema(fcinfo);
+    Datum values[8];
+    char nulls[8];
+    for (int i = 0; i < 8; i++) {
+        values[i] = PG_ARGISNULL(i) ? (Datum)0 : PG_GETARG_DATUM(i);
+        nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
+    }
+    BeginSql(schema);
+    Execute(&insert_job, schema, values, nulls);
+    HeapTupleHeader job = SPI_returntuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+    EndSql();
+    PG_RETURN_HEAPTUPLEHEADER(job);
+}
+
+OBAN_FUNCTION(oban_fetch_jobs) {
+    RequireArgument(fcinfo, 0, "queue");
+    RequireArgument(fcinfo, 1, "demand");
+    RequireArgument(fcinfo, 2, "node");
+    int32 demand = PG_GETARG_INT32(1);
+    if (demand < 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("demand must not be negative")));
+
+    InitMaterializedSRF(fcinfo, 0);
+    auto *result = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    if (demand == 0) return (Datum)0;
+
+    Oid schema = FunctionSchema(fcinfo);
+    Datum values[4] = {PG_GETARG_DATUM(0), Int32GetDatum(demand), PG_GETARG_DATUM(2),
+                       PG_ARGISNULL(3) ? (Datum)0 : PG_GETARG_DATUM(3)};
+    const char nulls[4] = {' ', ' ', ' ', PG_ARGISNULL(3) ? 'n' : ' '};
+    BeginSql(schema);
+    uint64 claimed = Execute(&fetch_jobs, schema, values, nulls);
+    for (uint64 i = 0; i < claimed; i++) tuplestore_puttuple(result->setResult, SPI_tuptable->vals[i]);
+    EndSql();
+    return (Datum)0;
+}
+
+OBAN_FUNCTION(oban_complete_job) {
+    RequireArgument(fcinfo, 0, "id");
+    Oid schema = FunctionSchema(fcinfo);
+    BeginSql(schema);
+    bool done = ApplyComplete(schema, PG_GETARG_INT64(0), PG_ARGISNULL(1) ? (Datum)0 : PG_GETARG_DATUM(1),
+                              !PG_ARGISNULL(1));
+    EndSql();
+    PG_RETURN_BOOL(done);
+}
+
+OBAN_FUNCTION(oban_error_job) {
+    RequireArgument(fcinfo, 0, "id");
+    RequireArgument(fcinfo, 1, "error");
+    if (!PG_ARGISNULL(2)) RequireNonNegativeInterval(PG_GETARG_INTERVAL_P(2), "backoff");
+    Oid schema = FunctionSchema(fcinfo);
+    Datum state = (Datum)0;
+    BeginSql(schema);
+    bool done = ApplyError(schema, PG_GETARG_INT64(0), BoundedErrorText(PG_GETARG_TEXT_PP(1)),
+                           PG_ARGISNULL(2) ? (Datum)0 : PG_GETARG_DATUM(2), !PG_ARGISNULL(2), &state);
+    EndSql();
+    if (!done) PG_RETURN_NULL();
+    return state;
+}
+
+OBAN_FUNCTION(oban_cancel_job) {
+    RequireArgument(fcinfo, 0, "id");
+    Oid schema = FunctionSchema(fcinfo);
+    BeginSql(schema);
+    bool done = ApplyCancel(schema, PG_GETARG_INT64(0),
+                            PG_ARGISNULL(1) ? (Datum)0 : BoundedErrorText(PG_GETARG_TEXT_PP(1)),
+                            !PG_ARGISNULL(1));
+    EndSql();
+    PG_RETURN_BOOL(done);
+}
+
+OBAN_FUNCTION(oban_discard_job) {
+    RequireArgument(fcinfo, 0, "id");
+    Oid schema = FunctionSchema(fcinfo);
+    BeginSql(schema);
+    bool done = ApplyDiscard(schema, PG_GETARG_INT64(0),
+                             PG_ARGISNULL(1) ? (Datum)0 : BoundedErrorText(PG_GETARG_TEXT_PP(1)),
+                             !PG_ARGISNULL(1));
+    EndSql();
+    PG_RETURN_BOOL(done);
+}
+
+OBAN_FUNCTION(oban_snooze_job) {
+    RequireArgument(fcinfo, 0, "id");
+    RequireArgument(fcinfo, 1, "snooze");
+    RequireNonNegativeInterval(PG_GETARG_INTERVAL_P(1), "snooze");
+    Oid schema = FunctionSchema(fcinfo);
+    BeginSql(schema);
+    bool done = ApplySnooze(schema, PG_GETARG_INT64(0), PG_GETARG_DATUM(1));
+    EndSql();
+    PG_RETURN_BOOL(done);
+}
+
+OBAN_FUNCTION(oban_retry_job) {
+    RequireArgument(fcinfo, 0, "id");
+    Oid schema = FunctionSchema(fcinfo);
+    Datum values[1] = {PG_GETARG_DATUM(0)};
+    BeginSql(schema);
+    bool done = Execute(&retry_job, schema, values, nullptr) > 0;
+    EndSql();
+    PG_RETURN_BOOL(done);
+}
+
+//-----------------------------------------------------------------------------------------------
+// oban_ack_jobs: many acks in one call, each standing on its own.
+//-----------------------------------------------------------------------------------------------
+
+namespace {
+
+struct ParsedAck {
+    int position;  // 1-based position in the array, for messages
+    oban::core::RawAck raw;
+    oban::core::Ack ack;
+    Datum recorded;
+};
+
+using AckList = oban::core::Vector<ParsedAck>;
+
+oban::core::RawField ReadField(JsonbContainer *object, const char *key) {
+    JsonbValue value;
+    oban::core::RawField field;
+    if (getKeyJsonValueFromContainer(object, key, (uint32)strlen(key), &value) == nullptr) return field;
+    switch (value.type) {
+    case jbvNull:
+        field.kind = oban::core::JsonKind::Null;
+        break;
+    case jbvString:
+        field.kind = oban::core::JsonKind::String;
+        field.text = {value.val.string.val, static_cast<size_t>(value.val.string.len)};
+        break;
+    case jbvNumeric: {
+        field.kind = oban::core::JsonKind::Number;
+        char *printed = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(value.val.numeric)));
+        field.text = printed;
+        break;
+    }
+    case jbvBool:
+        field.kind = oban::core::JsonKind::Boolean;
+        break;
+    case jbvBinary:
+        field.kind = JsonContainerIsArray(value.val.binary.data) ? oban::core::JsonKind::Array
+                                                                 : oban::core::JsonKind::Object;
+        break;
+    default:
+        field.kind = oban::core::JsonKind::Object;
+        break;
+    }
+    return field;
+}
+
+Datum ReadRecorded(JsonbContainer *object) {
+    JsonbValue value;
+    if (getKeyJsonValueFromContainer(object, "recorded", 8, &value) == nullptr) return (Datum)0;
+    return JsonbPGetDatum(JsonbValueToJsonb(&value));
+}
+
+// Reads every entry of `acks` (a JSON array); invalid entries are reported and left out.
+void ParseAcks(Jsonb *acks, AckList *parsed) {
+    JsonbIterator *iterator = JsonbIteratorInit(&acks->root);
+    JsonbValue element;
+    JsonbIteratorToken token;
+    int position = 0;
+    while ((token = JsonbIteratorNext(&iterator, &element, true)) != WJB_DONE) {
+        if (token != WJB_ELEM) continue;
+        ParsedAck entry{++position, {}, {}, (Datum)0};
+        if (element.type == jbvBinary && JsonContainerIsObject(element.val.binary.data)) {
+            JsonbContainer *object = element.val.binary.data;
+            entry.raw.is_object = true;
+            entry.raw.id = ReadField(object, "id");
+            entry.raw.state = ReadField(object, "state");
+            entry.raw.error = ReadField(object, "error");
+            entry.raw.backoff = ReadField(object, "backoff");
+            entry.raw.snooze = ReadField(object, "snooze");
+            entry.raw.recorded = ReadField(object, "recorded");
+        }
+        const char *problem = oban::core::ValidateAck(entry.raw, &entry.ack);
+        if (problem != nullptr) {
+            ereport(WARNING, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                              errmsg("ack %d ignored: %s", entry.position, problem)));
+            continue;
+        }
+        if (entry.ack.has_recorded) entry.recorded = ReadRecorded(element.val.binary.data);
+        parsed->push_back(entry);
+    }
+}
+
+// Applies one ack (C-style: may raise a Postgres error). True when the job changed.
+bool ApplyAck(Oid schema, const ParsedAck &entry) {
+    using oban::core::AckKind;
+    const oban::core::Ack &ack = entry.ack;
+    Datum error = ack.has_error ? BoundedErrorText(entry.raw.error.text.data(),
+                                                   (int)entry.raw.error.text.size())
+                                : (Datum)0;
+    Datum state;
+    switch (ack.kind) {
+    case AckKind::Complete:
+        return ApplyComplete(schema, ack.id, entry.recorded, ack.has_recorded);
+    case AckKind::Error:
+        return ApplyError(schema, ack.id,
+                          ack.has_error ? error : PointerGetDatum(cstring_to_text("")),
+                          ack.has_backoff ? IntervalFromSeconds(ack.backoff_seconds) : (Datum)0,
+                          ack.has_backoff, &state);
+    case AckKind::Cancel:
+        return ApplyCancel(schema, ack.id, error, ack.has_error);
+    case AckKind::Discard:
+        return ApplyDiscard(schema, ack.id, error, ack.has_error);
+    case AckKind::Snooze:
+        return ApplySnooze(schema, ack.id, IntervalFromSeconds(ack.snooze_seconds));
+    }
+    return false;
+}
+
+// Applies acks [first, last) inside one subtransaction. Returns how many jobs changed; throws
+// PgError (after rolling the subtransaction back) when any of them raised.
+int ApplyInSubtransaction(Oid schema, const ParsedAck *first, const ParsedAck *last) {
+    MemoryContext caller_context = CurrentMemoryContext;
+    ResourceOwner caller_owner = CurrentResourceOwner;
+    oban::PgCall([&] {
+        BeginInternalSubTransaction(nullptr);
+        MemoryContextSwitchTo(caller_context);
+    });
+    try {
+        int applied = oban::PgCall([&] {
+            int changed = 0;
+            for (const ParsedAck *entry = first; entry != last; ++entry)
+                changed += ApplyAck(schema, *entry) ? 1 : 0;
+            return changed;
+        });
+        oban::PgCall([&] {
+            ReleaseCurrentSubTransaction();
+            MemoryContextSwitchTo(caller_context);
+            CurrentResourceOwner = caller_owner;
+        });
+        return applied;
+    } catch (oban::PgError &) {
+        oban::PgCall([&] {
+            RollbackAndReleaseCurrentSubTransaction();
+            MemoryContextSwitchTo(caller_context);
+            CurrentResourceOwner = caller_owner;
+        });
+        throw;
+    }
+}
+
+}  // namespace
+
+OBAN_FUNCTION(oban_ack_jobs) {
+    RequireArgument(fcinfo, 0, "acks");
+    Jsonb *acks = PG_GETARG_JSONB_P(0);
+    if (!JB_ROOT_IS_ARRAY(acks) || JB_ROOT_IS_SCALAR(acks))
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("acks must be a JSON array"),
+                        errhint("Pass an array such as [{\"id\": 1, \"state\": \"completed\"}].")));
+    Oid schema = FunctionSchema(fcinfo);
+
+    oban::MemoryContextResource memory(CurrentMemoryContext);
+    AckList parsed{oban::core::Allocator<ParsedAck>(&memory)};
+    oban::PgCall([&] { ParseAcks(acks, &parsed); });
+    if (parsed.empty()) return Int32GetDatum(0);
+
+    oban::PgCall([&] { BeginSql(schema); });
+    int applied = 0;
+    try {
+        // Fast path: every ack in one subtransaction.
+        applied = ApplyInSubtransaction(schema, parsed.data(), parsed.data() + parsed.size());
+    } catch (oban::PgError &batch_error) {
+        if (batch_error.sqlstate() == ERRCODE_QUERY_CANCELED) throw;
+        // One of them failed: apply them one by one, so only the failing ones are left out.
+        for (const ParsedAck &entry : parsed) {
+            try {
+                applied += ApplyInSubtransaction(schema, &entry, &entry + 1);
+            } catch (oban::PgError &error) {
+                if (error.sqlstate() == ERRCODE_QUERY_CANCELED) throw;
+                std::string message = error.what();
+                int64 id = entry.ack.id;
+                int position = entry.position;
+                oban::PgCall([&] {
+                    ereport(WARNING, (errcode(error.sqlstate()),
+                                      errmsg("ack %d (job %lld) failed: %s", position, (long long)id,
+                                             message.c_str())));
+                });
+            }
+        }
+    }
+    oban::PgCall([&] { EndSql(); });
+    return Int32GetDatum(applied);
+}

@@ -1,0 +1,84 @@
+#include "pg/sql.hpp"
+
+extern "C" {
+#include "catalog/namespace.h"
+#include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+}
+
+namespace oban::pg {
+
+Oid FunctionSchema(FunctionCallInfo fcinfo) {
+    FmgrInfo *flinfo = fcinfo->flinfo;
+    if (flinfo->fn_extra == nullptr) {
+        Oid *cached = static_cast<Oid *>(MemoryContextAlloc(flinfo->fn_mcxt, sizeof(Oid)));
+        *cached = get_func_namespace(flinfo->fn_oid);
+        if (!OidIsValid(*cached))
+            elog(ERROR, "cache lookup failed for function %u", flinfo->fn_oid);
+        flinfo->fn_extra = cached;
+    }
+    return *static_cast<Oid *>(flinfo->fn_extra);
+}
+
+void BeginSql(Oid schema) {
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    OverrideSearchPath path{};
+    path.schemas = list_make1_oid(schema);
+    path.addCatalog = true;
+    path.addTemp = false;
+    PushOverrideSearchPath(&path);
+}
+
+void EndSql() {
+    PopOverrideSearchPath();
+    if (SPI_finish() != SPI_OK_FINISH) elog(ERROR, "SPI_finish failed");
+}
+
+static char *ExpandSchema(const char *sql, Oid schema) {
+    static const char placeholder[] = "@extschema@";
+    const char *name = get_namespace_name(schema);
+    if (name == nullptr) elog(ERROR, "cache lookup failed for schema %u", schema);
+    const char *quoted = quote_identifier(name);
+
+    StringInfoData out;
+    initStringInfo(&out);
+    for (const char *p = sql; *p != '\0';) {
+        const char *hit = strstr(p, placeholder);
+        if (hit == nullptr) {
+            appendStringInfoString(&out, p);
+            break;
+        }
+        appendBinaryStringInfo(&out, p, static_cast<int>(hit - p));
+        appendStringInfoString(&out, quoted);
+        p = hit + sizeof(placeholder) - 1;
+    }
+    return out.data;
+}
+
+SPIPlanPtr Prepared(Statement *statement, Oid schema) {
+    if (statement->plan != nullptr && statement->schema == schema) return statement->plan;
+    if (statement->plan != nullptr) {
+        SPI_freeplan(statement->plan);
+        statement->plan = nullptr;
+    }
+    char *sql = ExpandSchema(statement->sql, schema);
+    SPIPlanPtr plan = SPI_prepare(sql, statement->nargs, statement->argtypes);
+    if (plan == nullptr)
+        elog(ERROR, "could not prepare oban_pro statement: %s", SPI_result_code_string(SPI_result));
+    if (SPI_keepplan(plan) != 0) elog(ERROR, "could not keep oban_pro statement plan");
+    pfree(sql);
+    statement->plan = plan;
+    statement->schema = schema;
+    return plan;
+}
+
+uint64 Execute(Statement *statement, Oid schema, Datum *values, const char *nulls, long limit) {
+    SPIPlanPtr plan = Prepared(statement, schema);
+    int rc = SPI_execute_plan(plan, values, nulls, false, limit);
+    if (rc < 0) elog(ERROR, "oban_pro statement failed: %s", SPI_result_code_string(rc));
+    return SPI_processed;
+}
+
+}  // namespace oban::pg

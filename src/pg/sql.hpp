@@ -1,0 +1,38 @@
+// Running the extension's SQL from C: kept plans per statement, a pinned search_path, and the
+// extension's schema. Plain C-style code (no C++ objects live while these run).
+#pragma once
+#include "pg/boundary.hpp"
+
+extern "C" {
+#include "executor/spi.h"
+}
+
+namespace oban::pg {
+
+// One SQL statement of the extension. `sql` names the extension's objects as @extschema@; the
+// plan is prepared on first use (SPI_prepare + SPI_keepplan) and kept for the backend's life,
+// re-prepared only if the extension's schema changes. Postgres revalidates a kept plan after DDL.
+struct Statement {
+    const char *sql;
+    int nargs;
+    Oid argtypes[10];
+    SPIPlanPtr plan = nullptr;
+    Oid schema = InvalidOid;
+};
+
+// The schema of the SQL function being called, cached in its FmgrInfo.
+Oid FunctionSchema(FunctionCallInfo fcinfo);
+
+// Connects SPI with search_path pinned to pg_catalog then `schema`, so no object a caller puts on
+// their search_path can capture a name or an operator in the extension's SQL.
+void BeginSql(Oid schema);
+void EndSql();
+
+// The kept plan of `statement` for `schema`; call between BeginSql and EndSql.
+SPIPlanPtr Prepared(Statement *statement, Oid schema);
+
+// Runs `statement` with `values` (`nulls` uses SPI's ' '/'n' convention; nullptr means none null).
+// Returns the number of rows processed; rows are in SPI_tuptable.
+uint64 Execute(Statement *statement, Oid schema, Datum *values, const char *nulls, long limit = 0);
+
+}  // namespace oban::pg
