@@ -69,8 +69,7 @@ const char *ValidateAck(const RawAck &raw, Ack *out) {
         out->kind = AckKind::Discard;
     } else if (state == "scheduled") {
         out->kind = AckKind::Snooze;
-        if (raw.snooze.kind != JsonKind::Number ||
-            !ParseDelaySeconds(raw.snooze.text, &out->snooze_seconds))
+        if (raw.snooze.kind != JsonKind::Number || !ParseDelaySeconds(raw.snooze.text, &out->snooze_seconds))
             return "\"snooze\" must be a number of seconds between 0 and 100 years";
     } else {
         return "\"state\" must be one of completed, retryable, cancelled, discarded, scheduled";

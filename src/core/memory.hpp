@@ -27,12 +27,14 @@ public:
 };
 
 // A stateful allocator over a MemoryResource.
-template <typename T> class Allocator {
+template <typename T>
+class Allocator {
 public:
     using value_type = T;
 
     explicit Allocator(MemoryResource *resource) noexcept : resource_(resource) {}
-    template <typename U> Allocator(const Allocator<U> &other) noexcept : resource_(other.resource()) {}
+    template <typename U>
+    Allocator(const Allocator<U> &other) noexcept : resource_(other.resource()) {}
 
     T *allocate(std::size_t n) {
         if (n > static_cast<std::size_t>(-1) / sizeof(T)) throw std::bad_alloc();
@@ -41,10 +43,12 @@ public:
     void deallocate(T *pointer, std::size_t) noexcept { resource_->Deallocate(pointer); }
 
     MemoryResource *resource() const noexcept { return resource_; }
-    template <typename U> bool operator==(const Allocator<U> &other) const noexcept {
+    template <typename U>
+    bool operator==(const Allocator<U> &other) const noexcept {
         return resource_ == other.resource();
     }
-    template <typename U> bool operator!=(const Allocator<U> &other) const noexcept {
+    template <typename U>
+    bool operator!=(const Allocator<U> &other) const noexcept {
         return resource_ != other.resource();
     }
 
@@ -52,6 +56,7 @@ private:
     MemoryResource *resource_;
 };
 
-template <typename T> using Vector = boost::container::vector<T, Allocator<T>>;
+template <typename T>
+using Vector = boost::container::vector<T, Allocator<T>>;
 
 }  // namespace oban::core

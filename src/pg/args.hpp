@@ -17,15 +17,13 @@ inline void RequireArgument(FunctionCallInfo fcinfo, int position, const char *n
 // 22023 when `value` is negative.
 inline void RequireNonNegative(int64 value, const char *name) {
     if (value < 0)
-        ereport(ERROR,
-                (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s must not be negative", name)));
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s must not be negative", name)));
 }
 
 // 22023 when any part of `interval` is negative.
 inline void RequireNonNegativeInterval(const Interval *interval, const char *name) {
     if (interval->month < 0 || interval->day < 0 || interval->time < 0)
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("%s must not be negative", name),
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s must not be negative", name),
                         errdetail("Every part of the interval must be zero or positive.")));
 }
 

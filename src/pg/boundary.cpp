@@ -34,8 +34,8 @@ bool TryPostgres(void (*body)(void *), void *arg, MemoryContext *context, ErrorD
     PG_CATCH();
     {
         MemoryContextSwitchTo(caller_context);
-        MemoryContext error_context = AllocSetContextCreate(TopMemoryContext, "oban_pro error",
-                                                            ALLOCSET_SMALL_SIZES);
+        MemoryContext error_context =
+            AllocSetContextCreate(TopMemoryContext, "oban_pro error", ALLOCSET_SMALL_SIZES);
         MemoryContextSwitchTo(error_context);
         ErrorData *copy = CopyErrorData();
         MemoryContextSwitchTo(caller_context);
@@ -107,6 +107,8 @@ void *MemoryContextResource::Allocate(std::size_t bytes) {
     return pointer;
 }
 
-void MemoryContextResource::Deallocate(void *pointer) noexcept { pfree(pointer); }
+void MemoryContextResource::Deallocate(void *pointer) noexcept {
+    pfree(pointer);
+}
 
 }  // namespace oban

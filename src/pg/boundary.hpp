@@ -42,7 +42,9 @@ namespace oban {
 class Error : public std::runtime_error {
 public:
     Error(int sqlstate, const std::string &message, std::string detail = {}, std::string hint = {})
-        : std::runtime_error(message), sqlstate_(sqlstate), detail_(std::move(detail)),
+        : std::runtime_error(message),
+          sqlstate_(sqlstate),
+          detail_(std::move(detail)),
           hint_(std::move(hint)) {}
 
     int sqlstate() const { return sqlstate_; }
@@ -89,7 +91,8 @@ bool TryPostgres(void (*body)(void *), void *arg, MemoryContext *context, ErrorD
 // Calls Postgres from C++: any ereport(ERROR) inside `fn` becomes a PgError exception. `fn` must
 // only call Postgres (no C++ objects with destructors may be created inside it); its result must be
 // trivially copyable (a Datum, a pointer, a number).
-template <typename Fn> auto PgCall(Fn &&fn) -> decltype(fn()) {
+template <typename Fn>
+auto PgCall(Fn &&fn) -> decltype(fn()) {
     using Result = decltype(fn());
     struct Call {
         std::remove_reference_t<Fn> *fn;
@@ -137,7 +140,8 @@ void CaptureCurrentException(PendingError *out) noexcept;
 [[noreturn]] void RaisePending(PendingError *pending);
 
 // The guard every SQL-callable entry point goes through.
-template <Datum (*Body)(FunctionCallInfo)> Datum Guarded(FunctionCallInfo fcinfo) {
+template <Datum (*Body)(FunctionCallInfo)>
+Datum Guarded(FunctionCallInfo fcinfo) {
     PendingError pending;
     try {
         return Body(fcinfo);
@@ -163,10 +167,12 @@ private:
 
 // Defines the SQL-callable C function `name`, whose body is `static Datum name##_body(fcinfo)`
 // declared by this macro and run through the guard.
-#define OBAN_FUNCTION(name)                                                                       \
-    static Datum name##_body(FunctionCallInfo fcinfo);                                            \
-    extern "C" {                                                                                  \
-    PGDLLEXPORT PG_FUNCTION_INFO_V1(name);                                                        \
-    Datum name(PG_FUNCTION_ARGS) { return oban::Guarded<name##_body>(fcinfo); }                   \
-    }                                                                                             \
+#define OBAN_FUNCTION(name)                            \
+    static Datum name##_body(FunctionCallInfo fcinfo); \
+    extern "C" {                                       \
+    PGDLLEXPORT PG_FUNCTION_INFO_V1(name);             \
+    Datum name(PG_FUNCTION_ARGS) {                     \
+        return oban::Guarded<name##_body>(fcinfo);     \
+    }                                                  \
+    }                                                  \
     static Datum name##_body(FunctionCallInfo fcinfo)

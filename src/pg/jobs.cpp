@@ -37,8 +37,7 @@ Statement insert_job{R"sql(
             $7, $8)
     RETURNING *)sql",
                      8,
-                     {TEXTOID, JSONBOID, TEXTOID, INT4OID, INT4OID, TIMESTAMPOID, JSONBOID,
-                      TEXTARRAYOID}};
+                     {TEXTOID, JSONBOID, TEXTOID, INT4OID, INT4OID, TIMESTAMPOID, JSONBOID, TEXTARRAYOID}};
 
 // Claims in Oban's order; `attempt < max_attempts` keeps a damaged row from failing every fetch.
 Statement fetch_jobs{R"sql(
@@ -136,8 +135,6 @@ Statement retry_job{R"sql(
                     1,
                     {INT8OID}};
 
-
-
 // Error texts longer than oban_pro.max_error_bytes are cut at a character boundary.
 Datum BoundedErrorText(const char *text, int length) {
     static const char marker[] = " [truncated]";
@@ -201,8 +198,8 @@ using namespace oban::pg;
 OBAN_FUNCTION(oban_backoff) {
     int32 attempt = PG_GETARG_INT32(0);
     int32 max_attempts = PG_GETARG_INT32(1);
-    int64 seconds = oban::core::JitteryClampedBackoff(attempt, max_attempts,
-                                                      pg_prng_double(&pg_global_prng_state));
+    int64 seconds =
+        oban::core::JitteryClampedBackoff(attempt, max_attempts, pg_prng_double(&pg_global_prng_state));
     Interval *interval = static_cast<Interval *>(palloc0(sizeof(Interval)));
     interval->time = seconds * USECS_PER_SEC;
     PG_RETURN_INTERVAL_P(interval);
@@ -255,8 +252,7 @@ OBAN_FUNCTION(oban_fetch_jobs) {
     RequireArgument(fcinfo, 2, "node");
     int32 demand = PG_GETARG_INT32(1);
     if (demand < 0)
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("demand must not be negative")));
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("demand must not be negative")));
 
     InitMaterializedSRF(fcinfo, 0);
     auto *result = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
@@ -301,9 +297,9 @@ OBAN_FUNCTION(oban_cancel_job) {
     RequireArgument(fcinfo, 0, "id");
     Oid schema = FunctionSchema(fcinfo);
     BeginSql(schema);
-    bool done = ApplyCancel(schema, PG_GETARG_INT64(0),
-                            PG_ARGISNULL(1) ? (Datum)0 : BoundedErrorText(PG_GETARG_TEXT_PP(1)),
-                            !PG_ARGISNULL(1));
+    bool done =
+        ApplyCancel(schema, PG_GETARG_INT64(0),
+                    PG_ARGISNULL(1) ? (Datum)0 : BoundedErrorText(PG_GETARG_TEXT_PP(1)), !PG_ARGISNULL(1));
     EndSql();
     PG_RETURN_BOOL(done);
 }
@@ -312,9 +308,9 @@ OBAN_FUNCTION(oban_discard_job) {
     RequireArgument(fcinfo, 0, "id");
     Oid schema = FunctionSchema(fcinfo);
     BeginSql(schema);
-    bool done = ApplyDiscard(schema, PG_GETARG_INT64(0),
-                             PG_ARGISNULL(1) ? (Datum)0 : BoundedErrorText(PG_GETARG_TEXT_PP(1)),
-                             !PG_ARGISNULL(1));
+    bool done =
+        ApplyDiscard(schema, PG_GETARG_INT64(0),
+                     PG_ARGISNULL(1) ? (Datum)0 : BoundedErrorText(PG_GETARG_TEXT_PP(1)), !PG_ARGISNULL(1));
     EndSql();
     PG_RETURN_BOOL(done);
 }
@@ -360,29 +356,30 @@ oban::core::RawField ReadField(JsonbContainer *object, const char *key) {
     oban::core::RawField field;
     if (getKeyJsonValueFromContainer(object, key, (uint32)strlen(key), &value) == nullptr) return field;
     switch (value.type) {
-    case jbvNull:
-        field.kind = oban::core::JsonKind::Null;
-        break;
-    case jbvString:
-        field.kind = oban::core::JsonKind::String;
-        field.text = {value.val.string.val, static_cast<size_t>(value.val.string.len)};
-        break;
-    case jbvNumeric: {
-        field.kind = oban::core::JsonKind::Number;
-        char *printed = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(value.val.numeric)));
-        field.text = printed;
-        break;
-    }
-    case jbvBool:
-        field.kind = oban::core::JsonKind::Boolean;
-        break;
-    case jbvBinary:
-        field.kind = JsonContainerIsArray(value.val.binary.data) ? oban::core::JsonKind::Array
-                                                                 : oban::core::JsonKind::Object;
-        break;
-    default:
-        field.kind = oban::core::JsonKind::Object;
-        break;
+        case jbvNull:
+            field.kind = oban::core::JsonKind::Null;
+            break;
+        case jbvString:
+            field.kind = oban::core::JsonKind::String;
+            field.text = {value.val.string.val, static_cast<size_t>(value.val.string.len)};
+            break;
+        case jbvNumeric: {
+            field.kind = oban::core::JsonKind::Number;
+            char *printed =
+                DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(value.val.numeric)));
+            field.text = printed;
+            break;
+        }
+        case jbvBool:
+            field.kind = oban::core::JsonKind::Boolean;
+            break;
+        case jbvBinary:
+            field.kind = JsonContainerIsArray(value.val.binary.data) ? oban::core::JsonKind::Array
+                                                                     : oban::core::JsonKind::Object;
+            break;
+        default:
+            field.kind = oban::core::JsonKind::Object;
+            break;
     }
     return field;
 }
@@ -427,24 +424,23 @@ void ParseAcks(Jsonb *acks, AckList *parsed) {
 bool ApplyAck(Oid schema, const ParsedAck &entry) {
     using oban::core::AckKind;
     const oban::core::Ack &ack = entry.ack;
-    Datum error = ack.has_error ? BoundedErrorText(entry.raw.error.text.data(),
-                                                   (int)entry.raw.error.text.size())
-                                : (Datum)0;
+    Datum error = ack.has_error
+                      ? BoundedErrorText(entry.raw.error.text.data(), (int)entry.raw.error.text.size())
+                      : (Datum)0;
     Datum state;
     switch (ack.kind) {
-    case AckKind::Complete:
-        return ApplyComplete(schema, ack.id, entry.recorded, ack.has_recorded);
-    case AckKind::Error:
-        return ApplyError(schema, ack.id,
-                          ack.has_error ? error : PointerGetDatum(cstring_to_text("")),
-                          ack.has_backoff ? IntervalFromSeconds(ack.backoff_seconds) : (Datum)0,
-                          ack.has_backoff, &state);
-    case AckKind::Cancel:
-        return ApplyCancel(schema, ack.id, error, ack.has_error);
-    case AckKind::Discard:
-        return ApplyDiscard(schema, ack.id, error, ack.has_error);
-    case AckKind::Snooze:
-        return ApplySnooze(schema, ack.id, IntervalFromSeconds(ack.snooze_seconds));
+        case AckKind::Complete:
+            return ApplyComplete(schema, ack.id, entry.recorded, ack.has_recorded);
+        case AckKind::Error:
+            return ApplyError(schema, ack.id, ack.has_error ? error : PointerGetDatum(cstring_to_text("")),
+                              ack.has_backoff ? IntervalFromSeconds(ack.backoff_seconds) : (Datum)0,
+                              ack.has_backoff, &state);
+        case AckKind::Cancel:
+            return ApplyCancel(schema, ack.id, error, ack.has_error);
+        case AckKind::Discard:
+            return ApplyDiscard(schema, ack.id, error, ack.has_error);
+        case AckKind::Snooze:
+            return ApplySnooze(schema, ack.id, IntervalFromSeconds(ack.snooze_seconds));
     }
     return false;
 }
@@ -487,8 +483,7 @@ OBAN_FUNCTION(oban_ack_jobs) {
     RequireArgument(fcinfo, 0, "acks");
     Jsonb *acks = PG_GETARG_JSONB_P(0);
     if (!JB_ROOT_IS_ARRAY(acks) || JB_ROOT_IS_SCALAR(acks))
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("acks must be a JSON array"),
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("acks must be a JSON array"),
                         errhint("Pass an array such as [{\"id\": 1, \"state\": \"completed\"}].")));
     Oid schema = FunctionSchema(fcinfo);
 
@@ -514,9 +509,9 @@ OBAN_FUNCTION(oban_ack_jobs) {
                 int64 id = entry.ack.id;
                 int position = entry.position;
                 oban::PgCall([&] {
-                    ereport(WARNING, (errcode(error.sqlstate()),
-                                      errmsg("ack %d (job %lld) failed: %s", position, (long long)id,
-                                             message.c_str())));
+                    ereport(WARNING,
+                            (errcode(error.sqlstate()), errmsg("ack %d (job %lld) failed: %s", position,
+                                                               (long long)id, message.c_str())));
                 });
             }
         }

@@ -70,9 +70,6 @@ Statement rescue_jobs{R"sql(
                       1,
                       {INTERVALOID}};
 
-
-
-
 int32 RunCounted(FunctionCallInfo fcinfo, Statement *statement, Datum *values) {
     Oid schema = FunctionSchema(fcinfo);
     BeginSql(schema);

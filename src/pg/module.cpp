@@ -17,12 +17,11 @@ int max_error_bytes = 64 * 1024;
 }  // namespace oban::pg
 
 void _PG_init(void) {
-    DefineCustomIntVariable(
-        "oban_pro.max_error_bytes",
-        "Longest error text kept in a job's errors list; longer texts are truncated.",
-        "Applies to oban_error_job, oban_cancel_job, oban_discard_job and oban_ack_jobs.",
-        &oban::pg::max_error_bytes, 64 * 1024, 256, 64 * 1024 * 1024, PGC_USERSET, GUC_UNIT_BYTE,
-        nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("oban_pro.max_error_bytes",
+                            "Longest error text kept in a job's errors list; longer texts are truncated.",
+                            "Applies to oban_error_job, oban_cancel_job, oban_discard_job and oban_ack_jobs.",
+                            &oban::pg::max_error_bytes, 64 * 1024, 256, 64 * 1024 * 1024, PGC_USERSET,
+                            GUC_UNIT_BYTE, nullptr, nullptr, nullptr);
     MarkGUCPrefixReserved("oban_pro");
 
     oban::pg::InitNotify();

@@ -33,9 +33,8 @@ bool AlreadyNotified(const char *key) {
 }
 
 void ForgetNotified(XactEvent event, void *) {
-    if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
-        event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
-        event == XACT_EVENT_PREPARE)
+    if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_COMMIT ||
+        event == XACT_EVENT_PARALLEL_ABORT || event == XACT_EVENT_PREPARE)
         notified_queues = NIL;
 }
 
@@ -64,8 +63,7 @@ OBAN_FUNCTION(oban_jobs_notify_available) {
                         errmsg("oban_jobs_notify_available() must be an AFTER ROW trigger")));
 
     Relation relation = trigger->tg_relation;
-    HeapTuple row = TRIGGER_FIRED_BY_UPDATE(trigger->tg_event) ? trigger->tg_newtuple
-                                                                : trigger->tg_trigtuple;
+    HeapTuple row = TRIGGER_FIRED_BY_UPDATE(trigger->tg_event) ? trigger->tg_newtuple : trigger->tg_trigtuple;
     int queue_column = SPI_fnumber(RelationGetDescr(relation), "queue");
     if (queue_column <= 0)
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),

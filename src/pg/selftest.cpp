@@ -31,8 +31,8 @@ void RaiseDivisionByZero() {
 std::string Run(const std::string &kind) {
     Sentinel sentinel;
     if (kind == "cxx_error")
-        throw oban::Error(ERRCODE_INVALID_PARAMETER_VALUE, "selftest: c++ error",
-                          "Thrown as oban::Error.", "Carried through the guard.");
+        throw oban::Error(ERRCODE_INVALID_PARAMETER_VALUE, "selftest: c++ error", "Thrown as oban::Error.",
+                          "Carried through the guard.");
     if (kind == "std_exception") throw std::runtime_error("selftest: std::runtime_error");
     if (kind == "bad_alloc") {
         oban::MemoryContextResource memory(CurrentMemoryContext);

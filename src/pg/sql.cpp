@@ -15,8 +15,7 @@ Oid FunctionSchema(FunctionCallInfo fcinfo) {
     if (flinfo->fn_extra == nullptr) {
         Oid *cached = static_cast<Oid *>(MemoryContextAlloc(flinfo->fn_mcxt, sizeof(Oid)));
         *cached = get_func_namespace(flinfo->fn_oid);
-        if (!OidIsValid(*cached))
-            elog(ERROR, "cache lookup failed for function %u", flinfo->fn_oid);
+        if (!OidIsValid(*cached)) elog(ERROR, "cache lookup failed for function %u", flinfo->fn_oid);
         flinfo->fn_extra = cached;
     }
     return *static_cast<Oid *>(flinfo->fn_extra);

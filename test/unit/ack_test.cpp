@@ -11,8 +11,12 @@ using oban::core::ValidateAck;
 
 namespace {
 
-RawField String(std::string_view text) { return {JsonKind::String, text}; }
-RawField Number(std::string_view text) { return {JsonKind::Number, text}; }
+RawField String(std::string_view text) {
+    return {JsonKind::String, text};
+}
+RawField Number(std::string_view text) {
+    return {JsonKind::Number, text};
+}
 
 RawAck Entry(std::string_view id, std::string_view state) {
     RawAck raw;

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Sets everything up on a fresh Debian 12 machine (as root) and runs the demo on a throwaway
+# PostgreSQL 15 cluster with oban_pro preloaded; the cluster is removed afterwards.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+ensure_packages
+build_and_install
+
+WORK=$(make_workdir)
+trap 'stop_cluster; rm -rf "$WORK"' EXIT
+start_cluster "$WORK/cluster"
+as_postgres psql -X -q -c "CREATE EXTENSION oban_pro"
+for scenario in "$REPO"/demo/*.sql; do
+    log "demo: $(basename "$scenario" .sql)"
+    as_postgres psql -X -q -v ON_ERROR_STOP=1 -f - < "$scenario"
+done
