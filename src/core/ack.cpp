@@ -17,7 +17,7 @@ bool ParseJobId(std::string_view text, int64_t *id) {
 }
 
 bool ParseDelaySeconds(std::string_view text, double *seconds) {
-    if (text.empty() || text.size() > 64) return false;
+    if (text.empty()) return false;
     const std::string copy(text);
     char *end = nullptr;
     const double value = std::strtod(copy.c_str(), &end);

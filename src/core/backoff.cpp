@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 
 namespace oban::core {
 
@@ -25,8 +24,7 @@ int64_t JitteryClampedBackoff(int64_t attempt, int64_t max_attempts, double unit
     const int64_t base = kMinPad + (int64_t{1} << clamped);
     const double jitter = std::clamp(unit_random, 0.0, 1.0) * kJitterShare * static_cast<double>(base);
     const double total = static_cast<double>(base) + std::floor(jitter);
-    if (total >= static_cast<double>(std::numeric_limits<int64_t>::max()))
-        return std::numeric_limits<int64_t>::max();
+    if (total >= static_cast<double>(kMaxBackoffSeconds)) return kMaxBackoffSeconds;
     return static_cast<int64_t>(total);
 }
 

@@ -27,4 +27,16 @@ inline void RequireNonNegativeInterval(const Interval *interval, const char *nam
                         errdetail("Every part of the interval must be zero or positive.")));
 }
 
+// 22023 when `interval` is negative in any part, or longer than 100 years: a delay (backoff, snooze)
+// must keep the resulting timestamp in range.
+inline void RequireDelay(const Interval *interval, const char *name) {
+    RequireNonNegativeInterval(interval, name);
+    constexpr double kMaxDelaySeconds = 100.0 * DAYS_PER_YEAR * SECS_PER_DAY;
+    double seconds = interval->month * (double)DAYS_PER_MONTH * SECS_PER_DAY +
+                     interval->day * (double)SECS_PER_DAY + interval->time / (double)USECS_PER_SEC;
+    if (seconds > kMaxDelaySeconds)
+        ereport(ERROR,
+                (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s must be at most 100 years", name)));
+}
+
 }  // namespace oban::pg

@@ -115,7 +115,7 @@ Statement snooze_job{R"sql(
     UPDATE @extschema@.oban_jobs
     SET state = 'scheduled',
         scheduled_at = timezone('UTC', now()) + $2,
-        attempt = attempt - 1,
+        attempt = greatest(attempt - 1, 0),
         meta = meta || jsonb_build_object('snoozed',
                    CASE WHEN jsonb_typeof(meta->'snoozed') = 'number'
                         THEN floor((meta->'snoozed')::numeric) ELSE 0 END + 1)
@@ -228,6 +228,10 @@ OBAN_FUNCTION(oban_insert_job) {
     if (max_attempts < 1 || max_attempts > PG_INT16_MAX)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("max_attempts must be between 1 and %d", PG_INT16_MAX)));
+    if (JB_ROOT_IS_SCALAR(PG_GETARG_JSONB_P(1)) || !JB_ROOT_IS_OBJECT(PG_GETARG_JSONB_P(1)))
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("args must be a JSON object")));
+    if (JB_ROOT_IS_SCALAR(PG_GETARG_JSONB_P(6)) || !JB_ROOT_IS_OBJECT(PG_GETARG_JSONB_P(6)))
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("meta must be a JSON object")));
     if (!PG_ARGISNULL(5) && TIMESTAMP_NOT_FINITE(PG_GETARG_TIMESTAMP(5)))
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("scheduled_at must be a finite timestamp")));
@@ -282,7 +286,7 @@ OBAN_FUNCTION(oban_complete_job) {
 OBAN_FUNCTION(oban_error_job) {
     RequireArgument(fcinfo, 0, "id");
     RequireArgument(fcinfo, 1, "error");
-    if (!PG_ARGISNULL(2)) RequireNonNegativeInterval(PG_GETARG_INTERVAL_P(2), "backoff");
+    if (!PG_ARGISNULL(2)) RequireDelay(PG_GETARG_INTERVAL_P(2), "backoff");
     Oid schema = FunctionSchema(fcinfo);
     Datum state = (Datum)0;
     BeginSql(schema);
@@ -318,7 +322,7 @@ OBAN_FUNCTION(oban_discard_job) {
 OBAN_FUNCTION(oban_snooze_job) {
     RequireArgument(fcinfo, 0, "id");
     RequireArgument(fcinfo, 1, "snooze");
-    RequireNonNegativeInterval(PG_GETARG_INTERVAL_P(1), "snooze");
+    RequireDelay(PG_GETARG_INTERVAL_P(1), "snooze");
     Oid schema = FunctionSchema(fcinfo);
     BeginSql(schema);
     bool done = ApplySnooze(schema, PG_GETARG_INT64(0), PG_GETARG_DATUM(1));

@@ -28,12 +28,13 @@ Statement stage_jobs{R"sql(
                      1,
                      {INT4OID}};
 
+// Ages are capped at 5000 years so the cutoff stays a valid timestamp; nothing is older anyway.
 Statement prune_jobs{R"sql(
     WITH expired AS (
         SELECT id FROM @extschema@.oban_jobs
-        WHERE (state = 'completed' AND completed_at <= timezone('UTC', now()) - $1)
-           OR (state = 'cancelled' AND cancelled_at <= timezone('UTC', now()) - $1)
-           OR (state = 'discarded' AND discarded_at <= timezone('UTC', now()) - $1)
+        WHERE (state = 'completed' AND completed_at <= timezone('UTC', now()) - least($1, interval '5000 years'))
+           OR (state = 'cancelled' AND cancelled_at <= timezone('UTC', now()) - least($1, interval '5000 years'))
+           OR (state = 'discarded' AND discarded_at <= timezone('UTC', now()) - least($1, interval '5000 years'))
         ORDER BY id
         LIMIT $2
         FOR UPDATE SKIP LOCKED
@@ -50,7 +51,7 @@ Statement rescue_jobs{R"sql(
     WITH orphans AS (
         SELECT id FROM @extschema@.oban_jobs AS job
         WHERE state = 'executing'
-          AND (attempted_at < timezone('UTC', now()) - $1
+          AND (attempted_at < timezone('UTC', now()) - least($1, interval '5000 years')
                OR CASE WHEN attempted_by[2] ~* '^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$'
                        THEN NOT EXISTS (SELECT 1 FROM @extschema@.oban_producers AS producer
                                         WHERE producer.uuid = job.attempted_by[2]::uuid)

@@ -1,6 +1,8 @@
 // Insert notifications: Oban producers LISTEN on "<prefix>.oban_insert" and fetch when a payload
-// {"queue": "<queue>"} arrives. The trigger sends one per queue per transaction whenever jobs
-// become available, whoever made them so (a plain INSERT, staging, a retry, a rescue).
+// {"queue": "<queue>"} arrives. The trigger records which queues got available jobs, whoever made
+// them so (a plain INSERT, staging, a retry, a rescue); the notifications are queued once per queue
+// just before the transaction commits, so Postgres delivers them at commit. A prepared (two-phase)
+// transaction sends none: Postgres cannot prepare a transaction that notifies, and producers poll.
 #include "pg/boundary.hpp"
 #include "pg/module.hpp"
 
@@ -20,35 +22,85 @@ namespace oban::pg {
 
 namespace {
 
-// Queues already notified in the current transaction, as "<schema oid>:<queue>" strings in
-// TopTransactionContext. A transaction touches few queues, so a short list is enough.
-List *notified_queues = NIL;
+// A queue that got available jobs in this transaction, in TopTransactionContext.
+struct PendingQueue {
+    Oid schema;
+    char *queue;
+    int nest_level;  // the subtransaction that recorded it
+};
 
-bool AlreadyNotified(const char *key) {
+// Postgres refuses longer payloads (commands/async.c, NOTIFY_PAYLOAD_MAX_LENGTH).
+constexpr int kNotifyPayloadMaxLength = BLCKSZ - NAMEDATALEN - 128;
+
+// A transaction touches few queues, so a short list is enough.
+List *pending_queues = NIL;
+
+bool IsPending(Oid schema, const char *queue) {
     ListCell *cell;
-    foreach (cell, notified_queues) {
-        if (strcmp(static_cast<const char *>(lfirst(cell)), key) == 0) return true;
+    foreach (cell, pending_queues) {
+        auto *pending = static_cast<PendingQueue *>(lfirst(cell));
+        if (pending->schema == schema && strcmp(pending->queue, queue) == 0) return true;
     }
     return false;
 }
 
-void ForgetNotified(XactEvent event, void *) {
-    if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_COMMIT ||
-        event == XACT_EVENT_PARALLEL_ABORT || event == XACT_EVENT_PREPARE)
-        notified_queues = NIL;
+void SendPending() {
+    ListCell *cell;
+    foreach (cell, pending_queues) {
+        auto *pending = static_cast<PendingQueue *>(lfirst(cell));
+        const char *schema_name = get_namespace_name(pending->schema);
+        if (schema_name == nullptr) continue;  // the schema was dropped in this transaction
+        char *channel = psprintf("%s.oban_insert", schema_name);
+        // Same payload text as Oban's own insert query, so Postgres merges the two.
+        StringInfoData payload;
+        initStringInfo(&payload);
+        appendStringInfoString(&payload, "{\"queue\":");
+        escape_json(&payload, pending->queue);
+        appendStringInfoChar(&payload, '}');
+        // No client can LISTEN on an overlong channel, and Postgres refuses overlong payloads.
+        if (strlen(channel) < NAMEDATALEN && payload.len < kNotifyPayloadMaxLength)
+            Async_Notify(channel, payload.data);
+    }
 }
 
-// A rolled-back subtransaction takes its notifications with it, so notify again afterwards.
-// (Postgres drops duplicate notifications within a transaction, so this never doubles one.)
-void ForgetNotifiedOnSubAbort(SubXactEvent event, SubTransactionId, SubTransactionId, void *) {
-    if (event == SUBXACT_EVENT_ABORT_SUB) notified_queues = NIL;
+void OnTransactionEvent(XactEvent event, void *) {
+    switch (event) {
+        case XACT_EVENT_PRE_COMMIT:
+            SendPending();
+            break;
+        case XACT_EVENT_COMMIT:
+        case XACT_EVENT_ABORT:
+        case XACT_EVENT_PREPARE:
+        case XACT_EVENT_PARALLEL_COMMIT:
+        case XACT_EVENT_PARALLEL_ABORT:
+            pending_queues = NIL;  // its memory goes with TopTransactionContext
+            break;
+        default:
+            break;
+    }
+}
+
+// Queues recorded by a rolled-back subtransaction are forgotten; a committed one hands its
+// queues to its parent.
+void OnSubtransactionEvent(SubXactEvent event, SubTransactionId, SubTransactionId, void *) {
+    if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB) return;
+    int level = GetCurrentTransactionNestLevel();
+    ListCell *cell;
+    foreach (cell, pending_queues) {
+        auto *pending = static_cast<PendingQueue *>(lfirst(cell));
+        if (pending->nest_level < level) continue;
+        if (event == SUBXACT_EVENT_ABORT_SUB)
+            pending_queues = foreach_delete_current(pending_queues, cell);
+        else
+            pending->nest_level = level - 1;
+    }
 }
 
 }  // namespace
 
 void InitNotify() {
-    RegisterXactCallback(ForgetNotified, nullptr);
-    RegisterSubXactCallback(ForgetNotifiedOnSubAbort, nullptr);
+    RegisterXactCallback(OnTransactionEvent, nullptr);
+    RegisterSubXactCallback(OnSubtransactionEvent, nullptr);
 }
 
 }  // namespace oban::pg
@@ -63,35 +115,27 @@ OBAN_FUNCTION(oban_jobs_notify_available) {
                         errmsg("oban_jobs_notify_available() must be an AFTER ROW trigger")));
 
     Relation relation = trigger->tg_relation;
+    TupleDesc descriptor = RelationGetDescr(relation);
     HeapTuple row = TRIGGER_FIRED_BY_UPDATE(trigger->tg_event) ? trigger->tg_newtuple : trigger->tg_trigtuple;
-    int queue_column = SPI_fnumber(RelationGetDescr(relation), "queue");
+    int queue_column = SPI_fnumber(descriptor, "queue");
     if (queue_column <= 0)
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
                         errmsg("table \"%s\" has no column \"queue\"", RelationGetRelationName(relation))));
     bool queue_is_null = false;
-    Datum queue_datum = heap_getattr(row, queue_column, RelationGetDescr(relation), &queue_is_null);
+    Datum queue_datum = heap_getattr(row, queue_column, descriptor, &queue_is_null);
     if (queue_is_null) return PointerGetDatum(nullptr);
-    char *queue = TextDatumGetCString(queue_datum);
 
     Oid schema = RelationGetNamespace(relation);
-    char *key = psprintf("%u:%s", schema, queue);
-    if (oban::pg::AlreadyNotified(key)) {
-        pfree(key);
-        return PointerGetDatum(nullptr);
+    char *queue = TextDatumGetCString(queue_datum);
+    if (!oban::pg::IsPending(schema, queue)) {
+        MemoryContext caller = MemoryContextSwitchTo(TopTransactionContext);
+        auto *pending = static_cast<oban::pg::PendingQueue *>(palloc(sizeof(oban::pg::PendingQueue)));
+        pending->schema = schema;
+        pending->queue = pstrdup(queue);
+        pending->nest_level = GetCurrentTransactionNestLevel();
+        oban::pg::pending_queues = lappend(oban::pg::pending_queues, pending);
+        MemoryContextSwitchTo(caller);
     }
-
-    // Same channel and payload text as Oban's own insert query, so Postgres merges the two.
-    char *channel = psprintf("%s.oban_insert", get_namespace_name(schema));
-    if (strlen(channel) >= NAMEDATALEN) return PointerGetDatum(nullptr);  // no client can LISTEN on it
-    StringInfoData payload;
-    initStringInfo(&payload);
-    appendStringInfoString(&payload, "{\"queue\":");
-    escape_json(&payload, queue);
-    appendStringInfoChar(&payload, '}');
-    Async_Notify(channel, payload.data);
-
-    MemoryContext caller = MemoryContextSwitchTo(TopTransactionContext);
-    oban::pg::notified_queues = lappend(oban::pg::notified_queues, pstrdup(key));
-    MemoryContextSwitchTo(caller);
+    pfree(queue);
     return PointerGetDatum(nullptr);
 }

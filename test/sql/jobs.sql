@@ -142,3 +142,11 @@ SELECT oban_ack_jobs(jsonb_build_array(
 SELECT args->>'n' AS n, state FROM oban_jobs WHERE id IN (:e, :f) ORDER BY id;
 DROP TRIGGER refuse_completion ON oban_jobs;
 DROP FUNCTION refuse_completion();
+
+-- A two-phase transaction can make jobs available. It sends no notification: Postgres cannot
+-- prepare a transaction that notifies, so the extension only notifies at a plain commit.
+BEGIN;
+SELECT state FROM oban_insert_job('TwoPhase');
+PREPARE TRANSACTION 'oban_two_phase';
+COMMIT PREPARED 'oban_two_phase';
+SELECT state, count(*) FROM oban_jobs WHERE worker = 'TwoPhase' GROUP BY state;

@@ -102,6 +102,8 @@ TEST(ValidateAck, RejectsBadDelaysAndErrors) {
         snooze.snooze = Number(bad);
         EXPECT_NE(ValidateAck(snooze, &ack), nullptr) << bad;
     }
+    snooze.snooze = Number("1e-100");  // tiny but valid, however long its text
+    EXPECT_EQ(ValidateAck(snooze, &ack), nullptr);
     RawAck error = Entry("1", "retryable");
     error.backoff = String("30");
     EXPECT_NE(ValidateAck(error, &ack), nullptr);

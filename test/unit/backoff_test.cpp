@@ -33,7 +33,9 @@ TEST(JitteryClampedBackoff, ClampsAttemptsProportionallyAboveTwenty) {
 
 TEST(JitteryClampedBackoff, HostileInputsStayInRange) {
     EXPECT_EQ(JitteryClampedBackoff(-5, 20, 0.0), 16);
-    EXPECT_GT(JitteryClampedBackoff(std::numeric_limits<int64_t>::max(), 0, 1.0), 0);
-    EXPECT_GT(JitteryClampedBackoff(1000, 20, 2.0), 0);
+    EXPECT_EQ(JitteryClampedBackoff(std::numeric_limits<int64_t>::max(), 0, 1.0),
+              oban::core::kMaxBackoffSeconds);
+    EXPECT_EQ(JitteryClampedBackoff(1000, 20, 2.0), oban::core::kMaxBackoffSeconds);
+    EXPECT_EQ(JitteryClampedBackoff(50, 20, 0.0), oban::core::kMaxBackoffSeconds);  // 2^50 s is longer
     EXPECT_EQ(JitteryClampedBackoff(3, 20, -1.0), 23);
 }
