@@ -228,3 +228,368 @@ CREATE TRIGGER oban_jobs_notify_update
     AFTER UPDATE OF state ON @extschema@.oban_jobs
     FOR EACH ROW WHEN (NEW.state = 'available' AND OLD.state <> 'available')
     EXECUTE FUNCTION @extschema@.oban_jobs_notify_available();
+
+-------------------------------------------------------------------------------------------------------
+-- Workflows (SPEC §4). Jobs carry meta workflow_id, name and deps; the extension keeps:
+--   oban_workflow_rows     one row per workflow: identity, options, counts folded from the journal;
+--   oban_workflow_journal  append-only deltas written by each statement that changes workflow jobs
+--                          (counts per state, and which steps finished), so concurrent acks of one
+--                          workflow never update a shared row; folded by oban_flush_workflows;
+--   oban_workflow_waits    one row per suspended job still waiting: how many deps remain;
+--   oban_workflow_edges    dep (workflow, step name or '*') → waiting job, to find who a finished
+--                          step releases without scanning the workflow.
+-- oban_workflows (a view) adds the unfolded journal to the folded counts, so it is exact for all
+-- committed work at any moment.
+-------------------------------------------------------------------------------------------------------
+
+CREATE INDEX oban_jobs_workflow_index
+    ON @extschema@.oban_jobs ((meta->>'workflow_id'), (meta->>'name'))
+    WHERE meta ? 'workflow_id';
+
+CREATE TABLE @extschema@.oban_workflow_rows (
+    id text PRIMARY KEY,
+    name text,
+    parent_id text,
+    sub_name text,
+    is_unique boolean NOT NULL DEFAULT false,
+    ignore_cancelled boolean NOT NULL DEFAULT false,
+    ignore_discarded boolean NOT NULL DEFAULT false,
+    ignore_deleted boolean NOT NULL DEFAULT false,
+    meta jsonb NOT NULL DEFAULT '{}',
+    suspended integer NOT NULL DEFAULT 0,
+    available integer NOT NULL DEFAULT 0,
+    scheduled integer NOT NULL DEFAULT 0,
+    executing integer NOT NULL DEFAULT 0,
+    retryable integer NOT NULL DEFAULT 0,
+    completed integer NOT NULL DEFAULT 0,
+    cancelled integer NOT NULL DEFAULT 0,
+    discarded integer NOT NULL DEFAULT 0,
+    inserted_at timestamp WITHOUT TIME ZONE NOT NULL DEFAULT timezone('UTC', now()),
+    started_at timestamp WITHOUT TIME ZONE,
+    completed_at timestamp WITHOUT TIME ZONE,
+    updated_at timestamp WITHOUT TIME ZONE NOT NULL DEFAULT timezone('UTC', now())
+);
+CREATE INDEX oban_workflow_rows_parent_index ON @extschema@.oban_workflow_rows (parent_id)
+    WHERE parent_id IS NOT NULL;
+-- Repair candidates: workflows with waiting jobs.
+CREATE INDEX oban_workflow_rows_suspended_index ON @extschema@.oban_workflow_rows (updated_at)
+    WHERE suspended > 0;
+
+CREATE TABLE @extschema@.oban_workflow_journal (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    workflow_id text NOT NULL,
+    suspended integer NOT NULL DEFAULT 0,
+    available integer NOT NULL DEFAULT 0,
+    scheduled integer NOT NULL DEFAULT 0,
+    executing integer NOT NULL DEFAULT 0,
+    retryable integer NOT NULL DEFAULT 0,
+    completed integer NOT NULL DEFAULT 0,
+    cancelled integer NOT NULL DEFAULT 0,
+    discarded integer NOT NULL DEFAULT 0,
+    started_at timestamp WITHOUT TIME ZONE,
+    finished_names text[] NOT NULL DEFAULT '{}',
+    finished_states text[] NOT NULL DEFAULT '{}',
+    recorded_at timestamp WITHOUT TIME ZONE NOT NULL DEFAULT timezone('UTC', now())
+);
+CREATE INDEX oban_workflow_journal_workflow_index ON @extschema@.oban_workflow_journal (workflow_id);
+
+CREATE TABLE @extschema@.oban_workflow_waits (
+    job_id bigint PRIMARY KEY,
+    workflow_id text NOT NULL,
+    remaining integer NOT NULL,
+    ignore_cancelled boolean NOT NULL DEFAULT false,
+    ignore_discarded boolean NOT NULL DEFAULT false,
+    ignore_deleted boolean NOT NULL DEFAULT false
+);
+
+CREATE TABLE @extschema@.oban_workflow_edges (
+    dep_workflow_id text NOT NULL,
+    dep_name text NOT NULL,
+    job_id bigint NOT NULL,
+    PRIMARY KEY (dep_workflow_id, dep_name, job_id)
+);
+CREATE INDEX oban_workflow_edges_job_index ON @extschema@.oban_workflow_edges (job_id);
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.oban_workflow_rows', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.oban_workflow_journal', '');
+SELECT pg_catalog.pg_extension_config_dump(
+    pg_catalog.pg_get_serial_sequence('@extschema@.oban_workflow_journal', 'id')::pg_catalog.regclass, '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.oban_workflow_waits', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.oban_workflow_edges', '');
+
+-- The derived state of SPEC §4 from counts and options.
+CREATE FUNCTION @extschema@.oban_workflow_state(
+    suspended integer, available integer, scheduled integer, executing integer, retryable integer,
+    completed integer, cancelled integer, discarded integer,
+    ignore_cancelled boolean, ignore_discarded boolean, started boolean)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE
+    WHEN suspended + available + scheduled + executing + retryable > 0
+        THEN CASE WHEN started THEN 'executing' ELSE 'pending' END
+    WHEN discarded > 0 AND NOT ignore_discarded THEN 'discarded'
+    WHEN cancelled > 0 AND NOT ignore_cancelled THEN 'cancelled'
+    WHEN suspended + available + scheduled + executing + retryable + completed + cancelled + discarded = 0
+        THEN 'pending'
+    ELSE 'completed'
+END;
+
+CREATE VIEW @extschema@.oban_workflows AS
+SELECT w.id, w.name, w.parent_id,
+       @extschema@.oban_workflow_state(c.suspended, c.available, c.scheduled, c.executing, c.retryable,
+                                       c.completed, c.cancelled, c.discarded, w.ignore_cancelled,
+                                       w.ignore_discarded, c.started_at IS NOT NULL) AS state,
+       w.meta,
+       c.suspended, c.available, c.scheduled, c.executing, c.retryable, c.completed, c.cancelled,
+       c.discarded, w.inserted_at, c.started_at,
+       CASE WHEN c.suspended + c.available + c.scheduled + c.executing + c.retryable = 0
+             AND c.completed + c.cancelled + c.discarded > 0
+            THEN coalesce(w.completed_at, c.recorded_at) END AS completed_at,
+       w.sub_name, w.is_unique, w.ignore_cancelled, w.ignore_discarded, w.ignore_deleted
+FROM @extschema@.oban_workflow_rows AS w
+CROSS JOIN LATERAL (
+    SELECT (w.suspended + coalesce(sum(j.suspended), 0))::integer AS suspended,
+           (w.available + coalesce(sum(j.available), 0))::integer AS available,
+           (w.scheduled + coalesce(sum(j.scheduled), 0))::integer AS scheduled,
+           (w.executing + coalesce(sum(j.executing), 0))::integer AS executing,
+           (w.retryable + coalesce(sum(j.retryable), 0))::integer AS retryable,
+           (w.completed + coalesce(sum(j.completed), 0))::integer AS completed,
+           (w.cancelled + coalesce(sum(j.cancelled), 0))::integer AS cancelled,
+           (w.discarded + coalesce(sum(j.discarded), 0))::integer AS discarded,
+           least(w.started_at, min(j.started_at)) AS started_at,
+           max(j.recorded_at) AS recorded_at
+    FROM @extschema@.oban_workflow_journal AS j
+    WHERE j.workflow_id = w.id
+) AS c;
+
+-- Counts of a workflow and all its sub-workflows, recursively, read from oban_workflows alone.
+CREATE FUNCTION @extschema@.oban_workflow_tree_counts(workflow_id text)
+RETURNS TABLE (suspended integer, available integer, scheduled integer, executing integer,
+               retryable integer, completed integer, cancelled integer, discarded integer,
+               started_at timestamp, completed_at timestamp, workflows integer)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH RECURSIVE tree AS (
+        SELECT id FROM @extschema@.oban_workflow_rows WHERE id = workflow_id
+        UNION
+        SELECT child.id FROM @extschema@.oban_workflow_rows AS child JOIN tree ON child.parent_id = tree.id
+    )
+    SELECT sum(w.suspended)::integer, sum(w.available)::integer, sum(w.scheduled)::integer,
+           sum(w.executing)::integer, sum(w.retryable)::integer, sum(w.completed)::integer,
+           sum(w.cancelled)::integer, sum(w.discarded)::integer, min(w.started_at),
+           CASE WHEN bool_and(w.completed_at IS NOT NULL OR
+                              w.suspended + w.available + w.scheduled + w.executing + w.retryable
+                              + w.completed + w.cancelled + w.discarded = 0)
+                THEN max(w.completed_at) END,
+           count(*)::integer
+    FROM tree JOIN @extschema@.oban_workflows AS w ON w.id = tree.id
+    HAVING count(*) > 0
+$$;
+
+-- What each dep of a job stands at: its target (workflow, step name or '*') and the outcome, the
+-- dep job's state, the derived state of a whole (sub-)workflow, or NULL when it does not exist.
+-- A bare name is a step of the job's own workflow, or the name of one of its sub-workflows.
+CREATE FUNCTION @extschema@.oban_dep_outcomes(workflow_id text, deps jsonb)
+RETURNS TABLE (dep_workflow_id text, dep_name text, outcome text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH named AS (
+        SELECT DISTINCT
+               CASE jsonb_typeof(dep) WHEN 'string' THEN workflow_id ELSE dep->>0 END AS wf,
+               CASE jsonb_typeof(dep) WHEN 'string' THEN dep#>>'{}' ELSE dep->>1 END AS name,
+               jsonb_typeof(dep) = 'string' AS bare
+        FROM jsonb_array_elements(CASE jsonb_typeof(deps) WHEN 'array' THEN deps ELSE '[]' END) AS dep
+        WHERE jsonb_typeof(dep) = 'string'
+           OR (jsonb_typeof(dep) = 'array' AND jsonb_typeof(dep->0) = 'string'
+               AND jsonb_typeof(dep->1) = 'string')
+    ), targets AS (
+        SELECT DISTINCT coalesce(sub.id, named.wf) AS wf, CASE WHEN sub.id IS NULL THEN named.name ELSE '*' END AS name
+        FROM named
+        LEFT JOIN LATERAL (
+            SELECT w.id FROM @extschema@.oban_workflow_rows AS w
+            WHERE named.bare AND w.parent_id = named.wf AND w.sub_name = named.name
+              AND NOT EXISTS (SELECT 1 FROM @extschema@.oban_jobs AS j
+                              WHERE j.meta ? 'workflow_id' AND j.meta->>'workflow_id' = named.wf
+                                AND j.meta->>'name' = named.name)
+            LIMIT 1
+        ) AS sub ON true
+    )
+    SELECT t.wf, t.name,
+           CASE WHEN t.name = '*' THEN (
+                    SELECT @extschema@.oban_workflow_state(c.suspended, c.available, c.scheduled,
+                               c.executing, c.retryable, c.completed, c.cancelled, c.discarded,
+                               w.ignore_cancelled, w.ignore_discarded, c.started_at IS NOT NULL)
+                    FROM @extschema@.oban_workflow_tree_counts(t.wf) AS c,
+                         @extschema@.oban_workflow_rows AS w
+                    WHERE w.id = t.wf)
+                ELSE (SELECT j.state::text FROM @extschema@.oban_jobs AS j
+                      WHERE j.meta ? 'workflow_id' AND j.meta->>'workflow_id' = t.wf
+                        AND j.meta->>'name' = t.name
+                      ORDER BY j.id LIMIT 1)
+           END
+    FROM targets AS t
+$$;
+
+-- The verdict on each dep of a job: 'satisfied' (completed, or ended in a state the job's ignore_*
+-- options accept), 'failed' (cancelled or discarded otherwise) or 'pending'. A missing dep is
+-- pending, unless `missing_fails` (repair): then it fails the job as 'deleted' or, with
+-- ignore_deleted, is satisfied.
+CREATE FUNCTION @extschema@.oban_dep_verdicts(workflow_id text, meta jsonb, missing_fails boolean)
+RETURNS TABLE (dep_workflow_id text, dep_name text, outcome text, verdict text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT o.dep_workflow_id, o.dep_name, coalesce(o.outcome, 'deleted'),
+           CASE
+               WHEN o.outcome = 'completed' THEN 'satisfied'
+               WHEN o.outcome = 'cancelled' THEN
+                   CASE WHEN coalesce(meta->'ignore_cancelled' = 'true', false) THEN 'satisfied' ELSE 'failed' END
+               WHEN o.outcome = 'discarded' THEN
+                   CASE WHEN coalesce(meta->'ignore_discarded' = 'true', false) THEN 'satisfied' ELSE 'failed' END
+               WHEN o.outcome IS NULL AND missing_fails THEN
+                   CASE WHEN coalesce(meta->'ignore_deleted' = 'true', false) THEN 'satisfied' ELSE 'failed' END
+               ELSE 'pending'
+           END
+    FROM @extschema@.oban_dep_outcomes(workflow_id, meta->'deps') AS o
+$$;
+
+-- Workflow triggers on oban_jobs (src/pg/workflows.cpp, src/pg/aggregation.cpp).
+CREATE FUNCTION @extschema@.oban_jobs_workflow_prepare() RETURNS trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'oban_jobs_workflow_prepare';
+CREATE FUNCTION @extschema@.oban_jobs_workflow_track() RETURNS trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'oban_jobs_workflow_track';
+CREATE FUNCTION @extschema@.oban_jobs_workflow_journal() RETURNS trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'oban_jobs_workflow_journal';
+CREATE FUNCTION @extschema@.oban_jobs_workflow_truncate() RETURNS trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'oban_jobs_workflow_truncate';
+
+CREATE TRIGGER oban_jobs_workflow_prepare
+    BEFORE INSERT ON @extschema@.oban_jobs
+    FOR EACH ROW WHEN (NEW.meta ? 'workflow_id' AND NEW.meta ? 'deps')
+    EXECUTE FUNCTION @extschema@.oban_jobs_workflow_prepare();
+
+CREATE TRIGGER oban_jobs_workflow_insert
+    AFTER INSERT ON @extschema@.oban_jobs
+    FOR EACH ROW WHEN (NEW.meta ? 'workflow_id')
+    EXECUTE FUNCTION @extschema@.oban_jobs_workflow_track();
+
+CREATE TRIGGER oban_jobs_workflow_update
+    AFTER UPDATE OF state ON @extschema@.oban_jobs
+    FOR EACH ROW WHEN (NEW.state IS DISTINCT FROM OLD.state AND NEW.meta ? 'workflow_id')
+    EXECUTE FUNCTION @extschema@.oban_jobs_workflow_track();
+
+CREATE TRIGGER oban_jobs_workflow_delete
+    AFTER DELETE ON @extschema@.oban_jobs
+    FOR EACH ROW WHEN (OLD.meta ? 'workflow_id')
+    EXECUTE FUNCTION @extschema@.oban_jobs_workflow_track();
+
+CREATE TRIGGER oban_jobs_workflow_journal
+    AFTER INSERT OR UPDATE OR DELETE ON @extschema@.oban_jobs
+    FOR EACH STATEMENT
+    EXECUTE FUNCTION @extschema@.oban_jobs_workflow_journal();
+
+CREATE TRIGGER oban_jobs_workflow_truncate
+    AFTER TRUNCATE ON @extschema@.oban_jobs
+    FOR EACH STATEMENT
+    EXECUTE FUNCTION @extschema@.oban_jobs_workflow_truncate();
+
+-- Folds the journal and releases or cancels dependents; the worker calls it after commits that
+-- finished steps. Returns how many journal rows were folded.
+CREATE FUNCTION @extschema@.oban_flush_workflows("limit" integer DEFAULT 5000)
+RETURNS bigint
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'oban_flush_workflows';
+
+CREATE FUNCTION @extschema@.oban_repair_workflows(max_age interval DEFAULT '60 seconds',
+                                                  "limit" integer DEFAULT 1000)
+RETURNS integer
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'oban_repair_workflows';
+
+-- Every unfinished job of the workflow and of its sub-workflows → cancelled.
+CREATE FUNCTION @extschema@.oban_cancel_workflow(workflow_id text)
+RETURNS integer
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH RECURSIVE tree AS (
+        SELECT workflow_id AS id
+        UNION
+        SELECT w.id FROM @extschema@.oban_workflow_rows AS w JOIN tree ON w.parent_id = tree.id
+    ), cancelled AS (
+        UPDATE @extschema@.oban_jobs AS j
+        SET state = 'cancelled', cancelled_at = timezone('UTC', now())
+        FROM tree
+        WHERE j.meta ? 'workflow_id' AND j.meta->>'workflow_id' = tree.id
+          AND j.state IN ('available', 'scheduled', 'suspended', 'executing', 'retryable')
+        RETURNING j.id
+    )
+    SELECT count(*)::integer FROM cancelled
+$$;
+
+CREATE FUNCTION @extschema@.oban_insert_workflow(workflow jsonb)
+RETURNS TABLE (id bigint, workflow_id text, name text, state @extschema@.oban_job_state, conflicted boolean)
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'oban_insert_workflow';
+
+CREATE FUNCTION @extschema@.oban_append_workflow(workflow_id text, jobs jsonb, check_deps boolean DEFAULT true)
+RETURNS TABLE (id bigint, workflow_id text, name text, state @extschema@.oban_job_state, conflicted boolean)
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'oban_append_workflow';
+
+-- The workflow (and its sub-workflows, as clusters/subgraphs) as Graphviz DOT or Mermaid; each
+-- node is labelled with its step name and state.
+CREATE FUNCTION @extschema@.oban_workflow_graph(workflow_id text, format text DEFAULT 'dot')
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    graph text;
+BEGIN
+    IF format IS NULL OR format NOT IN ('dot', 'mermaid') THEN
+        RAISE EXCEPTION 'unknown graph format "%"', format
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use ''dot'' or ''mermaid''.';
+    END IF;
+    IF NOT EXISTS (SELECT FROM @extschema@.oban_workflow_rows AS w WHERE w.id = workflow_id) THEN
+        RETURN NULL;
+    END IF;
+    WITH RECURSIVE tree AS (
+        SELECT w.id, w.sub_name, 0 AS depth FROM @extschema@.oban_workflow_rows AS w WHERE w.id = workflow_id
+        UNION ALL
+        SELECT w.id, w.sub_name, tree.depth + 1
+        FROM @extschema@.oban_workflow_rows AS w JOIN tree ON w.parent_id = tree.id
+        WHERE tree.depth < 16
+    ), nodes AS (
+        SELECT j.id, j.meta->>'workflow_id' AS wf, j.meta->>'name' AS name, j.state::text AS state, j.meta->'deps' AS deps
+        FROM tree JOIN @extschema@.oban_jobs AS j
+          ON j.meta ? 'workflow_id' AND j.meta->>'workflow_id' = tree.id
+    ), edges AS (
+        SELECT DISTINCT source.id AS source_id, n.id AS target_id
+        FROM nodes AS n
+        CROSS JOIN LATERAL jsonb_array_elements(CASE jsonb_typeof(n.deps) WHEN 'array' THEN n.deps ELSE '[]' END) AS dep
+        JOIN nodes AS source
+          ON (jsonb_typeof(dep) = 'string' AND source.wf = n.wf AND source.name = dep#>>'{}')
+          OR (jsonb_typeof(dep) = 'array' AND source.wf = dep->>0 AND (dep->>1 = '*' OR source.name = dep->>1))
+    )
+    SELECT CASE format
+        WHEN 'dot' THEN
+            'digraph "' || replace(workflow_id, '"', '\"') || '" {' || E'\n' ||
+            coalesce((SELECT string_agg(format('  j%s [label="%s (%s)"];', n.id,
+                                               replace(coalesce(n.name, '?'), '"', '\"'), n.state), E'\n' ORDER BY n.id)
+                      FROM nodes AS n), '') || E'\n' ||
+            coalesce((SELECT string_agg(format('  j%s -> j%s;', e.source_id, e.target_id), E'\n'
+                                        ORDER BY e.source_id, e.target_id) FROM edges AS e), '') || E'\n}'
+        ELSE
+            'flowchart TD' || E'\n' ||
+            coalesce((SELECT string_agg(format('  j%s["%s (%s)"]', n.id,
+                                               replace(coalesce(n.name, '?'), '"', '#quot;'), n.state), E'\n' ORDER BY n.id)
+                      FROM nodes AS n), '') || E'\n' ||
+            coalesce((SELECT string_agg(format('  j%s --> j%s', e.source_id, e.target_id), E'\n'
+                                        ORDER BY e.source_id, e.target_id) FROM edges AS e), '')
+    END INTO graph;
+    RETURN graph;
+END;
+$$;

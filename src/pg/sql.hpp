@@ -15,7 +15,7 @@ namespace oban::pg {
 struct Statement {
     const char *sql;
     int nargs;
-    Oid argtypes[10];
+    Oid argtypes[16];
     SPIPlanPtr plan = nullptr;
     Oid schema = InvalidOid;
 };

@@ -1,0 +1,495 @@
+// Per-state counts of workflows, maintained without hot rows.
+//
+// A row trigger on oban_jobs accumulates, in backend memory, how each statement changes the counts
+// of each workflow it touches (and which steps finished). A statement trigger then appends one
+// journal row per workflow (oban_workflow_journal). Appending never waits on another transaction,
+// so concurrent acks of one workflow never queue behind each other; oban_flush_workflows folds the
+// journal into oban_workflow_rows in short transactions of its own, and the oban_workflows view adds
+// whatever is not folded yet, so reads are exact for all committed work.
+//
+// Why per statement rather than per transaction: the journal rows are written inside the statement
+// that caused them, so a rolled-back statement, savepoint or transaction takes its deltas with it,
+// and the transaction itself sees its own changes in oban_workflows at once. Oban acks and inserts
+// are one statement per transaction, so this costs nothing over batching per transaction.
+#include "pg/aggregation.hpp"
+
+#include "pg/sql.hpp"
+#include "pg/states.hpp"
+#include "pg/worker.hpp"
+
+extern "C" {
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "common/hashfn.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+}
+
+namespace oban::pg {
+
+namespace {
+
+struct DeltaKey {
+    SubTransactionId subid;
+    const char *workflow_id;
+};
+
+// What the current statement did to one workflow.
+struct WorkflowDelta {
+    DeltaKey key;  // must be first (dynahash)
+    Oid schema;
+    int32 counts[kStateCount];
+    bool started;
+    Timestamp started_at;
+    List *finished_names;   // char *, steps that reached completed, cancelled or discarded
+    List *finished_states;  // char *, their states
+    // Set when a job of the workflow was inserted: its identity, to create the workflow's row.
+    bool inserted;
+    char *name, *parent_id, *sub_name;
+    bool is_unique, ignore_cancelled, ignore_discarded, ignore_deleted;
+};
+
+struct DeletedWait {
+    SubTransactionId subid;
+    Oid schema;
+    int64 job_id;
+};
+
+HTAB *deltas = nullptr;  // in TopTransactionContext
+List *deleted_waits = NIL;
+bool journal_written = false;
+
+uint32 HashDeltaKey(const void *key, Size) {
+    auto *k = static_cast<const DeltaKey *>(key);
+    return hash_combine(string_hash(k->workflow_id, NAMEDATALEN), murmurhash32(k->subid));
+}
+
+int MatchDeltaKey(const void *a, const void *b, Size) {
+    auto *x = static_cast<const DeltaKey *>(a);
+    auto *y = static_cast<const DeltaKey *>(b);
+    return x->subid == y->subid && strcmp(x->workflow_id, y->workflow_id) == 0 ? 0 : 1;
+}
+
+void *CopyDeltaKey(void *dest, const void *src, Size) {
+    auto *target = static_cast<DeltaKey *>(dest);
+    auto *source = static_cast<const DeltaKey *>(src);
+    target->subid = source->subid;
+    target->workflow_id = MemoryContextStrdup(TopTransactionContext, source->workflow_id);
+    return dest;
+}
+
+HTAB *Deltas() {
+    if (deltas == nullptr) {
+        HASHCTL control{};
+        control.keysize = sizeof(DeltaKey);
+        control.entrysize = sizeof(WorkflowDelta);
+        control.hash = HashDeltaKey;
+        control.match = MatchDeltaKey;
+        control.keycopy = CopyDeltaKey;
+        control.hcxt = TopTransactionContext;
+        deltas = hash_create("oban_pro workflow deltas", 16, &control,
+                             HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_KEYCOPY | HASH_CONTEXT);
+    }
+    return deltas;
+}
+
+WorkflowDelta *DeltaFor(const char *workflow_id, Oid schema, SubTransactionId subid) {
+    DeltaKey key{subid, workflow_id};
+    bool found = false;
+    auto *delta = static_cast<WorkflowDelta *>(hash_search(Deltas(), &key, HASH_ENTER, &found));
+    if (!found) {
+        delta->schema = schema;
+        memset(delta->counts, 0, sizeof(delta->counts));
+        delta->started = false;
+        delta->started_at = 0;
+        delta->finished_names = NIL;
+        delta->finished_states = NIL;
+        delta->inserted = false;
+        delta->name = delta->parent_id = delta->sub_name = nullptr;
+        delta->is_unique = delta->ignore_cancelled = delta->ignore_discarded = delta->ignore_deleted = false;
+    }
+    return delta;
+}
+
+// Reads meta->>key as a string allocated in `context`, or nullptr.
+char *MetaText(Jsonb *meta, const char *key, MemoryContext context = TopTransactionContext) {
+    JsonbValue value;
+    if (!JB_ROOT_IS_OBJECT(meta) ||
+        getKeyJsonValueFromContainer(&meta->root, key, (uint32)strlen(key), &value) == nullptr)
+        return nullptr;
+    if (value.type != jbvString) return nullptr;
+    char *text = static_cast<char *>(MemoryContextAlloc(context, value.val.string.len + 1));
+    memcpy(text, value.val.string.val, value.val.string.len);
+    text[value.val.string.len] = '\0';
+    return text;
+}
+
+bool MetaTrue(Jsonb *meta, const char *key) {
+    JsonbValue value;
+    if (!JB_ROOT_IS_OBJECT(meta) ||
+        getKeyJsonValueFromContainer(&meta->root, key, (uint32)strlen(key), &value) == nullptr)
+        return false;
+    return value.type == jbvBool && value.val.boolean;
+}
+
+struct Columns {
+    int state, meta, attempted_at, id;
+};
+
+Columns FindColumns(TupleDesc descriptor) {
+    return Columns{SPI_fnumber(descriptor, "state"), SPI_fnumber(descriptor, "meta"),
+                   SPI_fnumber(descriptor, "attempted_at"), SPI_fnumber(descriptor, "id")};
+}
+
+Datum Column(HeapTuple row, TupleDesc descriptor, int column, bool *is_null) {
+    return heap_getattr(row, column, descriptor, is_null);
+}
+
+// --- writing the journal -----------------------------------------------------------------------
+
+Statement write_journal{
+    R"sql(
+    INSERT INTO @extschema@.oban_workflow_journal
+        (workflow_id, suspended, available, scheduled, executing, retryable, completed, cancelled,
+         discarded, started_at, finished_names, finished_states)
+    SELECT d.workflow_id, d.suspended, d.available, d.scheduled, d.executing, d.retryable,
+           d.completed, d.cancelled, d.discarded, d.started_at,
+           coalesce(e.names, '{}'), coalesce(e.states, '{}')
+    FROM unnest($1::text[], $2::int[], $3::int[], $4::int[], $5::int[], $6::int[], $7::int[],
+                $8::int[], $9::int[], $10::timestamp[])
+         AS d(workflow_id, suspended, available, scheduled, executing, retryable, completed,
+              cancelled, discarded, started_at)
+    LEFT JOIN (
+        SELECT workflow_id, array_agg(name) AS names, array_agg(state) AS states
+        FROM unnest($11::text[], $12::text[], $13::text[]) AS f(workflow_id, name, state)
+        GROUP BY workflow_id
+    ) AS e USING (workflow_id))sql",
+    13,
+    {TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID,
+     INT4ARRAYOID, INT4ARRAYOID, TIMESTAMPARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID}};
+
+Statement create_workflows{R"sql(
+    INSERT INTO @extschema@.oban_workflow_rows
+        (id, name, parent_id, sub_name, is_unique, ignore_cancelled, ignore_discarded, ignore_deleted)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::bool[],
+                         $7::bool[], $8::bool[])
+    ON CONFLICT (id) DO NOTHING)sql",
+                           8,
+                           {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, BOOLARRAYOID,
+                            BOOLARRAYOID, BOOLARRAYOID, BOOLARRAYOID}};
+
+Statement forget_deleted_waits{R"sql(
+    WITH gone AS (
+        DELETE FROM @extschema@.oban_workflow_waits WHERE job_id = ANY($1)
+    )
+    DELETE FROM @extschema@.oban_workflow_edges WHERE job_id = ANY($1))sql",
+                               1,
+                               {INT8ARRAYOID}};
+
+Datum TextOrNull(const char *text, bool *is_null) {
+    *is_null = text == nullptr;
+    return text == nullptr ? (Datum)0 : CStringGetTextDatum(text);
+}
+
+// Appends the journal rows of every delta recorded by the current subtransaction for `schema`.
+void WriteJournal(Oid schema) {
+    SubTransactionId subid = GetCurrentSubTransactionId();
+    ArrayBuildState *ids = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+    ArrayBuildState *counts[kStateCount];
+    for (auto &c : counts) c = initArrayResult(INT4OID, CurrentMemoryContext, false);
+    ArrayBuildState *started = initArrayResult(TIMESTAMPOID, CurrentMemoryContext, false);
+    ArrayBuildState *event_ids = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+    ArrayBuildState *event_names = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+    ArrayBuildState *event_states = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+    ArrayBuildState *new_ids = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+    ArrayBuildState *new_names = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+    ArrayBuildState *new_parents = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+    ArrayBuildState *new_subs = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+    ArrayBuildState *new_flags[4];
+    for (auto &f : new_flags) f = initArrayResult(BOOLOID, CurrentMemoryContext, false);
+    int written = 0, created = 0;
+
+    HASH_SEQ_STATUS scan;
+    hash_seq_init(&scan, deltas);
+    WorkflowDelta *delta;
+    while ((delta = static_cast<WorkflowDelta *>(hash_seq_search(&scan))) != nullptr) {
+        if (delta->key.subid != subid || delta->schema != schema) continue;
+        Datum id = CStringGetTextDatum(delta->key.workflow_id);
+        accumArrayResult(ids, id, false, TEXTOID, CurrentMemoryContext);
+        for (int s = 0; s < kStateCount; s++)
+            accumArrayResult(counts[s], Int32GetDatum(delta->counts[s]), false, INT4OID,
+                             CurrentMemoryContext);
+        accumArrayResult(started, TimestampGetDatum(delta->started_at), !delta->started, TIMESTAMPOID,
+                         CurrentMemoryContext);
+        ListCell *name, *state;
+        forboth(name, delta->finished_names, state, delta->finished_states) {
+            accumArrayResult(event_ids, id, false, TEXTOID, CurrentMemoryContext);
+            accumArrayResult(event_names, CStringGetTextDatum(static_cast<char *>(lfirst(name))), false,
+                             TEXTOID, CurrentMemoryContext);
+            accumArrayResult(event_states, CStringGetTextDatum(static_cast<char *>(lfirst(state))), false,
+                             TEXTOID, CurrentMemoryContext);
+        }
+        if (delta->inserted) {
+            bool is_null;
+            accumArrayResult(new_ids, id, false, TEXTOID, CurrentMemoryContext);
+            Datum value = TextOrNull(delta->name, &is_null);
+            accumArrayResult(new_names, value, is_null, TEXTOID, CurrentMemoryContext);
+            value = TextOrNull(delta->parent_id, &is_null);
+            accumArrayResult(new_parents, value, is_null, TEXTOID, CurrentMemoryContext);
+            value = TextOrNull(delta->sub_name, &is_null);
+            accumArrayResult(new_subs, value, is_null, TEXTOID, CurrentMemoryContext);
+            bool flags[4] = {delta->is_unique, delta->ignore_cancelled, delta->ignore_discarded,
+                             delta->ignore_deleted};
+            for (int f = 0; f < 4; f++)
+                accumArrayResult(new_flags[f], BoolGetDatum(flags[f]), false, BOOLOID, CurrentMemoryContext);
+            created++;
+        }
+        written++;
+        hash_search(deltas, &delta->key, HASH_REMOVE, nullptr);
+    }
+
+    ArrayBuildState *deleted = initArrayResult(INT8OID, CurrentMemoryContext, false);
+    int forgotten = 0;
+    ListCell *cell;
+    foreach (cell, deleted_waits) {
+        auto *wait = static_cast<DeletedWait *>(lfirst(cell));
+        if (wait->subid != subid || wait->schema != schema) continue;
+        accumArrayResult(deleted, Int64GetDatum(wait->job_id), false, INT8OID, CurrentMemoryContext);
+        deleted_waits = foreach_delete_current(deleted_waits, cell);
+        forgotten++;
+    }
+    if (written == 0 && forgotten == 0) return;
+
+    BeginSql(schema);
+    if (created > 0) {
+        Datum values[8] = {makeArrayResult(new_ids, CurrentMemoryContext),
+                           makeArrayResult(new_names, CurrentMemoryContext),
+                           makeArrayResult(new_parents, CurrentMemoryContext),
+                           makeArrayResult(new_subs, CurrentMemoryContext),
+                           makeArrayResult(new_flags[0], CurrentMemoryContext),
+                           makeArrayResult(new_flags[1], CurrentMemoryContext),
+                           makeArrayResult(new_flags[2], CurrentMemoryContext),
+                           makeArrayResult(new_flags[3], CurrentMemoryContext)};
+        Execute(&create_workflows, schema, values, nullptr);
+    }
+    if (written > 0) {
+        Datum values[13];
+        values[0] = makeArrayResult(ids, CurrentMemoryContext);
+        for (int s = 0; s < kStateCount; s++)
+            values[1 + s] = makeArrayResult(counts[s], CurrentMemoryContext);
+        values[9] = makeArrayResult(started, CurrentMemoryContext);
+        values[10] = makeArrayResult(event_ids, CurrentMemoryContext);
+        values[11] = makeArrayResult(event_names, CurrentMemoryContext);
+        values[12] = makeArrayResult(event_states, CurrentMemoryContext);
+        Execute(&write_journal, schema, values, nullptr);
+        journal_written = true;
+    }
+    if (forgotten > 0) {
+        Datum values[1] = {makeArrayResult(deleted, CurrentMemoryContext)};
+        Execute(&forget_deleted_waits, schema, values, nullptr);
+    }
+    EndSql();
+}
+
+// --- transaction bookkeeping ---------------------------------------------------------------------
+
+void OnTransactionEvent(XactEvent event, void *) {
+    switch (event) {
+        case XACT_EVENT_COMMIT:
+        case XACT_EVENT_PARALLEL_COMMIT:
+            if (journal_written) WakeFlusher();
+            [[fallthrough]];
+        case XACT_EVENT_ABORT:
+        case XACT_EVENT_PARALLEL_ABORT:
+        case XACT_EVENT_PREPARE:
+            deltas = nullptr;  // its memory goes with TopTransactionContext
+            deleted_waits = NIL;
+            journal_written = false;
+            break;
+        default:
+            break;
+    }
+}
+
+// Deltas of a rolled-back subtransaction (and its children, whose ids are larger) are dropped;
+// those of a committed one pass to its parent.
+void OnSubtransactionEvent(SubXactEvent event, SubTransactionId subid, SubTransactionId parent, void *) {
+    if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB) return;
+    ListCell *cell;
+    foreach (cell, deleted_waits) {
+        auto *wait = static_cast<DeletedWait *>(lfirst(cell));
+        if (wait->subid < subid) continue;
+        if (event == SUBXACT_EVENT_ABORT_SUB)
+            deleted_waits = foreach_delete_current(deleted_waits, cell);
+        else
+            wait->subid = parent;
+    }
+    if (deltas == nullptr) return;
+    List *moved = NIL;
+    HASH_SEQ_STATUS scan;
+    hash_seq_init(&scan, deltas);
+    WorkflowDelta *delta;
+    while ((delta = static_cast<WorkflowDelta *>(hash_seq_search(&scan))) != nullptr) {
+        if (delta->key.subid < subid) continue;
+        if (event == SUBXACT_EVENT_COMMIT_SUB) {
+            auto *copy = static_cast<WorkflowDelta *>(
+                MemoryContextAlloc(TopTransactionContext, sizeof(WorkflowDelta)));
+            *copy = *delta;
+            moved = lappend(moved, copy);
+        }
+        hash_search(deltas, &delta->key, HASH_REMOVE, nullptr);
+    }
+    foreach (cell, moved) {
+        auto *from = static_cast<WorkflowDelta *>(lfirst(cell));
+        WorkflowDelta *into = DeltaFor(from->key.workflow_id, from->schema, parent);
+        for (int s = 0; s < kStateCount; s++) into->counts[s] += from->counts[s];
+        if (from->started && (!into->started || from->started_at < into->started_at)) {
+            into->started = true;
+            into->started_at = from->started_at;
+        }
+        into->finished_names = list_concat(into->finished_names, from->finished_names);
+        into->finished_states = list_concat(into->finished_states, from->finished_states);
+        if (from->inserted && !into->inserted) {
+            into->inserted = true;
+            into->name = from->name;
+            into->parent_id = from->parent_id;
+            into->sub_name = from->sub_name;
+            into->is_unique = from->is_unique;
+            into->ignore_cancelled = from->ignore_cancelled;
+            into->ignore_discarded = from->ignore_discarded;
+            into->ignore_deleted = from->ignore_deleted;
+        }
+    }
+}
+
+}  // namespace
+
+void InitAggregation() {
+    RegisterXactCallback(OnTransactionEvent, nullptr);
+    RegisterSubXactCallback(OnSubtransactionEvent, nullptr);
+}
+
+}  // namespace oban::pg
+
+using namespace oban::pg;
+
+// AFTER INSERT / UPDATE OF state / DELETE, FOR EACH ROW, on rows whose meta has a workflow_id.
+OBAN_FUNCTION(oban_jobs_workflow_track) {
+    if (!CALLED_AS_TRIGGER(fcinfo))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("oban_jobs_workflow_track() was not called by a trigger")));
+    auto *trigger = reinterpret_cast<TriggerData *>(fcinfo->context);
+    if (!TRIGGER_FIRED_AFTER(trigger->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigger->tg_event))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("oban_jobs_workflow_track() must be an AFTER ROW trigger")));
+
+    Relation relation = trigger->tg_relation;
+    TupleDesc descriptor = RelationGetDescr(relation);
+    Columns columns = FindColumns(descriptor);
+    Oid schema = RelationGetNamespace(relation);
+    SubTransactionId subid = GetCurrentSubTransactionId();
+    bool is_null = false;
+
+    HeapTuple old_row = nullptr, new_row = nullptr;
+    if (TRIGGER_FIRED_BY_INSERT(trigger->tg_event)) {
+        new_row = trigger->tg_trigtuple;
+    } else if (TRIGGER_FIRED_BY_UPDATE(trigger->tg_event)) {
+        old_row = trigger->tg_trigtuple;
+        new_row = trigger->tg_newtuple;
+    } else {
+        old_row = trigger->tg_trigtuple;
+    }
+
+    JobState old_state = kUnknownState, new_state = kUnknownState;
+    if (old_row != nullptr) old_state = StateOf(Column(old_row, descriptor, columns.state, &is_null));
+    if (new_row != nullptr) new_state = StateOf(Column(new_row, descriptor, columns.state, &is_null));
+    if (old_state == new_state) return PointerGetDatum(nullptr);
+
+    HeapTuple row = new_row != nullptr ? new_row : old_row;
+    Jsonb *meta = DatumGetJsonbP(Column(row, descriptor, columns.meta, &is_null));
+    if (is_null) return PointerGetDatum(nullptr);
+    char *workflow_id = MetaText(meta, "workflow_id", CurrentMemoryContext);
+    if (workflow_id == nullptr) return PointerGetDatum(nullptr);
+
+    WorkflowDelta *delta = DeltaFor(workflow_id, schema, subid);
+    MemoryContext caller = MemoryContextSwitchTo(TopTransactionContext);
+    if (old_state != kUnknownState) delta->counts[old_state]--;
+    if (new_state != kUnknownState) delta->counts[new_state]++;
+
+    if (new_state == kExecuting) {
+        Datum attempted_at = Column(new_row, descriptor, columns.attempted_at, &is_null);
+        // A timestamptz counts microseconds from UTC midnight, so it reads as a UTC timestamp.
+        Timestamp at = is_null ? GetCurrentTransactionStartTimestamp() : DatumGetTimestamp(attempted_at);
+        if (!delta->started || at < delta->started_at) {
+            delta->started = true;
+            delta->started_at = at;
+        }
+    }
+    if (new_row != nullptr && IsFinished(new_state) && (old_row == nullptr || !IsFinished(old_state))) {
+        char *name = MetaText(meta, "name");
+        if (name != nullptr) {
+            delta->finished_names = lappend(delta->finished_names, name);
+            delta->finished_states = lappend(delta->finished_states, pstrdup(kStateNames[new_state]));
+        }
+    }
+    if (old_row == nullptr && !delta->inserted) {
+        delta->inserted = true;
+        delta->name = MetaText(meta, "workflow_name");
+        delta->parent_id = MetaText(meta, "sup_workflow_id");
+        delta->sub_name = MetaText(meta, "sub_name");
+        delta->is_unique = MetaTrue(meta, "workflow_unique");
+        delta->ignore_cancelled = MetaTrue(meta, "ignore_cancelled");
+        delta->ignore_discarded = MetaTrue(meta, "ignore_discarded");
+        delta->ignore_deleted = MetaTrue(meta, "ignore_deleted");
+    }
+    if (new_row == nullptr && old_state == kSuspended) {
+        auto *wait = static_cast<DeletedWait *>(palloc(sizeof(DeletedWait)));
+        wait->subid = subid;
+        wait->schema = schema;
+        wait->job_id = DatumGetInt64(Column(old_row, descriptor, columns.id, &is_null));
+        deleted_waits = lappend(deleted_waits, wait);
+    }
+    MemoryContextSwitchTo(caller);
+    return PointerGetDatum(nullptr);
+}
+
+// AFTER INSERT OR UPDATE OR DELETE, FOR EACH STATEMENT: writes what the statement's rows recorded.
+OBAN_FUNCTION(oban_jobs_workflow_journal) {
+    if (!CALLED_AS_TRIGGER(fcinfo))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("oban_jobs_workflow_journal() was not called by a trigger")));
+    if (deltas == nullptr && deleted_waits == NIL) return PointerGetDatum(nullptr);
+    auto *trigger = reinterpret_cast<TriggerData *>(fcinfo->context);
+    WriteJournal(RelationGetNamespace(trigger->tg_relation));
+    return PointerGetDatum(nullptr);
+}
+
+Statement forget_everything{R"sql(
+    WITH journal AS (DELETE FROM @extschema@.oban_workflow_journal),
+         waits AS (DELETE FROM @extschema@.oban_workflow_waits),
+         edges AS (DELETE FROM @extschema@.oban_workflow_edges)
+    DELETE FROM @extschema@.oban_workflow_rows)sql",
+                            0,
+                            {}};
+
+// AFTER TRUNCATE: with every job gone, so are the workflows and what they waited for.
+OBAN_FUNCTION(oban_jobs_workflow_truncate) {
+    if (!CALLED_AS_TRIGGER(fcinfo))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("oban_jobs_workflow_truncate() was not called by a trigger")));
+    auto *trigger = reinterpret_cast<TriggerData *>(fcinfo->context);
+    Oid schema = RelationGetNamespace(trigger->tg_relation);
+    if (deltas != nullptr) hash_destroy(deltas);
+    deltas = nullptr;
+    deleted_waits = NIL;
+    BeginSql(schema);
+    Execute(&forget_everything, schema, nullptr, nullptr);
+    EndSql();
+    return PointerGetDatum(nullptr);
+}

@@ -1,0 +1,179 @@
+// The background worker (with shared_preload_libraries = 'oban_pro'): connected to the database
+// named by oban_pro.database, it folds the workflow journal and releases dependents as soon as a
+// transaction that wrote journal rows commits (that backend sets the worker's latch), and at least
+// every oban_pro.flush_interval otherwise. It runs each flush as its own short transaction with
+// synchronous_commit off: a flush lost in a crash leaves its journal rows in place to be redone.
+#include "pg/worker.hpp"
+
+#include "pg/module.hpp"
+#include "pg/sql.hpp"
+#include "pg/workflows.hpp"
+
+extern "C" {
+#include "access/xact.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/wait_event.h"
+
+PGDLLEXPORT void oban_pro_worker_main(Datum);
+}
+
+namespace oban::pg {
+
+namespace {
+
+struct WorkerState {
+    slock_t mutex;
+    Latch *latch;  // the running worker's latch, or nullptr
+    Oid database;  // the database it serves
+};
+
+WorkerState *worker_state = nullptr;
+shmem_request_hook_type previous_request_hook = nullptr;
+shmem_startup_hook_type previous_startup_hook = nullptr;
+
+void RequestSharedMemory() {
+    if (previous_request_hook != nullptr) previous_request_hook();
+    RequestAddinShmemSpace(MAXALIGN(sizeof(WorkerState)));
+}
+
+void StartSharedMemory() {
+    if (previous_startup_hook != nullptr) previous_startup_hook();
+    LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+    bool found = false;
+    worker_state =
+        static_cast<WorkerState *>(ShmemInitStruct("oban_pro worker", sizeof(WorkerState), &found));
+    if (!found) {
+        SpinLockInit(&worker_state->mutex);
+        worker_state->latch = nullptr;
+        worker_state->database = InvalidOid;
+    }
+    LWLockRelease(AddinShmemInitLock);
+}
+
+void Publish(Latch *latch, Oid database) {
+    SpinLockAcquire(&worker_state->mutex);
+    worker_state->latch = latch;
+    worker_state->database = database;
+    SpinLockRelease(&worker_state->mutex);
+}
+
+void Unpublish(int, Datum) {
+    Publish(nullptr, InvalidOid);
+}
+
+// The schema oban_pro is installed in, or InvalidOid when it is not installed in this database.
+Oid ExtensionSchema() {
+    if (!OidIsValid(get_extension_oid("oban_pro", true))) return InvalidOid;
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    Oid schema = InvalidOid;
+    if (SPI_execute("SELECT extnamespace FROM pg_catalog.pg_extension WHERE extname = 'oban_pro'", true, 1) ==
+            SPI_OK_SELECT &&
+        SPI_processed == 1) {
+        bool is_null = false;
+        schema = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &is_null));
+    }
+    SPI_finish();
+    return schema;
+}
+
+// One flush in its own transaction. Errors are logged and the next round tries again.
+void FlushOnce() {
+    MemoryContext worker_context = CurrentMemoryContext;
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    PushActiveSnapshot(GetTransactionSnapshot());
+    pgstat_report_activity(STATE_RUNNING, "oban_pro: flushing workflows");
+    PG_TRY();
+    {
+        Oid schema = ExtensionSchema();
+        if (OidIsValid(schema)) {
+            BeginSql(schema);
+            FlushWorkflows(schema, 5000);
+            EndSql();
+        }
+        PopActiveSnapshot();
+        CommitTransactionCommand();
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(worker_context);
+        EmitErrorReport();
+        FlushErrorState();
+        AbortCurrentTransaction();
+    }
+    PG_END_TRY();
+    MemoryContextSwitchTo(worker_context);
+    pgstat_report_activity(STATE_IDLE, nullptr);
+}
+
+}  // namespace
+
+void InitWorker() {
+    if (!process_shared_preload_libraries_in_progress) return;
+    previous_request_hook = shmem_request_hook;
+    shmem_request_hook = RequestSharedMemory;
+    previous_startup_hook = shmem_startup_hook;
+    shmem_startup_hook = StartSharedMemory;
+
+    if (database_name == nullptr || database_name[0] == '\0') return;
+    BackgroundWorker worker{};
+    worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+    worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+    worker.bgw_restart_time = 5;
+    strlcpy(worker.bgw_library_name, "oban_pro", BGW_MAXLEN);
+    strlcpy(worker.bgw_function_name, "oban_pro_worker_main", BGW_MAXLEN);
+    strlcpy(worker.bgw_name, "oban_pro worker", BGW_MAXLEN);
+    strlcpy(worker.bgw_type, "oban_pro worker", BGW_MAXLEN);
+    RegisterBackgroundWorker(&worker);
+}
+
+void WakeFlusher() {
+    if (worker_state == nullptr) return;
+    SpinLockAcquire(&worker_state->mutex);
+    Latch *latch = worker_state->database == MyDatabaseId ? worker_state->latch : nullptr;
+    SpinLockRelease(&worker_state->mutex);
+    if (latch != nullptr) SetLatch(latch);
+}
+
+}  // namespace oban::pg
+
+void oban_pro_worker_main(Datum) {
+    using namespace oban::pg;
+    pqsignal(SIGHUP, SignalHandlerForConfigReload);
+    pqsignal(SIGTERM, die);
+    BackgroundWorkerUnblockSignals();
+    BackgroundWorkerInitializeConnection(database_name, nullptr, 0);
+    SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+    SetConfigOption("application_name", "oban_pro worker", PGC_USERSET, PGC_S_OVERRIDE);
+    pgstat_report_appname("oban_pro worker");
+
+    Publish(MyLatch, MyDatabaseId);
+    on_shmem_exit(Unpublish, 0);
+    ereport(LOG, (errmsg("oban_pro worker started in database \"%s\"", database_name)));
+
+    for (;;) {
+        ResetLatch(MyLatch);
+        CHECK_FOR_INTERRUPTS();
+        if (ConfigReloadPending) {
+            ConfigReloadPending = false;
+            ProcessConfigFile(PGC_SIGHUP);
+        }
+        FlushOnce();
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, flush_interval_ms,
+                        PG_WAIT_EXTENSION);
+    }
+}

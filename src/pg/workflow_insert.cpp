@@ -1,0 +1,536 @@
+// oban_insert_workflow and oban_append_workflow: the JSON spec is read into the pure C++ model
+// (core/workflow_spec), validated there, and inserted with one INSERT of all its jobs. The
+// dependency triggers then suspend whatever has to wait, exactly as for a plain INSERT.
+#include "core/workflow_spec.hpp"
+#include "pg/args.hpp"
+#include "pg/sql.hpp"
+
+extern "C" {
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
+#include "utils/uuid.h"
+}
+
+namespace oban::pg {
+
+namespace {
+
+using core::JsonKind;
+using core::RawField;
+
+// --- reading the spec (C-style: runs inside PgCall) ----------------------------------------------
+
+JsonKind KindOf(const JsonbValue &value) {
+    switch (value.type) {
+        case jbvNull:
+            return JsonKind::Null;
+        case jbvString:
+            return JsonKind::String;
+        case jbvNumeric:
+            return JsonKind::Number;
+        case jbvBool:
+            return JsonKind::Boolean;
+        case jbvBinary:
+            return JsonContainerIsArray(value.val.binary.data) ? JsonKind::Array : JsonKind::Object;
+        default:
+            return JsonKind::Object;
+    }
+}
+
+bool Lookup(JsonbContainer *object, const char *key, JsonbValue *value) {
+    return getKeyJsonValueFromContainer(object, key, (uint32)strlen(key), value) != nullptr;
+}
+
+RawField Field(JsonbContainer *object, const char *key) {
+    JsonbValue value;
+    RawField field;
+    if (!Lookup(object, key, &value)) return field;
+    field.kind = KindOf(value);
+    if (value.type == jbvString) {
+        field.text = {value.val.string.val, static_cast<size_t>(value.val.string.len)};
+    } else if (value.type == jbvNumeric) {
+        field.text = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(value.val.numeric)));
+    } else if (value.type == jbvBool) {
+        field.text = value.val.boolean ? "true" : "false";
+    }
+    return field;
+}
+
+JsonKind Kind(JsonbContainer *object, const char *key) {
+    JsonbValue value;
+    return Lookup(object, key, &value) ? KindOf(value) : JsonKind::Missing;
+}
+
+// Iterates the elements of an array container, calling `each(value)`.
+template <typename Each>
+void ForEachElement(JsonbContainer *array, Each each) {
+    JsonbIterator *iterator = JsonbIteratorInit(array);
+    JsonbValue value;
+    JsonbIteratorToken token;
+    while ((token = JsonbIteratorNext(&iterator, &value, true)) != WJB_DONE)
+        if (token == WJB_ELEM) each(value);
+}
+
+void ReadWorkflow(core::WorkflowSpec *spec, int index, const JsonbValue &value);
+
+void ReadStep(core::WorkflowSpec *spec, int workflow, const JsonbValue &value) {
+    spec->workflows[workflow].steps.emplace_back(spec->memory());
+    int step_index = static_cast<int>(spec->workflows[workflow].steps.size() - 1);
+    core::RawStep *step = &spec->workflows[workflow].steps.back();
+    if (value.type != jbvBinary || !JsonContainerIsObject(value.val.binary.data)) return;
+    JsonbContainer *object = value.val.binary.data;
+    step->is_object = true;
+    step->source = object;
+    step->name = Field(object, "name");
+    step->worker = Field(object, "worker");
+    step->queue = Field(object, "queue");
+    step->priority = Field(object, "priority");
+    step->max_attempts = Field(object, "max_attempts");
+    step->scheduled_at = Field(object, "scheduled_at");
+    step->args = Kind(object, "args");
+    step->meta = Kind(object, "meta");
+    step->tags = Kind(object, "tags");
+    JsonbValue field;
+    if (step->tags == JsonKind::Array && Lookup(object, "tags", &field))
+        ForEachElement(field.val.binary.data, [&](const JsonbValue &tag) {
+            if (tag.type != jbvString) step->tags_all_strings = false;
+        });
+    step->deps = Kind(object, "deps");
+    if (Lookup(object, "deps", &field)) {
+        auto add_dep = [&](const JsonbValue &dep) {
+            core::RawDep raw;
+            raw.kind = KindOf(dep);
+            if (dep.type == jbvString) {
+                raw.name = {JsonKind::String, {dep.val.string.val, static_cast<size_t>(dep.val.string.len)}};
+            } else if (raw.kind == JsonKind::Array) {
+                int position = 0;
+                ForEachElement(dep.val.binary.data, [&](const JsonbValue &part) {
+                    RawField text{KindOf(part), {}};
+                    if (part.type == jbvString)
+                        text.text = {part.val.string.val, static_cast<size_t>(part.val.string.len)};
+                    if (position == 0) raw.workflow_id = text;
+                    if (position == 1) raw.name = text;
+                    position++;
+                });
+                raw.arity = position;
+            }
+            step->dep_list.push_back(raw);
+        };
+        if (field.type == jbvString)
+            add_dep(field);
+        else if (step->deps == JsonKind::Array)
+            ForEachElement(field.val.binary.data, add_dep);
+    }
+    step->workflow = Kind(object, "workflow");
+    if (step->workflow == JsonKind::Object && Lookup(object, "workflow", &field) &&
+        spec->workflows[workflow].depth < core::kMaxNesting + 1) {
+        int sub = spec->AddWorkflow(workflow, step_index);
+        spec->workflows[workflow].steps[step_index].sub_workflow = sub;
+        ReadWorkflow(spec, sub, field);
+    }
+}
+
+void ReadWorkflow(core::WorkflowSpec *spec, int index, const JsonbValue &value) {
+    if (value.type != jbvBinary || !JsonContainerIsObject(value.val.binary.data)) return;
+    JsonbContainer *object = value.val.binary.data;
+    core::RawWorkflow *workflow = &spec->workflows[index];
+    workflow->is_object = true;
+    workflow->workflow_id = Field(object, "workflow_id");
+    workflow->name = Field(object, "name");
+    workflow->unique = Field(object, "unique");
+    workflow->ignore_cancelled = Field(object, "ignore_cancelled");
+    workflow->ignore_discarded = Field(object, "ignore_discarded");
+    workflow->ignore_deleted = Field(object, "ignore_deleted");
+    workflow->jobs = Kind(object, "jobs");
+    JsonbValue jobs;
+    if (workflow->jobs == JsonKind::Array && Lookup(object, "jobs", &jobs))
+        ForEachElement(jobs.val.binary.data, [&](const JsonbValue &job) { ReadStep(spec, index, job); });
+}
+
+JsonbValue RootValue(Jsonb *document) {
+    JsonbValue value;
+    if (JB_ROOT_IS_SCALAR(document)) {
+        value.type = jbvNull;  // any scalar: not an object
+        return value;
+    }
+    value.type = jbvBinary;
+    value.val.binary.data = &document->root;
+    value.val.binary.len = (int)VARSIZE(document);
+    return value;
+}
+
+// --- building the jobs (C-style: runs inside PgCall) ---------------------------------------------
+
+void AppendJsonString(StringInfo out, std::string_view text) {
+    char *copy = pnstrdup(text.data(), text.size());
+    escape_json(out, copy);
+    pfree(copy);
+}
+
+char *NewUuid() {
+    Datum uuid = DirectFunctionCall1(gen_random_uuid, (Datum)0);
+    return DatumGetCString(DirectFunctionCall1(uuid_out, uuid));
+}
+
+bool IsTrue(const RawField &field) {
+    return field.kind == JsonKind::Boolean && field.text == "true";
+}
+
+struct Built {
+    ArrayBuildState *workers, *args, *queues, *priorities, *max_attempts, *scheduled, *metas, *tags;
+    int count;
+};
+
+// Appends `dep`, a dep of a step of workflow `owner`, as stored in meta.deps: a bare name for a
+// step of the same workflow (unless `absolute`), else a [workflow_id, name] pair.
+void AppendDep(StringInfo out, const core::WorkflowSpec &spec, char **ids, int owner,
+               const core::ResolvedDep &dep, bool absolute) {
+    const char *workflow_id = nullptr;
+    std::string_view name;
+    switch (dep.kind) {
+        case core::ResolvedDep::Step:
+            workflow_id = ids[dep.workflow];
+            name = spec.workflows[dep.workflow].steps[dep.step].name.text;
+            break;
+        case core::ResolvedDep::SubWorkflow:
+            workflow_id = ids[dep.workflow];
+            name = "*";
+            absolute = true;
+            break;
+        case core::ResolvedDep::External:
+            workflow_id = dep.external_workflow_id.empty() ? ids[owner] : nullptr;
+            name = dep.name;
+            if (!dep.external_workflow_id.empty()) absolute = true;
+            break;
+    }
+    if (!absolute) {
+        AppendJsonString(out, name);
+        return;
+    }
+    appendStringInfoChar(out, '[');
+    if (workflow_id != nullptr)
+        escape_json(out, workflow_id);
+    else
+        AppendJsonString(out, dep.external_workflow_id);
+    appendStringInfoChar(out, ',');
+    AppendJsonString(out, name);
+    appendStringInfoChar(out, ']');
+}
+
+// A step with no dep inside its own workflow starts the workflow.
+bool IsRoot(const core::WorkflowSpec &spec, int workflow, int step) {
+    for (const core::ResolvedDep &dep : spec.DepsOf(workflow, step)) {
+        if (dep.kind != core::ResolvedDep::External || dep.external_workflow_id.empty()) return false;
+    }
+    return true;
+}
+
+// Appends the deps a root job of sub-workflow `workflow` inherits from its entry (and from the
+// entry's own entry, when the entry is itself a root), as [workflow_id, name] pairs.
+void AppendInheritedDeps(StringInfo out, const core::WorkflowSpec &spec, char **ids, int workflow,
+                         bool *first) {
+    const core::RawWorkflow &sub = spec.workflows[workflow];
+    if (sub.parent < 0) return;
+    for (const core::ResolvedDep &dep : spec.DepsOf(sub.parent, sub.parent_step)) {
+        if (!*first) appendStringInfoChar(out, ',');
+        *first = false;
+        AppendDep(out, spec, ids, sub.parent, dep, true);
+    }
+    if (IsRoot(spec, sub.parent, sub.parent_step)) AppendInheritedDeps(out, spec, ids, sub.parent, first);
+}
+
+// Workflow-level options every job of the spec carries in its meta.
+struct Options {
+    const char *name;       // nullptr when unnamed
+    const char *parent_id;  // appending to a sub-workflow: its parent and name there
+    const char *sub_name;
+    bool unique, ignore_cancelled, ignore_discarded, ignore_deleted;
+};
+
+void BuildJobs(const core::WorkflowSpec &spec, char **ids, const Options &top, Built *built) {
+    MemoryContext context = CurrentMemoryContext;
+    for (size_t w = 0; w < spec.workflows.size(); w++) {
+        const core::RawWorkflow &workflow = spec.workflows[w];
+        for (size_t s = 0; s < workflow.steps.size(); s++) {
+            const core::RawStep &step = workflow.steps[s];
+            if (step.sub_workflow >= 0) continue;
+            auto *object = static_cast<JsonbContainer *>(const_cast<void *>(step.source));
+            JsonbValue value;
+
+            StringInfoData meta;
+            initStringInfo(&meta);
+            appendStringInfoString(&meta, "{\"workflow_id\":");
+            escape_json(&meta, ids[w]);
+            appendStringInfoString(&meta, ",\"name\":");
+            AppendJsonString(&meta, step.name.text);
+            appendStringInfoString(&meta, ",\"deps\":[");
+            bool first = true;
+            for (const core::ResolvedDep &dep : spec.DepsOf((int)w, (int)s)) {
+                if (!first) appendStringInfoChar(&meta, ',');
+                first = false;
+                AppendDep(&meta, spec, ids, (int)w, dep, false);
+            }
+            if (workflow.parent >= 0 && IsRoot(spec, (int)w, (int)s))
+                AppendInheritedDeps(&meta, spec, ids, (int)w, &first);
+            appendStringInfoChar(&meta, ']');
+            if (workflow.parent >= 0) {
+                appendStringInfoString(&meta, ",\"sup_workflow_id\":");
+                escape_json(&meta, ids[workflow.parent]);
+                appendStringInfoString(&meta, ",\"sub_name\":");
+                AppendJsonString(&meta,
+                                 spec.workflows[workflow.parent].steps[workflow.parent_step].name.text);
+                if (workflow.name.kind == JsonKind::String) {
+                    appendStringInfoString(&meta, ",\"workflow_name\":");
+                    AppendJsonString(&meta, workflow.name.text);
+                }
+            } else {
+                if (top.name != nullptr) {
+                    appendStringInfoString(&meta, ",\"workflow_name\":");
+                    escape_json(&meta, top.name);
+                }
+                if (top.parent_id != nullptr) {
+                    appendStringInfoString(&meta, ",\"sup_workflow_id\":");
+                    escape_json(&meta, top.parent_id);
+                    appendStringInfoString(&meta, ",\"sub_name\":");
+                    escape_json(&meta, top.sub_name != nullptr ? top.sub_name : "");
+                }
+            }
+            if (workflow.parent < 0 && top.unique) appendStringInfoString(&meta, ",\"workflow_unique\":true");
+            if (top.ignore_cancelled) appendStringInfoString(&meta, ",\"ignore_cancelled\":true");
+            if (top.ignore_discarded) appendStringInfoString(&meta, ",\"ignore_discarded\":true");
+            if (top.ignore_deleted) appendStringInfoString(&meta, ",\"ignore_deleted\":true");
+            appendStringInfoChar(&meta, '}');
+            Datum ours = DirectFunctionCall1(jsonb_in, CStringGetDatum(meta.data));
+            Datum merged = ours;
+            if (Lookup(object, "meta", &value) && value.type == jbvBinary)
+                merged = DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(JsonbValueToJsonb(&value)), ours);
+
+            auto text_or = [&](const RawField &field, const char *fallback) {
+                return field.kind == JsonKind::String ? PointerGetDatum(cstring_to_text_with_len(
+                                                            field.text.data(), (int)field.text.size()))
+                                                      : CStringGetTextDatum(fallback);
+            };
+            auto int_or = [&](const RawField &field, int32 fallback) {
+                return Int32GetDatum(field.kind == JsonKind::Number
+                                         ? pg_strtoint32(pnstrdup(field.text.data(), field.text.size()))
+                                         : fallback);
+            };
+            accumArrayResult(built->workers, text_or(step.worker, ""), false, TEXTOID, context);
+            Datum args = Lookup(object, "args", &value) && value.type == jbvBinary
+                             ? JsonbPGetDatum(JsonbValueToJsonb(&value))
+                             : DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
+            accumArrayResult(built->args, args, false, JSONBOID, context);
+            accumArrayResult(built->queues, text_or(step.queue, "default"), false, TEXTOID, context);
+            accumArrayResult(built->priorities, int_or(step.priority, 0), false, INT4OID, context);
+            accumArrayResult(built->max_attempts, int_or(step.max_attempts, 20), false, INT4OID, context);
+            bool no_schedule = step.scheduled_at.kind != JsonKind::String;
+            accumArrayResult(built->scheduled, no_schedule ? (Datum)0 : text_or(step.scheduled_at, ""),
+                             no_schedule, TEXTOID, context);
+            accumArrayResult(built->metas, merged, false, JSONBOID, context);
+            Datum tags = Lookup(object, "tags", &value) && value.type == jbvBinary
+                             ? JsonbPGetDatum(JsonbValueToJsonb(&value))
+                             : DirectFunctionCall1(jsonb_in, CStringGetDatum("[]"));
+            accumArrayResult(built->tags, tags, false, JSONBOID, context);
+            built->count++;
+        }
+    }
+}
+
+Statement insert_jobs{R"sql(
+    INSERT INTO @extschema@.oban_jobs (worker, args, queue, priority, max_attempts, scheduled_at, state, meta, tags)
+    SELECT j.worker, j.args, j.queue, j.priority, j.max_attempts,
+           coalesce(j.scheduled_at::timestamp, timezone('UTC', now())),
+           CASE WHEN j.scheduled_at::timestamp > timezone('UTC', now()) THEN 'scheduled' ELSE 'available' END
+               ::@extschema@.oban_job_state,
+           j.meta, ARRAY(SELECT jsonb_array_elements_text(j.tags))
+    FROM unnest($1::text[], $2::jsonb[], $3::text[], $4::int[], $5::int[], $6::text[], $7::jsonb[], $8::jsonb[])
+         WITH ORDINALITY AS j(worker, args, queue, priority, max_attempts, scheduled_at, meta, tags, position)
+    ORDER BY j.position
+    RETURNING id, meta->>'workflow_id', meta->>'name', state, false)sql",
+                      8,
+                      {TEXTARRAYOID, JSONBARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, TEXTARRAYOID,
+                       JSONBARRAYOID, JSONBARRAYOID}};
+
+Statement workflow_options{R"sql(
+    SELECT name, parent_id, sub_name, ignore_cancelled, ignore_discarded, ignore_deleted
+    FROM @extschema@.oban_workflow_rows WHERE id = $1)sql",
+                           1,
+                           {TEXTOID}};
+
+// The names a bare dep of an appended job may use: the workflow's steps and sub-workflows.
+Statement existing_steps{R"sql(
+    SELECT meta->>'name' FROM @extschema@.oban_jobs
+    WHERE meta ? 'workflow_id' AND meta->>'workflow_id' = $1 AND meta ? 'name'
+    UNION
+    SELECT sub_name FROM @extschema@.oban_workflow_rows WHERE parent_id = $1 AND sub_name IS NOT NULL)sql",
+                         1,
+                         {TEXTOID}};
+
+int SqlState(core::SpecError error) {
+    switch (error) {
+        case core::SpecError::Duplicate:
+            return ERRCODE_DUPLICATE_OBJECT;
+        case core::SpecError::UnknownDep:
+            return ERRCODE_UNDEFINED_OBJECT;
+        case core::SpecError::Cycle:
+            return ERRCODE_INVALID_RECURSION;
+        case core::SpecError::TooDeep:
+            return ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+        default:
+            return ERRCODE_INVALID_PARAMETER_VALUE;
+    }
+}
+
+char *TextCopy(const RawField &field) {
+    return field.kind == JsonKind::String ? pnstrdup(field.text.data(), field.text.size()) : nullptr;
+}
+
+// Gives every workflow of the spec its id (`top_id`, the spec's own, or a new UUID), inserts all
+// the jobs in one statement, and returns one row per job into the function's result.
+void InsertSpec(Oid schema, const core::WorkflowSpec &spec, const char *top_id, const Options &top,
+                ReturnSetInfo *result) {
+    MemoryContext context = CurrentMemoryContext;
+    char **ids = static_cast<char **>(palloc(sizeof(char *) * spec.workflows.size()));
+    for (size_t w = 0; w < spec.workflows.size(); w++) {
+        char *given = TextCopy(spec.workflows[w].workflow_id);
+        ids[w] = w == 0 && top_id != nullptr ? pstrdup(top_id) : given != nullptr ? given : NewUuid();
+    }
+    Built built{initArrayResult(TEXTOID, context, false),
+                initArrayResult(JSONBOID, context, false),
+                initArrayResult(TEXTOID, context, false),
+                initArrayResult(INT4OID, context, false),
+                initArrayResult(INT4OID, context, false),
+                initArrayResult(TEXTOID, context, false),
+                initArrayResult(JSONBOID, context, false),
+                initArrayResult(JSONBOID, context, false),
+                0};
+    BuildJobs(spec, ids, top, &built);
+
+    Datum values[8] = {
+        makeArrayResult(built.workers, context),      makeArrayResult(built.args, context),
+        makeArrayResult(built.queues, context),       makeArrayResult(built.priorities, context),
+        makeArrayResult(built.max_attempts, context), makeArrayResult(built.scheduled, context),
+        makeArrayResult(built.metas, context),        makeArrayResult(built.tags, context)};
+    BeginSql(schema);
+    uint64 inserted = Execute(&insert_jobs, schema, values, nullptr);
+    for (uint64 i = 0; i < inserted; i++) tuplestore_puttuple(result->setResult, SPI_tuptable->vals[i]);
+    EndSql();
+}
+
+[[noreturn]] void RaiseSpecError(const core::SpecResult &result) {
+    throw oban::Error(SqlState(result.error), "invalid workflow: " + result.message);
+}
+
+}  // namespace
+
+}  // namespace oban::pg
+
+using namespace oban::pg;
+
+OBAN_FUNCTION(oban_insert_workflow) {
+    RequireArgument(fcinfo, 0, "workflow");
+    Jsonb *document = PG_GETARG_JSONB_P(0);
+    Oid schema = FunctionSchema(fcinfo);
+    InitMaterializedSRF(fcinfo, 0);
+    auto *result = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+
+    oban::MemoryContextResource memory(CurrentMemoryContext);
+    oban::core::WorkflowSpec spec(&memory);
+    oban::PgCall([&] {
+        int top = spec.AddWorkflow(-1, -1);
+        ReadWorkflow(&spec, top, RootValue(document));
+    });
+    oban::core::SpecResult validation = spec.Validate(true);
+    if (validation.error != oban::core::SpecError::None) RaiseSpecError(validation);
+
+    const oban::core::RawWorkflow &top = spec.workflows[0];
+    oban::PgCall([&] {
+        Options options{TextCopy(top.name),
+                        nullptr,
+                        nullptr,
+                        IsTrue(top.unique),
+                        IsTrue(top.ignore_cancelled),
+                        IsTrue(top.ignore_discarded),
+                        IsTrue(top.ignore_deleted)};
+        InsertSpec(schema, spec, nullptr, options, result);
+    });
+    return (Datum)0;
+}
+
+OBAN_FUNCTION(oban_append_workflow) {
+    RequireArgument(fcinfo, 0, "workflow_id");
+    RequireArgument(fcinfo, 1, "jobs");
+    RequireArgument(fcinfo, 2, "check_deps");
+    Datum workflow_id = PG_GETARG_DATUM(0);
+    Jsonb *jobs = PG_GETARG_JSONB_P(1);
+    bool check_deps = PG_GETARG_BOOL(2);
+    Oid schema = FunctionSchema(fcinfo);
+    InitMaterializedSRF(fcinfo, 0);
+    auto *result = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+
+    // The workflow's options, copied out of SPI before anything C++ is alive.
+    char *id = TextDatumGetCString(workflow_id);
+    Options options{};
+    BeginSql(schema);
+    Datum lookup[1] = {workflow_id};
+    if (Execute(&workflow_options, schema, lookup, nullptr) == 0)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("workflow \"%s\" does not exist", id),
+                        errhint("Insert it with oban_insert_workflow first.")));
+    {
+        HeapTuple row = SPI_tuptable->vals[0];
+        TupleDesc descriptor = SPI_tuptable->tupdesc;
+        bool is_null = false;
+        MemoryContext spi_context = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+        char *name = SPI_getvalue(row, descriptor, 1);
+        char *parent = SPI_getvalue(row, descriptor, 2);
+        char *sub_name = SPI_getvalue(row, descriptor, 3);
+        options.name = name;
+        options.parent_id = parent;
+        options.sub_name = sub_name;
+        options.ignore_cancelled = DatumGetBool(SPI_getbinval(row, descriptor, 4, &is_null));
+        options.ignore_discarded = DatumGetBool(SPI_getbinval(row, descriptor, 5, &is_null));
+        options.ignore_deleted = DatumGetBool(SPI_getbinval(row, descriptor, 6, &is_null));
+        MemoryContextSwitchTo(spi_context);
+    }
+    uint64 known = Execute(&existing_steps, schema, lookup, nullptr);
+    char **known_names =
+        static_cast<char **>(MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(char *) * Max(known, 1)));
+    for (uint64 i = 0; i < known; i++)
+        known_names[i] = MemoryContextStrdup(fcinfo->flinfo->fn_mcxt,
+                                             SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+    EndSql();
+
+    oban::MemoryContextResource memory(CurrentMemoryContext);
+    oban::core::WorkflowSpec spec(&memory);
+    oban::PgCall([&] {
+        int top = spec.AddWorkflow(-1, -1);
+        oban::core::RawWorkflow &workflow = spec.workflows[top];
+        workflow.is_object = true;
+        workflow.workflow_id = {JsonKind::String, id};
+        JsonbValue root = RootValue(jobs);
+        workflow.jobs = root.type == jbvBinary && JsonContainerIsArray(root.val.binary.data)
+                            ? JsonKind::Array
+                            : JsonKind::Object;
+        if (workflow.jobs == JsonKind::Array)
+            ForEachElement(root.val.binary.data, [&](const JsonbValue &job) { ReadStep(&spec, top, job); });
+    });
+    for (uint64 i = 0; i < known; i++) {
+        for (const oban::core::RawStep &step : spec.workflows[0].steps)
+            if (step.name.text == known_names[i])
+                throw oban::Error(ERRCODE_DUPLICATE_OBJECT,
+                                  std::string("invalid workflow: step \"") + known_names[i] +
+                                      "\" already exists in workflow \"" + id + "\"");
+        spec.AddKnownStep(known_names[i]);
+    }
+    oban::core::SpecResult validation = spec.Validate(check_deps);
+    if (validation.error != oban::core::SpecError::None) RaiseSpecError(validation);
+
+    oban::PgCall([&] { InsertSpec(schema, spec, id, options, result); });
+    return (Datum)0;
+}

@@ -1,0 +1,504 @@
+// Workflows (SPEC §4): dependencies released by the database, exactly once, isolated from acks.
+//
+// A job inserted with deps that are not all satisfied is made `suspended` by a BEFORE INSERT
+// trigger, which records how many deps remain (oban_workflow_waits) and an edge from each pending
+// dep to the job (oban_workflow_edges). Acks never release anything themselves: the statement that
+// finishes a step appends it to the journal (aggregation.cpp), and oban_flush_workflows — run by the
+// background worker right after such a commit, or by any caller — folds the journal and counts down
+// the waits of the finished steps' dependents through the edges. A job whose count reaches zero gets
+// one precise check of its deps (O(its deps), once) and is released or cancelled. So:
+//  * an ack costs the same whatever the workflow's size, and never waits on another ack;
+//  * a failing release never undoes an ack: it runs later, in another transaction; a failure is
+//    reported with a WARNING and left for oban_repair_workflows;
+//  * the journal rows of a step are consumed exactly once (deleted in the transaction that counts
+//    them), and a release is `UPDATE ... WHERE state = 'suspended'`, so a job is released once.
+#include "pg/args.hpp"
+#include "pg/sql.hpp"
+#include "pg/workflows.hpp"
+
+extern "C" {
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/timestamp.h"
+#include "utils/jsonb.h"
+#include "utils/rel.h"
+#include "utils/resowner.h"
+}
+
+namespace oban::pg {
+
+namespace {
+
+// --- dependency resolution at insert -----------------------------------------------------------
+
+Statement prepare_job{R"sql(
+    WITH verdicts AS MATERIALIZED (
+        SELECT * FROM @extschema@.oban_dep_verdicts($2, $3, false)
+    ), failed AS (
+        SELECT dep_workflow_id, dep_name, outcome FROM verdicts WHERE verdict = 'failed'
+        ORDER BY dep_workflow_id, dep_name LIMIT 1
+    ), edges AS (
+        INSERT INTO @extschema@.oban_workflow_edges (dep_workflow_id, dep_name, job_id)
+        SELECT dep_workflow_id, dep_name, $1 FROM verdicts
+        WHERE verdict = 'pending' AND NOT EXISTS (SELECT FROM failed)
+        ON CONFLICT DO NOTHING
+    ), waits AS (
+        INSERT INTO @extschema@.oban_workflow_waits (job_id, workflow_id, remaining)
+        SELECT $1, $2, count(*) FROM verdicts
+        WHERE verdict = 'pending' AND NOT EXISTS (SELECT FROM failed)
+        HAVING count(*) > 0
+        ON CONFLICT (job_id) DO UPDATE SET remaining = excluded.remaining
+    )
+    SELECT (SELECT count(*) FROM verdicts WHERE verdict = 'pending')::int4 AS pending,
+           (SELECT jsonb_build_array(jsonb_build_object(
+                       'attempt', 0, 'at', timezone('UTC', now()),
+                       'error', format('upstream dep %s was %s',
+                                       CASE WHEN dep_workflow_id = $2 THEN dep_name
+                                            ELSE dep_workflow_id || '/' || dep_name END, outcome)))
+            FROM failed) AS failure)sql",
+                      3,
+                      {INT8OID, TEXTOID, JSONBOID}};
+
+// --- flushing -------------------------------------------------------------------------------------
+
+// Takes a batch of journal rows, folds their counts into oban_workflow_rows, and returns the steps
+// that finished ('step', workflow, name, state) and the workflows whose own jobs all finished
+// ('workflow', id).
+Statement fold_journal{R"sql(
+    WITH batch AS (
+        SELECT id FROM @extschema@.oban_workflow_journal ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+    ), taken AS (
+        DELETE FROM @extschema@.oban_workflow_journal AS j USING batch WHERE j.id = batch.id
+        RETURNING j.*
+    ), per_workflow AS (
+        SELECT workflow_id,
+               sum(suspended)::int AS suspended, sum(available)::int AS available,
+               sum(scheduled)::int AS scheduled, sum(executing)::int AS executing,
+               sum(retryable)::int AS retryable, sum(completed)::int AS completed,
+               sum(cancelled)::int AS cancelled, sum(discarded)::int AS discarded,
+               min(started_at) AS started_at, max(recorded_at) AS recorded_at
+        FROM taken GROUP BY workflow_id
+    ), folded AS (
+        UPDATE @extschema@.oban_workflow_rows AS w
+        SET suspended = w.suspended + p.suspended, available = w.available + p.available,
+            scheduled = w.scheduled + p.scheduled, executing = w.executing + p.executing,
+            retryable = w.retryable + p.retryable, completed = w.completed + p.completed,
+            cancelled = w.cancelled + p.cancelled, discarded = w.discarded + p.discarded,
+            started_at = least(w.started_at, p.started_at),
+            completed_at = CASE
+                WHEN w.suspended + p.suspended + w.available + p.available + w.scheduled + p.scheduled
+                     + w.executing + p.executing + w.retryable + p.retryable > 0 THEN NULL
+                WHEN w.suspended + w.available + w.scheduled + w.executing + w.retryable = 0
+                     AND w.completed_at IS NOT NULL THEN w.completed_at
+                ELSE p.recorded_at END,
+            updated_at = timezone('UTC', now())
+        FROM per_workflow AS p
+        WHERE w.id = p.workflow_id
+        RETURNING w.id,
+                  w.suspended + w.available + w.scheduled + w.executing + w.retryable = 0
+                  AND p.suspended + p.available + p.scheduled + p.executing + p.retryable < 0
+                  AS became_finished
+    )
+    SELECT 'step' AS kind, t.workflow_id, f.name, f.state
+    FROM taken AS t, unnest(t.finished_names, t.finished_states) AS f(name, state)
+    UNION ALL
+    SELECT 'workflow', id, NULL, NULL FROM folded WHERE became_finished
+    UNION ALL
+    SELECT 'taken', NULL, NULL, count(*)::text FROM taken)sql",
+                       1,
+                       {INT4OID}};
+
+// Workflows whose whole tree (with sub-workflows) just finished, and their finished ancestors,
+// when some job waits on them with a [workflow_id, "*"] dep.
+Statement finished_trees{R"sql(
+    WITH RECURSIVE up AS (
+        SELECT w.id, w.parent_id FROM @extschema@.oban_workflow_rows AS w WHERE w.id = ANY($1)
+        UNION
+        SELECT p.id, p.parent_id FROM @extschema@.oban_workflow_rows AS p JOIN up ON p.id = up.parent_id
+    )
+    SELECT tree.id, s.state
+    FROM (SELECT DISTINCT id FROM up) AS tree
+    CROSS JOIN LATERAL (
+        SELECT @extschema@.oban_workflow_state(c.suspended, c.available, c.scheduled, c.executing,
+                   c.retryable, c.completed, c.cancelled, c.discarded, w.ignore_cancelled,
+                   w.ignore_discarded, c.started_at IS NOT NULL) AS state
+        FROM @extschema@.oban_workflow_tree_counts(tree.id) AS c, @extschema@.oban_workflow_rows AS w
+        WHERE w.id = tree.id
+    ) AS s
+    WHERE s.state IN ('completed', 'cancelled', 'discarded')
+      AND EXISTS (SELECT FROM @extschema@.oban_workflow_edges AS e
+                  WHERE e.dep_workflow_id = tree.id AND e.dep_name = '*'))sql",
+                         1,
+                         {TEXTARRAYOID}};
+
+// Counts down the waits of the dependents of finished deps; returns the jobs to settle: those with
+// nothing left to wait for, and those whose dep failed (settling decides if it is ignored).
+Statement count_down{R"sql(
+    WITH finished AS (
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS f(workflow_id, name, state)
+    ), hits AS (
+        SELECT e.job_id, count(*)::int AS finished, bool_or(f.state <> 'completed') AS failed
+        FROM finished AS f
+        JOIN @extschema@.oban_workflow_edges AS e
+          ON e.dep_workflow_id = f.workflow_id AND e.dep_name = f.name
+        GROUP BY e.job_id
+    )
+    UPDATE @extschema@.oban_workflow_waits AS w
+    SET remaining = w.remaining - h.finished
+    FROM hits AS h
+    WHERE w.job_id = h.job_id
+    RETURNING w.job_id, w.remaining <= 0 OR h.failed AS settle)sql",
+                     3,
+                     {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID}};
+
+// The precise check, once per job: release it (available, or scheduled if its scheduled_at is
+// ahead), cancel it naming the failed dep, or correct its count and keep it waiting. Jobs no longer
+// suspended just lose their wait.
+Statement settle_jobs{R"sql(
+    WITH candidates AS (
+        SELECT j.id, v.pending, v.failed_dep, v.failed_outcome
+        FROM @extschema@.oban_jobs AS j
+        CROSS JOIN LATERAL (
+            SELECT count(*) FILTER (WHERE verdict = 'pending')::int AS pending,
+                   (array_agg(CASE WHEN dep_workflow_id = j.meta->>'workflow_id' THEN dep_name
+                                   ELSE dep_workflow_id || '/' || dep_name END
+                              ORDER BY dep_workflow_id, dep_name) FILTER (WHERE verdict = 'failed'))[1]
+                       AS failed_dep,
+                   (array_agg(outcome ORDER BY dep_workflow_id, dep_name)
+                        FILTER (WHERE verdict = 'failed'))[1] AS failed_outcome
+            FROM @extschema@.oban_dep_verdicts(j.meta->>'workflow_id', j.meta, $2)
+        ) AS v
+        WHERE j.id = ANY($1) AND j.state = 'suspended' AND j.meta ? 'workflow_id'
+    ), released AS (
+        UPDATE @extschema@.oban_jobs AS j
+        SET state = CASE WHEN j.scheduled_at > timezone('UTC', now()) THEN 'scheduled' ELSE 'available' END
+                        ::@extschema@.oban_job_state
+        FROM candidates AS c
+        WHERE j.id = c.id AND c.failed_dep IS NULL AND c.pending = 0 AND j.state = 'suspended'
+        RETURNING j.id
+    ), cancelled AS (
+        UPDATE @extschema@.oban_jobs AS j
+        SET state = 'cancelled',
+            cancelled_at = timezone('UTC', now()),
+            errors = j.errors || jsonb_build_array(jsonb_build_object(
+                'attempt', j.attempt, 'at', timezone('UTC', now()),
+                'error', format('upstream dep %s was %s', c.failed_dep, c.failed_outcome)))
+        FROM candidates AS c
+        WHERE j.id = c.id AND c.failed_dep IS NOT NULL AND j.state = 'suspended'
+        RETURNING j.id
+    ), recounted AS (
+        UPDATE @extschema@.oban_workflow_waits AS w SET remaining = c.pending
+        FROM candidates AS c
+        WHERE w.job_id = c.id AND c.failed_dep IS NULL AND c.pending > 0 AND w.remaining <> c.pending
+    ), done AS (
+        SELECT id FROM released UNION ALL SELECT id FROM cancelled
+        UNION ALL
+        SELECT id FROM unnest($1) AS gone(id) WHERE id NOT IN (SELECT id FROM candidates)
+    ), forget_waits AS (
+        DELETE FROM @extschema@.oban_workflow_waits WHERE job_id IN (SELECT id FROM done)
+    ), forget_edges AS (
+        DELETE FROM @extschema@.oban_workflow_edges WHERE job_id IN (SELECT id FROM done)
+    )
+    SELECT (SELECT count(*) FROM released) + (SELECT count(*) FROM cancelled))sql",
+                      2,
+                      {INT8ARRAYOID, BOOLOID}};
+
+Statement workflow_of_job{
+    R"sql(SELECT meta->>'workflow_id' FROM @extschema@.oban_jobs WHERE id = $1)sql", 1, {INT8OID}};
+
+// Runs `body(arg)` in a subtransaction. On a Postgres error rolls it back and returns the error
+// (copied in the caller's context); a query cancel is re-raised. C-style: no C++ objects live here.
+ErrorData *InSubtransaction(void (*body)(void *), void *arg) {
+    MemoryContext caller_context = CurrentMemoryContext;
+    ResourceOwner caller_owner = CurrentResourceOwner;
+    ErrorData *volatile failure = nullptr;
+    BeginInternalSubTransaction(nullptr);
+    MemoryContextSwitchTo(caller_context);
+    PG_TRY();
+    {
+        body(arg);
+        ReleaseCurrentSubTransaction();
+        MemoryContextSwitchTo(caller_context);
+        CurrentResourceOwner = caller_owner;
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(caller_context);
+        ErrorData *error = CopyErrorData();
+        FlushErrorState();
+        RollbackAndReleaseCurrentSubTransaction();
+        MemoryContextSwitchTo(caller_context);
+        CurrentResourceOwner = caller_owner;
+        if (error->sqlerrcode == ERRCODE_QUERY_CANCELED) ReThrowError(error);
+        failure = error;
+    }
+    PG_END_TRY();
+    return failure;
+}
+
+struct SettleCall {
+    Oid schema;
+    Datum job_ids;  // int8[]
+    bool repair;
+    int64 settled;
+};
+
+void SettleBody(void *arg) {
+    auto *call = static_cast<SettleCall *>(arg);
+    Datum values[2] = {call->job_ids, BoolGetDatum(call->repair)};
+    Execute(&settle_jobs, call->schema, values, nullptr);
+    bool is_null = false;
+    call->settled += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &is_null));
+}
+
+Datum Int8Array(int64 *values, int count) {
+    Datum *datums = static_cast<Datum *>(palloc(sizeof(Datum) * Max(count, 1)));
+    for (int i = 0; i < count; i++) datums[i] = Int64GetDatum(values[i]);
+    return PointerGetDatum(construct_array(datums, count, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE));
+}
+
+}  // namespace
+
+int64 SettleJobs(Oid schema, int64 *job_ids, int count, bool repair) {
+    if (count == 0) return 0;
+    SettleCall call{schema, Int8Array(job_ids, count), repair, 0};
+    ErrorData *failure = InSubtransaction(SettleBody, &call);
+    if (failure == nullptr) return call.settled;
+
+    // Something refused a release (say, a user trigger): settle the jobs one by one, so only the
+    // failing ones are left, each reported with its workflow for oban_repair_workflows to mend.
+    call.settled = 0;
+    for (int i = 0; i < count; i++) {
+        SettleCall one{schema, Int8Array(&job_ids[i], 1), repair, 0};
+        ErrorData *error = InSubtransaction(SettleBody, &one);
+        if (error == nullptr) {
+            call.settled += one.settled;
+            continue;
+        }
+        Datum values[1] = {Int64GetDatum(job_ids[i])};
+        const char *workflow = "(unknown)";
+        if (Execute(&workflow_of_job, schema, values, nullptr) > 0) {
+            char *id = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+            if (id != nullptr) workflow = id;
+        }
+        ereport(WARNING, (errcode(error->sqlerrcode),
+                          errmsg("workflow \"%s\" left for repair: settling job %lld failed: %s", workflow,
+                                 (long long)job_ids[i], error->message),
+                          errhint("oban_repair_workflows() releases or cancels it once the cause is gone.")));
+    }
+    return call.settled;
+}
+
+int64 FlushWorkflows(Oid schema, int limit) {
+    int64 folded = 0;
+    for (;;) {
+        Datum fold_args[1] = {Int32GetDatum(limit)};
+        uint64 rows = Execute(&fold_journal, schema, fold_args, nullptr);
+        SPITupleTable *table = SPI_tuptable;
+        ArrayBuildState *step_workflows = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+        ArrayBuildState *step_names = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+        ArrayBuildState *step_states = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+        ArrayBuildState *finished = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+        int steps = 0, workflows = 0;
+        int64 taken = 0;
+        for (uint64 r = 0; r < rows; r++) {
+            HeapTuple row = table->vals[r];
+            char *kind = SPI_getvalue(row, table->tupdesc, 1);
+            bool is_null = false;
+            if (strcmp(kind, "taken") == 0) {
+                taken = pg_strtoint64(SPI_getvalue(row, table->tupdesc, 4));
+            } else if (strcmp(kind, "workflow") == 0) {
+                accumArrayResult(finished, SPI_getbinval(row, table->tupdesc, 2, &is_null), false, TEXTOID,
+                                 CurrentMemoryContext);
+                workflows++;
+            } else {
+                accumArrayResult(step_workflows, SPI_getbinval(row, table->tupdesc, 2, &is_null), false,
+                                 TEXTOID, CurrentMemoryContext);
+                accumArrayResult(step_names, SPI_getbinval(row, table->tupdesc, 3, &is_null), false, TEXTOID,
+                                 CurrentMemoryContext);
+                accumArrayResult(step_states, SPI_getbinval(row, table->tupdesc, 4, &is_null), false, TEXTOID,
+                                 CurrentMemoryContext);
+                steps++;
+            }
+        }
+        if (taken == 0) break;
+        folded += taken;
+
+        if (workflows > 0) {
+            Datum tree_args[1] = {makeArrayResult(finished, CurrentMemoryContext)};
+            uint64 trees = Execute(&finished_trees, schema, tree_args, nullptr);
+            for (uint64 r = 0; r < trees; r++) {
+                bool is_null = false;
+                HeapTuple row = SPI_tuptable->vals[r];
+                accumArrayResult(step_workflows, SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &is_null),
+                                 false, TEXTOID, CurrentMemoryContext);
+                accumArrayResult(step_names, CStringGetTextDatum("*"), false, TEXTOID, CurrentMemoryContext);
+                accumArrayResult(step_states, SPI_getbinval(row, SPI_tuptable->tupdesc, 2, &is_null), false,
+                                 TEXTOID, CurrentMemoryContext);
+                steps++;
+            }
+        }
+        if (steps == 0) continue;
+
+        Datum count_args[3] = {makeArrayResult(step_workflows, CurrentMemoryContext),
+                               makeArrayResult(step_names, CurrentMemoryContext),
+                               makeArrayResult(step_states, CurrentMemoryContext)};
+        uint64 counted = Execute(&count_down, schema, count_args, nullptr);
+        int64 *to_settle = static_cast<int64 *>(palloc(sizeof(int64) * Max(counted, 1)));
+        int settle_count = 0;
+        for (uint64 r = 0; r < counted; r++) {
+            bool is_null = false;
+            HeapTuple row = SPI_tuptable->vals[r];
+            if (DatumGetBool(SPI_getbinval(row, SPI_tuptable->tupdesc, 2, &is_null)))
+                to_settle[settle_count++] =
+                    DatumGetInt64(SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &is_null));
+        }
+        SettleJobs(schema, to_settle, settle_count, false);
+    }
+    return folded;
+}
+
+}  // namespace oban::pg
+
+using namespace oban::pg;
+
+// BEFORE INSERT, FOR EACH ROW, on jobs whose meta has a workflow_id and deps: a job whose deps are
+// not all satisfied waits `suspended`; one whose dep failed is inserted cancelled; otherwise it
+// stays as inserted (available, or scheduled).
+OBAN_FUNCTION(oban_jobs_workflow_prepare) {
+    if (!CALLED_AS_TRIGGER(fcinfo))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("oban_jobs_workflow_prepare() was not called by a trigger")));
+    auto *trigger = reinterpret_cast<TriggerData *>(fcinfo->context);
+    if (!TRIGGER_FIRED_BEFORE(trigger->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigger->tg_event) ||
+        !TRIGGER_FIRED_BY_INSERT(trigger->tg_event))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("oban_jobs_workflow_prepare() must be a BEFORE INSERT ROW trigger")));
+
+    Relation relation = trigger->tg_relation;
+    TupleDesc descriptor = RelationGetDescr(relation);
+    HeapTuple row = trigger->tg_trigtuple;
+    int state_column = SPI_fnumber(descriptor, "state");
+    int meta_column = SPI_fnumber(descriptor, "meta");
+    int id_column = SPI_fnumber(descriptor, "id");
+    bool is_null = false;
+
+    char *state = SPI_getvalue(row, descriptor, state_column);
+    if (state == nullptr || (strcmp(state, "available") != 0 && strcmp(state, "scheduled") != 0 &&
+                             strcmp(state, "suspended") != 0))
+        return PointerGetDatum(row);  // inserted finished or executing: nothing to wait for
+
+    Datum meta = heap_getattr(row, meta_column, descriptor, &is_null);
+    if (is_null) return PointerGetDatum(row);
+    Jsonb *meta_value = DatumGetJsonbP(meta);
+    JsonbValue value;
+    if (!JB_ROOT_IS_OBJECT(meta_value) ||
+        getKeyJsonValueFromContainer(&meta_value->root, "workflow_id", 11, &value) == nullptr ||
+        value.type != jbvString)
+        return PointerGetDatum(row);
+    Datum workflow_id = PointerGetDatum(cstring_to_text_with_len(value.val.string.val, value.val.string.len));
+    Datum job_id = heap_getattr(row, id_column, descriptor, &is_null);
+    if (is_null) return PointerGetDatum(row);
+
+    Oid schema = RelationGetNamespace(relation);
+    Datum values[3] = {job_id, workflow_id, meta};
+    MemoryContext caller = CurrentMemoryContext;
+    BeginSql(schema);
+    Execute(&prepare_job, schema, values, nullptr);
+    HeapTuple verdict = SPI_tuptable->vals[0];
+    TupleDesc verdict_descriptor = SPI_tuptable->tupdesc;
+    int32 pending = DatumGetInt32(SPI_getbinval(verdict, verdict_descriptor, 1, &is_null));
+    bool failed = false;
+    Datum failure = SPI_getbinval(verdict, verdict_descriptor, 2, &is_null);
+    if (!is_null) {
+        failed = true;
+        MemoryContext spi_context = MemoryContextSwitchTo(caller);  // outlive SPI_finish
+        failure = datumCopy(failure, false, -1);
+        MemoryContextSwitchTo(spi_context);
+    }
+    EndSql();
+
+    const char *new_state = failed                            ? "cancelled"
+                            : pending > 0                     ? "suspended"
+                            : strcmp(state, "suspended") == 0 ? "available"
+                                                              : nullptr;
+    if (new_state == nullptr) return PointerGetDatum(row);
+
+    Oid state_type = TupleDescAttr(descriptor, state_column - 1)->atttypid;
+    int columns[3];
+    Datum replacements[3];
+    bool nulls[3] = {false, false, false};
+    int changes = 0;
+    columns[changes] = state_column;
+    replacements[changes++] =
+        DirectFunctionCall2(enum_in, CStringGetDatum(new_state), ObjectIdGetDatum(state_type));
+    if (failed) {
+        int errors_column = SPI_fnumber(descriptor, "errors");
+        columns[changes] = SPI_fnumber(descriptor, "cancelled_at");
+        replacements[changes++] = TimestampGetDatum(GetCurrentTransactionStartTimestamp());
+        Datum errors = heap_getattr(row, errors_column, descriptor, &is_null);
+        columns[changes] = errors_column;
+        replacements[changes++] = is_null ? failure : DirectFunctionCall2(jsonb_concat, errors, failure);
+    }
+    return PointerGetDatum(heap_modify_tuple_by_cols(row, descriptor, changes, columns, replacements, nulls));
+}
+
+namespace {
+
+// Suspended jobs of workflows that have not moved for max_age: each examined workflow is marked
+// as seen now, so a workflow waiting on something still running is looked at again only later.
+Statement stuck_jobs{R"sql(
+    WITH stuck AS (
+        SELECT id FROM @extschema@.oban_workflow_rows
+        WHERE suspended > 0 AND updated_at <= timezone('UTC', now()) - least($1, interval '5000 years')
+        ORDER BY updated_at
+        LIMIT $2
+        FOR UPDATE SKIP LOCKED
+    ), seen AS (
+        UPDATE @extschema@.oban_workflow_rows AS w SET updated_at = timezone('UTC', now())
+        FROM stuck WHERE w.id = stuck.id
+    )
+    SELECT j.id FROM stuck
+    JOIN @extschema@.oban_jobs AS j
+      ON j.meta ? 'workflow_id' AND j.meta->>'workflow_id' = stuck.id AND j.state = 'suspended')sql",
+                     2,
+                     {INTERVALOID, INT4OID}};
+
+}  // namespace
+
+OBAN_FUNCTION(oban_flush_workflows) {
+    RequireArgument(fcinfo, 0, "limit");
+    int32 limit = PG_GETARG_INT32(0);
+    if (limit < 1)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("limit must be at least 1")));
+    Oid schema = FunctionSchema(fcinfo);
+    BeginSql(schema);
+    int64 folded = FlushWorkflows(schema, limit);
+    EndSql();
+    PG_RETURN_INT64(folded);
+}
+
+OBAN_FUNCTION(oban_repair_workflows) {
+    RequireArgument(fcinfo, 0, "max_age");
+    RequireArgument(fcinfo, 1, "limit");
+    RequireNonNegativeInterval(PG_GETARG_INTERVAL_P(0), "max_age");
+    RequireNonNegative(PG_GETARG_INT32(1), "limit");
+    Oid schema = FunctionSchema(fcinfo);
+    BeginSql(schema);
+    FlushWorkflows(schema, 5000);
+    Datum values[2] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1)};
+    uint64 found = Execute(&stuck_jobs, schema, values, nullptr);
+    int64 *job_ids = static_cast<int64 *>(palloc(sizeof(int64) * Max(found, 1)));
+    for (uint64 i = 0; i < found; i++) {
+        bool is_null = false;
+        job_ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &is_null));
+    }
+    int64 repaired = SettleJobs(schema, job_ids, (int)found, true);
+    FlushWorkflows(schema, 5000);  // what the repair finished may release more
+    EndSql();
+    PG_RETURN_INT32((int32)Min(repaired, (int64)PG_INT32_MAX));
+}

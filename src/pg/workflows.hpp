@@ -1,0 +1,17 @@
+// Workflow release, shared by the flush, repair and the maintenance worker (workflows.cpp).
+// C-style: call between BeginSql and EndSql.
+#pragma once
+#include "pg/boundary.hpp"
+
+namespace oban::pg {
+
+// Folds the journal in batches of `limit` rows until it is empty and releases or cancels the
+// dependents of the steps that finished. Returns how many journal rows were folded.
+int64 FlushWorkflows(Oid schema, int limit);
+
+// The precise check of `count` suspended jobs: release, cancel or keep waiting. With `repair`,
+// missing deps fail the job (or, with ignore_deleted, are satisfied). A job whose settling fails is
+// reported with a WARNING and left as it was. Returns how many jobs were released or cancelled.
+int64 SettleJobs(Oid schema, int64 *job_ids, int count, bool repair);
+
+}  // namespace oban::pg
