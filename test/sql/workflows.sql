@@ -1,0 +1,222 @@
+-- Workflows (SPEC §4): insertion, validation, release exactly as deps finish, cancellation
+-- cascades, ignore_* options, sub-workflows, cross-workflow deps, append, cancel, repair.
+-- This database has no background worker, so each test flushes explicitly.
+SET client_min_messages = warning;
+TRUNCATE oban_jobs RESTART IDENTITY;
+
+-- Helpers: states of a workflow's steps; run every available job of a workflow to completion.
+CREATE FUNCTION steps(workflow text) RETURNS TABLE (name text, state oban_job_state)
+LANGUAGE sql AS $$
+    SELECT meta->>'name', state FROM oban_jobs WHERE meta->>'workflow_id' = workflow ORDER BY id
+$$;
+CREATE FUNCTION run(workflow text, step text, outcome text DEFAULT 'completed') RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    job bigint;
+BEGIN
+    SELECT id INTO job FROM oban_jobs
+    WHERE meta->>'workflow_id' = workflow AND meta->>'name' = step;
+    UPDATE oban_jobs SET state = 'executing', attempt = attempt + 1, attempted_at = now() WHERE id = job;
+    CASE outcome
+        WHEN 'completed' THEN PERFORM oban_complete_job(job);
+        WHEN 'cancelled' THEN PERFORM oban_cancel_job(job, 'stop');
+        WHEN 'discarded' THEN PERFORM oban_discard_job(job, 'bad');
+    END CASE;
+    PERFORM oban_flush_workflows();
+    RETURN step || ' ' || outcome;
+END $$;
+
+-- A chain and a diamond: a → (b, c) → d.
+SELECT name, state FROM oban_insert_workflow('{"workflow_id": "diamond", "name": "diamond", "jobs": [
+    {"name": "a", "worker": "W"},
+    {"name": "b", "worker": "W", "deps": ["a"]},
+    {"name": "c", "worker": "W", "deps": "a"},
+    {"name": "d", "worker": "W", "deps": ["b", "c"]}]}');
+SELECT run('diamond', 'a');
+SELECT * FROM steps('diamond');
+SELECT run('diamond', 'b');
+SELECT * FROM steps('diamond');  -- d still waits for c
+SELECT run('diamond', 'c');
+SELECT * FROM steps('diamond');  -- released once its last dep completed
+SELECT run('diamond', 'd');
+SELECT state, total, completed FROM (
+    SELECT state, suspended + available + scheduled + executing + retryable + completed + cancelled + discarded AS total,
+           completed
+    FROM oban_workflows WHERE id = 'diamond') AS w;
+SELECT count(*) AS leftover_waits FROM oban_workflow_waits;
+
+-- Fan-out and fan-in: one root, five parallel steps, one join.
+SELECT count(*) FROM oban_insert_workflow(jsonb_build_object('workflow_id', 'fan', 'jobs',
+    jsonb_build_array(jsonb_build_object('name', 'root', 'worker', 'W'))
+    || (SELECT jsonb_agg(jsonb_build_object('name', 'p' || n, 'worker', 'W', 'deps', jsonb_build_array('root')))
+        FROM generate_series(1, 5) n)
+    || jsonb_build_array(jsonb_build_object('name', 'join', 'worker', 'W',
+           'deps', (SELECT jsonb_agg('p' || n) FROM generate_series(1, 5) n)))));
+SELECT run('fan', 'root');
+SELECT state, count(*) FROM steps('fan') GROUP BY state ORDER BY state::text;
+SELECT run('fan', 'p' || n) FROM generate_series(1, 4) n;
+SELECT * FROM steps('fan') WHERE name = 'join';
+SELECT remaining FROM oban_workflow_waits WHERE job_id = (SELECT id FROM oban_jobs WHERE meta->>'name' = 'join');
+SELECT run('fan', 'p5');
+SELECT * FROM steps('fan') WHERE name = 'join';
+
+-- A cancelled dep cancels its dependents, transitively, with an error naming the dep.
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "doomed", "jobs": [
+    {"name": "a", "worker": "W"},
+    {"name": "b", "worker": "W", "deps": ["a"]},
+    {"name": "c", "worker": "W", "deps": ["b"]}]}');
+SELECT run('doomed', 'a', 'cancelled');
+SELECT oban_flush_workflows() >= 0 AS cascaded;
+SELECT meta->>'name' AS name, state, errors->-1->>'error' AS error FROM oban_jobs
+WHERE meta->>'workflow_id' = 'doomed' ORDER BY id;
+SELECT state FROM oban_workflows WHERE id = 'doomed';
+
+-- A discarded dep does the same; ignore_discarded treats it as satisfied, ignore_cancelled too.
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "strict", "jobs": [
+    {"name": "a", "worker": "W"}, {"name": "b", "worker": "W", "deps": ["a"]}]}');
+SELECT run('strict', 'a', 'discarded');
+SELECT * FROM steps('strict');
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "lenient", "ignore_discarded": true, "jobs": [
+    {"name": "a", "worker": "W"}, {"name": "b", "worker": "W", "deps": ["a"]}]}');
+SELECT run('lenient', 'a', 'discarded');
+SELECT * FROM steps('lenient');
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "tolerant", "ignore_cancelled": true, "jobs": [
+    {"name": "a", "worker": "W"}, {"name": "b", "worker": "W", "deps": ["a"]}]}');
+SELECT run('tolerant', 'a', 'cancelled');
+SELECT * FROM steps('tolerant');
+SELECT id, state FROM oban_workflows WHERE id IN ('strict', 'lenient', 'tolerant') ORDER BY id;
+
+-- Sub-workflows: their jobs wait for the entry's deps; a dep on the entry waits for all of them.
+SELECT name, state FROM oban_insert_workflow('{"workflow_id": "nightly", "name": "nightly-import", "jobs": [
+    {"name": "extract", "worker": "Extract"},
+    {"name": "import", "deps": ["extract"], "workflow": {"workflow_id": "nightly-import-sub", "jobs": [
+        {"name": "fetch", "worker": "Fetch"},
+        {"name": "store", "worker": "Store", "deps": ["fetch"]}]}},
+    {"name": "load", "worker": "Load", "deps": ["extract", "import"]}]}') ORDER BY id;
+SELECT id, parent_id, sub_name, state FROM oban_workflows WHERE id LIKE 'nightly%' ORDER BY id;
+SELECT run('nightly', 'extract');
+SELECT * FROM steps('nightly-import-sub');
+SELECT run('nightly-import-sub', 'fetch');
+SELECT * FROM steps('nightly');  -- load still waits for the whole sub-workflow
+SELECT run('nightly-import-sub', 'store');
+SELECT * FROM steps('nightly');
+SELECT oban_workflow_graph('nightly', 'dot');
+
+-- Cross-workflow deps, by [workflow_id, name] and [workflow_id, "*"].
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "upstream", "jobs": [
+    {"name": "one", "worker": "W"}, {"name": "two", "worker": "W"}]}');
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "downstream", "jobs": [
+    {"name": "after-one", "worker": "W", "deps": [["upstream", "one"]]},
+    {"name": "after-all", "worker": "W", "deps": [["upstream", "*"]]}]}');
+SELECT run('upstream', 'one');
+SELECT * FROM steps('downstream');
+SELECT run('upstream', 'two');
+SELECT * FROM steps('downstream');
+
+-- Append: behind a completed dep it starts at once; behind a running one it waits.
+SELECT name, state FROM oban_append_workflow('diamond', '[{"name": "e", "worker": "W", "deps": ["d"]}]');
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "growing", "jobs": [{"name": "first", "worker": "W"}]}');
+SELECT name, state FROM oban_append_workflow('growing', '[{"name": "second", "worker": "W", "deps": ["first"]}]');
+SELECT run('growing', 'first');
+SELECT * FROM steps('growing');
+-- With check_deps false a dep may name a step that does not exist yet.
+SELECT name, state FROM oban_append_workflow('growing', '[{"name": "later", "worker": "W", "deps": ["future"]}]', false);
+SELECT name, state FROM oban_append_workflow('growing', '[{"name": "future", "worker": "W"}]');
+SELECT run('growing', 'future');
+SELECT * FROM steps('growing') WHERE name = 'later';
+
+-- A plain INSERT carrying workflow meta gets the same behaviour, in any row order.
+INSERT INTO oban_jobs (worker, meta) VALUES
+    ('W', '{"workflow_id": "plain", "name": "last", "deps": ["first", "middle"]}'),
+    ('W', '{"workflow_id": "plain", "name": "middle", "deps": ["first"]}'),
+    ('W', '{"workflow_id": "plain", "name": "first"}');
+SELECT * FROM steps('plain');
+SELECT run('plain', 'first');
+SELECT run('plain', 'middle');
+SELECT * FROM steps('plain');
+
+-- oban_cancel_workflow cancels every unfinished job, sub-workflows included.
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "abandoned", "jobs": [
+    {"name": "a", "worker": "W"},
+    {"name": "sub", "workflow": {"workflow_id": "abandoned-sub", "jobs": [{"name": "x", "worker": "W"}]}},
+    {"name": "b", "worker": "W", "deps": ["a", "sub"]}]}');
+SELECT oban_cancel_workflow('abandoned') AS cancelled;
+SELECT oban_cancel_workflow('abandoned') AS again;
+SELECT oban_flush_workflows() >= 0 AS flushed;
+SELECT id, state FROM oban_workflows WHERE id LIKE 'abandoned%' ORDER BY id;
+
+-- Releasing never undoes an ack: a user trigger refuses to release "guarded" jobs. The ack commits,
+-- the flush warns and leaves the workflow; once the cause is gone, repair mends it.
+CREATE FUNCTION refuse_release() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.state = 'available' AND NEW.meta->>'name' = 'guarded' THEN
+        RAISE EXCEPTION 'not today';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER refuse_release BEFORE UPDATE ON oban_jobs FOR EACH ROW EXECUTE FUNCTION refuse_release();
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "isolated", "jobs": [
+    {"name": "a", "worker": "W"}, {"name": "guarded", "worker": "W", "deps": ["a"]},
+    {"name": "free", "worker": "W", "deps": ["a"]}]}');
+SELECT run('isolated', 'a');
+SELECT * FROM steps('isolated');
+DROP TRIGGER refuse_release ON oban_jobs;
+UPDATE oban_workflow_rows SET updated_at = updated_at - interval '5 minutes' WHERE id = 'isolated';
+SELECT oban_repair_workflows(interval '60 seconds') AS repaired;
+SELECT * FROM steps('isolated');
+
+-- Repair: a dep deleted (or never inserted) cancels the dependent, or with ignore_deleted releases it.
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "orphaned", "jobs": [
+    {"name": "a", "worker": "W"}, {"name": "b", "worker": "W", "deps": ["a"]}]}');
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "forgiving", "ignore_deleted": true, "jobs": [
+    {"name": "a", "worker": "W"}, {"name": "b", "worker": "W", "deps": ["a"]}]}');
+DELETE FROM oban_jobs WHERE meta->>'name' = 'a' AND meta->>'workflow_id' IN ('orphaned', 'forgiving');
+SELECT oban_repair_workflows(interval '1 hour') AS too_young;
+UPDATE oban_workflow_rows SET updated_at = updated_at - interval '5 minutes' WHERE id IN ('orphaned', 'forgiving');
+SELECT oban_repair_workflows(interval '60 seconds') AS repaired;
+SELECT meta->>'workflow_id' AS workflow, name, state, errors->-1->>'error' AS error
+FROM (SELECT *, meta->>'name' AS name FROM oban_jobs) AS j
+WHERE meta->>'workflow_id' IN ('orphaned', 'forgiving') ORDER BY id;
+
+-- Validation: each bad spec raises its SQLSTATE and inserts nothing.
+CREATE FUNCTION rejects(spec jsonb) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    before bigint := (SELECT count(*) FROM oban_jobs);
+BEGIN
+    PERFORM oban_insert_workflow(spec);
+    RETURN 'accepted';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ' ' || SQLERRM || CASE WHEN (SELECT count(*) FROM oban_jobs) = before THEN '' ELSE ' (CHANGED!)' END;
+END $$;
+SELECT rejects('[]');
+SELECT rejects('{}');
+SELECT rejects('{"jobs": []}');
+SELECT rejects('{"jobs": {}}');
+SELECT rejects('{"jobs": [{"name": "a"}]}');
+SELECT rejects('{"jobs": [{"worker": "W"}]}');
+SELECT rejects('{"jobs": [{"name": "a", "worker": ""}]}');
+SELECT rejects('{"jobs": [{"name": "a", "worker": "W"}, {"name": "a", "worker": "W"}]}');
+SELECT rejects('{"jobs": [{"name": "a", "worker": "W", "deps": ["nope"]}]}');
+SELECT rejects('{"jobs": [{"name": "a", "worker": "W", "deps": ["a"]}]}');
+SELECT rejects('{"jobs": [{"name": "a", "worker": "W", "deps": ["c"]}, {"name": "b", "worker": "W", "deps": ["a"]},
+                          {"name": "c", "worker": "W", "deps": ["b"]}]}');
+SELECT rejects('{"jobs": [{"name": "a", "worker": "W", "args": [1]}]}');
+SELECT rejects('{"jobs": [{"name": "a", "worker": "W", "priority": -1}]}');
+SELECT rejects('{"jobs": [{"name": "a", "worker": "W", "max_attempts": "3"}]}');
+SELECT rejects('{"jobs": [{"name": "a", "worker": "W", "deps": [["only-one"]]}]}');
+SELECT rejects('{"jobs": [{"name": "a", "worker": "W", "tags": [1]}]}');
+SELECT rejects('{"unique": "yes", "jobs": [{"name": "a", "worker": "W"}]}');
+SELECT rejects('{"jobs": [{"name": "s", "workflow": {"jobs": []}}]}');
+SELECT rejects('{"jobs": [{"name": "a", "worker": "W", "scheduled_at": "not a time"}]}');
+SELECT rejects((SELECT '{"jobs": [{"name": "s", "workflow": ' || repeat('{"jobs": [{"name": "s", "workflow": ', 9)
+                       || '{"jobs": [{"name": "a", "worker": "W"}]}' || repeat('}]}', 9) || '}]}')::jsonb);
+SELECT rejects('{"jobs": [{"name": "a", "worker": "W", "deps": ["sub"]},
+                          {"name": "sub", "deps": ["a"], "workflow": {"jobs": [{"name": "x", "worker": "W"}]}}]}');
+SELECT name, state FROM oban_append_workflow('nope', '[{"name": "x", "worker": "W"}]');
+SELECT name, state FROM oban_append_workflow('diamond', '[{"name": "a", "worker": "W"}]');
+SELECT name, state FROM oban_append_workflow('diamond', '[{"name": "z", "worker": "W", "deps": ["nope"]}]');
+
+DROP FUNCTION rejects(jsonb);
+DROP FUNCTION run(text, text, text);
+DROP FUNCTION steps(text);
+DROP FUNCTION refuse_release();
