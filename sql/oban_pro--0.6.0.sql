@@ -158,6 +158,24 @@ RETURNS SETOF @extschema@.oban_jobs
 LANGUAGE c VOLATILE ROWS 10
 AS 'MODULE_PATHNAME', 'oban_fetch_jobs';
 
+-- Many jobs in one statement; each element as oban_insert_job's arguments, as a JSON object.
+CREATE FUNCTION @extschema@.oban_insert_jobs(jobs jsonb)
+RETURNS SETOF @extschema@.oban_jobs
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'oban_insert_jobs';
+
+-- An Oban producer's round in one transaction: apply its acks (as oban_ack_jobs), then claim more
+-- (as oban_fetch_jobs).
+CREATE FUNCTION @extschema@.oban_ack_fetch_jobs(
+    acks jsonb,
+    queue text,
+    demand integer,
+    node text DEFAULT 'sql',
+    producer uuid DEFAULT NULL)
+RETURNS SETOF @extschema@.oban_jobs
+LANGUAGE c VOLATILE ROWS 10
+AS 'MODULE_PATHNAME', 'oban_ack_fetch_jobs';
+
 CREATE FUNCTION @extschema@.oban_complete_job(id bigint, recorded jsonb DEFAULT NULL)
 RETURNS boolean
 LANGUAGE c VOLATILE
@@ -591,5 +609,49 @@ BEGIN
                                         ORDER BY e.source_id, e.target_id) FROM edges AS e), '')
     END INTO graph;
     RETURN graph;
+END;
+$$;
+
+-- SPEC §4 status object of a workflow and, under "subs", of each sub-workflow by name, read from
+-- oban_workflows alone. NULL for an unknown id.
+CREATE FUNCTION @extschema@.oban_workflow_status(workflow_id text)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    workflow record;
+    counts record;
+    subs jsonb;
+BEGIN
+    SELECT * INTO workflow FROM @extschema@.oban_workflow_rows AS w WHERE w.id = workflow_id;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    SELECT * INTO counts FROM @extschema@.oban_workflow_tree_counts(workflow_id);
+    SELECT coalesce(jsonb_object_agg(coalesce(sub.sub_name, sub.id),
+                                     @extschema@.oban_workflow_status(sub.id) ORDER BY sub.id), '{}')
+    INTO subs
+    FROM @extschema@.oban_workflow_rows AS sub WHERE sub.parent_id = workflow_id;
+    RETURN jsonb_build_object(
+        'id', workflow.id,
+        'name', workflow.name,
+        'state', @extschema@.oban_workflow_state(counts.suspended, counts.available, counts.scheduled,
+                     counts.executing, counts.retryable, counts.completed, counts.cancelled,
+                     counts.discarded, workflow.ignore_cancelled, workflow.ignore_discarded,
+                     counts.started_at IS NOT NULL),
+        'total', counts.suspended + counts.available + counts.scheduled + counts.executing
+                 + counts.retryable + counts.completed + counts.cancelled + counts.discarded,
+        'counts', jsonb_build_object(
+            'suspended', counts.suspended, 'available', counts.available, 'scheduled', counts.scheduled,
+            'executing', counts.executing, 'retryable', counts.retryable, 'completed', counts.completed,
+            'cancelled', counts.cancelled, 'discarded', counts.discarded),
+        'inserted_at', workflow.inserted_at,
+        'started_at', counts.started_at,
+        'completed_at', counts.completed_at,
+        'duration', CASE WHEN counts.started_at IS NOT NULL THEN
+                        round(extract(epoch FROM coalesce(counts.completed_at, timezone('UTC', now()))
+                                                 - counts.started_at), 3) END,
+        'subs', subs);
 END;
 $$;

@@ -39,6 +39,25 @@ Statement insert_job{R"sql(
                      8,
                      {TEXTOID, JSONBOID, TEXTOID, INT4OID, INT4OID, TIMESTAMPOID, JSONBOID, TEXTARRAYOID}};
 
+// Many jobs in one statement, from a JSON array of {worker, args, queue, priority, max_attempts,
+// scheduled_at, meta, tags} objects (all but worker optional).
+Statement insert_jobs{R"sql(
+    INSERT INTO @extschema@.oban_jobs
+        (worker, args, queue, priority, max_attempts, scheduled_at, state, meta, tags)
+    SELECT j.worker, coalesce(j.args, '{}'), coalesce(j.queue, 'default'), coalesce(j.priority, 0),
+           coalesce(j.max_attempts, 20), coalesce(j.scheduled_at, timezone('UTC', now())),
+           CASE WHEN j.scheduled_at > timezone('UTC', now()) THEN 'scheduled' ELSE 'available' END
+               ::@extschema@.oban_job_state,
+           coalesce(j.meta, '{}'), coalesce(j.tags, '{}')
+    FROM ROWS FROM (jsonb_to_recordset($1)
+                    AS (worker text, args jsonb, queue text, priority int, max_attempts int,
+                        scheduled_at timestamp, meta jsonb, tags text[])) WITH ORDINALITY
+         AS j(worker, args, queue, priority, max_attempts, scheduled_at, meta, tags, position)
+    ORDER BY j.position
+    RETURNING *)sql",
+                      1,
+                      {JSONBOID}};
+
 // Claims in Oban's order; `attempt < max_attempts` keeps a damaged row from failing every fetch.
 Statement fetch_jobs{R"sql(
     WITH locked_jobs AS (
@@ -250,29 +269,6 @@ OBAN_FUNCTION(oban_insert_job) {
     PG_RETURN_HEAPTUPLEHEADER(job);
 }
 
-OBAN_FUNCTION(oban_fetch_jobs) {
-    RequireArgument(fcinfo, 0, "queue");
-    RequireArgument(fcinfo, 1, "demand");
-    RequireArgument(fcinfo, 2, "node");
-    int32 demand = PG_GETARG_INT32(1);
-    if (demand < 0)
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("demand must not be negative")));
-
-    InitMaterializedSRF(fcinfo, 0);
-    auto *result = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
-    if (demand == 0) return (Datum)0;
-
-    Oid schema = FunctionSchema(fcinfo);
-    Datum values[4] = {PG_GETARG_DATUM(0), Int32GetDatum(demand), PG_GETARG_DATUM(2),
-                       PG_ARGISNULL(3) ? (Datum)0 : PG_GETARG_DATUM(3)};
-    const char nulls[4] = {' ', ' ', ' ', PG_ARGISNULL(3) ? 'n' : ' '};
-    BeginSql(schema);
-    uint64 claimed = Execute(&fetch_jobs, schema, values, nulls);
-    for (uint64 i = 0; i < claimed; i++) tuplestore_puttuple(result->setResult, SPI_tuptable->vals[i]);
-    EndSql();
-    return (Datum)0;
-}
-
 OBAN_FUNCTION(oban_complete_job) {
     RequireArgument(fcinfo, 0, "id");
     Oid schema = FunctionSchema(fcinfo);
@@ -449,6 +445,84 @@ bool ApplyAck(Oid schema, const ParsedAck &entry) {
     return false;
 }
 
+// Every ack of a call in one statement: the first ack of each job applies as the single-job
+// function would, provided the job is still executing (any unfinished state for a cancel).
+Statement ack_batch{
+    R"sql(
+    WITH acks AS (
+        SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::float8[], $5::float8[], $6::jsonb[])
+             WITH ORDINALITY AS a(id, kind, error, backoff, snooze, recorded, position)
+    ), first_acks AS (
+        SELECT DISTINCT ON (id) * FROM acks ORDER BY id, position
+    )
+    UPDATE @extschema@.oban_jobs AS j
+    SET state = CASE a.kind
+                    WHEN 'complete' THEN 'completed'
+                    WHEN 'error' THEN CASE WHEN j.attempt >= j.max_attempts THEN 'discarded' ELSE 'retryable' END
+                    WHEN 'cancel' THEN 'cancelled'
+                    WHEN 'discard' THEN 'discarded'
+                    ELSE 'scheduled' END::@extschema@.oban_job_state,
+        completed_at = CASE WHEN a.kind = 'complete' THEN timezone('UTC', now()) ELSE j.completed_at END,
+        cancelled_at = CASE WHEN a.kind = 'cancel' THEN timezone('UTC', now()) ELSE j.cancelled_at END,
+        discarded_at = CASE WHEN a.kind = 'discard' OR (a.kind = 'error' AND j.attempt >= j.max_attempts)
+                            THEN timezone('UTC', now()) ELSE j.discarded_at END,
+        scheduled_at = CASE
+            WHEN a.kind = 'error' AND j.attempt < j.max_attempts THEN timezone('UTC', now())
+                + coalesce(make_interval(secs => a.backoff), @extschema@.oban_backoff(j.attempt, j.max_attempts))
+            WHEN a.kind = 'snooze' THEN timezone('UTC', now()) + make_interval(secs => a.snooze)
+            ELSE j.scheduled_at END,
+        attempt = CASE WHEN a.kind = 'snooze' THEN greatest(j.attempt - 1, 0) ELSE j.attempt END,
+        errors = CASE
+            WHEN a.kind = 'error' OR (a.kind IN ('cancel', 'discard') AND a.error IS NOT NULL)
+            THEN j.errors || jsonb_build_array(jsonb_build_object(
+                     'attempt', j.attempt, 'at', timezone('UTC', now()), 'error', coalesce(a.error, '')))
+            ELSE j.errors END,
+        meta = CASE
+            WHEN a.kind = 'complete' AND a.recorded IS NOT NULL
+            THEN j.meta || jsonb_build_object('recorded', true, 'return', a.recorded)
+            WHEN a.kind = 'snooze'
+            THEN j.meta || jsonb_build_object('snoozed',
+                     CASE WHEN jsonb_typeof(j.meta->'snoozed') = 'number'
+                          THEN floor((j.meta->'snoozed')::numeric) ELSE 0 END + 1)
+            ELSE j.meta END
+    FROM first_acks AS a
+    WHERE j.id = a.id
+      AND (j.state = 'executing'
+           OR (a.kind = 'cancel' AND j.state IN ('available', 'scheduled', 'suspended', 'retryable'))))sql",
+    6,
+    {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID, JSONBARRAYOID}};
+
+// Applies acks [first, last) with one statement (C-style: may raise a Postgres error).
+int ApplyBatch(Oid schema, const ParsedAck *first, const ParsedAck *last) {
+    static const char *const kinds[] = {"complete", "error", "cancel", "discard", "snooze"};
+    MemoryContext context = CurrentMemoryContext;
+    ArrayBuildState *ids = initArrayResult(INT8OID, context, false);
+    ArrayBuildState *kind = initArrayResult(TEXTOID, context, false);
+    ArrayBuildState *error = initArrayResult(TEXTOID, context, false);
+    ArrayBuildState *backoff = initArrayResult(FLOAT8OID, context, false);
+    ArrayBuildState *snooze = initArrayResult(FLOAT8OID, context, false);
+    ArrayBuildState *recorded = initArrayResult(JSONBOID, context, false);
+    for (const ParsedAck *entry = first; entry != last; ++entry) {
+        const oban::core::Ack &ack = entry->ack;
+        accumArrayResult(ids, Int64GetDatum(ack.id), false, INT8OID, context);
+        accumArrayResult(kind, CStringGetTextDatum(kinds[static_cast<int>(ack.kind)]), false, TEXTOID,
+                         context);
+        accumArrayResult(
+            error,
+            ack.has_error ? BoundedErrorText(entry->raw.error.text.data(), (int)entry->raw.error.text.size())
+                          : (Datum)0,
+            !ack.has_error, TEXTOID, context);
+        accumArrayResult(backoff, Float8GetDatum(ack.backoff_seconds), !ack.has_backoff, FLOAT8OID, context);
+        accumArrayResult(snooze, Float8GetDatum(ack.snooze_seconds), ack.kind != oban::core::AckKind::Snooze,
+                         FLOAT8OID, context);
+        accumArrayResult(recorded, entry->recorded, !ack.has_recorded, JSONBOID, context);
+    }
+    Datum values[6] = {makeArrayResult(ids, context),    makeArrayResult(kind, context),
+                       makeArrayResult(error, context),  makeArrayResult(backoff, context),
+                       makeArrayResult(snooze, context), makeArrayResult(recorded, context)};
+    return (int)Execute(&ack_batch, schema, values, nullptr);
+}
+
 // Applies acks [first, last) inside one subtransaction. Returns how many jobs changed; throws
 // PgError (after rolling the subtransaction back) when any of them raised.
 int ApplyInSubtransaction(Oid schema, const ParsedAck *first, const ParsedAck *last) {
@@ -460,10 +534,8 @@ int ApplyInSubtransaction(Oid schema, const ParsedAck *first, const ParsedAck *l
     });
     try {
         int applied = oban::PgCall([&] {
-            int changed = 0;
-            for (const ParsedAck *entry = first; entry != last; ++entry)
-                changed += ApplyAck(schema, *entry) ? 1 : 0;
-            return changed;
+            if (last - first > 1) return ApplyBatch(schema, first, last);
+            return ApplyAck(schema, *first) ? 1 : 0;
         });
         oban::PgCall([&] {
             ReleaseCurrentSubTransaction();
@@ -481,25 +553,20 @@ int ApplyInSubtransaction(Oid schema, const ParsedAck *first, const ParsedAck *l
     }
 }
 
-}  // namespace
-
-OBAN_FUNCTION(oban_ack_jobs) {
-    RequireArgument(fcinfo, 0, "acks");
-    Jsonb *acks = PG_GETARG_JSONB_P(0);
+// Applies a JSON array of acks, each standing on its own; returns how many jobs changed.
+int AckJobs(Oid schema, Jsonb *acks) {
     if (!JB_ROOT_IS_ARRAY(acks) || JB_ROOT_IS_SCALAR(acks))
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("acks must be a JSON array"),
-                        errhint("Pass an array such as [{\"id\": 1, \"state\": \"completed\"}].")));
-    Oid schema = FunctionSchema(fcinfo);
-
+        throw oban::Error(ERRCODE_INVALID_PARAMETER_VALUE, "acks must be a JSON array", "",
+                          "Pass an array such as [{\"id\": 1, \"state\": \"completed\"}].");
     oban::MemoryContextResource memory(CurrentMemoryContext);
     AckList parsed{oban::core::Allocator<ParsedAck>(&memory)};
     oban::PgCall([&] { ParseAcks(acks, &parsed); });
-    if (parsed.empty()) return Int32GetDatum(0);
+    if (parsed.empty()) return 0;
 
     oban::PgCall([&] { BeginSql(schema); });
     int applied = 0;
     try {
-        // Fast path: every ack in one subtransaction.
+        // Fast path: every ack in one statement, in one subtransaction.
         applied = ApplyInSubtransaction(schema, parsed.data(), parsed.data() + parsed.size());
     } catch (oban::PgError &batch_error) {
         if (batch_error.sqlstate() == ERRCODE_QUERY_CANCELED) throw;
@@ -521,5 +588,65 @@ OBAN_FUNCTION(oban_ack_jobs) {
         }
     }
     oban::PgCall([&] { EndSql(); });
-    return Int32GetDatum(applied);
+    return applied;
+}
+
+// Claims up to `demand` available jobs of `queue` into the function's result (C-style).
+void FetchJobs(FunctionCallInfo fcinfo, Oid schema, int queue_arg) {
+    RequireArgument(fcinfo, queue_arg, "queue");
+    RequireArgument(fcinfo, queue_arg + 1, "demand");
+    RequireArgument(fcinfo, queue_arg + 2, "node");
+    int32 demand = PG_GETARG_INT32(queue_arg + 1);
+    if (demand < 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("demand must not be negative")));
+    auto *result = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    if (demand == 0) return;
+    bool no_producer = PG_ARGISNULL(queue_arg + 3);
+    Datum values[4] = {PG_GETARG_DATUM(queue_arg), Int32GetDatum(demand), PG_GETARG_DATUM(queue_arg + 2),
+                       no_producer ? (Datum)0 : PG_GETARG_DATUM(queue_arg + 3)};
+    const char nulls[4] = {' ', ' ', ' ', no_producer ? 'n' : ' '};
+    BeginSql(schema);
+    uint64 claimed = Execute(&fetch_jobs, schema, values, nulls);
+    for (uint64 i = 0; i < claimed; i++) tuplestore_puttuple(result->setResult, SPI_tuptable->vals[i]);
+    EndSql();
+}
+
+}  // namespace
+
+OBAN_FUNCTION(oban_ack_jobs) {
+    RequireArgument(fcinfo, 0, "acks");
+    return Int32GetDatum(AckJobs(FunctionSchema(fcinfo), PG_GETARG_JSONB_P(0)));
+}
+
+OBAN_FUNCTION(oban_insert_jobs) {
+    RequireArgument(fcinfo, 0, "jobs");
+    Jsonb *jobs = PG_GETARG_JSONB_P(0);
+    if (!JB_ROOT_IS_ARRAY(jobs) || JB_ROOT_IS_SCALAR(jobs))
+        ereport(ERROR,
+                (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("jobs must be a JSON array of objects")));
+    InitMaterializedSRF(fcinfo, 0);
+    auto *result = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    Oid schema = FunctionSchema(fcinfo);
+    Datum values[1] = {PG_GETARG_DATUM(0)};
+    BeginSql(schema);
+    uint64 inserted = Execute(&insert_jobs, schema, values, nullptr);
+    for (uint64 i = 0; i < inserted; i++) tuplestore_puttuple(result->setResult, SPI_tuptable->vals[i]);
+    EndSql();
+    return (Datum)0;
+}
+
+OBAN_FUNCTION(oban_fetch_jobs) {
+    InitMaterializedSRF(fcinfo, 0);
+    FetchJobs(fcinfo, FunctionSchema(fcinfo), 0);
+    return (Datum)0;
+}
+
+// What an Oban producer does each round, in one transaction: ack what it ran, claim what is next.
+OBAN_FUNCTION(oban_ack_fetch_jobs) {
+    RequireArgument(fcinfo, 0, "acks");
+    InitMaterializedSRF(fcinfo, 0);
+    Oid schema = FunctionSchema(fcinfo);
+    AckJobs(schema, PG_GETARG_JSONB_P(0));
+    FetchJobs(fcinfo, schema, 1);
+    return (Datum)0;
 }
