@@ -344,7 +344,7 @@ RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN CASE
     WHEN suspended + available + scheduled + executing + retryable > 0
-        THEN CASE WHEN started THEN 'executing' ELSE 'pending' END
+        THEN CASE WHEN started OR completed + cancelled + discarded > 0 THEN 'executing' ELSE 'pending' END
     WHEN discarded > 0 AND NOT ignore_discarded THEN 'discarded'
     WHEN cancelled > 0 AND NOT ignore_cancelled THEN 'cancelled'
     WHEN suspended + available + scheduled + executing + retryable + completed + cancelled + discarded = 0
@@ -403,6 +403,24 @@ AS $$
            count(*)::integer
     FROM tree JOIN @extschema@.oban_workflows AS w ON w.id = tree.id
     HAVING count(*) > 0
+$$;
+
+-- Whether the workflow's whole tree, from its top-level workflow down, has no unfinished job.
+CREATE FUNCTION @extschema@.oban_workflow_finished(workflow_id text)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH RECURSIVE up AS (
+        SELECT w.id, w.parent_id, 0 AS depth FROM @extschema@.oban_workflow_rows AS w WHERE w.id = workflow_id
+        UNION ALL
+        SELECT w.id, w.parent_id, up.depth + 1
+        FROM @extschema@.oban_workflow_rows AS w JOIN up ON w.id = up.parent_id
+        WHERE up.depth < 32
+    )
+    SELECT coalesce((SELECT c.suspended + c.available + c.scheduled + c.executing + c.retryable = 0
+                     FROM @extschema@.oban_workflow_tree_counts(
+                              (SELECT id FROM up ORDER BY depth DESC LIMIT 1)) AS c), true)
 $$;
 
 -- What each dep of a job stands at: its target (workflow, step name or '*') and the outcome, the

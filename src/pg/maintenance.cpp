@@ -6,6 +6,8 @@
 
 extern "C" {
 #include "catalog/pg_type.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
 #include "utils/timestamp.h"
 }
 
@@ -29,21 +31,46 @@ Statement stage_jobs{R"sql(
                      {INT4OID}};
 
 // Ages are capped at 5000 years so the cutoff stays a valid timestamp; nothing is older anyway.
+// Jobs of a workflow that has not finished are kept (its own row shows unfinished jobs, or some
+// workflow of its tree does): dependents may still need them. Returns the workflows it touched.
 Statement prune_jobs{R"sql(
     WITH expired AS (
-        SELECT id FROM @extschema@.oban_jobs
-        WHERE (state = 'completed' AND completed_at <= timezone('UTC', now()) - least($1, interval '5000 years'))
-           OR (state = 'cancelled' AND cancelled_at <= timezone('UTC', now()) - least($1, interval '5000 years'))
-           OR (state = 'discarded' AND discarded_at <= timezone('UTC', now()) - least($1, interval '5000 years'))
-        ORDER BY id
+        SELECT job.id, job.meta->>'workflow_id' AS workflow_id FROM @extschema@.oban_jobs AS job
+        WHERE ((state = 'completed' AND completed_at <= timezone('UTC', now()) - least($1, interval '5000 years'))
+            OR (state = 'cancelled' AND cancelled_at <= timezone('UTC', now()) - least($1, interval '5000 years'))
+            OR (state = 'discarded' AND discarded_at <= timezone('UTC', now()) - least($1, interval '5000 years')))
+          AND NOT EXISTS (
+              SELECT FROM @extschema@.oban_workflow_rows AS w
+              WHERE job.meta ? 'workflow_id' AND w.id = job.meta->>'workflow_id'
+                AND w.suspended + w.available + w.scheduled + w.executing + w.retryable > 0)
+        ORDER BY job.id
         LIMIT $2
         FOR UPDATE SKIP LOCKED
+    ), kept AS (
+        SELECT DISTINCT workflow_id FROM expired
+        WHERE workflow_id IS NOT NULL AND NOT @extschema@.oban_workflow_finished(workflow_id)
+    ), deleted AS (
+        DELETE FROM @extschema@.oban_jobs AS job
+        USING expired
+        WHERE job.id = expired.id
+          AND (expired.workflow_id IS NULL OR expired.workflow_id NOT IN (SELECT workflow_id FROM kept))
+        RETURNING expired.workflow_id
     )
-    DELETE FROM @extschema@.oban_jobs AS job
-    USING expired
-    WHERE job.id = expired.id)sql",
+    SELECT workflow_id, count(*) FROM deleted GROUP BY workflow_id)sql",
                      2,
                      {INTERVALOID, INT4OID}};
+
+// The rows of finished workflows with no job and no sub-workflow left (a parent goes on a later run,
+// once its sub-workflows are gone).
+Statement prune_workflows{R"sql(
+    DELETE FROM @extschema@.oban_workflow_rows AS w
+    WHERE w.id = ANY($1)
+      AND NOT EXISTS (SELECT FROM @extschema@.oban_jobs AS j
+                      WHERE j.meta ? 'workflow_id' AND j.meta->>'workflow_id' = w.id)
+      AND NOT EXISTS (SELECT FROM @extschema@.oban_workflow_rows AS child WHERE child.parent_id = w.id)
+    RETURNING w.parent_id)sql",
+                          1,
+                          {TEXTARRAYOID}};
 
 // An orphan has run longer than rescue_after, or names (in attempted_by[2]) a producer whose row
 // in oban_producers is gone, as Oban's producers keep theirs while they live.
@@ -98,7 +125,39 @@ OBAN_FUNCTION(oban_prune_jobs) {
     RequireNonNegativeInterval(PG_GETARG_INTERVAL_P(0), "max_age");
     RequireNonNegative(PG_GETARG_INT32(1), "limit");
     Datum values[2] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1)};
-    PG_RETURN_INT32(RunCounted(fcinfo, &prune_jobs, values));
+    Oid schema = FunctionSchema(fcinfo);
+    BeginSql(schema);
+    uint64 groups = Execute(&prune_jobs, schema, values, nullptr);
+    int64 pruned = 0;
+    ArrayBuildState *workflows = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+    int touched = 0;
+    for (uint64 i = 0; i < groups; i++) {
+        bool is_null = false;
+        HeapTuple row = SPI_tuptable->vals[i];
+        pruned += DatumGetInt64(SPI_getbinval(row, SPI_tuptable->tupdesc, 2, &is_null));
+        Datum workflow = SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &is_null);
+        if (!is_null) {
+            accumArrayResult(workflows, workflow, false, TEXTOID, CurrentMemoryContext);
+            touched++;
+        }
+    }
+    // Walk up: a sub-workflow's row going may free its parent's.
+    while (touched > 0) {
+        Datum ids[1] = {makeArrayResult(workflows, CurrentMemoryContext)};
+        uint64 gone = Execute(&prune_workflows, schema, ids, nullptr);
+        workflows = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+        touched = 0;
+        for (uint64 i = 0; i < gone; i++) {
+            bool is_null = false;
+            Datum parent = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &is_null);
+            if (!is_null) {
+                accumArrayResult(workflows, parent, false, TEXTOID, CurrentMemoryContext);
+                touched++;
+            }
+        }
+    }
+    EndSql();
+    PG_RETURN_INT32((int32)Min(pruned, (int64)PG_INT32_MAX));
 }
 
 OBAN_FUNCTION(oban_rescue_jobs) {

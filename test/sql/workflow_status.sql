@@ -1,0 +1,119 @@
+-- Workflow status (SPEC §2 oban_workflows, §4 status): counts exact for committed work after any
+-- mix of inserts, state changes, deletes, truncation, appends and rollbacks; the status object with
+-- sub-workflows; derived states; pruning of workflow rows.
+SET client_min_messages = warning;
+TRUNCATE oban_jobs RESTART IDENTITY;
+
+-- Compares oban_workflows with a recount from oban_jobs, for every workflow.
+CREATE FUNCTION drift() RETURNS TABLE (workflow text, counted jsonb, recounted jsonb)
+LANGUAGE sql AS $$
+    WITH recount AS (
+        SELECT meta->>'workflow_id' AS id, jsonb_build_object(
+            'suspended', count(*) FILTER (WHERE state = 'suspended'),
+            'available', count(*) FILTER (WHERE state = 'available'),
+            'scheduled', count(*) FILTER (WHERE state = 'scheduled'),
+            'executing', count(*) FILTER (WHERE state = 'executing'),
+            'retryable', count(*) FILTER (WHERE state = 'retryable'),
+            'completed', count(*) FILTER (WHERE state = 'completed'),
+            'cancelled', count(*) FILTER (WHERE state = 'cancelled'),
+            'discarded', count(*) FILTER (WHERE state = 'discarded')) AS counts
+        FROM oban_jobs WHERE meta ? 'workflow_id' GROUP BY 1
+    ), counted AS (
+        SELECT id, jsonb_build_object('suspended', suspended, 'available', available, 'scheduled', scheduled,
+                                      'executing', executing, 'retryable', retryable, 'completed', completed,
+                                      'cancelled', cancelled, 'discarded', discarded) AS counts
+        FROM oban_workflows
+    )
+    SELECT coalesce(c.id, r.id), c.counts, r.counts
+    FROM counted AS c FULL JOIN recount AS r ON r.id = c.id
+    WHERE c.counts IS DISTINCT FROM coalesce(r.counts, jsonb_build_object(
+        'suspended', 0, 'available', 0, 'scheduled', 0, 'executing', 0, 'retryable', 0, 'completed', 0,
+        'cancelled', 0, 'discarded', 0))
+$$;
+
+-- The row exists from the first insert.
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "s1", "name": "nightly-import", "jobs": [
+    {"name": "extract", "worker": "W"},
+    {"name": "import", "deps": ["extract"], "workflow": {"workflow_id": "s1-import", "name": "import", "jobs": [
+        {"name": "fetch", "worker": "W"}, {"name": "store", "worker": "W", "deps": ["fetch"]}]}},
+    {"name": "load", "worker": "W", "deps": ["extract", "import"]}]}');
+SELECT id, name, parent_id, state, suspended, available, started_at IS NULL AS not_started
+FROM oban_workflows ORDER BY id;
+SELECT * FROM drift();
+
+-- A mix of changes, some rolled back, some in savepoints.
+BEGIN;
+UPDATE oban_jobs SET state = 'executing', attempted_at = timezone('UTC', now()) WHERE meta->>'name' = 'extract';
+SAVEPOINT s;
+UPDATE oban_jobs SET state = 'discarded' WHERE meta->>'name' = 'extract';
+ROLLBACK TO SAVEPOINT s;
+SELECT executing FROM oban_workflows WHERE id = 's1';  -- the transaction sees its own changes
+COMMIT;
+BEGIN;
+DELETE FROM oban_jobs WHERE meta->>'name' = 'load';
+INSERT INTO oban_jobs (worker, meta) VALUES ('W', '{"workflow_id": "s1", "name": "ghost"}');
+ROLLBACK;
+SELECT * FROM drift();
+SELECT state, executing, started_at IS NOT NULL AS started FROM oban_workflows WHERE id = 's1';
+
+-- Status: the SPEC §4 object, subs keyed by name, counts over the whole tree.
+UPDATE oban_jobs SET state = 'completed', completed_at = timezone('UTC', now()) WHERE meta->>'name' = 'extract';
+SELECT oban_flush_workflows() >= 0 AS flushed;
+SELECT jsonb_pretty(oban_workflow_status('s1') - 'inserted_at' - 'started_at' - 'duration'
+                    #- '{subs,import,inserted_at}' #- '{subs,import,started_at}' #- '{subs,import,duration}');
+SELECT (oban_workflow_status('s1')->>'duration')::numeric >= 0 AS has_duration,
+       oban_workflow_status('s1-import')->>'duration' IS NULL AS sub_not_started;
+SELECT oban_workflow_status('no-such-workflow') IS NULL AS unknown_is_null;
+
+-- Finish everything: completed, with a completed_at and a fixed duration.
+UPDATE oban_jobs SET state = 'completed', completed_at = timezone('UTC', now())
+WHERE meta->>'workflow_id' = 's1-import';
+SELECT oban_flush_workflows() >= 0 AS flushed;
+UPDATE oban_jobs SET state = 'completed', completed_at = timezone('UTC', now()) WHERE meta->>'name' = 'load';
+SELECT oban_flush_workflows() >= 0 AS flushed;
+SELECT s->>'state' AS state, s->'total' AS total, s->'counts'->'completed' AS completed,
+       s->>'completed_at' IS NOT NULL AS completed_at_set, s->'subs'->'import'->>'state' AS import_state
+FROM oban_workflow_status('s1') AS s;
+SELECT * FROM drift();
+
+-- Derived states, and the ignore_* options counting an outcome as completed.
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "d1", "jobs": [{"name": "a", "worker": "W"}, {"name": "b", "worker": "W"}]}');
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "d2", "ignore_discarded": true, "jobs": [{"name": "a", "worker": "W"}]}');
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "d3", "jobs": [{"name": "a", "worker": "W"}, {"name": "b", "worker": "W"}]}');
+SELECT id, state FROM oban_workflows WHERE id LIKE 'd_' ORDER BY id;
+UPDATE oban_jobs SET state = 'discarded', discarded_at = timezone('UTC', now())
+WHERE meta->>'workflow_id' IN ('d1', 'd2') AND meta->>'name' = 'a';
+UPDATE oban_jobs SET state = 'cancelled', cancelled_at = timezone('UTC', now())
+WHERE meta->>'workflow_id' IN ('d1', 'd3');
+UPDATE oban_jobs SET state = 'executing', attempted_at = timezone('UTC', now()) WHERE meta->>'workflow_id' = 'd3' AND meta->>'name' = 'b';
+SELECT id, state FROM oban_workflows WHERE id LIKE 'd_' ORDER BY id;
+SELECT oban_retry_job(id) FROM oban_jobs WHERE meta->>'workflow_id' = 'd1' AND meta->>'name' = 'a';
+SELECT oban_flush_workflows() >= 0 AS flushed;
+SELECT id, state, completed_at IS NULL AS completed_at_cleared FROM oban_workflows WHERE id = 'd1';
+
+-- Appends count; deletes count; truncation leaves no workflow behind.
+SELECT count(*) FROM oban_append_workflow('d3', '[{"name": "c", "worker": "W"}]');
+DELETE FROM oban_jobs WHERE meta->>'workflow_id' = 'd2';
+SELECT * FROM drift();
+
+-- Pruning keeps the jobs of unfinished workflows and removes the rows of finished workflows once
+-- their jobs are gone; a finished workflow whose jobs remain keeps its row.
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "p-done", "jobs": [{"name": "a", "worker": "W"}, {"name": "b", "worker": "W"}]}');
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "p-busy", "jobs": [{"name": "a", "worker": "W"}, {"name": "b", "worker": "W", "deps": ["a"]}]}');
+UPDATE oban_jobs SET state = 'completed', completed_at = timezone('UTC', now()) - interval '2 days'
+WHERE meta->>'workflow_id' = 'p-done' OR (meta->>'workflow_id' = 'p-busy' AND meta->>'name' = 'a');
+SELECT oban_flush_workflows() >= 0 AS flushed;
+SELECT oban_prune_jobs(interval '1 day') AS pruned;
+SELECT meta->>'workflow_id' AS workflow, meta->>'name' AS name, state FROM oban_jobs
+WHERE meta->>'workflow_id' LIKE 'p-%' ORDER BY id;
+SELECT id, state FROM oban_workflows WHERE id LIKE 'p-%' ORDER BY id;
+-- The finished tree of s1 goes too, sub-workflow first, then its parent.
+UPDATE oban_jobs SET completed_at = completed_at - interval '2 days' WHERE meta->>'workflow_id' LIKE 's1%';
+SELECT oban_prune_jobs(interval '1 day') AS pruned;
+SELECT id FROM oban_workflows WHERE id LIKE 's1%';
+SELECT * FROM drift();
+
+TRUNCATE oban_jobs;
+SELECT count(*) AS workflows_after_truncate FROM oban_workflows;
+SELECT count(*) AS journal_after_truncate FROM oban_workflow_journal;
+DROP FUNCTION drift();
