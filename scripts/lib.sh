@@ -33,6 +33,7 @@ build_and_install() {
 as_postgres() { runuser -u postgres -- "$@"; }
 
 # start_cluster DIR: a fresh cluster in DIR (created, owned by postgres), oban_pro preloaded.
+# CLUSTER_EXTRA_CONF adds lines to postgresql.conf (e.g. oban_pro.database = 'bench').
 # Exports PGHOST/PGPORT/PGUSER/PGDATABASE for the callers' psql, pgbench, pg_regress.
 start_cluster() {
     CLUSTER_DIR=$1
@@ -49,6 +50,7 @@ max_connections = 60
 max_prepared_transactions = 10
 fsync = ${CLUSTER_FSYNC:-on}
 log_min_messages = warning
+${CLUSTER_EXTRA_CONF:-}
 CONF
     as_postgres "$PG_BIN/pg_ctl" -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" -w start >/dev/null
     export PGHOST=$CLUSTER_DIR PGPORT=5499 PGUSER=postgres PGDATABASE=postgres
