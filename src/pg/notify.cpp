@@ -5,6 +5,7 @@
 // transaction sends none: Postgres cannot prepare a transaction that notifies, and producers poll.
 #include "pg/boundary.hpp"
 #include "pg/module.hpp"
+#include "pg/worker.hpp"
 
 extern "C" {
 #include "access/xact.h"
@@ -63,16 +64,50 @@ void SendPending() {
     }
 }
 
+// With a worker serving this database, the queues are handed to it after commit instead (see
+// HandOffNotifications): the commit then skips Postgres' cluster-wide notify lock.
+bool handing_off = false;
+
+void HandOff() {
+    constexpr int kBatch = 64;
+    const char *queues[kBatch];
+    ListCell *cell;
+    foreach (cell, pending_queues) {
+        auto *first = static_cast<PendingQueue *>(lfirst(cell));
+        if (first->queue == nullptr) continue;
+        Oid schema = first->schema;
+        int count = 0;
+        ListCell *other;
+        for_each_from(other, pending_queues, foreach_current_index(cell)) {
+            auto *pending = static_cast<PendingQueue *>(lfirst(other));
+            if (pending->queue == nullptr || pending->schema != schema) continue;
+            queues[count++] = pending->queue;
+            pending->queue = nullptr;
+            if (count == kBatch) {
+                HandOffNotifications(schema, queues, count);
+                count = 0;
+            }
+        }
+        if (count > 0) HandOffNotifications(schema, queues, count);
+    }
+}
+
 void OnTransactionEvent(XactEvent event, void *) {
     switch (event) {
         case XACT_EVENT_PRE_COMMIT:
-            SendPending();
+            handing_off = pending_queues != NIL && WorkerServesThisDatabase();
+            if (!handing_off) SendPending();
             break;
         case XACT_EVENT_COMMIT:
+            if (handing_off) HandOff();
+            handing_off = false;
+            pending_queues = NIL;
+            break;
         case XACT_EVENT_ABORT:
         case XACT_EVENT_PREPARE:
         case XACT_EVENT_PARALLEL_COMMIT:
         case XACT_EVENT_PARALLEL_ABORT:
+            handing_off = false;
             pending_queues = NIL;  // its memory goes with TopTransactionContext
             break;
         default:

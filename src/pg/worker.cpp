@@ -12,7 +12,11 @@
 extern "C" {
 #include "access/xact.h"
 #include "catalog/pg_extension.h"
+#include "commands/async.h"
 #include "commands/extension.h"
+#include "lib/stringinfo.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -35,10 +39,19 @@ namespace oban::pg {
 
 namespace {
 
+// A queue with new available jobs, waiting for the worker to notify it.
+struct PendingNotification {
+    Oid schema;
+    char queue[NAMEDATALEN];
+};
+constexpr int kMaxPendingNotifications = 256;
+
 struct WorkerState {
     slock_t mutex;
     Latch *latch;  // the running worker's latch, or nullptr
     Oid database;  // the database it serves
+    int pending_count;
+    PendingNotification pending[kMaxPendingNotifications];
 };
 
 WorkerState *worker_state = nullptr;
@@ -60,6 +73,7 @@ void StartSharedMemory() {
         SpinLockInit(&worker_state->mutex);
         worker_state->latch = nullptr;
         worker_state->database = InvalidOid;
+        worker_state->pending_count = 0;
     }
     LWLockRelease(AddinShmemInitLock);
 }
@@ -88,6 +102,44 @@ Oid ExtensionSchema() {
     }
     SPI_finish();
     return schema;
+}
+
+// Sends the notifications handed off by committed transactions, in one short transaction.
+void SendNotifications() {
+    PendingNotification taken[kMaxPendingNotifications];
+    SpinLockAcquire(&worker_state->mutex);
+    int count = worker_state->pending_count;
+    memcpy(taken, worker_state->pending, sizeof(PendingNotification) * count);
+    worker_state->pending_count = 0;
+    SpinLockRelease(&worker_state->mutex);
+    if (count == 0) return;
+
+    MemoryContext worker_context = CurrentMemoryContext;
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    PG_TRY();
+    {
+        for (int i = 0; i < count; i++) {
+            const char *schema = get_namespace_name(taken[i].schema);
+            if (schema == nullptr) continue;
+            StringInfoData payload;
+            initStringInfo(&payload);
+            appendStringInfoString(&payload, "{\"queue\":");
+            escape_json(&payload, taken[i].queue);
+            appendStringInfoChar(&payload, '}');
+            Async_Notify(psprintf("%s.oban_insert", schema), payload.data);
+        }
+        CommitTransactionCommand();
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(worker_context);
+        EmitErrorReport();
+        FlushErrorState();
+        AbortCurrentTransaction();
+    }
+    PG_END_TRY();
+    MemoryContextSwitchTo(worker_context);
 }
 
 // One flush in its own transaction. Errors are logged and the next round tries again.
@@ -141,6 +193,43 @@ void InitWorker() {
     RegisterBackgroundWorker(&worker);
 }
 
+bool WorkerServesThisDatabase() {
+    if (worker_state == nullptr) return false;
+    SpinLockAcquire(&worker_state->mutex);
+    bool serves = worker_state->latch != nullptr && worker_state->database == MyDatabaseId;
+    SpinLockRelease(&worker_state->mutex);
+    return serves;
+}
+
+bool HandOffNotifications(Oid schema, const char *const *queues, int count) {
+    if (worker_state == nullptr) return false;
+    for (int i = 0; i < count; i++)
+        if (strlen(queues[i]) >= NAMEDATALEN) return false;
+    Latch *latch = nullptr;
+    bool taken = false;
+    SpinLockAcquire(&worker_state->mutex);
+    if (worker_state->latch != nullptr && worker_state->database == MyDatabaseId) {
+        int free_slots = kMaxPendingNotifications - worker_state->pending_count;
+        if (count <= free_slots) {
+            for (int i = 0; i < count; i++) {
+                bool known = false;
+                for (int j = 0; j < worker_state->pending_count && !known; j++)
+                    known = worker_state->pending[j].schema == schema &&
+                            strcmp(worker_state->pending[j].queue, queues[i]) == 0;
+                if (known) continue;
+                PendingNotification *slot = &worker_state->pending[worker_state->pending_count++];
+                slot->schema = schema;
+                strlcpy(slot->queue, queues[i], NAMEDATALEN);
+            }
+            latch = worker_state->latch;
+            taken = true;
+        }
+    }
+    SpinLockRelease(&worker_state->mutex);
+    if (latch != nullptr) SetLatch(latch);
+    return taken;
+}
+
 void WakeFlusher() {
     if (worker_state == nullptr) return;
     SpinLockAcquire(&worker_state->mutex);
@@ -172,6 +261,7 @@ void oban_pro_worker_main(Datum) {
             ConfigReloadPending = false;
             ProcessConfigFile(PGC_SIGHUP);
         }
+        SendNotifications();
         FlushOnce();
         (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, flush_interval_ms,
                         PG_WAIT_EXTENSION);

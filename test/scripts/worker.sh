@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The background worker (database "postgres" in the test cluster): it releases workflow dependents
+# without anyone calling oban_flush_workflows, and it delivers the insert notifications that
+# committing backends hand to it. Usage: worker.sh WORKDIR
+set -euo pipefail
+source "$(dirname "$0")/../../scripts/lib.sh"
+psql_q() { PGOPTIONS="-c client_min_messages=warning" as_postgres psql -X -q -At -v ON_ERROR_STOP=1 -d postgres "$@"; }
+failed=0
+
+psql_q -c "DROP EXTENSION IF EXISTS oban_pro CASCADE" -c "CREATE EXTENSION oban_pro"
+psql_q -c "SELECT application_name FROM pg_stat_activity WHERE backend_type = 'oban_pro worker'" | grep -q . \
+    || { echo "FAIL: no oban_pro worker in pg_stat_activity"; failed=1; }
+
+# 1. Release without an explicit flush.
+psql_q -c "SELECT count(*) FROM oban_insert_workflow('{\"workflow_id\": \"auto\", \"jobs\": [
+    {\"name\": \"a\", \"worker\": \"W\"}, {\"name\": \"b\", \"worker\": \"W\", \"deps\": [\"a\"]}]}')" >/dev/null
+psql_q -c "SELECT count(*) FROM oban_fetch_jobs('default', 1)" >/dev/null
+psql_q -c "SELECT oban_complete_job(id) FROM oban_jobs WHERE meta->>'name' = 'a'" >/dev/null
+state=""
+for _ in $(seq 100); do
+    state=$(psql_q -c "SELECT state FROM oban_jobs WHERE meta->>'name' = 'b'")
+    [ "$state" = available ] && break
+    sleep 0.02
+done
+echo "dependent released by the worker: $state"
+[ "$state" = available ] || { echo "FAIL: the worker did not release the dependent within 2 s"; failed=1; }
+[ "$(psql_q -c "SELECT count(*) FROM oban_workflow_journal")" = 0 ] || { echo "FAIL: journal not folded"; failed=1; }
+
+# 2. Notifications handed to the worker reach a listener, once per queue.
+out=$(as_postgres psql -X -q -d postgres <<'SQL'
+LISTEN "public.oban_insert";
+SELECT pg_sleep(0.1);
+\! psql -X -q -d postgres -c "INSERT INTO oban_jobs (worker, queue) SELECT 'W', 'handed' FROM generate_series(1, 3)"
+SELECT pg_sleep(0.5);
+SELECT 1;
+SQL
+)
+received=$(echo "$out" | grep -c 'Asynchronous notification "public.oban_insert" with payload "{"queue":"handed"}"' || true)
+echo "notifications received for queue handed: $received"
+[ "$received" = 1 ] || { echo "FAIL: expected exactly one notification, got $received"; echo "$out"; failed=1; }
+
+psql_q -c "DROP EXTENSION oban_pro CASCADE"
+[ "$failed" = 0 ] && echo "worker: ok"
+exit "$failed"
