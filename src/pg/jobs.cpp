@@ -37,7 +37,8 @@ Statement insert_job{R"sql(
             $7, $8)
     RETURNING *)sql",
                      8,
-                     {TEXTOID, JSONBOID, TEXTOID, INT4OID, INT4OID, TIMESTAMPOID, JSONBOID, TEXTARRAYOID}};
+                     {TEXTOID, JSONBOID, TEXTOID, INT4OID, INT4OID, TIMESTAMPOID, JSONBOID, TEXTARRAYOID},
+                     true};
 
 // Many jobs in one statement, from a JSON array of {worker, args, queue, priority, max_attempts,
 // scheduled_at, meta, tags} objects (all but worker optional).
@@ -56,7 +57,8 @@ Statement insert_jobs{R"sql(
     ORDER BY j.position
     RETURNING *)sql",
                       1,
-                      {JSONBOID}};
+                      {JSONBOID},
+                      true};
 
 // Claims in Oban's order; `attempt < max_attempts` keeps a damaged row from failing every fetch.
 Statement fetch_jobs{R"sql(
@@ -72,13 +74,13 @@ Statement fetch_jobs{R"sql(
             attempt = job.attempt + 1,
             attempted_at = timezone('UTC', now()),
             attempted_by = CASE WHEN $4 IS NULL THEN ARRAY[$3] ELSE ARRAY[$3, $4::text] END
-        FROM locked_jobs
-        WHERE job.id = locked_jobs.id
+        WHERE job.id = ANY (ARRAY(SELECT id FROM locked_jobs))
         RETURNING job.*
     )
     SELECT * FROM claimed ORDER BY priority, scheduled_at, id)sql",
                      4,
-                     {TEXTOID, INT4OID, TEXTOID, UUIDOID}};
+                     {TEXTOID, INT4OID, TEXTOID, UUIDOID},
+                     true};
 
 Statement complete_job{R"sql(
     UPDATE @extschema@.oban_jobs
@@ -88,7 +90,8 @@ Statement complete_job{R"sql(
                     ELSE meta END
     WHERE id = $1 AND state = 'executing')sql",
                        3,
-                       {INT8OID, BOOLOID, JSONBOID}};
+                       {INT8OID, BOOLOID, JSONBOID},
+                       true};
 
 Statement error_job{R"sql(
     UPDATE @extschema@.oban_jobs
@@ -104,7 +107,8 @@ Statement error_job{R"sql(
     WHERE id = $1 AND state = 'executing'
     RETURNING state)sql",
                     3,
-                    {INT8OID, TEXTOID, INTERVALOID}};
+                    {INT8OID, TEXTOID, INTERVALOID},
+                    true};
 
 Statement cancel_job{R"sql(
     UPDATE @extschema@.oban_jobs
@@ -116,7 +120,8 @@ Statement cancel_job{R"sql(
     WHERE id = $1
       AND state IN ('available', 'scheduled', 'suspended', 'executing', 'retryable'))sql",
                      2,
-                     {INT8OID, TEXTOID}};
+                     {INT8OID, TEXTOID},
+                     true};
 
 Statement discard_job{R"sql(
     UPDATE @extschema@.oban_jobs
@@ -127,7 +132,8 @@ Statement discard_job{R"sql(
                                'attempt', attempt, 'at', timezone('UTC', now()), 'error', $2)) END
     WHERE id = $1 AND state = 'executing')sql",
                       2,
-                      {INT8OID, TEXTOID}};
+                      {INT8OID, TEXTOID},
+                      true};
 
 // The attempt is given back: a snooze is not a failure.
 Statement snooze_job{R"sql(
@@ -140,7 +146,8 @@ Statement snooze_job{R"sql(
                         THEN floor((meta->'snoozed')::numeric) ELSE 0 END + 1)
     WHERE id = $1 AND state = 'executing')sql",
                      2,
-                     {INT8OID, INTERVALOID}};
+                     {INT8OID, INTERVALOID},
+                     true};
 
 Statement retry_job{R"sql(
     UPDATE @extschema@.oban_jobs
@@ -152,7 +159,8 @@ Statement retry_job{R"sql(
         discarded_at = NULL
     WHERE id = $1 AND state IN ('completed', 'cancelled', 'discarded', 'retryable'))sql",
                     1,
-                    {INT8OID}};
+                    {INT8OID},
+                    true};
 
 // Error texts longer than oban_pro.max_error_bytes are cut at a character boundary.
 Datum BoundedErrorText(const char *text, int length) {
@@ -486,11 +494,12 @@ Statement ack_batch{
                           THEN floor((j.meta->'snoozed')::numeric) ELSE 0 END + 1)
             ELSE j.meta END
     FROM first_acks AS a
-    WHERE j.id = a.id
+    WHERE j.id = ANY ($1) AND j.id = a.id
       AND (j.state = 'executing'
            OR (a.kind = 'cancel' AND j.state IN ('available', 'scheduled', 'suspended', 'retryable'))))sql",
     6,
-    {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID, JSONBARRAYOID}};
+    {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID, JSONBARRAYOID},
+    true};
 
 // Applies acks [first, last) with one statement (C-style: may raise a Postgres error).
 int ApplyBatch(Oid schema, const ParsedAck *first, const ParsedAck *last) {

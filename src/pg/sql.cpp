@@ -63,7 +63,8 @@ SPIPlanPtr Prepared(Statement *statement, Oid schema) {
         statement->plan = nullptr;
     }
     char *sql = ExpandSchema(statement->sql, schema);
-    SPIPlanPtr plan = SPI_prepare(sql, statement->nargs, statement->argtypes);
+    SPIPlanPtr plan = SPI_prepare_cursor(sql, statement->nargs, statement->argtypes,
+                                         statement->generic_plan ? CURSOR_OPT_GENERIC_PLAN : 0);
     if (plan == nullptr)
         elog(ERROR, "could not prepare oban_pro statement: %s", SPI_result_code_string(SPI_result));
     if (SPI_keepplan(plan) != 0) elog(ERROR, "could not keep oban_pro statement plan");

@@ -16,6 +16,10 @@ struct Statement {
     const char *sql;
     int nargs;
     Oid argtypes[16];
+    // Plan once, for any values (the hot paths, written so one plan suits every call); otherwise
+    // Postgres decides per call, and may plan each call for its values (the set-based flushes,
+    // whose best join depends on how many rows they get).
+    bool generic_plan = false;
     SPIPlanPtr plan = nullptr;
     Oid schema = InvalidOid;
 };
