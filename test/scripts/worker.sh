@@ -26,6 +26,11 @@ echo "dependent released by the worker: $state"
 [ "$state" = available ] || { echo "FAIL: the worker did not release the dependent within 2 s"; failed=1; }
 [ "$(psql_q -c "SELECT count(*) FROM oban_workflow_journal")" = 0 ] || { echo "FAIL: journal not folded"; failed=1; }
 
+# The aggregate agrees with a recount from oban_jobs.
+read -r checked mismatches <<<"$(psql_q -F ' ' < "$REPO/test/check_counts.sql")"
+echo "workflows checked: $checked, mismatches: $mismatches"
+[ "$mismatches" = 0 ] || { echo "FAIL: workflow counts drifted"; failed=1; }
+
 # 2. Notifications handed to the worker reach a listener, once per queue.
 out=$(as_postgres psql -X -q -d postgres <<'SQL'
 LISTEN "public.oban_insert";
