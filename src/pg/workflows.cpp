@@ -65,6 +65,9 @@ Statement prepare_job{R"sql(
 
 // --- flushing -------------------------------------------------------------------------------------
 
+// The key is "oban" and "flsh" in ASCII.
+Statement flush_lock{"SELECT pg_catalog.pg_advisory_xact_lock(1868718446, 1718383464)", 0, {}};
+
 // Takes a batch of journal rows, folds their counts into oban_workflow_rows, and returns the steps
 // that finished ('step', workflow, name, state) and the workflows whose own jobs all finished
 // ('workflow', id).
@@ -294,6 +297,10 @@ int64 SettleJobs(Oid schema, int64 *job_ids, int count, bool repair) {
 }
 
 int64 FlushWorkflows(Oid schema, int limit) {
+    // One flush at a time per database (the lock is held to the end of the transaction): two
+    // flushes can then never deadlock on the rows they fold, and a flush returns only once every
+    // journal row committed before it began has been folded, by it or by the one it waited for.
+    Execute(&flush_lock, schema, nullptr, nullptr);
     int64 folded = 0;
     for (;;) {
         Datum fold_args[1] = {Int32GetDatum(limit)};
