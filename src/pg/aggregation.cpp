@@ -16,6 +16,7 @@
 #include "pg/sql.hpp"
 #include "pg/states.hpp"
 #include "pg/worker.hpp"
+#include "pg/workflows.hpp"
 
 extern "C" {
 #include "access/xact.h"
@@ -311,6 +312,7 @@ void OnTransactionEvent(XactEvent event, void *) {
             deltas = nullptr;  // its memory goes with TopTransactionContext
             deleted_waits = NIL;
             journal_written = false;
+            workflow_deps_prepared = false;  // in case the insert that set it failed
             break;
         default:
             break;
@@ -321,6 +323,7 @@ void OnTransactionEvent(XactEvent event, void *) {
 // those of a committed one pass to its parent.
 void OnSubtransactionEvent(SubXactEvent event, SubTransactionId subid, SubTransactionId parent, void *) {
     if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB) return;
+    if (event == SUBXACT_EVENT_ABORT_SUB) workflow_deps_prepared = false;
     ListCell *cell;
     foreach (cell, deleted_waits) {
         auto *wait = static_cast<DeletedWait *>(lfirst(cell));

@@ -4,6 +4,7 @@
 #include "core/workflow_spec.hpp"
 #include "pg/args.hpp"
 #include "pg/sql.hpp"
+#include "pg/workflows.hpp"
 
 extern "C" {
 #include "catalog/pg_type.h"
@@ -357,6 +358,48 @@ Statement insert_jobs{R"sql(
                       {TEXTARRAYOID, JSONBARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, TEXTARRAYOID,
                        JSONBARRAYOID, JSONBARRAYOID}};
 
+// The same insert when every dep of the spec is a job or sub-workflow of the spec itself: those are
+// all new, hence pending, so the jobs with deps go in suspended and their waits and edges are
+// written in bulk, rather than checked row by row by the insert trigger (which this skips).
+Statement insert_new_jobs{R"sql(
+    WITH inserted AS (
+        INSERT INTO @extschema@.oban_jobs (worker, args, queue, priority, max_attempts, scheduled_at, state, meta, tags)
+        SELECT j.worker, j.args, j.queue, j.priority, j.max_attempts,
+               coalesce(j.scheduled_at::timestamp, timezone('UTC', now())),
+               CASE WHEN jsonb_array_length(j.meta->'deps') > 0 THEN 'suspended'
+                    WHEN j.scheduled_at::timestamp > timezone('UTC', now()) THEN 'scheduled'
+                    ELSE 'available' END::@extschema@.oban_job_state,
+               j.meta, ARRAY(SELECT jsonb_array_elements_text(j.tags))
+        FROM unnest($1::text[], $2::jsonb[], $3::text[], $4::int[], $5::int[], $6::text[], $7::jsonb[], $8::jsonb[])
+             WITH ORDINALITY AS j(worker, args, queue, priority, max_attempts, scheduled_at, meta, tags, position)
+        ORDER BY j.position
+        RETURNING id, meta, state
+    ), targets AS (
+        SELECT DISTINCT i.id, i.meta->>'workflow_id' AS workflow_id,
+               CASE jsonb_typeof(dep) WHEN 'string' THEN i.meta->>'workflow_id' ELSE dep->>0 END AS dep_workflow_id,
+               CASE jsonb_typeof(dep) WHEN 'string' THEN dep#>>'{}' ELSE dep->>1 END AS dep_name
+        FROM inserted AS i, jsonb_array_elements(i.meta->'deps') AS dep
+    ), edges AS (
+        INSERT INTO @extschema@.oban_workflow_edges (dep_workflow_id, dep_name, job_id)
+        SELECT dep_workflow_id, dep_name, id FROM targets
+    ), waits AS (
+        INSERT INTO @extschema@.oban_workflow_waits (job_id, workflow_id, remaining)
+        SELECT id, workflow_id, count(*) FROM targets GROUP BY id, workflow_id
+    )
+    SELECT id, meta->>'workflow_id', meta->>'name', state, false FROM inserted ORDER BY id)sql",
+                          8,
+                          {TEXTARRAYOID, JSONBARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID,
+                           TEXTARRAYOID, JSONBARRAYOID, JSONBARRAYOID}};
+
+// Whether every dep of the spec (and so every dep a sub-workflow inherits) lies inside the spec.
+bool AllDepsInside(const core::WorkflowSpec &spec) {
+    for (size_t w = 0; w < spec.workflows.size(); w++)
+        for (size_t s = 0; s < spec.workflows[w].steps.size(); s++)
+            for (const core::ResolvedDep &dep : spec.DepsOf((int)w, (int)s))
+                if (dep.kind == core::ResolvedDep::External) return false;
+    return true;
+}
+
 Statement workflow_options{R"sql(
     SELECT name, parent_id, sub_name, ignore_cancelled, ignore_discarded, ignore_deleted
     FROM @extschema@.oban_workflow_rows WHERE id = $1)sql",
@@ -394,7 +437,7 @@ char *TextCopy(const RawField &field) {
 // Gives every workflow of the spec its id (`top_id`, the spec's own, or a new UUID), inserts all
 // the jobs in one statement, and returns one row per job into the function's result.
 void InsertSpec(Oid schema, const core::WorkflowSpec &spec, const char *top_id, const Options &top,
-                ReturnSetInfo *result) {
+                bool all_new, ReturnSetInfo *result) {
     MemoryContext context = CurrentMemoryContext;
     char **ids = static_cast<char **>(palloc(sizeof(char *) * spec.workflows.size()));
     for (size_t w = 0; w < spec.workflows.size(); w++) {
@@ -418,7 +461,14 @@ void InsertSpec(Oid schema, const core::WorkflowSpec &spec, const char *top_id, 
         makeArrayResult(built.max_attempts, context), makeArrayResult(built.scheduled, context),
         makeArrayResult(built.metas, context),        makeArrayResult(built.tags, context)};
     BeginSql(schema);
-    uint64 inserted = Execute(&insert_jobs, schema, values, nullptr);
+    uint64 inserted;
+    if (all_new) {
+        workflow_deps_prepared = true;  // reset at the end of the statement or on error
+        inserted = Execute(&insert_new_jobs, schema, values, nullptr);
+        workflow_deps_prepared = false;
+    } else {
+        inserted = Execute(&insert_jobs, schema, values, nullptr);
+    }
     for (uint64 i = 0; i < inserted; i++) tuplestore_puttuple(result->setResult, SPI_tuptable->vals[i]);
     EndSql();
 }
@@ -458,7 +508,7 @@ OBAN_FUNCTION(oban_insert_workflow) {
                         IsTrue(top.ignore_cancelled),
                         IsTrue(top.ignore_discarded),
                         IsTrue(top.ignore_deleted)};
-        InsertSpec(schema, spec, nullptr, options, result);
+        InsertSpec(schema, spec, nullptr, options, AllDepsInside(spec), result);
     });
     return (Datum)0;
 }
@@ -531,6 +581,6 @@ OBAN_FUNCTION(oban_append_workflow) {
     oban::core::SpecResult validation = spec.Validate(check_deps);
     if (validation.error != oban::core::SpecError::None) RaiseSpecError(validation);
 
-    oban::PgCall([&] { InsertSpec(schema, spec, id, options, result); });
+    oban::PgCall([&] { InsertSpec(schema, spec, id, options, false, result); });
     return (Datum)0;
 }

@@ -138,25 +138,55 @@ Statement finished_trees{R"sql(
                          1,
                          {TEXTARRAYOID}};
 
-// Counts down the waits of the dependents of finished deps; returns the jobs to settle: those with
-// nothing left to wait for, and those whose dep failed (settling decides if it is ignored).
+// Counts down the waits of the dependents of finished deps. Each edge is consumed (deleted) as it
+// is counted, so a dep that finishes twice (retried after completing) counts once, and a wait's
+// count is exactly its edges left. Returns each dependent touched, whether nothing is left to wait
+// for, and whether a dep ended other than completed (then the precise check decides).
 Statement count_down{R"sql(
     WITH finished AS (
         SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS f(workflow_id, name, state)
+    ), consumed AS (
+        DELETE FROM @extschema@.oban_workflow_edges AS e
+        USING finished AS f
+        WHERE e.dep_workflow_id = f.workflow_id AND e.dep_name = f.name
+        RETURNING e.job_id, f.state
     ), hits AS (
-        SELECT e.job_id, count(*)::int AS finished, bool_or(f.state <> 'completed') AS failed
-        FROM finished AS f
-        JOIN @extschema@.oban_workflow_edges AS e
-          ON e.dep_workflow_id = f.workflow_id AND e.dep_name = f.name
-        GROUP BY e.job_id
+        SELECT job_id, count(*)::int AS finished, bool_or(state <> 'completed') AS failed
+        FROM consumed GROUP BY job_id
     )
     UPDATE @extschema@.oban_workflow_waits AS w
     SET remaining = w.remaining - h.finished
     FROM hits AS h
     WHERE w.job_id = h.job_id
-    RETURNING w.job_id, w.remaining <= 0 OR h.failed AS settle)sql",
+    RETURNING w.job_id, w.remaining <= 0 AND NOT h.failed AS ready, h.failed)sql",
                      3,
                      {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID}};
+
+// Releases jobs whose every dep completed (the counts say so: no per-dep check needed).
+Statement release_ready{R"sql(
+    WITH released AS (
+        UPDATE @extschema@.oban_jobs AS j
+        SET state = CASE WHEN j.scheduled_at > timezone('UTC', now()) THEN 'scheduled' ELSE 'available' END
+                        ::@extschema@.oban_job_state
+        WHERE j.id = ANY ($1) AND j.state = 'suspended'
+        RETURNING j.id
+    ), forget_waits AS (
+        DELETE FROM @extschema@.oban_workflow_waits WHERE job_id = ANY ($1)
+    )
+    DELETE FROM @extschema@.oban_workflow_edges WHERE job_id = ANY ($1))sql",
+                        1,
+                        {INT8ARRAYOID}};
+
+struct ReleaseCall {
+    Oid schema;
+    Datum job_ids;
+};
+
+void ReleaseBody(void *arg) {
+    auto *call = static_cast<ReleaseCall *>(arg);
+    Datum values[1] = {call->job_ids};
+    Execute(&release_ready, call->schema, values, nullptr);
+}
 
 // The precise check, once per job: release it (available, or scheduled if its scheduled_at is
 // ahead), cancel it naming the failed dep, or correct its count and keep it waiting. Jobs no longer
@@ -266,6 +296,8 @@ Datum Int8Array(int64 *values, int count) {
 
 }  // namespace
 
+bool workflow_deps_prepared = false;
+
 int64 SettleJobs(Oid schema, int64 *job_ids, int count, bool repair) {
     if (count == 0) return 0;
     SettleCall call{schema, Int8Array(job_ids, count), repair, 0};
@@ -355,16 +387,26 @@ int64 FlushWorkflows(Oid schema, int limit) {
                                makeArrayResult(step_names, CurrentMemoryContext),
                                makeArrayResult(step_states, CurrentMemoryContext)};
         uint64 counted = Execute(&count_down, schema, count_args, nullptr);
-        int64 *to_settle = static_cast<int64 *>(palloc(sizeof(int64) * Max(counted, 1)));
-        int settle_count = 0;
+        int64 *ready = static_cast<int64 *>(palloc(sizeof(int64) * Max(counted, 1)));
+        int64 *to_check = static_cast<int64 *>(palloc(sizeof(int64) * Max(counted, 1)));
+        int ready_count = 0, check_count = 0;
         for (uint64 r = 0; r < counted; r++) {
             bool is_null = false;
             HeapTuple row = SPI_tuptable->vals[r];
+            int64 job_id = DatumGetInt64(SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &is_null));
             if (DatumGetBool(SPI_getbinval(row, SPI_tuptable->tupdesc, 2, &is_null)))
-                to_settle[settle_count++] =
-                    DatumGetInt64(SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &is_null));
+                ready[ready_count++] = job_id;
+            else if (DatumGetBool(SPI_getbinval(row, SPI_tuptable->tupdesc, 3, &is_null)))
+                to_check[check_count++] = job_id;
         }
-        SettleJobs(schema, to_settle, settle_count, false);
+        if (ready_count > 0) {
+            ReleaseCall release{schema, Int8Array(ready, ready_count)};
+            // If the release is refused (say, by a user trigger), each job gets the precise check
+            // on its own, and the failing ones are reported and left for repair.
+            if (InSubtransaction(ReleaseBody, &release) != nullptr)
+                SettleJobs(schema, ready, ready_count, false);
+        }
+        SettleJobs(schema, to_check, check_count, false);
     }
     return folded;
 }
@@ -389,6 +431,7 @@ OBAN_FUNCTION(oban_jobs_workflow_prepare) {
     Relation relation = trigger->tg_relation;
     TupleDesc descriptor = RelationGetDescr(relation);
     HeapTuple row = trigger->tg_trigtuple;
+    if (workflow_deps_prepared) return PointerGetDatum(row);  // oban_insert_workflow did it in bulk
     int state_column = SPI_fnumber(descriptor, "state");
     int meta_column = SPI_fnumber(descriptor, "meta");
     int id_column = SPI_fnumber(descriptor, "id");

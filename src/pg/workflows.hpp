@@ -14,4 +14,8 @@ int64 FlushWorkflows(Oid schema, int limit);
 // reported with a WARNING and left as it was. Returns how many jobs were released or cancelled.
 int64 SettleJobs(Oid schema, int64 *job_ids, int count, bool repair);
 
+// Set while oban_insert_workflow inserts a spec whose deps all lie inside it and writes their waits
+// and edges itself: the insert trigger then leaves those rows alone.
+extern bool workflow_deps_prepared;
+
 }  // namespace oban::pg
