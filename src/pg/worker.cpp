@@ -29,7 +29,9 @@ extern "C" {
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/builtins.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
 PGDLLEXPORT void oban_pro_worker_main(Datum);
@@ -48,8 +50,10 @@ constexpr int kMaxPendingNotifications = 256;
 
 struct WorkerState {
     slock_t mutex;
-    Latch *latch;  // the running worker's latch, or nullptr
-    Oid database;  // the database it serves
+    Latch *latch;          // the running worker's latch, or nullptr
+    Oid database;          // the database it serves
+    bool flush_requested;  // a transaction that wrote journal rows committed
+    bool overflow;         // more queues than fit were handed off: notify every available queue
     int pending_count;
     PendingNotification pending[kMaxPendingNotifications];
 };
@@ -74,6 +78,8 @@ void StartSharedMemory() {
         worker_state->latch = nullptr;
         worker_state->database = InvalidOid;
         worker_state->pending_count = 0;
+        worker_state->flush_requested = false;
+        worker_state->overflow = false;
     }
     LWLockRelease(AddinShmemInitLock);
 }
@@ -104,6 +110,24 @@ Oid ExtensionSchema() {
     return schema;
 }
 
+// When more queues were handed off than fit: notify each queue that has available jobs.
+void NotifyEveryAvailableQueue() {
+    Oid schema = ExtensionSchema();
+    if (!OidIsValid(schema)) return;
+    PushActiveSnapshot(GetTransactionSnapshot());
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    const char *name = get_namespace_name(schema);
+    char *sql = psprintf(
+        "SELECT pg_catalog.pg_notify(%s || '.oban_insert', pg_catalog.json_build_object('queue', "
+        "queue)::text)"
+        " FROM (SELECT DISTINCT queue FROM %s.oban_jobs WHERE state = 'available') AS q"
+        " WHERE pg_catalog.octet_length(queue) < 7000",
+        quote_literal_cstr(name), quote_identifier(name));
+    SPI_execute(sql, false, 0);
+    SPI_finish();
+    PopActiveSnapshot();
+}
+
 // Sends the notifications handed off by committed transactions, in one short transaction.
 void SendNotifications() {
     PendingNotification taken[kMaxPendingNotifications];
@@ -111,8 +135,10 @@ void SendNotifications() {
     int count = worker_state->pending_count;
     memcpy(taken, worker_state->pending, sizeof(PendingNotification) * count);
     worker_state->pending_count = 0;
+    bool overflow = worker_state->overflow;
+    worker_state->overflow = false;
     SpinLockRelease(&worker_state->mutex);
-    if (count == 0) return;
+    if (count == 0 && !overflow) return;
 
     MemoryContext worker_context = CurrentMemoryContext;
     SetCurrentStatementStartTimestamp();
@@ -129,6 +155,7 @@ void SendNotifications() {
             appendStringInfoChar(&payload, '}');
             Async_Notify(psprintf("%s.oban_insert", schema), payload.data);
         }
+        if (overflow) NotifyEveryAvailableQueue();
         CommitTransactionCommand();
     }
     PG_CATCH();
@@ -203,37 +230,35 @@ bool WorkerServesThisDatabase() {
 
 bool HandOffNotifications(Oid schema, const char *const *queues, int count) {
     if (worker_state == nullptr) return false;
-    for (int i = 0; i < count; i++)
-        if (strlen(queues[i]) >= NAMEDATALEN) return false;
     Latch *latch = nullptr;
-    bool taken = false;
     SpinLockAcquire(&worker_state->mutex);
     if (worker_state->latch != nullptr && worker_state->database == MyDatabaseId) {
-        int free_slots = kMaxPendingNotifications - worker_state->pending_count;
-        if (count <= free_slots) {
-            for (int i = 0; i < count; i++) {
-                bool known = false;
-                for (int j = 0; j < worker_state->pending_count && !known; j++)
-                    known = worker_state->pending[j].schema == schema &&
-                            strcmp(worker_state->pending[j].queue, queues[i]) == 0;
-                if (known) continue;
-                PendingNotification *slot = &worker_state->pending[worker_state->pending_count++];
-                slot->schema = schema;
-                strlcpy(slot->queue, queues[i], NAMEDATALEN);
+        for (int i = 0; i < count; i++) {
+            bool known = false;
+            for (int j = 0; j < worker_state->pending_count && !known; j++)
+                known = worker_state->pending[j].schema == schema &&
+                        strcmp(worker_state->pending[j].queue, queues[i]) == 0;
+            if (known) continue;
+            if (worker_state->pending_count == kMaxPendingNotifications || strlen(queues[i]) >= NAMEDATALEN) {
+                worker_state->overflow = true;  // the worker notifies every queue with available jobs
+                continue;
             }
-            latch = worker_state->latch;
-            taken = true;
+            PendingNotification *slot = &worker_state->pending[worker_state->pending_count++];
+            slot->schema = schema;
+            strlcpy(slot->queue, queues[i], NAMEDATALEN);
         }
+        latch = worker_state->latch;
     }
     SpinLockRelease(&worker_state->mutex);
     if (latch != nullptr) SetLatch(latch);
-    return taken;
+    return latch != nullptr;
 }
 
 void WakeFlusher() {
     if (worker_state == nullptr) return;
     SpinLockAcquire(&worker_state->mutex);
     Latch *latch = worker_state->database == MyDatabaseId ? worker_state->latch : nullptr;
+    if (latch != nullptr) worker_state->flush_requested = true;
     SpinLockRelease(&worker_state->mutex);
     if (latch != nullptr) SetLatch(latch);
 }
@@ -254,6 +279,7 @@ void oban_pro_worker_main(Datum) {
     on_shmem_exit(Unpublish, 0);
     ereport(LOG, (errmsg("oban_pro worker started in database \"%s\"", database_name)));
 
+    TimestampTz last_flush = 0;
     for (;;) {
         ResetLatch(MyLatch);
         CHECK_FOR_INTERRUPTS();
@@ -262,7 +288,17 @@ void oban_pro_worker_main(Datum) {
             ProcessConfigFile(PGC_SIGHUP);
         }
         SendNotifications();
-        FlushOnce();
+        // Flush when a commit asked for it, or every flush_interval anyway (a wake-up for a
+        // notification alone costs no flush).
+        SpinLockAcquire(&worker_state->mutex);
+        bool requested = worker_state->flush_requested;
+        worker_state->flush_requested = false;
+        SpinLockRelease(&worker_state->mutex);
+        TimestampTz now = GetCurrentTimestamp();
+        if (requested || TimestampDifferenceExceeds(last_flush, now, flush_interval_ms)) {
+            FlushOnce();
+            last_flush = now;
+        }
         (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, flush_interval_ms,
                         PG_WAIT_EXTENSION);
     }
