@@ -36,6 +36,8 @@
 #                       0: leave oban_pro.database at its default ('postgres')
 #   MAX_OTHER_CPU=0     each run records how much CPU other processes on the machine used meanwhile;
 #                       N > 0: run again (up to MAX_ATTEMPTS=3 tries) when that exceeds N% of the CPUs
+#   CLEAN_CPU=5         the summary also gives the paired ratios over the rounds in which no run saw
+#                       more than this much CPU used by other processes
 #   STATS=0             1: preload pg_stat_statements and save each run's top statements next to its log
 #   OUT_DIR=bench/out   where logs, the raw TSV and the markdown table go
 set -euo pipefail
@@ -58,11 +60,12 @@ WARMUP=${WARMUP:-2}
 WORKER=${WORKER:-1}
 MAX_OTHER_CPU=${MAX_OTHER_CPU:-0}
 MAX_ATTEMPTS=${MAX_ATTEMPTS:-3}
+CLEAN_CPU=${CLEAN_CPU:-5}
 OUT_DIR=${OUT_DIR:-$BENCH_DIR/out}
 
 case $EXT_ACK in ack | complete) ;; *) echo "EXT_ACK must be ack or complete" >&2; exit 2 ;; esac
 case $EXT_INSERT in auto | each | batch) ;; *) echo "EXT_INSERT must be auto, each or batch" >&2; exit 2 ;; esac
-for n in ROUNDS DURATION SEED CLIENTS THREADS WARMUP WORKER STATS MAX_OTHER_CPU MAX_ATTEMPTS; do
+for n in ROUNDS DURATION SEED CLIENTS THREADS WARMUP WORKER STATS MAX_OTHER_CPU MAX_ATTEMPTS CLEAN_CPU; do
     [[ ${!n} =~ ^[0-9]+$ ]] || { echo "$n must be a non-negative integer" >&2; exit 2; }
 done
 [ "$ROUNDS" -ge 1 ] && [ "$DURATION" -ge 1 ] || { echo "ROUNDS and DURATION must be >= 1" >&2; exit 2; }
@@ -348,7 +351,7 @@ sumcol() { col "$@" | awk '{ t += $1 } END { print t + 0 }'; }
         base=$(col "$sync" plain 4 | median)
         for c in $CONTENDERS; do
             read -r _ _ _ label <<<"$(contender "$c")"
-            med=$(col "$sync" "$c" 4 | median)
+            med=$(col "$sync" "$c" 4 | median | xargs printf '%.0f')
             runs_list=$(col "$sync" "$c" 4 | paste -sd, - | sed 's/,/, /g')
             if [ "$c" = plain ]; then
                 ratio="1.00"
@@ -357,8 +360,28 @@ sumcol() { col "$@" | awk '{ t += $1 } END { print t + 0 }'; }
                     awk '$2 > 0 { printf "%.4f\n", $1 / $2 }' | median)
                 ratio=$(awk -v m="$med" -v b="$base" -v p="$paired" 'BEGIN { if (b > 0) printf "%.2f [%.2f]", m / b, p; else print "n/a" }')
             fi
-            echo "| $sync | ${label//_/ } | $med | $runs_list | $ratio | $(sumcol "$sync" "$c" 8) | $(sumcol "$sync" "$c" 9) | $(sumcol "$sync" "$c" 11) | $(col "$sync" "$c" 12 | median) / $(col "$sync" "$c" 13 | median) | $(col "$sync" "$c" 15 | paste -sd, - | sed 's/,/, /g') |"
+            echo "| $sync | ${label//_/ } | $med | $runs_list | $ratio | $(sumcol "$sync" "$c" 8) | $(sumcol "$sync" "$c" 9) | $(sumcol "$sync" "$c" 11) | $(col "$sync" "$c" 12 | median | xargs printf '%.2f') / $(col "$sync" "$c" 13 | median | xargs printf '%.2f') | $(col "$sync" "$c" 15 | paste -sd, - | sed 's/,/, /g') |"
         done
+    done
+    echo
+    # Rounds in which no run shared the machine with much else: their paired ratios are the cleanest.
+    echo "Clean rounds (every run of the round saw at most ${CLEAN_CPU}% of the CPUs used by other processes):"
+    for sync in $SYNC_MODES; do
+        awk -F'\t' -v s="$sync" -v lim="$CLEAN_CPU" -v list="$CONTENDERS" '
+            NR > 1 && $1 == s { v[$2, $3] = $4; if ($15 > lim) dirty[$2] = 1; rounds[$2] = 1 }
+            END {
+                n = split(list, cs, " "); clean = ""; k = 0
+                for (r in rounds) if (!(r in dirty)) { clean = clean " " r; k++ }
+                line = "- synchronous_commit=" s ": " k " clean round(s)" (k ? " (" substr(clean, 2) ")" : "")
+                if (k) for (i = 1; i <= n; i++) if (cs[i] != "plain") {
+                    m = 0; delete x
+                    for (r in rounds) if (!(r in dirty) && v[r, "plain"] > 0) x[++m] = v[r, cs[i]] / v[r, "plain"]
+                    for (a = 1; a <= m; a++) for (b = a + 1; b <= m; b++) if (x[b] < x[a]) { t = x[a]; x[a] = x[b]; x[b] = t }
+                    med = (m % 2) ? x[(m + 1) / 2] : (x[m / 2] + x[m / 2 + 1]) / 2
+                    line = line sprintf("; %s/plain %.2f", cs[i], med)
+                }
+                print line
+            }' "$RAW"
     done
     echo
     retried=$(awk -F'\t' 'NR > 1 && $16 > 1 { n++ } END { print n + 0 }' "$RAW")

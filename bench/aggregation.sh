@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Workflow-status aggregation benchmark (issue 4), side by side on one throwaway cluster, as root:
+#   bash bench/aggregation.sh
+# Jobs carry workflow meta but no deps, so only the aggregation is measured. 8 clients, producers
+# insert 10 jobs per transaction, consumers fetch 10 and complete them (oban-py's SQL, the baselines):
+#   plain        the plain table, no workflow meta                       (baseline)
+#   one          the extension, every job in ONE workflow
+#   many         the extension, jobs spread over 100,000 workflows
+#   naive-one    the plain table + a PL/pgSQL trigger updating one counter row per workflow
+#   naive-many   the same, 100,000 workflows
+# then oban_workflow_status server-side time (EXPLAIN ANALYZE, median of STATUS_RUNS) for a workflow
+# of 100 jobs and one of BIG_JOBS jobs with 20 sub-workflows.
+# Knobs: ROUNDS (3), DURATION (8 s), SYNC ("on off"), BIG_JOBS (1000000), STATUS_RUNS (50).
+set -euo pipefail
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$BENCH_DIR/../scripts/lib.sh"
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-8}
+SYNC=${SYNC:-on off}
+BIG_JOBS=${BIG_JOBS:-1000000}
+STATUS_RUNS=${STATUS_RUNS:-50}
+
+ensure_packages
+build_and_install
+WORK=$(make_workdir)
+trap 'stop_cluster; rm -rf "$WORK"' EXIT
+CLUSTER_EXTRA_CONF="oban_pro.database = 'agg_ext'" start_cluster "$WORK/cluster"
+
+q() { local db=$1; shift; psql -X -q -v ON_ERROR_STOP=1 -At -d "$db" -c "$*"; }
+for db in agg_plain agg_naive agg_ext; do q postgres "CREATE DATABASE $db" >/dev/null; done
+for db in agg_plain agg_naive; do
+    PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 -d "$db" \
+        -f "$BENCH_DIR/plain_schema.sql" >/dev/null
+done
+psql -X -q -v ON_ERROR_STOP=1 -d agg_naive -f "$BENCH_DIR/naive_counter_trigger.sql" >/dev/null
+q agg_ext "CREATE EXTENSION oban_pro" >/dev/null
+
+S=$WORK/scripts
+mkdir -p "$S"
+cp "$BENCH_DIR"/plain_produce.sql "$BENCH_DIR"/plain_consume.sql "$BENCH_DIR"/produce_one_workflow.sql \
+   "$BENCH_DIR"/produce_many_workflows.sql "$S/"
+chmod -R a+rX "$WORK"
+
+# run DB PRODUCE → "jobs_per_s failed deadlocks"
+run() {
+    local db=$1 produce=$2
+    q "$db" "TRUNCATE oban_jobs" >/dev/null
+    [ "$db" = agg_naive ] && q "$db" "TRUNCATE oban_workflows" >/dev/null
+    q "$db" "VACUUM ANALYZE oban_jobs" >/dev/null
+    as_postgres pgbench -n -M prepared -c 8 -j 2 -T "$DURATION" -f "$S/$produce@1" -f "$S/plain_consume.sql@1" \
+        "$db" >"$WORK/pgbench.log" 2>&1 || true
+    local completed failed deadlocks
+    completed=$(q "$db" "SELECT count(*) FROM oban_jobs WHERE state = 'completed'")
+    failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$WORK/pgbench.log")
+    deadlocks=$(grep -c 'deadlock detected' "$WORK/pgbench.log" || true)
+    echo "$((completed / DURATION)) ${failed:-0} $deadlocks"
+}
+
+RESULTS=$WORK/results.tsv
+: >"$RESULTS"
+for sync in $SYNC; do
+    q postgres "ALTER SYSTEM SET synchronous_commit = $sync" >/dev/null
+    q postgres "SELECT pg_reload_conf()" >/dev/null
+    for round in $(seq "$ROUNDS"); do
+        line="sync=$sync round $round:"
+        for contender in plain one many naive-one naive-many; do
+            case $contender in
+            plain) args="agg_plain plain_produce.sql" ;;
+            one) args="agg_ext produce_one_workflow.sql" ;;
+            many) args="agg_ext produce_many_workflows.sql" ;;
+            naive-one) args="agg_naive produce_one_workflow.sql" ;;
+            naive-many) args="agg_naive produce_many_workflows.sql" ;;
+            esac
+            # shellcheck disable=SC2086
+            read -r jps failed dl <<<"$(run $args)"
+            printf '%s\t%s\t%s\t%s\t%s\n' "$sync" "$contender" "$jps" "$failed" "$dl" >>"$RESULTS"
+            line="$line $contender=$jps"
+        done
+        echo "$line"
+    done
+done
+
+# Status latency: a small workflow, and a big one with 20 sub-workflows.
+q agg_ext "TRUNCATE oban_jobs" >/dev/null
+q agg_ext "INSERT INTO oban_jobs (worker, state, meta)
+           SELECT 'W', 'completed', jsonb_build_object('workflow_id', 'small', 'name', 'j' || n) FROM generate_series(1, 100) n" >/dev/null
+q agg_ext "INSERT INTO oban_jobs (worker, meta)
+           SELECT 'W', jsonb_build_object('workflow_id', 'big', 'name', 'j' || n) FROM generate_series(1, $BIG_JOBS / 2) n" >/dev/null
+q agg_ext "INSERT INTO oban_jobs (worker, state, meta)
+           SELECT 'W', 'completed', jsonb_build_object('workflow_id', 'big-sub-' || (n % 20), 'sup_workflow_id', 'big',
+                                                       'sub_name', 'sub' || (n % 20), 'name', 'j' || n)
+           FROM generate_series(1, $BIG_JOBS / 2) n" >/dev/null
+q agg_ext "SELECT oban_flush_workflows()" >/dev/null
+q agg_ext "VACUUM ANALYZE" >/dev/null
+# Median server-side time of oban_workflow_status over STATUS_RUNS calls in one session (after one
+# warm-up call, so plans are made once, as in a long-lived client connection).
+status_ms() {
+    psql -X -q -At -d agg_ext -c "DO \$\$
+        DECLARE started timestamptz; times float8[] := '{}';
+        BEGIN
+            PERFORM oban_workflow_status('$1');
+            FOR i IN 1..$STATUS_RUNS LOOP
+                started := clock_timestamp();
+                PERFORM oban_workflow_status('$1');
+                times := times || extract(epoch FROM clock_timestamp() - started) * 1000;
+            END LOOP;
+            RAISE NOTICE '%', (SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY t)::numeric, 3) FROM unnest(times) t);
+        END \$\$" 2>&1 | sed -n 's/^NOTICE:  //p'
+}
+small_ms=$(status_ms small)
+big_ms=$(status_ms big)
+big_total=$(q agg_ext "SELECT oban_workflow_status('big')->'total'")
+
+echo
+[ -n "$SYNC" ] && echo "| synchronous_commit | contender | median jobs/s | runs | ratio to plain | failed tx | deadlocks |"
+[ -n "$SYNC" ] &&
+echo "|---|---|---:|---|---:|---:|---:|"
+for sync in $SYNC; do
+    base=$(awk -F'\t' -v s="$sync" '$1==s && $2=="plain" {print $3}' "$RESULTS" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+    for contender in plain one many naive-one naive-many; do
+        rows=$(awk -F'\t' -v s="$sync" -v c="$contender" '$1==s && $2==c' "$RESULTS")
+        med=$(echo "$rows" | cut -f3 | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+        echo "| $sync | $contender | $med | $(echo "$rows" | cut -f3 | paste -sd, -) | $(python3 -c "print(f'{$med / $base:.2f}')") | $(echo "$rows" | cut -f4 | awk '{s+=$1} END {print s}') | $(echo "$rows" | cut -f5 | awk '{s+=$1} END {print s}') |"
+    done
+done
+echo
+echo "oban_workflow_status server-side execution time (median of $STATUS_RUNS): 100-job workflow ${small_ms} ms;" \
+     "${big_total}-job workflow with 20 sub-workflows ${big_ms} ms; ratio $(python3 -c "print(f'{$big_ms / $small_ms:.2f}')")"
