@@ -314,10 +314,7 @@ CREATE INDEX oban_workflow_journal_workflow_index ON @extschema@.oban_workflow_j
 CREATE TABLE @extschema@.oban_workflow_waits (
     job_id bigint PRIMARY KEY,
     workflow_id text NOT NULL,
-    remaining integer NOT NULL,
-    ignore_cancelled boolean NOT NULL DEFAULT false,
-    ignore_discarded boolean NOT NULL DEFAULT false,
-    ignore_deleted boolean NOT NULL DEFAULT false
+    remaining integer NOT NULL  -- = its edges not yet consumed
 );
 
 CREATE TABLE @extschema@.oban_workflow_edges (
