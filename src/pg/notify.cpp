@@ -21,6 +21,22 @@ extern "C" {
 
 namespace oban::pg {
 
+// Postgres refuses longer payloads (commands/async.c, NOTIFY_PAYLOAD_MAX_LENGTH).
+constexpr int kNotifyPayloadMaxLength = BLCKSZ - NAMEDATALEN - 128;
+
+void NotifyInsert(const char *schema_name, const char *queue) {
+    char *channel = psprintf("%s.oban_insert", schema_name);
+    // Same payload text as Oban's own insert query, so Postgres merges the two.
+    StringInfoData payload;
+    initStringInfo(&payload);
+    appendStringInfoString(&payload, "{\"queue\":");
+    escape_json(&payload, queue);
+    appendStringInfoChar(&payload, '}');
+    // No client can LISTEN on an overlong channel, and Postgres refuses overlong payloads.
+    if (strlen(channel) < NAMEDATALEN && payload.len < kNotifyPayloadMaxLength)
+        Async_Notify(channel, payload.data);
+}
+
 namespace {
 
 // A queue that got available jobs in this transaction, in TopTransactionContext.
@@ -29,9 +45,6 @@ struct PendingQueue {
     char *queue;
     int nest_level;  // the subtransaction that recorded it
 };
-
-// Postgres refuses longer payloads (commands/async.c, NOTIFY_PAYLOAD_MAX_LENGTH).
-constexpr int kNotifyPayloadMaxLength = BLCKSZ - NAMEDATALEN - 128;
 
 // A transaction touches few queues, so a short list is enough.
 List *pending_queues = NIL;
@@ -51,16 +64,7 @@ void SendPending() {
         auto *pending = static_cast<PendingQueue *>(lfirst(cell));
         const char *schema_name = get_namespace_name(pending->schema);
         if (schema_name == nullptr) continue;  // the schema was dropped in this transaction
-        char *channel = psprintf("%s.oban_insert", schema_name);
-        // Same payload text as Oban's own insert query, so Postgres merges the two.
-        StringInfoData payload;
-        initStringInfo(&payload);
-        appendStringInfoString(&payload, "{\"queue\":");
-        escape_json(&payload, pending->queue);
-        appendStringInfoChar(&payload, '}');
-        // No client can LISTEN on an overlong channel, and Postgres refuses overlong payloads.
-        if (strlen(channel) < NAMEDATALEN && payload.len < kNotifyPayloadMaxLength)
-            Async_Notify(channel, payload.data);
+        NotifyInsert(schema_name, pending->queue);
     }
 }
 

@@ -128,62 +128,17 @@ void NotifyEveryAvailableQueue() {
     PopActiveSnapshot();
 }
 
-// Sends the notifications handed off by committed transactions, in one short transaction.
-void SendNotifications() {
-    PendingNotification taken[kMaxPendingNotifications];
-    SpinLockAcquire(&worker_state->mutex);
-    int count = worker_state->pending_count;
-    memcpy(taken, worker_state->pending, sizeof(PendingNotification) * count);
-    worker_state->pending_count = 0;
-    bool overflow = worker_state->overflow;
-    worker_state->overflow = false;
-    SpinLockRelease(&worker_state->mutex);
-    if (count == 0 && !overflow) return;
-
-    MemoryContext worker_context = CurrentMemoryContext;
-    SetCurrentStatementStartTimestamp();
-    StartTransactionCommand();
-    PG_TRY();
-    {
-        for (int i = 0; i < count; i++) {
-            const char *schema = get_namespace_name(taken[i].schema);
-            if (schema == nullptr) continue;
-            StringInfoData payload;
-            initStringInfo(&payload);
-            appendStringInfoString(&payload, "{\"queue\":");
-            escape_json(&payload, taken[i].queue);
-            appendStringInfoChar(&payload, '}');
-            Async_Notify(psprintf("%s.oban_insert", schema), payload.data);
-        }
-        if (overflow) NotifyEveryAvailableQueue();
-        CommitTransactionCommand();
-    }
-    PG_CATCH();
-    {
-        MemoryContextSwitchTo(worker_context);
-        EmitErrorReport();
-        FlushErrorState();
-        AbortCurrentTransaction();
-    }
-    PG_END_TRY();
-    MemoryContextSwitchTo(worker_context);
-}
-
-// One flush in its own transaction. Errors are logged and the next round tries again.
-void FlushOnce() {
+// Runs `body(arg)` in a transaction of its own. An error is logged and the transaction rolled
+// back; the worker carries on and tries again on its next round.
+void InTransaction(const char *activity, void (*body)(void *), void *arg) {
     MemoryContext worker_context = CurrentMemoryContext;
     SetCurrentStatementStartTimestamp();
     StartTransactionCommand();
     PushActiveSnapshot(GetTransactionSnapshot());
-    pgstat_report_activity(STATE_RUNNING, "oban_pro: flushing workflows");
+    pgstat_report_activity(STATE_RUNNING, activity);
     PG_TRY();
     {
-        Oid schema = ExtensionSchema();
-        if (OidIsValid(schema)) {
-            BeginSql(schema);
-            FlushWorkflows(schema, 5000);
-            EndSql();
-        }
+        body(arg);
         PopActiveSnapshot();
         CommitTransactionCommand();
     }
@@ -197,6 +152,48 @@ void FlushOnce() {
     PG_END_TRY();
     MemoryContextSwitchTo(worker_context);
     pgstat_report_activity(STATE_IDLE, nullptr);
+}
+
+struct Notifications {
+    PendingNotification taken[kMaxPendingNotifications];
+    int count;
+    bool overflow;
+};
+
+void SendNotificationsBody(void *arg) {
+    auto *notifications = static_cast<Notifications *>(arg);
+    for (int i = 0; i < notifications->count; i++) {
+        const char *schema = get_namespace_name(notifications->taken[i].schema);
+        if (schema != nullptr) NotifyInsert(schema, notifications->taken[i].queue);
+    }
+    if (notifications->overflow) NotifyEveryAvailableQueue();
+}
+
+// Sends the notifications handed off by committed transactions, in one short transaction.
+void SendNotifications() {
+    static Notifications notifications;
+    SpinLockAcquire(&worker_state->mutex);
+    notifications.count = worker_state->pending_count;
+    memcpy(notifications.taken, worker_state->pending, sizeof(PendingNotification) * notifications.count);
+    worker_state->pending_count = 0;
+    notifications.overflow = worker_state->overflow;
+    worker_state->overflow = false;
+    SpinLockRelease(&worker_state->mutex);
+    if (notifications.count > 0 || notifications.overflow)
+        InTransaction("oban_pro: sending insert notifications", SendNotificationsBody, &notifications);
+}
+
+void FlushBody(void *) {
+    Oid schema = ExtensionSchema();
+    if (!OidIsValid(schema)) return;
+    BeginSql(schema);
+    FlushWorkflows(schema, 5000);
+    EndSql();
+}
+
+// One flush in its own transaction.
+void FlushOnce() {
+    InTransaction("oban_pro: flushing workflows", FlushBody, nullptr);
 }
 
 }  // namespace

@@ -11,6 +11,10 @@ void InitWorker();
 // wrote journal rows; cheap and safe when the library was not preloaded.
 void WakeFlusher();
 
+// Queues a notification of channel "<schema_name>.oban_insert" with {"queue": queue} (skipped
+// when the channel or payload is too long for Postgres). Defined in notify.cpp.
+void NotifyInsert(const char *schema_name, const char *queue);
+
 // Whether a worker serves this database and so can send insert notifications for it.
 bool WorkerServesThisDatabase();
 
