@@ -10,15 +10,17 @@
 #   naive-many   the same, 100,000 workflows
 # then oban_workflow_status server-side time (EXPLAIN ANALYZE, median of STATUS_RUNS) for a workflow
 # of 100 jobs and one of BIG_JOBS jobs with 20 sub-workflows.
-# Knobs: ROUNDS (3), DURATION (8 s), SYNC ("on off"), BIG_JOBS (1000000), STATUS_RUNS (50).
+# Knobs: ROUNDS (3), DURATION (8 s), SYNC ("on off"), BIG_JOBS (1000000), STATUS_RUNS (50),
+# STATUS_ONLY (0; 1 measures only the status latency).
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$BENCH_DIR/../scripts/lib.sh"
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-8}
-SYNC=${SYNC:-on off}
+SYNC=${SYNC-on off}
 BIG_JOBS=${BIG_JOBS:-1000000}
 STATUS_RUNS=${STATUS_RUNS:-50}
+[ "${STATUS_ONLY:-0}" = 1 ] && SYNC=""
 
 ensure_packages
 build_and_install

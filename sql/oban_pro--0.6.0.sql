@@ -628,45 +628,8 @@ END;
 $$;
 
 -- SPEC §4 status object of a workflow and, under "subs", of each sub-workflow by name, read from
--- oban_workflows alone. NULL for an unknown id.
+-- oban_workflows alone (src/pg/aggregation.cpp). NULL for an unknown id.
 CREATE FUNCTION @extschema@.oban_workflow_status(workflow_id text)
 RETURNS jsonb
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    workflow record;
-    counts record;
-    subs jsonb;
-BEGIN
-    SELECT * INTO workflow FROM @extschema@.oban_workflow_rows AS w WHERE w.id = workflow_id;
-    IF NOT FOUND THEN
-        RETURN NULL;
-    END IF;
-    SELECT * INTO counts FROM @extschema@.oban_workflow_tree_counts(workflow_id);
-    SELECT coalesce(jsonb_object_agg(coalesce(sub.sub_name, sub.id),
-                                     @extschema@.oban_workflow_status(sub.id) ORDER BY sub.id), '{}')
-    INTO subs
-    FROM @extschema@.oban_workflow_rows AS sub WHERE sub.parent_id = workflow_id;
-    RETURN jsonb_build_object(
-        'id', workflow.id,
-        'name', workflow.name,
-        'state', @extschema@.oban_workflow_state(counts.suspended, counts.available, counts.scheduled,
-                     counts.executing, counts.retryable, counts.completed, counts.cancelled,
-                     counts.discarded, workflow.ignore_cancelled, workflow.ignore_discarded,
-                     counts.started_at IS NOT NULL),
-        'total', counts.suspended + counts.available + counts.scheduled + counts.executing
-                 + counts.retryable + counts.completed + counts.cancelled + counts.discarded,
-        'counts', jsonb_build_object(
-            'suspended', counts.suspended, 'available', counts.available, 'scheduled', counts.scheduled,
-            'executing', counts.executing, 'retryable', counts.retryable, 'completed', counts.completed,
-            'cancelled', counts.cancelled, 'discarded', counts.discarded),
-        'inserted_at', workflow.inserted_at,
-        'started_at', counts.started_at,
-        'completed_at', counts.completed_at,
-        'duration', CASE WHEN counts.started_at IS NOT NULL THEN
-                        round(extract(epoch FROM coalesce(counts.completed_at, timezone('UTC', now()))
-                                                 - counts.started_at), 3) END,
-        'subs', subs);
-END;
-$$;
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'oban_workflow_status';

@@ -13,6 +13,7 @@
 // are one statement per transaction, so this costs nothing over batching per transaction.
 #include "pg/aggregation.hpp"
 
+#include "pg/args.hpp"
 #include "pg/sql.hpp"
 #include "pg/states.hpp"
 #include "pg/worker.hpp"
@@ -26,6 +27,7 @@ extern "C" {
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -495,4 +497,170 @@ OBAN_FUNCTION(oban_jobs_workflow_truncate) {
     Execute(&forget_everything, schema, nullptr, nullptr);
     EndSql();
     return PointerGetDatum(nullptr);
+}
+
+// --- status ----------------------------------------------------------------------------------------
+
+namespace {
+
+// The workflow and its sub-workflows, each with its exact counts (oban_workflows), parents first.
+Statement status_tree{R"sql(
+    WITH RECURSIVE tree AS (
+        SELECT w.id, 0 AS depth FROM @extschema@.oban_workflow_rows AS w WHERE w.id = $1
+        UNION ALL
+        SELECT child.id, tree.depth + 1
+        FROM @extschema@.oban_workflow_rows AS child JOIN tree ON child.parent_id = tree.id
+        WHERE tree.depth < 16
+    )
+    SELECT v.id, v.name, v.parent_id, v.sub_name, v.suspended, v.available, v.scheduled, v.executing,
+           v.retryable, v.completed, v.cancelled, v.discarded, v.inserted_at, v.started_at, v.completed_at,
+           v.ignore_cancelled, v.ignore_discarded
+    FROM tree JOIN @extschema@.oban_workflows AS v ON v.id = tree.id
+    ORDER BY tree.depth, v.id)sql",
+                      1,
+                      {TEXTOID},
+                      true};
+
+struct StatusNode {
+    char *id, *name, *parent_id, *sub_name;
+    int64 own[kStateCount], tree[kStateCount];
+    Timestamp inserted_at, started_at, completed_at;
+    bool started, completed, ignore_cancelled, ignore_discarded;
+    bool all_finished;  // every workflow of its tree finished, or empty (for completed_at)
+    Timestamp latest_completed;
+};
+
+const char *DerivedState(const StatusNode &node) {
+    const int64 *c = node.tree;
+    int64 unfinished = c[kSuspended] + c[kAvailable] + c[kScheduled] + c[kExecuting] + c[kRetryable];
+    int64 finished = c[kCompleted] + c[kCancelled] + c[kDiscarded];
+    if (unfinished > 0) return node.started || finished > 0 ? "executing" : "pending";
+    if (c[kDiscarded] > 0 && !node.ignore_discarded) return "discarded";
+    if (c[kCancelled] > 0 && !node.ignore_cancelled) return "cancelled";
+    if (finished == 0) return "pending";
+    return "completed";
+}
+
+void AppendTimestamp(StringInfo out, bool present, Timestamp value) {
+    if (!present) {
+        appendStringInfoString(out, "null");
+        return;
+    }
+    appendStringInfoChar(out, '"');
+    appendStringInfoString(out, JsonEncodeDateTime(nullptr, TimestampGetDatum(value), TIMESTAMPOID, nullptr));
+    appendStringInfoChar(out, '"');
+}
+
+void AppendStatus(StringInfo out, StatusNode *nodes, int count, int index, Timestamp now) {
+    StatusNode &node = nodes[index];
+    int64 total = 0;
+    for (int s = 0; s < kStateCount; s++) total += node.tree[s];
+    appendStringInfoString(out, "{\"id\":");
+    escape_json(out, node.id);
+    appendStringInfoString(out, ",\"name\":");
+    if (node.name != nullptr)
+        escape_json(out, node.name);
+    else
+        appendStringInfoString(out, "null");
+    appendStringInfo(out, ",\"state\":\"%s\",\"total\":" INT64_FORMAT ",\"counts\":{", DerivedState(node),
+                     total);
+    for (int s = 0; s < kStateCount; s++)
+        appendStringInfo(out, "%s\"%s\":" INT64_FORMAT, s == 0 ? "" : ",", kStateNames[s], node.tree[s]);
+    appendStringInfoString(out, "},\"inserted_at\":");
+    AppendTimestamp(out, true, node.inserted_at);
+    appendStringInfoString(out, ",\"started_at\":");
+    AppendTimestamp(out, node.started, node.started_at);
+    bool completed = node.all_finished && node.completed;
+    appendStringInfoString(out, ",\"completed_at\":");
+    AppendTimestamp(out, completed, node.latest_completed);
+    appendStringInfoString(out, ",\"duration\":");
+    if (node.started) {
+        Timestamp until = completed ? node.latest_completed : now;
+        appendStringInfo(out, "%.3f", (double)(until - node.started_at) / USECS_PER_SEC);
+    } else {
+        appendStringInfoString(out, "null");
+    }
+    appendStringInfoString(out, ",\"subs\":{");
+    bool first = true;
+    for (int i = 0; i < count; i++) {
+        if (nodes[i].parent_id == nullptr || strcmp(nodes[i].parent_id, node.id) != 0) continue;
+        if (!first) appendStringInfoChar(out, ',');
+        first = false;
+        escape_json(out, nodes[i].sub_name != nullptr ? nodes[i].sub_name : nodes[i].id);
+        appendStringInfoChar(out, ':');
+        AppendStatus(out, nodes, count, i, now);
+    }
+    appendStringInfoString(out, "}}");
+}
+
+}  // namespace
+
+// The SPEC §4 status object, from the workflow's and its sub-workflows' rows in oban_workflows:
+// one kept statement reads them all, the tree totals are summed here. NULL for an unknown id.
+OBAN_FUNCTION(oban_workflow_status) {
+    RequireArgument(fcinfo, 0, "workflow_id");
+    Oid schema = FunctionSchema(fcinfo);
+    MemoryContext caller = CurrentMemoryContext;
+    Datum values[1] = {PG_GETARG_DATUM(0)};
+    BeginSql(schema);
+    uint64 rows = Execute(&status_tree, schema, values, nullptr);
+    if (rows == 0) {
+        EndSql();
+        PG_RETURN_NULL();
+    }
+    MemoryContext spi_context = MemoryContextSwitchTo(caller);
+    auto *nodes = static_cast<StatusNode *>(palloc0(sizeof(StatusNode) * rows));
+    TupleDesc descriptor = SPI_tuptable->tupdesc;
+    for (uint64 r = 0; r < rows; r++) {
+        HeapTuple row = SPI_tuptable->vals[r];
+        StatusNode &node = nodes[r];
+        bool is_null = false;
+        node.id = SPI_getvalue(row, descriptor, 1);
+        node.name = SPI_getvalue(row, descriptor, 2);
+        node.parent_id = SPI_getvalue(row, descriptor, 3);
+        node.sub_name = SPI_getvalue(row, descriptor, 4);
+        int64 own_total = 0;
+        for (int s = 0; s < kStateCount; s++) {
+            node.own[s] = DatumGetInt32(SPI_getbinval(row, descriptor, 5 + s, &is_null));
+            node.tree[s] = node.own[s];
+            own_total += node.own[s];
+        }
+        node.inserted_at = DatumGetTimestamp(SPI_getbinval(row, descriptor, 13, &is_null));
+        Datum started = SPI_getbinval(row, descriptor, 14, &is_null);
+        node.started = !is_null;
+        node.started_at = node.started ? DatumGetTimestamp(started) : 0;
+        Datum completed = SPI_getbinval(row, descriptor, 15, &is_null);
+        node.completed = !is_null;
+        node.latest_completed = node.completed ? DatumGetTimestamp(completed) : 0;
+        node.all_finished = node.completed || own_total == 0;
+        node.ignore_cancelled = DatumGetBool(SPI_getbinval(row, descriptor, 16, &is_null));
+        node.ignore_discarded = DatumGetBool(SPI_getbinval(row, descriptor, 17, &is_null));
+    }
+    MemoryContextSwitchTo(spi_context);
+    EndSql();
+
+    // Rows come parents first: fold each into its parent, deepest first.
+    for (int64 r = (int64)rows - 1; r > 0; r--) {
+        StatusNode &child = nodes[r];
+        for (int64 p = r - 1; p >= 0; p--) {
+            StatusNode &parent = nodes[p];
+            if (child.parent_id == nullptr || strcmp(parent.id, child.parent_id) != 0) continue;
+            for (int s = 0; s < kStateCount; s++) parent.tree[s] += child.tree[s];
+            if (child.started && (!parent.started || child.started_at < parent.started_at)) {
+                parent.started = true;
+                parent.started_at = child.started_at;
+            }
+            parent.all_finished = parent.all_finished && child.all_finished;
+            if (child.completed && (!parent.completed || child.latest_completed > parent.latest_completed)) {
+                parent.completed = true;
+                parent.latest_completed = child.latest_completed;
+            }
+            break;
+        }
+    }
+    StringInfoData out;
+    initStringInfo(&out);
+    // A timestamptz counts microseconds from UTC midnight, so it reads as a UTC timestamp.
+    AppendStatus(&out, nodes, (int)rows, 0, GetCurrentTransactionStartTimestamp());
+    PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(out.data)));
 }
