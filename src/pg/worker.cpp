@@ -47,6 +47,7 @@ struct PendingNotification {
     char queue[NAMEDATALEN];
 };
 constexpr int kMaxPendingNotifications = 256;
+constexpr long kNotifyEveryMs = 2;
 
 struct WorkerState {
     slock_t mutex;
@@ -277,6 +278,7 @@ void oban_pro_worker_main(Datum) {
     ereport(LOG, (errmsg("oban_pro worker started in database \"%s\"", database_name)));
 
     TimestampTz last_flush = 0;
+    TimestampTz last_send = 0;
     for (;;) {
         ResetLatch(MyLatch);
         CHECK_FOR_INTERRUPTS();
@@ -284,7 +286,17 @@ void oban_pro_worker_main(Datum) {
             ConfigReloadPending = false;
             ProcessConfigFile(PGC_SIGHUP);
         }
-        SendNotifications();
+        // Coalesce: at most one notification transaction every kNotifyEveryMs, so a burst of
+        // committing producers costs the worker one transaction, not one each.
+        SpinLockAcquire(&worker_state->mutex);
+        bool notify = worker_state->pending_count > 0 || worker_state->overflow;
+        SpinLockRelease(&worker_state->mutex);
+        if (notify) {
+            long since_send = TimestampDifferenceMilliseconds(last_send, GetCurrentTimestamp());
+            if (since_send < kNotifyEveryMs) pg_usleep((kNotifyEveryMs - since_send) * 1000L);
+            SendNotifications();
+            last_send = GetCurrentTimestamp();
+        }
         // Flush when a commit asked for it, or every flush_interval anyway (a wake-up for a
         // notification alone costs no flush).
         SpinLockAcquire(&worker_state->mutex);
