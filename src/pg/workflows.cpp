@@ -334,7 +334,11 @@ int64 FlushWorkflows(Oid schema, int limit) {
     // journal row committed before it began has been folded, by it or by the one it waited for.
     Execute(&flush_lock, schema, nullptr, nullptr);
     int64 folded = 0;
-    for (;;) {
+    // Go on while batches come full, or while releases cascade (their journal rows are this
+    // transaction's own), but commit after kMaxRounds: under a steady stream of acks the journal
+    // never empties, and nothing released becomes visible before the flush commits.
+    constexpr int kMaxRounds = 16;
+    for (int round = 0; round < kMaxRounds; round++) {
         Datum fold_args[1] = {Int32GetDatum(limit)};
         uint64 rows = Execute(&fold_journal, schema, fold_args, nullptr);
         SPITupleTable *table = SPI_tuptable;
@@ -365,6 +369,7 @@ int64 FlushWorkflows(Oid schema, int limit) {
             }
         }
         if (taken == 0) break;
+        bool full = taken >= limit;
         folded += taken;
 
         if (workflows > 0) {
@@ -381,7 +386,10 @@ int64 FlushWorkflows(Oid schema, int limit) {
                 steps++;
             }
         }
-        if (steps == 0) continue;
+        if (steps == 0) {
+            if (full) continue;
+            break;
+        }
 
         Datum count_args[3] = {makeArrayResult(step_workflows, CurrentMemoryContext),
                                makeArrayResult(step_names, CurrentMemoryContext),
@@ -406,7 +414,8 @@ int64 FlushWorkflows(Oid schema, int limit) {
             if (InSubtransaction(ReleaseBody, &release) != nullptr)
                 SettleJobs(schema, ready, ready_count, false);
         }
-        SettleJobs(schema, to_check, check_count, false);
+        int64 settled = SettleJobs(schema, to_check, check_count, false);
+        if (!full && ready_count == 0 && settled == 0) break;  // caught up, nothing cascades
     }
     return folded;
 }

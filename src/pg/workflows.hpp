@@ -5,8 +5,9 @@
 
 namespace oban::pg {
 
-// Folds the journal in batches of `limit` rows until it is empty and releases or cancels the
-// dependents of the steps that finished. Returns how many journal rows were folded.
+// Folds the journal in batches of `limit` rows and releases or cancels the dependents of the steps
+// that finished, until it has caught up (or after a bounded number of batches, so that a steady
+// stream of acks cannot keep the flush from committing). Returns how many journal rows were folded.
 int64 FlushWorkflows(Oid schema, int limit);
 
 // The precise check of `count` suspended jobs: release, cancel or keep waiting. With `repair`,
