@@ -162,11 +162,13 @@ Statement count_down{R"sql(
                      3,
                      {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID}};
 
-// Releases jobs whose every dep completed (the counts say so: no per-dep check needed).
+// Releases jobs whose every dep completed (the counts say so: no per-dep check needed). A job is
+// scheduled only if its own scheduled_at is still ahead of the wall clock: now() would be the start
+// of this (possibly long) flush transaction, older than jobs inserted while it ran.
 Statement release_ready{R"sql(
     WITH released AS (
         UPDATE @extschema@.oban_jobs AS j
-        SET state = CASE WHEN j.scheduled_at > timezone('UTC', now()) THEN 'scheduled' ELSE 'available' END
+        SET state = CASE WHEN j.scheduled_at > timezone('UTC', clock_timestamp()) THEN 'scheduled' ELSE 'available' END
                         ::@extschema@.oban_job_state
         WHERE j.id = ANY ($1) AND j.state = 'suspended'
         RETURNING j.id
@@ -208,7 +210,7 @@ Statement settle_jobs{R"sql(
         WHERE j.id = ANY($1) AND j.state = 'suspended' AND j.meta ? 'workflow_id'
     ), released AS (
         UPDATE @extschema@.oban_jobs AS j
-        SET state = CASE WHEN j.scheduled_at > timezone('UTC', now()) THEN 'scheduled' ELSE 'available' END
+        SET state = CASE WHEN j.scheduled_at > timezone('UTC', clock_timestamp()) THEN 'scheduled' ELSE 'available' END
                         ::@extschema@.oban_job_state
         FROM candidates AS c
         WHERE j.id = c.id AND c.failed_dep IS NULL AND c.pending = 0 AND j.state = 'suspended'
