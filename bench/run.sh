@@ -266,7 +266,9 @@ run_one() {
                         rows, shared_blks_hit + shared_blks_read AS blocks,
                         round((shared_blks_hit + shared_blks_read)::numeric / greatest(calls, 1), 1) AS blocks_per_call,
                         regexp_replace(query, '\s+', ' ', 'g') AS query
-                 FROM pg_stat_statements WHERE calls > 1 ORDER BY total_exec_time DESC LIMIT 8" \
+                 FROM pg_stat_statements
+                 WHERE calls > 1 AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+                 ORDER BY total_exec_time DESC LIMIT 8" \
             >"$RUN_DIR/$sync-r$round-$c.statements.txt"
     fi
     # Nothing of this run is left for autovacuum to chew on during the next one.
