@@ -370,10 +370,10 @@ sumcol() { col "$@" | awk '{ t += $1 } END { print t + 0 }'; }
     echo "Clean rounds (every run of the round saw at most ${CLEAN_CPU}% of the CPUs used by other processes):"
     for sync in $SYNC_MODES; do
         awk -F'\t' -v s="$sync" -v lim="$CLEAN_CPU" -v list="$CONTENDERS" '
-            NR > 1 && $1 == s { v[$2, $3] = $4; if ($15 > lim) dirty[$2] = 1; rounds[$2] = 1 }
+            NR > 1 && $1 == s { v[$2, $3] = $4; if ($15 > lim) dirty[$2] = 1; rounds[$2] = 1; if ($2 + 0 > maxr) maxr = $2 + 0 }
             END {
                 n = split(list, cs, " "); clean = ""; k = 0
-                for (r in rounds) if (!(r in dirty)) { clean = clean " " r; k++ }
+                for (r = 1; r <= maxr; r++) if ((r in rounds) && !(r in dirty)) { clean = clean " " r; k++ }
                 line = "- synchronous_commit=" s ": " k " clean round(s)" (k ? " (" substr(clean, 2) ")" : "")
                 if (k) for (i = 1; i <= n; i++) if (cs[i] != "plain") {
                     m = 0; delete x
