@@ -82,13 +82,16 @@ Statement fetch_jobs{R"sql(
                      {TEXTOID, INT4OID, TEXTOID, UUIDOID},
                      true};
 
+// The single-job statements compare state as text: written as `state = 'executing'`, their one
+// generic plan walks the (state, queue, ...) index through every job that has been executing since
+// the last vacuum (hundreds of buffers per call); as text, only the primary key can serve them.
 Statement complete_job{R"sql(
     UPDATE @extschema@.oban_jobs
     SET state = 'completed',
         completed_at = timezone('UTC', now()),
         meta = CASE WHEN $2 THEN meta || jsonb_build_object('recorded', true, 'return', $3)
                     ELSE meta END
-    WHERE id = $1 AND state = 'executing')sql",
+    WHERE id = $1 AND state::text = 'executing')sql",
                        3,
                        {INT8OID, BOOLOID, JSONBOID},
                        true};
@@ -104,7 +107,7 @@ Statement error_job{R"sql(
                             ELSE discarded_at END,
         errors = errors || jsonb_build_array(jsonb_build_object(
                      'attempt', attempt, 'at', timezone('UTC', now()), 'error', $2))
-    WHERE id = $1 AND state = 'executing'
+    WHERE id = $1 AND state::text = 'executing'
     RETURNING state)sql",
                     3,
                     {INT8OID, TEXTOID, INTERVALOID},
@@ -118,7 +121,7 @@ Statement cancel_job{R"sql(
                       ELSE errors || jsonb_build_array(jsonb_build_object(
                                'attempt', attempt, 'at', timezone('UTC', now()), 'error', $2)) END
     WHERE id = $1
-      AND state IN ('available', 'scheduled', 'suspended', 'executing', 'retryable'))sql",
+      AND state::text IN ('available', 'scheduled', 'suspended', 'executing', 'retryable'))sql",
                      2,
                      {INT8OID, TEXTOID},
                      true};
@@ -130,7 +133,7 @@ Statement discard_job{R"sql(
         errors = CASE WHEN $2 IS NULL THEN errors
                       ELSE errors || jsonb_build_array(jsonb_build_object(
                                'attempt', attempt, 'at', timezone('UTC', now()), 'error', $2)) END
-    WHERE id = $1 AND state = 'executing')sql",
+    WHERE id = $1 AND state::text = 'executing')sql",
                       2,
                       {INT8OID, TEXTOID},
                       true};
@@ -144,7 +147,7 @@ Statement snooze_job{R"sql(
         meta = meta || jsonb_build_object('snoozed',
                    CASE WHEN jsonb_typeof(meta->'snoozed') = 'number'
                         THEN floor((meta->'snoozed')::numeric) ELSE 0 END + 1)
-    WHERE id = $1 AND state = 'executing')sql",
+    WHERE id = $1 AND state::text = 'executing')sql",
                      2,
                      {INT8OID, INTERVALOID},
                      true};
@@ -157,7 +160,7 @@ Statement retry_job{R"sql(
         completed_at = NULL,
         cancelled_at = NULL,
         discarded_at = NULL
-    WHERE id = $1 AND state IN ('completed', 'cancelled', 'discarded', 'retryable'))sql",
+    WHERE id = $1 AND state::text IN ('completed', 'cancelled', 'discarded', 'retryable'))sql",
                     1,
                     {INT8OID},
                     true};
