@@ -1,5 +1,6 @@
 // Checks of SQL arguments shared by the entry points. Each raises a documented SQLSTATE.
 #pragma once
+#include "core/ack.hpp"
 #include "pg/boundary.hpp"
 
 extern "C" {
@@ -31,10 +32,9 @@ inline void RequireNonNegativeInterval(const Interval *interval, const char *nam
 // must keep the resulting timestamp in range.
 inline void RequireDelay(const Interval *interval, const char *name) {
     RequireNonNegativeInterval(interval, name);
-    constexpr double kMaxDelaySeconds = 100.0 * DAYS_PER_YEAR * SECS_PER_DAY;
     double seconds = interval->month * (double)DAYS_PER_MONTH * SECS_PER_DAY +
                      interval->day * (double)SECS_PER_DAY + interval->time / (double)USECS_PER_SEC;
-    if (seconds > kMaxDelaySeconds)
+    if (seconds > core::kMaxDelaySeconds)  // the same limit acks obey
         ereport(ERROR,
                 (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s must be at most 100 years", name)));
 }
