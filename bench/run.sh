@@ -291,7 +291,7 @@ run_one() {
 }
 
 # Other PostgreSQL servers or builds running on this machine skew everything: record the load.
-others() { ps -eo args= | grep -E '^(/usr/lib/postgresql/[0-9]+/bin/)?postgres -D' | grep -vc -- "-D $CLUSTER_DIR/data" || true; }
+others() { ps -eo args= | grep -E '^(\S*/lib/postgresql/[0-9]+/bin/)?postgres -D' | grep -vc -- "-D $CLUSTER_DIR/data" || true; }
 idle_pct() { # share of CPU time idle over 2 s, from /proc/stat
     local a b
     a=($(head -1 /proc/stat)); sleep 2; b=($(head -1 /proc/stat))

@@ -2,8 +2,13 @@
 # Everything runs as root; PostgreSQL itself runs as the postgres user, on a Unix socket in a
 # private directory (no TCP), so parallel runs never collide.
 
-PG_BIN=/usr/lib/postgresql/15/bin
-PGXS_DIR=/usr/lib/postgresql/15/lib/pgxs
+# OBAN_PG_ROOT=DIR runs everything against a private, relocated copy of PostgreSQL under DIR (made by
+# scripts/private-postgres.sh), so two checkouts can build, install and test side by side without
+# overwriting each other's oban_pro.so. Unset: the system's PostgreSQL 15.
+PG_ROOT=${OBAN_PG_ROOT:-}
+PG_BIN=$PG_ROOT/usr/lib/postgresql/15/bin
+PG_CONFIG=$PG_BIN/pg_config
+PGXS_DIR=$PG_ROOT/usr/lib/postgresql/15/lib/pgxs
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 PACKAGES=(make g++ postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap
@@ -26,8 +31,8 @@ ensure_packages() {
 
 build_and_install() {
     log "building oban_pro"
-    make -C "$REPO" -s ${WERROR:+WERROR=$WERROR} >/dev/null
-    make -C "$REPO" -s install >/dev/null
+    make -C "$REPO" -s PG_CONFIG="$PG_CONFIG" ${WERROR:+WERROR=$WERROR} >/dev/null
+    make -C "$REPO" -s PG_CONFIG="$PG_CONFIG" install >/dev/null
 }
 
 as_postgres() { runuser -u postgres -- "$@"; }
