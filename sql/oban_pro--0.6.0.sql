@@ -325,7 +325,19 @@ CREATE TABLE @extschema@.oban_workflow_edges (
 );
 CREATE INDEX oban_workflow_edges_job_index ON @extschema@.oban_workflow_edges (job_id);
 
+-- Unique workflows (SPEC §5, src/pg/uniqueness.cpp): one row per unique workflow name, naming the
+-- workflow that last claimed it. Its primary key is what keeps two unfinished unique workflows from
+-- sharing a name: a claimer waits on a concurrent claimer's uncommitted entry. The name is free once
+-- its holder has no unfinished job (checked when the name is claimed) or is gone.
+CREATE TABLE @extschema@.oban_workflow_names (
+    name text PRIMARY KEY,
+    workflow_id text NOT NULL,
+    claimed_at timestamp WITHOUT TIME ZONE NOT NULL DEFAULT timezone('UTC', now())
+);
+CREATE INDEX oban_workflow_names_workflow_index ON @extschema@.oban_workflow_names (workflow_id);
+
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.oban_workflow_rows', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.oban_workflow_names', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.oban_workflow_journal', '');
 SELECT pg_catalog.pg_extension_config_dump(
     pg_catalog.pg_get_serial_sequence('@extschema@.oban_workflow_journal', 'id')::pg_catalog.regclass, '');
@@ -489,6 +501,8 @@ AS $$
 $$;
 
 -- Workflow triggers on oban_jobs (src/pg/workflows.cpp, src/pg/aggregation.cpp).
+CREATE FUNCTION @extschema@.oban_jobs_workflow_claim() RETURNS trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'oban_jobs_workflow_claim';
 CREATE FUNCTION @extschema@.oban_jobs_workflow_prepare() RETURNS trigger
 LANGUAGE c AS 'MODULE_PATHNAME', 'oban_jobs_workflow_prepare';
 CREATE FUNCTION @extschema@.oban_jobs_workflow_track() RETURNS trigger
@@ -497,6 +511,13 @@ CREATE FUNCTION @extschema@.oban_jobs_workflow_journal() RETURNS trigger
 LANGUAGE c AS 'MODULE_PATHNAME', 'oban_jobs_workflow_journal';
 CREATE FUNCTION @extschema@.oban_jobs_workflow_truncate() RETURNS trigger
 LANGUAGE c AS 'MODULE_PATHNAME', 'oban_jobs_workflow_truncate';
+
+-- Fires before oban_jobs_workflow_prepare (BEFORE triggers run in name order): a conflicting row is
+-- dropped before anything else looks at it.
+CREATE TRIGGER oban_jobs_workflow_claim
+    BEFORE INSERT ON @extschema@.oban_jobs
+    FOR EACH ROW WHEN (NEW.meta @> '{"workflow_unique": true}')
+    EXECUTE FUNCTION @extschema@.oban_jobs_workflow_claim();
 
 CREATE TRIGGER oban_jobs_workflow_prepare
     BEFORE INSERT ON @extschema@.oban_jobs

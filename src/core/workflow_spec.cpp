@@ -36,6 +36,10 @@ bool IsBooleanOrAbsent(const RawField &field) {
     return IsAbsent(field) || field.kind == JsonKind::Boolean;
 }
 
+bool IsTrue(const RawField &field) {
+    return field.kind == JsonKind::Boolean && field.text == "true";
+}
+
 std::string StepLabel(const RawStep &step, size_t index) {
     if (IsNonEmptyString(step.name)) return "step " + Quoted(step.name.text);
     return "job " + std::to_string(index + 1);
@@ -70,6 +74,10 @@ SpecResult WorkflowSpec::ValidateShape(int index) const {
     if (!IsBooleanOrAbsent(workflow.unique) || !IsBooleanOrAbsent(workflow.ignore_cancelled) ||
         !IsBooleanOrAbsent(workflow.ignore_discarded) || !IsBooleanOrAbsent(workflow.ignore_deleted))
         return Fail(SpecError::Invalid, where + ": \"unique\" and the \"ignore_*\" options must be booleans");
+    if (IsTrue(workflow.unique) && workflow.parent >= 0)
+        return Fail(SpecError::Invalid, where + ": only a top-level workflow can be \"unique\"");
+    if (IsTrue(workflow.unique) && !IsNonEmptyString(workflow.name))
+        return Fail(SpecError::Invalid, where + ": a \"unique\" workflow needs a non-empty \"name\"");
     if (workflow.jobs == JsonKind::Missing || workflow.jobs == JsonKind::Null)
         return Fail(SpecError::Invalid, where + " has no \"jobs\"");
     if (workflow.jobs != JsonKind::Array)

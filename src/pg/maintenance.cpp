@@ -63,12 +63,17 @@ Statement prune_jobs{R"sql(
 // The rows of finished workflows with no job and no sub-workflow left (a parent goes on a later run,
 // once its sub-workflows are gone).
 Statement prune_workflows{R"sql(
-    DELETE FROM @extschema@.oban_workflow_rows AS w
-    WHERE w.id = ANY($1)
-      AND NOT EXISTS (SELECT FROM @extschema@.oban_jobs AS j
-                      WHERE j.meta ? 'workflow_id' AND j.meta->>'workflow_id' = w.id)
-      AND NOT EXISTS (SELECT FROM @extschema@.oban_workflow_rows AS child WHERE child.parent_id = w.id)
-    RETURNING w.parent_id)sql",
+    WITH gone AS (
+        DELETE FROM @extschema@.oban_workflow_rows AS w
+        WHERE w.id = ANY($1)
+          AND NOT EXISTS (SELECT FROM @extschema@.oban_jobs AS j
+                          WHERE j.meta ? 'workflow_id' AND j.meta->>'workflow_id' = w.id)
+          AND NOT EXISTS (SELECT FROM @extschema@.oban_workflow_rows AS child WHERE child.parent_id = w.id)
+        RETURNING w.id, w.parent_id
+    ), names AS (  -- a pruned unique workflow's name goes with it
+        DELETE FROM @extschema@.oban_workflow_names AS n USING gone WHERE n.workflow_id = gone.id
+    )
+    SELECT parent_id FROM gone)sql",
                           1,
                           {TEXTARRAYOID}};
 

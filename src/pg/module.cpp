@@ -2,6 +2,7 @@
 #include "pg/boundary.hpp"
 #include "pg/aggregation.hpp"
 #include "pg/module.hpp"
+#include "pg/uniqueness.hpp"
 #include "pg/worker.hpp"
 
 extern "C" {
@@ -39,5 +40,6 @@ void _PG_init(void) {
 
     oban::pg::InitNotify();
     oban::pg::InitAggregation();
+    oban::pg::InitUniqueness();
     oban::pg::InitWorker();
 }

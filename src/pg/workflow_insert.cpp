@@ -4,6 +4,7 @@
 #include "core/workflow_spec.hpp"
 #include "pg/args.hpp"
 #include "pg/sql.hpp"
+#include "pg/uniqueness.hpp"
 #include "pg/workflows.hpp"
 
 extern "C" {
@@ -401,7 +402,7 @@ bool AllDepsInside(const core::WorkflowSpec &spec) {
 }
 
 Statement workflow_options{R"sql(
-    SELECT name, parent_id, sub_name, ignore_cancelled, ignore_discarded, ignore_deleted
+    SELECT name, parent_id, sub_name, ignore_cancelled, ignore_discarded, ignore_deleted, is_unique
     FROM @extschema@.oban_workflow_rows WHERE id = $1)sql",
                            1,
                            {TEXTOID}};
@@ -434,10 +435,27 @@ char *TextCopy(const RawField &field) {
     return field.kind == JsonKind::String ? pnstrdup(field.text.data(), field.text.size()) : nullptr;
 }
 
+// One row per job of the spec, none persisted: id and state NULL, conflicted true.
+void ReturnConflicted(const core::WorkflowSpec &spec, char **ids, ReturnSetInfo *result) {
+    for (size_t w = 0; w < spec.workflows.size(); w++) {
+        for (const core::RawStep &step : spec.workflows[w].steps) {
+            if (step.sub_workflow >= 0) continue;
+            Datum values[5] = {
+                (Datum)0, CStringGetTextDatum(ids[w]),
+                PointerGetDatum(cstring_to_text_with_len(step.name.text.data(), (int)step.name.text.size())),
+                (Datum)0, BoolGetDatum(true)};
+            bool nulls[5] = {true, false, false, true, false};
+            tuplestore_putvalues(result->setResult, result->setDesc, values, nulls);
+        }
+    }
+}
+
 // Gives every workflow of the spec its id (`top_id`, the spec's own, or a new UUID), inserts all
-// the jobs in one statement, and returns one row per job into the function's result.
+// the jobs in one statement, and returns one row per job into the function's result. With
+// `claim_name`, the spec is a unique workflow: its name is claimed first, and on a conflict nothing
+// is inserted and every job comes back conflicted.
 void InsertSpec(Oid schema, const core::WorkflowSpec &spec, const char *top_id, const Options &top,
-                bool all_new, ReturnSetInfo *result) {
+                bool all_new, bool claim_name, ReturnSetInfo *result) {
     MemoryContext context = CurrentMemoryContext;
     char **ids = static_cast<char **>(palloc(sizeof(char *) * spec.workflows.size()));
     for (size_t w = 0; w < spec.workflows.size(); w++) {
@@ -461,6 +479,14 @@ void InsertSpec(Oid schema, const core::WorkflowSpec &spec, const char *top_id, 
         makeArrayResult(built.max_attempts, context), makeArrayResult(built.scheduled, context),
         makeArrayResult(built.metas, context),        makeArrayResult(built.tags, context)};
     BeginSql(schema);
+    if (claim_name) {
+        if (!ClaimWorkflowName(schema, CStringGetTextDatum(top.name), CStringGetTextDatum(ids[0]))) {
+            EndSql();
+            ReturnConflicted(spec, ids, result);
+            return;
+        }
+        workflow_names_claimed = true;  // reset at the end of the transaction or on error
+    }
     uint64 inserted;
     if (all_new) {
         workflow_deps_prepared = true;  // reset at the end of the statement or on error
@@ -469,6 +495,7 @@ void InsertSpec(Oid schema, const core::WorkflowSpec &spec, const char *top_id, 
     } else {
         inserted = Execute(&insert_jobs, schema, values, nullptr);
     }
+    workflow_names_claimed = false;
     for (uint64 i = 0; i < inserted; i++) tuplestore_puttuple(result->setResult, SPI_tuptable->vals[i]);
     EndSql();
 }
@@ -508,7 +535,7 @@ OBAN_FUNCTION(oban_insert_workflow) {
                         IsTrue(top.ignore_cancelled),
                         IsTrue(top.ignore_discarded),
                         IsTrue(top.ignore_deleted)};
-        InsertSpec(schema, spec, nullptr, options, AllDepsInside(spec), result);
+        InsertSpec(schema, spec, nullptr, options, AllDepsInside(spec), options.unique, result);
     });
     return (Datum)0;
 }
@@ -546,6 +573,9 @@ OBAN_FUNCTION(oban_append_workflow) {
         options.ignore_cancelled = DatumGetBool(SPI_getbinval(row, descriptor, 4, &is_null));
         options.ignore_discarded = DatumGetBool(SPI_getbinval(row, descriptor, 5, &is_null));
         options.ignore_deleted = DatumGetBool(SPI_getbinval(row, descriptor, 6, &is_null));
+        // Appended jobs carry the workflow's unique flag like its first ones; appending by id
+        // always succeeds (the claim trigger lets an existing workflow in).
+        options.unique = DatumGetBool(SPI_getbinval(row, descriptor, 7, &is_null));
         MemoryContextSwitchTo(spi_context);
     }
     uint64 known = Execute(&existing_steps, schema, lookup, nullptr);
@@ -581,6 +611,6 @@ OBAN_FUNCTION(oban_append_workflow) {
     oban::core::SpecResult validation = spec.Validate(check_deps);
     if (validation.error != oban::core::SpecError::None) RaiseSpecError(validation);
 
-    oban::PgCall([&] { InsertSpec(schema, spec, id, options, false, result); });
+    oban::PgCall([&] { InsertSpec(schema, spec, id, options, false, false, result); });
     return (Datum)0;
 }

@@ -1,0 +1,213 @@
+// Unique workflows (SPEC §5). A unique workflow's name is a row of oban_workflow_names, whose
+// primary key is the unique index that enforces "one unfinished workflow per name":
+//
+//  * a new name is claimed with INSERT ... ON CONFLICT DO NOTHING, so a second session inserting
+//    the same name waits on the first one's uncommitted index entry, then conflicts (it committed)
+//    or claims the name (it rolled back);
+//  * a taken name is locked (FOR UPDATE) and its holder checked with a fresh snapshot: a finished
+//    holder (no job suspended, available, scheduled, executing or retryable in its whole tree, or
+//    no workflow row left) hands the name over with an UPDATE; an unfinished one is a conflict.
+//
+// Why a separate row rather than a partial unique index on oban_workflow_rows "WHERE unfinished":
+// the workflow rows' counts are folded asynchronously from the journal (aggregation.cpp), so no
+// column of them turns "finished" at the moment the last job commits. The name row is checked
+// against the exact counts (rows + unfolded journal) when someone needs the name, which frees the
+// name the moment the workflow finishes without writing anything when it does.
+//
+// A plain INSERT of rows carrying meta workflow_unique goes through the BEFORE INSERT trigger
+// below: the first row of a workflow claims the name; on a conflict that row and every later row of
+// that workflow in the same transaction are skipped (the trigger returns NULL), so a multi-row
+// INSERT of one workflow goes in whole or not at all even if the holder finishes meanwhile.
+#include "pg/uniqueness.hpp"
+
+#include "pg/sql.hpp"
+
+extern "C" {
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "nodes/pg_list.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+}
+
+namespace oban::pg {
+
+bool workflow_names_claimed = false;
+
+namespace {
+
+Statement claim_free_name{R"sql(
+    INSERT INTO @extschema@.oban_workflow_names (name, workflow_id) VALUES ($1, $2)
+    ON CONFLICT (name) DO NOTHING)sql",
+                          2,
+                          {TEXTOID, TEXTOID},
+                          true};
+
+// The holder, locked; `xmin` tells whether this transaction wrote the name row itself.
+Statement lock_holder{R"sql(
+    SELECT workflow_id, xmin FROM @extschema@.oban_workflow_names WHERE name = $1 FOR UPDATE)sql",
+                      1,
+                      {TEXTOID},
+                      true};
+
+Statement holder_state{R"sql(
+    SELECT EXISTS (SELECT FROM @extschema@.oban_workflow_tree_counts($1) AS c
+                   WHERE c.suspended + c.available + c.scheduled + c.executing + c.retryable > 0),
+           EXISTS (SELECT FROM @extschema@.oban_workflow_rows WHERE id = $2))sql",
+                       2,
+                       {TEXTOID, TEXTOID},
+                       true};
+
+Statement take_over{R"sql(
+    UPDATE @extschema@.oban_workflow_names
+    SET workflow_id = $2, claimed_at = timezone('UTC', now())
+    WHERE name = $1)sql",
+                    2,
+                    {TEXTOID, TEXTOID},
+                    true};
+
+// Workflows whose insert conflicted in this transaction, with the subtransaction that saw it.
+struct Conflicted {
+    SubTransactionId subid;
+    char *workflow_id;
+};
+List *conflicted = NIL;  // of Conflicted *, in TopTransactionContext
+
+bool IsConflicted(const char *workflow_id) {
+    ListCell *cell;
+    foreach (cell, conflicted) {
+        if (strcmp(static_cast<Conflicted *>(lfirst(cell))->workflow_id, workflow_id) == 0) return true;
+    }
+    return false;
+}
+
+void RememberConflict(const char *workflow_id) {
+    MemoryContext previous = MemoryContextSwitchTo(TopTransactionContext);
+    auto *entry = static_cast<Conflicted *>(palloc(sizeof(Conflicted)));
+    entry->subid = GetCurrentSubTransactionId();
+    entry->workflow_id = pstrdup(workflow_id);
+    conflicted = lappend(conflicted, entry);
+    MemoryContextSwitchTo(previous);
+}
+
+void OnTransactionEvent(XactEvent event, void *) {
+    switch (event) {
+        case XACT_EVENT_COMMIT:
+        case XACT_EVENT_PARALLEL_COMMIT:
+        case XACT_EVENT_ABORT:
+        case XACT_EVENT_PARALLEL_ABORT:
+        case XACT_EVENT_PREPARE:
+            conflicted = NIL;  // its memory goes with TopTransactionContext
+            workflow_names_claimed = false;
+            break;
+        default:
+            break;
+    }
+}
+
+// A rolled-back subtransaction's conflicts are forgotten: a retry after ROLLBACK TO SAVEPOINT
+// checks the name afresh. A committed one's pass to its parent.
+void OnSubtransactionEvent(SubXactEvent event, SubTransactionId subid, SubTransactionId parent, void *) {
+    if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB) return;
+    if (event == SUBXACT_EVENT_ABORT_SUB) workflow_names_claimed = false;
+    ListCell *cell;
+    foreach (cell, conflicted) {
+        auto *entry = static_cast<Conflicted *>(lfirst(cell));
+        if (entry->subid < subid) continue;
+        if (event == SUBXACT_EVENT_ABORT_SUB)
+            conflicted = foreach_delete_current(conflicted, cell);
+        else
+            entry->subid = parent;
+    }
+}
+
+}  // namespace
+
+bool ClaimWorkflowName(Oid schema, Datum name, Datum workflow_id) {
+    for (;;) {
+        Datum claim[2] = {name, workflow_id};
+        if (Execute(&claim_free_name, schema, claim, nullptr) == 1) return true;
+        if (Execute(&lock_holder, schema, claim, nullptr) == 0) continue;  // pruned meanwhile: retry
+
+        bool is_null = false;
+        HeapTuple row = SPI_tuptable->vals[0];
+        TupleDesc descriptor = SPI_tuptable->tupdesc;
+        char *holder = TextDatumGetCString(SPI_getbinval(row, descriptor, 1, &is_null));
+        TransactionId written_by = DatumGetTransactionId(SPI_getbinval(row, descriptor, 2, &is_null));
+        char *ours = TextDatumGetCString(workflow_id);
+        if (strcmp(holder, ours) == 0) return true;
+
+        Datum check[2] = {CStringGetTextDatum(holder), workflow_id};
+        Execute(&holder_state, schema, check, nullptr);
+        row = SPI_tuptable->vals[0];
+        descriptor = SPI_tuptable->tupdesc;
+        // A holder claimed by this very transaction may not have its workflow row yet (rows are
+        // created at the end of the inserting statement): it was just inserted, so it is unfinished.
+        bool holder_unfinished = DatumGetBool(SPI_getbinval(row, descriptor, 1, &is_null)) ||
+                                 TransactionIdIsCurrentTransactionId(written_by);
+        bool ours_exists = DatumGetBool(SPI_getbinval(row, descriptor, 2, &is_null));
+        if (!holder_unfinished) {
+            Execute(&take_over, schema, claim, nullptr);
+            return true;
+        }
+        return ours_exists;
+    }
+}
+
+void InitUniqueness() {
+    RegisterXactCallback(OnTransactionEvent, nullptr);
+    RegisterSubXactCallback(OnSubtransactionEvent, nullptr);
+}
+
+}  // namespace oban::pg
+
+using namespace oban::pg;
+
+// BEFORE INSERT, FOR EACH ROW, on rows whose meta says workflow_unique: true.
+OBAN_FUNCTION(oban_jobs_workflow_claim) {
+    if (!CALLED_AS_TRIGGER(fcinfo))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("oban_jobs_workflow_claim() was not called by a trigger")));
+    auto *trigger = reinterpret_cast<TriggerData *>(fcinfo->context);
+    if (!TRIGGER_FIRED_BEFORE(trigger->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigger->tg_event) ||
+        !TRIGGER_FIRED_BY_INSERT(trigger->tg_event))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("oban_jobs_workflow_claim() must be a BEFORE INSERT ROW trigger")));
+    HeapTuple row = trigger->tg_trigtuple;
+    if (workflow_names_claimed) return PointerGetDatum(row);  // oban_insert_workflow claimed it
+
+    Relation relation = trigger->tg_relation;
+    TupleDesc descriptor = RelationGetDescr(relation);
+    bool is_null = false;
+    Datum meta = heap_getattr(row, SPI_fnumber(descriptor, "meta"), descriptor, &is_null);
+    if (is_null) return PointerGetDatum(row);
+    Jsonb *meta_value = DatumGetJsonbP(meta);
+    JsonbValue workflow_id, name;
+    bool has_id =
+        JB_ROOT_IS_OBJECT(meta_value) &&
+        getKeyJsonValueFromContainer(&meta_value->root, "workflow_id", 11, &workflow_id) != nullptr &&
+        workflow_id.type == jbvString && workflow_id.val.string.len > 0;
+    bool has_name = JB_ROOT_IS_OBJECT(meta_value) &&
+                    getKeyJsonValueFromContainer(&meta_value->root, "workflow_name", 13, &name) != nullptr &&
+                    name.type == jbvString && name.val.string.len > 0;
+    if (!has_id || !has_name)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("a unique workflow job needs meta \"workflow_id\" and \"workflow_name\""),
+                        errdetail("Its meta sets \"workflow_unique\" to true; uniqueness is keyed by "
+                                  "\"workflow_name\"."),
+                        errhint("Add both as non-empty strings, or drop \"workflow_unique\".")));
+
+    char *id = pnstrdup(workflow_id.val.string.val, workflow_id.val.string.len);
+    if (IsConflicted(id)) return PointerGetDatum(nullptr);
+
+    Oid schema = RelationGetNamespace(relation);
+    Datum name_text = PointerGetDatum(cstring_to_text_with_len(name.val.string.val, name.val.string.len));
+    BeginSql(schema);
+    bool claimed = ClaimWorkflowName(schema, name_text, CStringGetTextDatum(id));
+    EndSql();
+    if (claimed) return PointerGetDatum(row);
+    RememberConflict(id);
+    return PointerGetDatum(nullptr);
+}
