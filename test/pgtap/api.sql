@@ -3,7 +3,7 @@
 -- clients (oban-py 0.6 install.sql layout) and the SPEC rely on.
 -- Run with pg_prove against a database with CREATE EXTENSION pgtap; CREATE EXTENSION oban_pro;
 BEGIN;
-SELECT plan(174);
+SELECT plan(180);
 
 SET LOCAL search_path = public, pg_catalog;
 
@@ -211,6 +211,21 @@ SELECT ok((SELECT 'oban_jobs'::regclass = ANY (extconfig) FROM pg_extension WHER
 -- Notification triggers (SPEC §3: plain INSERTs get the extension's behaviour).
 SELECT has_trigger('oban_jobs', 'oban_jobs_notify_insert', 'oban_jobs has trigger oban_jobs_notify_insert');
 SELECT has_trigger('oban_jobs', 'oban_jobs_notify_update', 'oban_jobs has trigger oban_jobs_notify_update');
+
+-------------------------------------------------------------------------------------------------------
+-- SPEC §5: unique workflows are held by a primary key, for plain INSERTs too
+-------------------------------------------------------------------------------------------------------
+SELECT has_table('oban_workflow_names', 'table oban_workflow_names exists');
+SELECT col_is_pk('oban_workflow_names', 'name', 'oban_workflow_names.name is the primary key');
+SELECT ok((SELECT 'oban_workflow_names'::regclass = ANY (extconfig) FROM pg_extension WHERE extname = 'oban_pro'),
+          'oban_workflow_names is registered with pg_extension_config_dump');
+SELECT has_trigger('oban_jobs', 'oban_jobs_workflow_claim', 'oban_jobs has trigger oban_jobs_workflow_claim');
+SELECT ok((SELECT tgname FROM pg_trigger WHERE tgrelid = 'oban_jobs'::regclass AND NOT tgisinternal
+           AND tgtype & 2 = 2 AND tgtype & 4 = 4 ORDER BY tgname LIMIT 1) = 'oban_jobs_workflow_claim',
+          'the claim trigger is the first BEFORE INSERT trigger, so conflicting rows are dropped first');
+SELECT is((SELECT pg_get_function_result('oban_insert_workflow(jsonb)'::regprocedure)),
+          'TABLE(id bigint, workflow_id text, name text, state oban_job_state, conflicted boolean)',
+          'oban_insert_workflow returns conflicted per job');
 
 -------------------------------------------------------------------------------------------------------
 -- SPEC §2: oban_leaders, oban_producers (UNLOGGED)

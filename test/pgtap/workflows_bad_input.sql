@@ -1,14 +1,16 @@
 -- Bad workflow specs: each raises its documented SQLSTATE and inserts nothing.
 BEGIN;
-SELECT plan(56);
+SELECT plan(70);
 
 CREATE TEMP TABLE before_state AS
 SELECT (SELECT count(*) FROM oban_jobs) AS jobs, (SELECT count(*) FROM oban_workflow_rows) AS workflows,
-       (SELECT count(*) FROM oban_workflow_waits) AS waits, (SELECT count(*) FROM oban_workflow_edges) AS edges;
+       (SELECT count(*) FROM oban_workflow_waits) AS waits, (SELECT count(*) FROM oban_workflow_edges) AS edges,
+       (SELECT count(*) FROM oban_workflow_names) AS names;
 
 CREATE FUNCTION pg_temp.unchanged() RETURNS boolean LANGUAGE sql AS $$
     SELECT (SELECT count(*) FROM oban_jobs) = jobs AND (SELECT count(*) FROM oban_workflow_rows) = workflows
        AND (SELECT count(*) FROM oban_workflow_waits) = waits AND (SELECT count(*) FROM oban_workflow_edges) = edges
+       AND (SELECT count(*) FROM oban_workflow_names) = names
     FROM before_state
 $$;
 
@@ -51,6 +53,21 @@ SELECT * FROM pg_temp.rejects((SELECT ('{"jobs": [{"name": "s", "workflow": ' ||
                                       || '{"jobs": [{"name": "a", "worker": "W"}]}' || repeat('}]}', 9) || '}]}')::jsonb),
                               '54000', 'sub-workflows nested too deep');
 SELECT * FROM pg_temp.rejects('{"jobs": [{"name": "a", "worker": "W", "scheduled_at": "soon"}]}', '22007', 'a scheduled_at that is not a timestamp');
+
+-- Unique workflows (SPEC §5).
+SELECT * FROM pg_temp.rejects('{"unique": true, "jobs": [{"name": "a", "worker": "W"}]}', '22023', 'a unique workflow without a name');
+SELECT * FROM pg_temp.rejects('{"unique": true, "name": "", "jobs": [{"name": "a", "worker": "W"}]}', '22023', 'a unique workflow with an empty name');
+SELECT * FROM pg_temp.rejects('{"unique": true, "name": 7, "jobs": [{"name": "a", "worker": "W"}]}', '22023', 'a unique workflow with a number for a name');
+SELECT * FROM pg_temp.rejects('{"unique": "true", "name": "n", "jobs": [{"name": "a", "worker": "W"}]}', '22023', 'unique as a string');
+SELECT * FROM pg_temp.rejects('{"name": "n", "jobs": [{"name": "s", "workflow": {"name": "m", "unique": true, "jobs": [{"name": "a", "worker": "W"}]}}]}',
+                              '22023', 'a unique sub-workflow');
+SELECT throws_ok($$ INSERT INTO oban_jobs (worker, meta) VALUES ('W', '{"workflow_id": "w", "workflow_unique": true}') $$,
+                 '22023', NULL, 'a plain INSERT of a unique workflow job without workflow_name');
+SELECT throws_ok($$ INSERT INTO oban_jobs (worker, meta) VALUES ('W', '{"workflow_name": "n", "workflow_unique": true}') $$,
+                 '22023', NULL, 'a plain INSERT of a unique workflow job without workflow_id');
+SELECT throws_ok($$ INSERT INTO oban_jobs (worker, meta) VALUES ('W', '{"workflow_id": "w", "workflow_name": ["n"], "workflow_unique": true}') $$,
+                 '22023', NULL, 'a plain INSERT whose workflow_name is not a string');
+SELECT ok(pg_temp.unchanged(), 'the rejected plain INSERTs inserted nothing');
 
 SELECT throws_ok($$ SELECT * FROM oban_append_workflow('no-such-workflow', '[{"name": "x", "worker": "W"}]') $$,
                  '42704', NULL, 'appending to a workflow that does not exist');
