@@ -4,9 +4,11 @@
 //  * a new name is claimed with INSERT ... ON CONFLICT DO NOTHING, so a second session inserting
 //    the same name waits on the first one's uncommitted index entry, then conflicts (it committed)
 //    or claims the name (it rolled back);
-//  * a taken name is locked (FOR UPDATE) and its holder checked with a fresh snapshot: a finished
-//    holder (no job suspended, available, scheduled, executing or retryable in its whole tree, or
-//    no workflow row left) hands the name over with an UPDATE; an unfinished one is a conflict.
+//  * a taken name's holder is checked with a fresh snapshot: a finished holder (no job suspended,
+//    available, scheduled, executing or retryable in its whole tree, or no workflow row left)
+//    hands the name over with an UPDATE conditioned on the holder, so of two sessions taking over
+//    at once one wins and the other sees the winner; an unfinished holder is a conflict. A conflict
+//    takes no lock, so inserts that conflict never queue behind each other.
 //
 // Why a separate row rather than a partial unique index on oban_workflow_rows "WHERE unfinished":
 // the workflow rows' counts are folded asynchronously from the journal (aggregation.cpp), so no
@@ -45,9 +47,9 @@ Statement claim_free_name{R"sql(
                           {TEXTOID, TEXTOID},
                           true};
 
-// The holder, locked; `xmin` tells whether this transaction wrote the name row itself.
-Statement lock_holder{R"sql(
-    SELECT workflow_id, xmin FROM @extschema@.oban_workflow_names WHERE name = $1 FOR UPDATE)sql",
+// The holder; `xmin` tells whether this transaction wrote the name row itself.
+Statement read_holder{R"sql(
+    SELECT workflow_id, xmin FROM @extschema@.oban_workflow_names WHERE name = $1)sql",
                       1,
                       {TEXTOID},
                       true};
@@ -60,12 +62,14 @@ Statement holder_state{R"sql(
                        {TEXTOID, TEXTOID},
                        true};
 
+// Takes the name over from the finished holder $3 — unless someone else took it meanwhile: the row
+// is then no longer $3's when this UPDATE gets to it, and nothing is updated.
 Statement take_over{R"sql(
     UPDATE @extschema@.oban_workflow_names
     SET workflow_id = $2, claimed_at = timezone('UTC', now())
-    WHERE name = $1)sql",
-                    2,
-                    {TEXTOID, TEXTOID},
+    WHERE name = $1 AND workflow_id = $3)sql",
+                    3,
+                    {TEXTOID, TEXTOID, TEXTOID},
                     true};
 
 // Workflows whose insert conflicted in this transaction, with the subtransaction that saw it.
@@ -129,7 +133,7 @@ bool ClaimWorkflowName(Oid schema, Datum name, Datum workflow_id) {
     for (;;) {
         Datum claim[2] = {name, workflow_id};
         if (Execute(&claim_free_name, schema, claim, nullptr) == 1) return true;
-        if (Execute(&lock_holder, schema, claim, nullptr) == 0) continue;  // pruned meanwhile: retry
+        if (Execute(&read_holder, schema, claim, nullptr) == 0) continue;  // pruned meanwhile: retry
 
         bool is_null = false;
         HeapTuple row = SPI_tuptable->vals[0];
@@ -139,7 +143,8 @@ bool ClaimWorkflowName(Oid schema, Datum name, Datum workflow_id) {
         char *ours = TextDatumGetCString(workflow_id);
         if (strcmp(holder, ours) == 0) return true;
 
-        Datum check[2] = {CStringGetTextDatum(holder), workflow_id};
+        Datum holder_id = CStringGetTextDatum(holder);
+        Datum check[2] = {holder_id, workflow_id};
         Execute(&holder_state, schema, check, nullptr);
         row = SPI_tuptable->vals[0];
         descriptor = SPI_tuptable->tupdesc;
@@ -149,8 +154,9 @@ bool ClaimWorkflowName(Oid schema, Datum name, Datum workflow_id) {
                                  TransactionIdIsCurrentTransactionId(written_by);
         bool ours_exists = DatumGetBool(SPI_getbinval(row, descriptor, 2, &is_null));
         if (!holder_unfinished) {
-            Execute(&take_over, schema, claim, nullptr);
-            return true;
+            Datum change[3] = {name, workflow_id, holder_id};
+            if (Execute(&take_over, schema, change, nullptr) == 1) return true;
+            continue;  // taken over by someone else first: look at the new holder
         }
         return ours_exists;
     }
