@@ -154,6 +154,13 @@ SpecResult WorkflowSpec::Resolve(int index, bool check_deps) {
             const bool bare = dep.kind == JsonKind::String;
             const bool own_pair = !bare && IsNonEmptyString(workflow.workflow_id) &&
                                   dep.workflow_id.text == workflow.workflow_id.text && dep.name.text != "*";
+            if (bare && dep.name.text == "*")
+                return Fail(SpecError::Invalid, "step " + Quoted(step.name.text) +
+                                                    ": \"*\" is not a step name (a whole workflow is "
+                                                    "[workflow_id, \"*\"])");
+            if (!bare && dep.name.text == "*" && EnclosesSelf(index, dep.workflow_id.text))
+                return Fail(SpecError::Cycle, "step " + Quoted(step.name.text) + " waits for workflow " +
+                                                  Quoted(dep.workflow_id.text) + ", which contains it");
             if (!bare && !own_pair) {
                 resolved.kind = ResolvedDep::External;
                 resolved.external_workflow_id = dep.workflow_id.text;
@@ -189,7 +196,18 @@ SpecResult WorkflowSpec::Resolve(int index, bool check_deps) {
     return {};
 }
 
-// Kahn's algorithm over the steps of one workflow; a step left with unmet deps lies on a cycle.
+// Whether `workflow_id` is the given id of workflow `index` or of one of its enclosing workflows.
+bool WorkflowSpec::EnclosesSelf(int index, std::string_view workflow_id) const {
+    for (int w = index; w >= 0; w = workflows[static_cast<size_t>(w)].parent) {
+        const RawField &id = workflows[static_cast<size_t>(w)].workflow_id;
+        if (IsNonEmptyString(id) && id.text == workflow_id) return true;
+    }
+    return false;
+}
+
+// Kahn's algorithm over the steps of one workflow. The steps it leaves with unmet deps lie on a
+// cycle or downstream of one; peeling off, again and again, those no leftover step depends on
+// leaves only steps on a cycle, one of which the error names.
 SpecResult WorkflowSpec::CheckCycles(int index) const {
     const RawWorkflow &workflow = workflows[static_cast<size_t>(index)];
     const auto &per_step = resolved_[static_cast<size_t>(index)];
@@ -226,8 +244,26 @@ SpecResult WorkflowSpec::CheckCycles(int index) const {
             if (--unmet[static_cast<size_t>(next)] == 0) ready.push_back(next);
     }
     if (done == count) return {};
+    Vector<int> leftover_dependents(count, 0, Allocator<int>(memory_));
     for (size_t i = 0; i < count; i++)
         if (unmet[i] > 0)
+            for (int next : dependents[i])
+                if (unmet[static_cast<size_t>(next)] > 0) leftover_dependents[i]++;
+    Vector<bool> peeled(count, false, Allocator<bool>(memory_));
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (size_t i = 0; i < count; i++) {
+            if (unmet[i] == 0 || peeled[i] || leftover_dependents[i] > 0) continue;
+            peeled[i] = changed = true;
+            for (const ResolvedDep &dep : per_step[i]) {
+                int from = step_of(dep);
+                if (from >= 0 && unmet[static_cast<size_t>(from)] > 0)
+                    leftover_dependents[static_cast<size_t>(from)]--;
+            }
+        }
+    }
+    for (size_t i = 0; i < count; i++)
+        if (unmet[i] > 0 && !peeled[i])
             return Fail(SpecError::Cycle,
                         "step " + Quoted(workflow.steps[i].name.text) + " is part of a dependency cycle");
     return {};
@@ -237,6 +273,15 @@ SpecResult WorkflowSpec::Validate(bool check_deps) {
     for (size_t w = 0; w < workflows.size(); w++) {
         SpecResult result = ValidateShape(static_cast<int>(w));
         if (result.error != SpecError::None) return result;
+    }
+    for (size_t w = 0; w < workflows.size(); w++) {
+        const RawField &id = workflows[w].workflow_id;
+        if (!IsNonEmptyString(id)) continue;
+        for (size_t other = 0; other < w; other++)
+            if (IsNonEmptyString(workflows[other].workflow_id) &&
+                workflows[other].workflow_id.text == id.text)
+                return Fail(SpecError::Duplicate,
+                            "workflow_id " + Quoted(id.text) + " is given to two workflows of the spec");
     }
     resolved_.clear();
     for (size_t w = 0; w < workflows.size(); w++)

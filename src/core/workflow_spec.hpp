@@ -95,6 +95,7 @@ private:
     SpecResult ValidateShape(int workflow) const;
     SpecResult Resolve(int workflow, bool check_deps);
     SpecResult CheckCycles(int workflow) const;
+    bool EnclosesSelf(int workflow, std::string_view workflow_id) const;
 
     using NameIndex = boost::container::flat_map<std::string_view, int, std::less<std::string_view>,
                                                  Allocator<std::pair<std::string_view, int>>>;

@@ -801,3 +801,51 @@ TEST_F(WorkflowSpecTest, ValidateCanRunAgainAfterAFix) {
 }
 
 }  // namespace
+
+// --- fixes for what these tests found ---------------------------------------------------------------
+
+TEST_F(WorkflowSpecTest, WaitingForItsOwnWholeWorkflowIsACycle) {
+    int top = Top();
+    Flow(top).workflow_id = String("mine");
+    int a = Job(top, "a");
+    Deps(top, a, {Pair("mine", "*")});
+    ExpectError(SpecError::Cycle, "step \"a\" waits for workflow \"mine\", which contains it");
+    // Also from inside a sub-workflow, for any enclosing workflow.
+    Deps(top, a, {});
+    StepAt(top, a).dep_list.clear();
+    int sub = Sub(top, "s");
+    int x = Job(sub, "x");
+    Deps(sub, x, {Pair("mine", "*")});
+    ExpectError(SpecError::Cycle, "step \"x\" waits for workflow \"mine\", which contains it");
+}
+
+TEST_F(WorkflowSpecTest, BareStarIsNotAStepName) {
+    int top = Top();
+    int a = Job(top, "a");
+    Deps(top, a, {Bare("*")});
+    ExpectError(SpecError::Invalid, "step \"a\": \"*\" is not a step name", /*check_deps=*/false);
+}
+
+TEST_F(WorkflowSpecTest, CycleErrorNamesAStepOnTheCycle) {
+    int top = Top();
+    int c = Job(top, "c");
+    int a = Job(top, "a");
+    int b = Job(top, "b");
+    Deps(top, c, {Bare("a")});  // downstream of the cycle, not on it
+    Deps(top, a, {Bare("b")});
+    Deps(top, b, {Bare("a")});
+    SpecResult result = spec_.Validate(true);
+    EXPECT_EQ(result.error, SpecError::Cycle);
+    EXPECT_EQ(result.message.find("\"c\""), std::string::npos) << result.message;
+    EXPECT_NE(result.message.find("is part of a dependency cycle"), std::string::npos) << result.message;
+}
+
+TEST_F(WorkflowSpecTest, TwoWorkflowsOfTheSpecCannotShareAnId) {
+    int top = Top();
+    Flow(top).workflow_id = String("same");
+    Job(top, "a");
+    int sub = Sub(top, "s");
+    Flow(sub).workflow_id = String("same");
+    Job(sub, "x");
+    ExpectError(SpecError::Duplicate, "workflow_id \"same\" is given to two workflows of the spec");
+}
