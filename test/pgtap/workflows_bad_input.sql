@@ -1,6 +1,6 @@
 -- Bad workflow specs: each raises its documented SQLSTATE and inserts nothing.
 BEGIN;
-SELECT plan(70);
+SELECT plan(76);
 
 CREATE TEMP TABLE before_state AS
 SELECT (SELECT count(*) FROM oban_jobs) AS jobs, (SELECT count(*) FROM oban_workflow_rows) AS workflows,
@@ -53,6 +53,12 @@ SELECT * FROM pg_temp.rejects((SELECT ('{"jobs": [{"name": "s", "workflow": ' ||
                                       || '{"jobs": [{"name": "a", "worker": "W"}]}' || repeat('}]}', 9) || '}]}')::jsonb),
                               '54000', 'sub-workflows nested too deep');
 SELECT * FROM pg_temp.rejects('{"jobs": [{"name": "a", "worker": "W", "scheduled_at": "soon"}]}', '22007', 'a scheduled_at that is not a timestamp');
+
+SELECT * FROM pg_temp.rejects('{"workflow_id": "me", "jobs": [{"name": "a", "worker": "W", "deps": [["me", "*"]]}]}',
+                              '42P19', 'a step waiting for its own whole workflow');
+SELECT * FROM pg_temp.rejects('{"jobs": [{"name": "a", "worker": "W", "deps": ["*"]}]}', '22023', 'a bare "*" dep');
+SELECT * FROM pg_temp.rejects('{"workflow_id": "same", "jobs": [{"name": "s", "workflow": {"workflow_id": "same", "jobs": [{"name": "a", "worker": "W"}]}}]}',
+                              '42710', 'two workflows of one spec with the same workflow_id');
 
 -- Unique workflows (SPEC §5).
 SELECT * FROM pg_temp.rejects('{"unique": true, "jobs": [{"name": "a", "worker": "W"}]}', '22023', 'a unique workflow without a name');
