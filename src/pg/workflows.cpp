@@ -67,6 +67,10 @@ Statement prepare_job{R"sql(
 
 // The key is "oban" and "flsh" in ASCII.
 Statement flush_lock{"SELECT pg_catalog.pg_advisory_xact_lock(1868718446, 1718383464)", 0, {}};
+// Taken before anything else: a TRUNCATE of oban_jobs (whose trigger empties the workflow tables)
+// then either waits for the flush or makes it wait before it has touched a row, instead of the two
+// deadlocking on journal rows the flush folds while it waits for oban_jobs.
+Statement lock_jobs{"LOCK TABLE @extschema@.oban_jobs IN ROW EXCLUSIVE MODE", 0, {}};
 
 // Takes a batch of journal rows, folds their counts into oban_workflow_rows, and returns the steps
 // that finished ('step', workflow, name, state) and the workflows whose own jobs all finished
@@ -334,6 +338,7 @@ int64 FlushWorkflows(Oid schema, int limit) {
     // One flush at a time per database (the lock is held to the end of the transaction): two
     // flushes can then never deadlock on the rows they fold, and a flush returns only once every
     // journal row committed before it began has been folded, by it or by the one it waited for.
+    Execute(&lock_jobs, schema, nullptr, nullptr);
     Execute(&flush_lock, schema, nullptr, nullptr);
     int64 folded = 0;
     // Go on while batches come full, or while releases cascade (their journal rows are this
