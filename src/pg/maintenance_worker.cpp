@@ -42,7 +42,8 @@ struct Duty {
 Duty duties[kDutyCount] = {
     {"staging", "oban_stage_jobs", "oban_pro worker: staging jobs (oban_stage_jobs)", &stage_interval_ms, 0},
     {"pruning", "oban_prune_jobs", "oban_pro worker: pruning jobs (oban_prune_jobs)", &prune_interval_ms, 0},
-    {"rescue", "oban_rescue_jobs", "oban_pro worker: rescuing jobs (oban_rescue_jobs)", &rescue_interval_ms, 0},
+    {"rescue", "oban_rescue_jobs", "oban_pro worker: rescuing jobs (oban_rescue_jobs)", &rescue_interval_ms,
+     0},
     {"repair", "oban_repair_workflows", "oban_pro worker: repairing workflows (oban_repair_workflows)",
      &repair_interval_ms, 0},
 };
@@ -50,8 +51,8 @@ Duty duties[kDutyCount] = {
 // The settings as last logged, to log only changes.
 struct Settings {
     bool enabled;
-    int stage_interval_ms, prune_interval_ms, prune_max_age_s, prune_limit, rescue_interval_ms, rescue_after_s,
-        repair_interval_ms, repair_max_age_s;
+    int stage_interval_ms, prune_interval_ms, prune_max_age_s, prune_limit, rescue_interval_ms,
+        rescue_after_s, repair_interval_ms, repair_max_age_s;
     bool operator==(const Settings &other) const {
         return enabled == other.enabled && stage_interval_ms == other.stage_interval_ms &&
                prune_interval_ms == other.prune_interval_ms && prune_max_age_s == other.prune_max_age_s &&
@@ -63,9 +64,8 @@ struct Settings {
 Settings logged;
 
 Settings Current() {
-    return Settings{maintenance_enabled, stage_interval_ms,  prune_interval_ms, prune_max_age_s,
-                    prune_limit,         rescue_interval_ms, rescue_after_s,    repair_interval_ms,
-                    repair_max_age_s};
+    return Settings{maintenance_enabled, stage_interval_ms, prune_interval_ms,  prune_max_age_s, prune_limit,
+                    rescue_interval_ms,  rescue_after_s,    repair_interval_ms, repair_max_age_s};
 }
 
 // The database this worker serves, as oban_pro.database names it (no catalog access needed).
@@ -76,8 +76,10 @@ const char *DatabaseName() {
 void LogSettings() {
     logged = Current();
     if (!logged.enabled) {
-        ereport(LOG, (errmsg("oban_pro worker: maintenance is off in database \"%s\"", DatabaseName()),
-                      errhint("Set oban_pro.maintenance = on to have the worker stage, prune, rescue and repair.")));
+        ereport(
+            LOG,
+            (errmsg("oban_pro worker: maintenance is off in database \"%s\"", DatabaseName()),
+             errhint("Set oban_pro.maintenance = on to have the worker stage, prune, rescue and repair.")));
         return;
     }
     ereport(LOG, (errmsg("oban_pro worker: maintenance is on in database \"%s\": stage_interval=%dms, "
@@ -111,8 +113,8 @@ void RunBody(void *arg) {
     DutyKind kind = static_cast<Run *>(arg)->kind;
     Oid schema = WorkerSchema();
     if (!OidIsValid(schema)) return;  // not installed: nothing to do (logged once)
-    (void)set_config_option("lock_timeout", kRunLockTimeout, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true,
-                            0, false);
+    (void)set_config_option("lock_timeout", kRunLockTimeout, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
+                            true, 0, false);
     Datum values[2];
     Oid types[2];
     int nargs = 0;

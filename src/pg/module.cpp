@@ -44,10 +44,9 @@ bool CheckInterval(int *value, void **, GucSource) {
 }
 
 void DefineInterval(const char *name, const char *short_desc, int *variable, int boot_value) {
-    DefineCustomIntVariable(name, short_desc,
-                            "0 turns the duty off. Runs only with oban_pro.maintenance on. Reload to change.",
-                            variable, boot_value, 0, kMaxIntervalMs, PGC_SIGHUP, GUC_UNIT_MS, CheckInterval,
-                            nullptr, nullptr);
+    DefineCustomIntVariable(
+        name, short_desc, "0 turns the duty off. Runs only with oban_pro.maintenance on. Reload to change.",
+        variable, boot_value, 0, kMaxIntervalMs, PGC_SIGHUP, GUC_UNIT_MS, CheckInterval, nullptr, nullptr);
 }
 
 void DefineMaintenanceSettings() {
@@ -56,28 +55,29 @@ void DefineMaintenanceSettings() {
                              "Needs shared_preload_libraries = 'oban_pro'; the worker serves the databases "
                              "named by oban_pro.database. Reload to change.",
                              &maintenance_enabled, false, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
-    DefineInterval("oban_pro.stage_interval", "How often the worker runs oban_stage_jobs.", &stage_interval_ms,
-                   1000);
-    DefineInterval("oban_pro.prune_interval", "How often the worker runs oban_prune_jobs.", &prune_interval_ms,
-                   60 * 1000);
+    DefineInterval("oban_pro.stage_interval", "How often the worker runs oban_stage_jobs.",
+                   &stage_interval_ms, 1000);
+    DefineInterval("oban_pro.prune_interval", "How often the worker runs oban_prune_jobs.",
+                   &prune_interval_ms, 60 * 1000);
     DefineCustomIntVariable("oban_pro.prune_max_age", "Age after which the worker prunes finished jobs.",
-                            "Passed to oban_prune_jobs as max_age. Reload to change.", &prune_max_age_s, 24 * 3600,
-                            0, PG_INT32_MAX, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
+                            "Passed to oban_prune_jobs as max_age. Reload to change.", &prune_max_age_s,
+                            24 * 3600, 0, PG_INT32_MAX, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("oban_pro.prune_limit", "Most jobs the worker prunes in one run.",
                             "Passed to oban_prune_jobs as limit. Reload to change.", &prune_limit, 10000, 1,
                             10000000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
-    DefineInterval("oban_pro.rescue_interval", "How often the worker runs oban_rescue_jobs.", &rescue_interval_ms,
-                   60 * 1000);
-    DefineCustomIntVariable("oban_pro.rescue_after", "How long a job may execute before the worker rescues it.",
-                            "Passed to oban_rescue_jobs as rescue_after; jobs whose producer is gone are "
-                            "rescued at once. Reload to change.",
-                            &rescue_after_s, 3600, 1, PG_INT32_MAX, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
+    DefineInterval("oban_pro.rescue_interval", "How often the worker runs oban_rescue_jobs.",
+                   &rescue_interval_ms, 60 * 1000);
+    DefineCustomIntVariable(
+        "oban_pro.rescue_after", "How long a job may execute before the worker rescues it.",
+        "Passed to oban_rescue_jobs as rescue_after; jobs whose producer is gone are "
+        "rescued at once. Reload to change.",
+        &rescue_after_s, 3600, 1, PG_INT32_MAX, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
     DefineInterval("oban_pro.repair_interval", "How often the worker runs oban_repair_workflows.",
                    &repair_interval_ms, 60 * 1000);
-    DefineCustomIntVariable("oban_pro.repair_max_age",
-                            "How long a workflow must stay unchanged before the worker repairs it.",
-                            "Passed to oban_repair_workflows as max_age. Reload to change.", &repair_max_age_s,
-                            60, 0, PG_INT32_MAX, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "oban_pro.repair_max_age", "How long a workflow must stay unchanged before the worker repairs it.",
+        "Passed to oban_repair_workflows as max_age. Reload to change.", &repair_max_age_s, 60, 0,
+        PG_INT32_MAX, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
 }
 
 }  // namespace

@@ -171,7 +171,6 @@ void ActivityContext(void *activity) {
     errcontext("%s", static_cast<const char *>(activity));
 }
 
-
 struct Notifications {
     PendingNotification taken[kMaxPendingNotifications];
     int count;
@@ -198,7 +197,8 @@ void SendNotifications() {
     worker_state->overflow = false;
     SpinLockRelease(&worker_state->mutex);
     if (notifications.count > 0 || notifications.overflow)
-        RunInTransaction("oban_pro worker: sending insert notifications", SendNotificationsBody, &notifications);
+        RunInTransaction("oban_pro worker: sending insert notifications", SendNotificationsBody,
+                         &notifications);
 }
 
 void FlushBody(void *) {
@@ -310,8 +310,9 @@ Oid WorkerSchema() {
                       errhint("The worker does nothing in this database until CREATE EXTENSION oban_pro.")));
     } else if (OidIsValid(schema) && extension_seen != Seen::kInstalled) {
         extension_seen = Seen::kInstalled;
-        ereport(LOG, (errmsg("oban_pro worker: extension \"oban_pro\" found in schema \"%s\" of database \"%s\"",
-                             get_namespace_name(schema), MyBgworkerEntry->bgw_extra)));
+        ereport(LOG,
+                (errmsg("oban_pro worker: extension \"oban_pro\" found in schema \"%s\" of database \"%s\"",
+                        get_namespace_name(schema), MyBgworkerEntry->bgw_extra)));
     }
     return schema;
 }
