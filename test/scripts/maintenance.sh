@@ -33,8 +33,12 @@ for bad in "oban_pro.database = 'maint_a, maint_a'" "oban_pro.database = 'a,,b'"
            "oban_pro.stage_interval = '5ms'" "oban_pro.stage_interval = '-1'" "oban_pro.prune_interval = '2d'" \
            "oban_pro.rescue_after = 0" "oban_pro.prune_limit = 0" "oban_pro.maintenance = 'maybe'" \
            "oban_pro.repair_max_age = 'soon'" "oban_pro.unknown = 1"; do
-    if out=$(q postgres -c "ALTER SYSTEM SET $bad" 2>&1); then fail "accepted: $bad"; else
-        echo "refused: $bad (${out#*ERROR:  })" | head -1
+    if out=$(q postgres -v VERBOSITY=verbose -c "ALTER SYSTEM SET $bad" 2>&1); then fail "accepted: $bad"; else
+        out=$(echo "$out" | head -1)
+        echo "refused: $bad (${out#*ERROR:  })"
+        want=22023
+        [[ $bad == oban_pro.unknown* ]] && want=42704
+        [[ $out == *"ERROR:  $want:"* ]] || fail "expected SQLSTATE $want for $bad"
     fi
 done
 q postgres -c "ALTER SYSTEM SET oban_pro.prune_max_age = '2h'" -c "ALTER SYSTEM RESET oban_pro.prune_max_age"
