@@ -126,9 +126,10 @@ WorkerState *ThisDatabaseSlot() {
 
 // The names in a copy of `list` (SplitGUCList: commas, spaces trimmed, double quotes keep a name
 // as written), or false when it does not parse.
-bool SplitDatabases(const char *list, List **names) {
-    char *raw = pstrdup(list);
-    return SplitGUCList(raw, ',', names);
+// The names point into *raw; free both when done.
+bool SplitDatabases(const char *list, char **raw, List **names) {
+    *raw = pstrdup(list);
+    return SplitGUCList(*raw, ',', names);
 }
 
 enum class Seen { kUnknown, kMissing, kInstalled };
@@ -224,7 +225,8 @@ void InitWorker() {
     shmem_startup_hook = StartSharedMemory;
 
     List *names = NIL;
-    if (database_name == nullptr || !SplitDatabases(database_name, &names)) return;  // checked already
+    char *raw = nullptr;
+    if (database_name == nullptr || !SplitDatabases(database_name, &raw, &names)) return;  // checked already
     ListCell *cell;
     foreach (cell, names) {
         const char *name = static_cast<const char *>(lfirst(cell));
@@ -245,31 +247,33 @@ void InitWorker() {
 
 bool CheckDatabaseList(char **newval, void **, GucSource) {
     List *names = NIL;
+    char *raw = nullptr;
     if (*newval == nullptr) return true;
-    if (!SplitDatabases(*newval, &names)) {
-        GUC_check_errdetail("List syntax is invalid: database names separated by commas.");
-        return false;
-    }
-    if (list_length(names) > kMaxDatabases) {
+    bool valid = SplitDatabases(*newval, &raw, &names);
+    if (!valid) GUC_check_errdetail("List syntax is invalid: database names separated by commas.");
+    if (valid && list_length(names) > kMaxDatabases) {
         GUC_check_errdetail("At most %d databases.", kMaxDatabases);
-        return false;
+        valid = false;
     }
     ListCell *cell;
     foreach (cell, names) {
+        if (!valid) break;
         const char *name = static_cast<const char *>(lfirst(cell));
         if (name[0] == '\0' || strlen(name) >= NAMEDATALEN) {
             GUC_check_errdetail("\"%s\" is not a database name.", name);
-            return false;
+            valid = false;
         }
         ListCell *other;
         for_each_from(other, names, foreach_current_index(cell) + 1) {
-            if (strcmp(name, static_cast<const char *>(lfirst(other))) == 0) {
+            if (valid && strcmp(name, static_cast<const char *>(lfirst(other))) == 0) {
                 GUC_check_errdetail("Database \"%s\" is named twice: one worker serves a database.", name);
-                return false;
+                valid = false;
             }
         }
     }
-    return true;
+    list_free(names);
+    pfree(raw);
+    return valid;
 }
 
 void RunInTransaction(const char *activity, void (*body)(void *), void *arg) {
