@@ -21,7 +21,12 @@
 #                       also available: ext_api_ack, ext_api_complete, ext_api_insert_each,
 #                       ext_api_insert_batch (variants of (c) by name), ext_api_ackfetch (ack + next
 #                       fetch in one oban_ack_fetch_jobs transaction: not the two-transaction shape)
-#                       and hybrid (extension fetch + the baseline's plain UPDATE ack, diagnostic)
+#                       and hybrid (extension fetch + the baseline's plain UPDATE ack, diagnostic);
+#                       ext_sql_maint, ext_api_maint: ext_sql / ext_api with the worker's maintenance on
+#                       (oban_pro.maintenance = on during their runs, off during the others'; needs WORKER=1)
+#   MAINT_INTERVAL=5s   with a *_maint contender: oban_pro.prune_interval, rescue_interval and
+#                       repair_interval (default 1min each), so every duty runs within each run;
+#                       stage_interval stays at its default (1s)
 #   EXT_ACK=ack         how ext_api acks: "ack" (one oban_ack_jobs call with the 10 acks) or
 #                       "complete" (oban_complete_job per id)
 #   EXT_INSERT=auto     how ext_api inserts: "each" (oban_insert_job x10 in one statement), "batch"
@@ -59,6 +64,7 @@ STATS=${STATS:-0}
 WARMUP=${WARMUP:-2}
 WORKER=${WORKER:-1}
 MAX_OTHER_CPU=${MAX_OTHER_CPU:-0}
+MAINT_INTERVAL=${MAINT_INTERVAL:-5s}
 MAX_ATTEMPTS=${MAX_ATTEMPTS:-3}
 CLEAN_CPU=${CLEAN_CPU:-5}
 OUT_DIR=${OUT_DIR:-$BENCH_DIR/out}
@@ -80,6 +86,8 @@ contender() {
     plain) echo "bench_plain plain_produce.sql plain_consume.sql (a)_plain_table,_oban-py_SQL" ;;
     ext_sql) echo "bench_ext plain_produce.sql plain_consume.sql (b)_extension_table,_oban-py_SQL" ;;
     ext_api) echo "bench_ext $EXT_PRODUCE ext_consume_$EXT_ACK.sql (c)_extension_API_(insert${i},_$EXT_ACK)" ;;
+    ext_sql_maint) echo "bench_ext plain_produce.sql plain_consume.sql (b)_with_maintenance_on" ;;
+    ext_api_maint) echo "bench_ext $EXT_PRODUCE ext_consume_$EXT_ACK.sql (c)_with_maintenance_on" ;;
     ext_api_ack) echo "bench_ext $EXT_PRODUCE ext_consume_ack.sql (c)_extension_API_(insert${i},_ack)" ;;
     ext_api_complete) echo "bench_ext $EXT_PRODUCE ext_consume_complete.sql (c)_extension_API_(insert${i},_complete)" ;;
     ext_api_insert_each) echo "bench_ext ext_produce.sql ext_consume_$EXT_ACK.sql (c)_extension_API_(insert_each,_$EXT_ACK)" ;;
@@ -165,6 +173,33 @@ if [[ $WORKER_NOTE == oban_pro.database* ]]; then
 fi
 log "background worker: $WORKER_NOTE"
 
+# Maintenance (oban_pro.maintenance) is on during the runs of the *_maint contenders only: toggled
+# with a reload before each run, the worker picks it up at once.
+MAINT=0
+[[ " $CONTENDERS " == *"_maint "* ]] && MAINT=1
+MAINT_NOW=""
+if [ "$MAINT" = 1 ]; then
+    [ "$(q postgres "SELECT count(*) FROM pg_settings WHERE name = 'oban_pro.maintenance'")" = 1 ] ||
+        { echo "*_maint contenders: this build has no oban_pro.maintenance" >&2; exit 2; }
+    [[ $WORKER_NOTE == *"worker running in bench_ext"* ]] ||
+        { echo "*_maint contenders need the worker in bench_ext (WORKER=1)" >&2; exit 2; }
+    for g in prune_interval rescue_interval repair_interval; do
+        q postgres "ALTER SYSTEM SET oban_pro.$g = '$MAINT_INTERVAL'"
+    done
+    q postgres "SELECT pg_reload_conf()" >/dev/null
+    WORKER_NOTE="$WORKER_NOTE; maintenance on during the *_maint runs only (stage_interval $(q postgres "SHOW oban_pro.stage_interval"), prune/rescue/repair every $MAINT_INTERVAL, prune_max_age $(q postgres "SHOW oban_pro.prune_max_age"))"
+fi
+set_maintenance() { # set_maintenance CONTENDER: on for *_maint, off otherwise
+    [ "$MAINT" = 1 ] || return 0
+    local want=off
+    [[ $1 == *_maint ]] && want=on
+    [ "$want" = "$MAINT_NOW" ] && return 0
+    q postgres "ALTER SYSTEM SET oban_pro.maintenance = $want"
+    q postgres "SELECT pg_reload_conf()" >/dev/null
+    MAINT_NOW=$want
+    sleep 0.2
+}
+
 shape() {
     q "$1" "SELECT (SELECT count(*) FROM pg_index WHERE indrelid = 'oban_jobs'::regclass) || ' indexes, '
                 || (SELECT count(*) FROM pg_trigger WHERE tgrelid = 'oban_jobs'::regclass AND NOT tgisinternal)
@@ -236,9 +271,10 @@ run_one() {
     while :; do
         attempt=$((attempt + 1))
         rc=0
+        set_maintenance "$c"
         prepare_table "$db"
         {
-            echo "# $(date -u +%FT%TZ) db=$db synchronous_commit=$(q "$db" 'SHOW synchronous_commit') attempt=$attempt"
+            echo "# $(date -u +%FT%TZ) db=$db synchronous_commit=$(q "$db" 'SHOW synchronous_commit') oban_pro.maintenance=${MAINT_NOW:-n/a} attempt=$attempt"
             echo "# pgbench -n -M prepared -c $CLIENTS -j $THREADS -T $DURATION --failures-detailed $(extra_args "$c") -f $produce@1 -f $consume@1 $db"
         } >"$logf"
         local b0 o0 t0 b1 o1 t1
@@ -307,6 +343,7 @@ if [ "$WARMUP" -gt 0 ]; then
     log "warm-up: ${WARMUP}s per contender, not counted"
     for c in $CONTENDERS; do
         read -r db produce consume _ <<<"$(contender "$c")"
+        set_maintenance "$c"
         prepare_table "$db"
         (cd "$BENCH_DIR" && pgbench -n -M prepared -c "$CLIENTS" -j "$THREADS" -T "$WARMUP" \
             $(extra_args "$c") -f "$produce@1" -f "$consume@1" "$db") >"$RUN_DIR/warmup-$c.log" 2>&1 ||
@@ -388,12 +425,21 @@ sumcol() { col "$@" | awk '{ t += $1 } END { print t + 0 }'; }
     echo
     retried=$(awk -F'\t' 'NR > 1 && $16 > 1 { n++ } END { print n + 0 }' "$RAW")
     [ "$retried" -gt 0 ] && echo "$retried run(s) were repeated because other processes used more than $MAX_OTHER_CPU% of the CPUs (MAX_OTHER_CPU); the table has the last attempt." && echo
-    echo "Targets: (b)/(a) >= 0.95, (c)/(a) >= 1.00."
+    echo "Targets: (b)/(a) >= 0.95, (c)/(a) >= 1.00; with maintenance on >= 0.95 of the same contender with it off."
     for sync in $SYNC_MODES; do
+        for c in $CONTENDERS; do
+            [[ $c == *_maint ]] || continue
+            off=${c%_maint}
+            [[ " $CONTENDERS " == *" $off "* ]] || continue
+            paired=$(paste <(col "$sync" "$c" 4) <(col "$sync" "$off" 4) | awk '$2 > 0 { printf "%.4f\n", $1 / $2 }' | median)
+            awk -v m="$(col "$sync" "$c" 4 | median)" -v b="$(col "$sync" "$off" 4 | median)" -v p="$paired" -v c="$c" -v o="$off" -v s="$sync" 'BEGIN {
+                r = (b > 0) ? m / b : 0
+                printf "- synchronous_commit=%s, maintenance on/off: %s/%s = %.2f [paired %.2f]: %s (bar 0.95)\n", s, c, o, r, p, (r >= 0.95) ? "meets" : "MISSES" }'
+        done
         base=$(col "$sync" plain 4 | median)
         for c in $CONTENDERS; do
             [ "$c" = plain ] && continue
-            case $c in ext_sql) bar=0.95 ;; hybrid | ext_api_ackfetch) continue ;; *) bar=1.00 ;; esac
+            case $c in ext_sql) bar=0.95 ;; hybrid | ext_api_ackfetch | *_maint) continue ;; *) bar=1.00 ;; esac
             med=$(col "$sync" "$c" 4 | median)
             awk -v m="$med" -v b="$base" -v bar="$bar" -v c="$c" -v s="$sync" 'BEGIN {
                 r = (b > 0) ? m / b : 0

@@ -11,5 +11,7 @@ ensure_packages
 mkdir -p "$DIR/usr/lib/postgresql" "$DIR/usr/share/postgresql"
 cp -a /usr/lib/postgresql/15 "$DIR/usr/lib/postgresql/"
 cp -a /usr/share/postgresql/15 "$DIR/usr/share/postgresql/"
+# pg_config reports the headers relative to the binaries too: PGXS builds need them there.
+[ -e "$DIR/usr/include" ] || ln -s /usr/include "$DIR/usr/include"
 chmod 755 "$DIR"
 echo "export OBAN_PG_ROOT=$DIR"

@@ -6,10 +6,23 @@ namespace oban::pg {
 // oban_pro.max_error_bytes: error texts longer than this are truncated before they are stored.
 extern int max_error_bytes;
 
-// oban_pro.database: the database the background worker serves ("" for none).
+// oban_pro.database: the databases the background workers serve, a comma-separated list ("" for
+// none); one worker per database.
 extern char *database_name;
 // oban_pro.flush_interval: the longest the worker waits between two flushes, in milliseconds.
 extern int flush_interval_ms;
+
+// Maintenance by the worker (maintenance_worker.cpp). Intervals in milliseconds (0: that duty is
+// off), ages in seconds.
+extern bool maintenance_enabled;
+extern int stage_interval_ms;
+extern int prune_interval_ms;
+extern int prune_max_age_s;
+extern int prune_limit;
+extern int rescue_interval_ms;
+extern int rescue_after_s;
+extern int repair_interval_ms;
+extern int repair_max_age_s;
 
 // Registers the transaction callbacks of the insert notifications (notify.cpp).
 void InitNotify();

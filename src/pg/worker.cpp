@@ -1,10 +1,13 @@
-// The background worker (with shared_preload_libraries = 'oban_pro'): connected to the database
-// named by oban_pro.database, it folds the workflow journal and releases dependents as soon as a
-// transaction that wrote journal rows commits (that backend sets the worker's latch), and at least
-// every oban_pro.flush_interval otherwise. It runs each flush as its own short transaction with
-// synchronous_commit off: a flush lost in a crash leaves its journal rows in place to be redone.
+// The background workers (with shared_preload_libraries = 'oban_pro'): one per database named by
+// oban_pro.database, each with a slot of shared memory. A worker folds the workflow journal and
+// releases dependents as soon as a transaction that wrote journal rows commits (that backend sets
+// the worker's latch), and at least every oban_pro.flush_interval otherwise; it sends the insert
+// notifications committing backends hand to it; with oban_pro.maintenance on it runs the
+// maintenance duties (maintenance_worker.cpp). Each flush, send and duty is its own short
+// transaction with synchronous_commit off: work lost in a crash is redone by the next run.
 #include "pg/worker.hpp"
 
+#include "pg/maintenance_worker.hpp"
 #include "pg/module.hpp"
 #include "pg/sql.hpp"
 #include "pg/workflows.hpp"
@@ -23,6 +26,7 @@ extern "C" {
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/pmsignal.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
@@ -32,6 +36,7 @@ extern "C" {
 #include "utils/builtins.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
+#include "utils/varlena.h"
 #include "utils/wait_event.h"
 
 PGDLLEXPORT void oban_pro_worker_main(Datum);
@@ -48,7 +53,9 @@ struct PendingNotification {
 };
 constexpr int kMaxPendingNotifications = 256;
 constexpr long kNotifyEveryMs = 2;
+constexpr int kMaxDatabases = 16;
 
+// One per configured database, used by its worker and by the backends of that database.
 struct WorkerState {
     slock_t mutex;
     Latch *latch;          // the running worker's latch, or nullptr
@@ -59,28 +66,35 @@ struct WorkerState {
     PendingNotification pending[kMaxPendingNotifications];
 };
 
+WorkerState *worker_states = nullptr;  // kMaxDatabases slots
+// How many databases oban_pro.database names (set in the postmaster, inherited by every backend).
+int configured_workers = 0;
+// In a worker: its own slot.
 WorkerState *worker_state = nullptr;
 shmem_request_hook_type previous_request_hook = nullptr;
 shmem_startup_hook_type previous_startup_hook = nullptr;
 
 void RequestSharedMemory() {
     if (previous_request_hook != nullptr) previous_request_hook();
-    RequestAddinShmemSpace(MAXALIGN(sizeof(WorkerState)));
+    RequestAddinShmemSpace(MAXALIGN(sizeof(WorkerState) * kMaxDatabases));
 }
 
 void StartSharedMemory() {
     if (previous_startup_hook != nullptr) previous_startup_hook();
     LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
     bool found = false;
-    worker_state =
-        static_cast<WorkerState *>(ShmemInitStruct("oban_pro worker", sizeof(WorkerState), &found));
+    worker_states = static_cast<WorkerState *>(
+        ShmemInitStruct("oban_pro workers", sizeof(WorkerState) * kMaxDatabases, &found));
     if (!found) {
-        SpinLockInit(&worker_state->mutex);
-        worker_state->latch = nullptr;
-        worker_state->database = InvalidOid;
-        worker_state->pending_count = 0;
-        worker_state->flush_requested = false;
-        worker_state->overflow = false;
+        for (int i = 0; i < kMaxDatabases; i++) {
+            WorkerState *state = &worker_states[i];
+            SpinLockInit(&state->mutex);
+            state->latch = nullptr;
+            state->database = InvalidOid;
+            state->pending_count = 0;
+            state->flush_requested = false;
+            state->overflow = false;
+        }
     }
     LWLockRelease(AddinShmemInitLock);
 }
@@ -95,6 +109,31 @@ void Publish(Latch *latch, Oid database) {
 void Unpublish(int, Datum) {
     Publish(nullptr, InvalidOid);
 }
+
+// The slot of the worker serving this backend's database, or nullptr. A slot's database is
+// written once its worker connected; read it under the slot's lock (callers lock again).
+WorkerState *ThisDatabaseSlot() {
+    if (worker_states == nullptr) return nullptr;
+    for (int i = 0; i < configured_workers; i++) {
+        WorkerState *state = &worker_states[i];
+        SpinLockAcquire(&state->mutex);
+        bool mine = state->database == MyDatabaseId;
+        SpinLockRelease(&state->mutex);
+        if (mine) return state;
+    }
+    return nullptr;
+}
+
+// The names in a copy of `list` (SplitGUCList: commas, spaces trimmed, double quotes keep a name
+// as written), or false when it does not parse.
+// The names point into *raw; free both when done.
+bool SplitDatabases(const char *list, char **raw, List **names) {
+    *raw = pstrdup(list);
+    return SplitGUCList(*raw, ',', names);
+}
+
+enum class Seen { kUnknown, kMissing, kInstalled };
+Seen extension_seen = Seen::kUnknown;  // in the worker: what it last logged about the extension
 
 // The schema oban_pro is installed in, or InvalidOid when it is not installed in this database.
 Oid ExtensionSchema() {
@@ -129,30 +168,8 @@ void NotifyEveryAvailableQueue() {
     PopActiveSnapshot();
 }
 
-// Runs `body(arg)` in a transaction of its own. An error is logged and the transaction rolled
-// back; the worker carries on and tries again on its next round.
-void InTransaction(const char *activity, void (*body)(void *), void *arg) {
-    MemoryContext worker_context = CurrentMemoryContext;
-    SetCurrentStatementStartTimestamp();
-    StartTransactionCommand();
-    PushActiveSnapshot(GetTransactionSnapshot());
-    pgstat_report_activity(STATE_RUNNING, activity);
-    PG_TRY();
-    {
-        body(arg);
-        PopActiveSnapshot();
-        CommitTransactionCommand();
-    }
-    PG_CATCH();
-    {
-        MemoryContextSwitchTo(worker_context);
-        EmitErrorReport();
-        FlushErrorState();
-        AbortCurrentTransaction();
-    }
-    PG_END_TRY();
-    MemoryContextSwitchTo(worker_context);
-    pgstat_report_activity(STATE_IDLE, nullptr);
+void ActivityContext(void *activity) {
+    errcontext("%s", static_cast<const char *>(activity));
 }
 
 struct Notifications {
@@ -181,11 +198,12 @@ void SendNotifications() {
     worker_state->overflow = false;
     SpinLockRelease(&worker_state->mutex);
     if (notifications.count > 0 || notifications.overflow)
-        InTransaction("oban_pro: sending insert notifications", SendNotificationsBody, &notifications);
+        RunInTransaction("oban_pro worker: sending insert notifications", SendNotificationsBody,
+                         &notifications);
 }
 
 void FlushBody(void *) {
-    Oid schema = ExtensionSchema();
+    Oid schema = WorkerSchema();
     if (!OidIsValid(schema)) return;
     BeginSql(schema);
     FlushWorkflows(schema, 5000);
@@ -194,7 +212,7 @@ void FlushBody(void *) {
 
 // One flush in its own transaction.
 void FlushOnce() {
-    InTransaction("oban_pro: flushing workflows", FlushBody, nullptr);
+    RunInTransaction("oban_pro worker: flushing workflows", FlushBody, nullptr);
 }
 
 }  // namespace
@@ -206,27 +224,114 @@ void InitWorker() {
     previous_startup_hook = shmem_startup_hook;
     shmem_startup_hook = StartSharedMemory;
 
-    if (database_name == nullptr || database_name[0] == '\0') return;
-    BackgroundWorker worker{};
-    worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-    worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-    worker.bgw_restart_time = 5;
-    strlcpy(worker.bgw_library_name, "oban_pro", BGW_MAXLEN);
-    strlcpy(worker.bgw_function_name, "oban_pro_worker_main", BGW_MAXLEN);
-    strlcpy(worker.bgw_name, "oban_pro worker", BGW_MAXLEN);
-    strlcpy(worker.bgw_type, "oban_pro worker", BGW_MAXLEN);
-    RegisterBackgroundWorker(&worker);
+    List *names = NIL;
+    char *raw = nullptr;
+    if (database_name == nullptr || !SplitDatabases(database_name, &raw, &names)) return;  // checked already
+    ListCell *cell;
+    foreach (cell, names) {
+        const char *name = static_cast<const char *>(lfirst(cell));
+        BackgroundWorker worker{};
+        worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+        worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+        worker.bgw_restart_time = 5;  // seconds; also brought back after a crash of any backend
+        strlcpy(worker.bgw_library_name, "oban_pro", BGW_MAXLEN);
+        strlcpy(worker.bgw_function_name, "oban_pro_worker_main", BGW_MAXLEN);
+        snprintf(worker.bgw_name, BGW_MAXLEN, "oban_pro worker for database %s", name);
+        strlcpy(worker.bgw_type, "oban_pro worker", BGW_MAXLEN);
+        worker.bgw_main_arg = Int32GetDatum(configured_workers);
+        strlcpy(worker.bgw_extra, name, BGW_EXTRALEN);
+        RegisterBackgroundWorker(&worker);
+        configured_workers++;
+    }
+}
+
+bool CheckDatabaseList(char **newval, void **, GucSource) {
+    List *names = NIL;
+    char *raw = nullptr;
+    if (*newval == nullptr) return true;
+    bool valid = SplitDatabases(*newval, &raw, &names);
+    if (!valid) GUC_check_errdetail("List syntax is invalid: database names separated by commas.");
+    if (valid && list_length(names) > kMaxDatabases) {
+        GUC_check_errdetail("At most %d databases.", kMaxDatabases);
+        valid = false;
+    }
+    ListCell *cell;
+    foreach (cell, names) {
+        if (!valid) break;
+        const char *name = static_cast<const char *>(lfirst(cell));
+        if (name[0] == '\0' || strlen(name) >= NAMEDATALEN) {
+            GUC_check_errdetail("\"%s\" is not a database name.", name);
+            valid = false;
+        }
+        ListCell *other;
+        for_each_from(other, names, foreach_current_index(cell) + 1) {
+            if (valid && strcmp(name, static_cast<const char *>(lfirst(other))) == 0) {
+                GUC_check_errdetail("Database \"%s\" is named twice: one worker serves a database.", name);
+                valid = false;
+            }
+        }
+    }
+    list_free(names);
+    pfree(raw);
+    return valid;
+}
+
+void RunInTransaction(const char *activity, void (*body)(void *), void *arg) {
+    MemoryContext worker_context = CurrentMemoryContext;
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    PushActiveSnapshot(GetTransactionSnapshot());
+    pgstat_report_activity(STATE_RUNNING, activity);
+    ErrorContextCallback context{error_context_stack, ActivityContext, const_cast<char *>(activity)};
+    PG_TRY();
+    {
+        error_context_stack = &context;
+        body(arg);
+        error_context_stack = context.previous;
+        PopActiveSnapshot();
+        CommitTransactionCommand();
+    }
+    PG_CATCH();
+    {
+        // PG_TRY restored error_context_stack. Log and roll back; the caller tries again later.
+        MemoryContextSwitchTo(worker_context);
+        EmitErrorReport();
+        FlushErrorState();
+        AbortCurrentTransaction();
+    }
+    PG_END_TRY();
+    MemoryContextSwitchTo(worker_context);
+    pgstat_report_activity(STATE_IDLE, nullptr);
+}
+
+Oid WorkerSchema() {
+    Oid schema = ExtensionSchema();
+    if (!OidIsValid(schema) && extension_seen != Seen::kMissing) {
+        extension_seen = Seen::kMissing;
+        ereport(LOG, (errmsg("oban_pro worker: extension \"oban_pro\" is not installed in database \"%s\"; "
+                             "waiting for it",
+                             MyBgworkerEntry->bgw_extra),
+                      errhint("The worker does nothing in this database until CREATE EXTENSION oban_pro.")));
+    } else if (OidIsValid(schema) && extension_seen != Seen::kInstalled) {
+        extension_seen = Seen::kInstalled;
+        ereport(LOG,
+                (errmsg("oban_pro worker: extension \"oban_pro\" found in schema \"%s\" of database \"%s\"",
+                        get_namespace_name(schema), MyBgworkerEntry->bgw_extra)));
+    }
+    return schema;
 }
 
 bool WorkerServesThisDatabase() {
-    if (worker_state == nullptr) return false;
-    SpinLockAcquire(&worker_state->mutex);
-    bool serves = worker_state->latch != nullptr && worker_state->database == MyDatabaseId;
-    SpinLockRelease(&worker_state->mutex);
+    WorkerState *state = ThisDatabaseSlot();
+    if (state == nullptr) return false;
+    SpinLockAcquire(&state->mutex);
+    bool serves = state->latch != nullptr && state->database == MyDatabaseId;
+    SpinLockRelease(&state->mutex);
     return serves;
 }
 
 bool HandOffNotifications(Oid schema, const char *const *queues, int count) {
+    WorkerState *worker_state = ThisDatabaseSlot();
     if (worker_state == nullptr) return false;
     Latch *latch = nullptr;
     SpinLockAcquire(&worker_state->mutex);
@@ -253,6 +358,7 @@ bool HandOffNotifications(Oid schema, const char *const *queues, int count) {
 }
 
 void WakeFlusher() {
+    WorkerState *worker_state = ThisDatabaseSlot();
     if (worker_state == nullptr) return;
     SpinLockAcquire(&worker_state->mutex);
     Latch *latch = worker_state->database == MyDatabaseId ? worker_state->latch : nullptr;
@@ -263,19 +369,22 @@ void WakeFlusher() {
 
 }  // namespace oban::pg
 
-void oban_pro_worker_main(Datum) {
+void oban_pro_worker_main(Datum slot) {
     using namespace oban::pg;
     pqsignal(SIGHUP, SignalHandlerForConfigReload);
     pqsignal(SIGTERM, die);
     BackgroundWorkerUnblockSignals();
-    BackgroundWorkerInitializeConnection(database_name, nullptr, 0);
+    worker_state = &worker_states[DatumGetInt32(slot)];
+    const char *database = MyBgworkerEntry->bgw_extra;
+    BackgroundWorkerInitializeConnection(database, nullptr, 0);
     SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
     SetConfigOption("application_name", "oban_pro worker", PGC_USERSET, PGC_S_OVERRIDE);
     pgstat_report_appname("oban_pro worker");
 
     Publish(MyLatch, MyDatabaseId);
     on_shmem_exit(Unpublish, 0);
-    ereport(LOG, (errmsg("oban_pro worker started in database \"%s\"", database_name)));
+    ereport(LOG, (errmsg("oban_pro worker started in database \"%s\"", database)));
+    StartMaintenance();
 
     TimestampTz last_flush = 0;
     TimestampTz last_send = 0;
@@ -285,6 +394,7 @@ void oban_pro_worker_main(Datum) {
         if (ConfigReloadPending) {
             ConfigReloadPending = false;
             ProcessConfigFile(PGC_SIGHUP);
+            ReloadMaintenance();
         }
         // Coalesce: at most one notification transaction every kNotifyEveryMs, so a burst of
         // committing producers costs the worker one transaction, not one each.
@@ -308,7 +418,21 @@ void oban_pro_worker_main(Datum) {
             FlushOnce();
             last_flush = now;
         }
-        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, flush_interval_ms,
-                        PG_WAIT_EXTENSION);
+        // At most one maintenance duty per round, so notifications and flushes go out between them.
+        bool ran = RunDueMaintenance(GetCurrentTimestamp());
+
+        // Sleep on the latch until the next flush or duty is due (or a backend wakes us).
+        now = GetCurrentTimestamp();
+        TimestampTz next_flush = TimestampTzPlusMilliseconds(last_flush, flush_interval_ms);
+        long timeout = next_flush <= now ? 0 : Max(TimestampDifferenceMilliseconds(now, next_flush), 1L);
+        long maintenance = MaintenanceTimeoutMs(now);
+        if (maintenance >= 0 && maintenance < timeout) timeout = maintenance;
+        if (ran || timeout == 0) {  // more may be due: check for interrupts and go on
+            if (!PostmasterIsAlive()) proc_exit(1);
+            continue;
+        }
+        // Report the table statistics of our runs (autovacuum relies on them, e.g. after pruning).
+        (void)pgstat_report_stat(false);
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout, PG_WAIT_EXTENSION);
     }
 }

@@ -1,11 +1,30 @@
-// The background worker that folds the workflow journal and releases dependents (worker.cpp).
+// The background workers, one per database of oban_pro.database (worker.cpp): each folds the
+// workflow journal, releases dependents, sends handed-off notifications and runs maintenance.
 #pragma once
 #include "pg/boundary.hpp"
 
+extern "C" {
+#include "utils/guc.h"
+}
+
 namespace oban::pg {
 
-// Requests shared memory and registers the worker; only while shared_preload_libraries loads us.
+// Requests shared memory and registers one worker per database; only while
+// shared_preload_libraries loads us.
 void InitWorker();
+
+// Check hook of oban_pro.database: a comma-separated list of distinct database names (double
+// quotes keep a name's commas and spaces), at most 16.
+bool CheckDatabaseList(char **newval, void **extra, GucSource source);
+
+// In the worker: runs `body(arg)` in a transaction of its own, reporting `activity` in
+// pg_stat_activity. An error is logged (with `activity` as context) and the transaction rolled
+// back; the worker carries on. `body` must hold no C++ object with a destructor.
+void RunInTransaction(const char *activity, void (*body)(void *), void *arg);
+
+// In the worker, inside RunInTransaction: the schema oban_pro is installed in, or InvalidOid when
+// it is not installed in this database (logged once, until it appears).
+Oid WorkerSchema();
 
 // Wakes the worker of this database, if any, so it flushes at once. Called after a commit that
 // wrote journal rows; cheap and safe when the library was not preloaded.
