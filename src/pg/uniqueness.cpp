@@ -72,27 +72,33 @@ Statement take_over{R"sql(
                     {TEXTOID, TEXTOID, TEXTOID},
                     true};
 
-// Workflows whose insert conflicted in this transaction, with the subtransaction that saw it.
-struct Conflicted {
+// What the claim trigger decided in this transaction for each unique workflow it saw, with the
+// subtransaction that decided it: a conflicted workflow's later rows are dropped without a look
+// (all-or-nothing), and a claimed one's go in without one (the name row is this transaction's own
+// uncommitted write, which nobody else can change before it ends).
+struct Decision {
     SubTransactionId subid;
     char *workflow_id;
+    bool claimed;
 };
-List *conflicted = NIL;  // of Conflicted *, in TopTransactionContext
+List *decisions = NIL;  // of Decision *, in TopTransactionContext
 
-bool IsConflicted(const char *workflow_id) {
+Decision *DecisionFor(const char *workflow_id) {
     ListCell *cell;
-    foreach (cell, conflicted) {
-        if (strcmp(static_cast<Conflicted *>(lfirst(cell))->workflow_id, workflow_id) == 0) return true;
+    foreach (cell, decisions) {
+        auto *decision = static_cast<Decision *>(lfirst(cell));
+        if (strcmp(decision->workflow_id, workflow_id) == 0) return decision;
     }
-    return false;
+    return nullptr;
 }
 
-void RememberConflict(const char *workflow_id) {
+void Remember(const char *workflow_id, bool claimed) {
     MemoryContext previous = MemoryContextSwitchTo(TopTransactionContext);
-    auto *entry = static_cast<Conflicted *>(palloc(sizeof(Conflicted)));
-    entry->subid = GetCurrentSubTransactionId();
-    entry->workflow_id = pstrdup(workflow_id);
-    conflicted = lappend(conflicted, entry);
+    auto *decision = static_cast<Decision *>(palloc(sizeof(Decision)));
+    decision->subid = GetCurrentSubTransactionId();
+    decision->workflow_id = pstrdup(workflow_id);
+    decision->claimed = claimed;
+    decisions = lappend(decisions, decision);
     MemoryContextSwitchTo(previous);
 }
 
@@ -103,7 +109,7 @@ void OnTransactionEvent(XactEvent event, void *) {
         case XACT_EVENT_ABORT:
         case XACT_EVENT_PARALLEL_ABORT:
         case XACT_EVENT_PREPARE:
-            conflicted = NIL;  // its memory goes with TopTransactionContext
+            decisions = NIL;  // its memory goes with TopTransactionContext
             workflow_names_claimed = false;
             break;
         default:
@@ -111,19 +117,19 @@ void OnTransactionEvent(XactEvent event, void *) {
     }
 }
 
-// A rolled-back subtransaction's conflicts are forgotten: a retry after ROLLBACK TO SAVEPOINT
-// checks the name afresh. A committed one's pass to its parent.
+// A rolled-back subtransaction's decisions are forgotten (its claims were rolled back with it, and
+// a retry after ROLLBACK TO SAVEPOINT checks the name afresh). A committed one's pass to its parent.
 void OnSubtransactionEvent(SubXactEvent event, SubTransactionId subid, SubTransactionId parent, void *) {
     if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB) return;
     if (event == SUBXACT_EVENT_ABORT_SUB) workflow_names_claimed = false;
     ListCell *cell;
-    foreach (cell, conflicted) {
-        auto *entry = static_cast<Conflicted *>(lfirst(cell));
-        if (entry->subid < subid) continue;
+    foreach (cell, decisions) {
+        auto *decision = static_cast<Decision *>(lfirst(cell));
+        if (decision->subid < subid) continue;
         if (event == SUBXACT_EVENT_ABORT_SUB)
-            conflicted = foreach_delete_current(conflicted, cell);
+            decisions = foreach_delete_current(decisions, cell);
         else
-            entry->subid = parent;
+            decision->subid = parent;
     }
 }
 
@@ -206,14 +212,14 @@ OBAN_FUNCTION(oban_jobs_workflow_claim) {
                         errhint("Add both as non-empty strings, or drop \"workflow_unique\".")));
 
     char *id = pnstrdup(workflow_id.val.string.val, workflow_id.val.string.len);
-    if (IsConflicted(id)) return PointerGetDatum(nullptr);
+    if (Decision *decided = DecisionFor(id))
+        return decided->claimed ? PointerGetDatum(row) : PointerGetDatum(nullptr);
 
     Oid schema = RelationGetNamespace(relation);
     Datum name_text = PointerGetDatum(cstring_to_text_with_len(name.val.string.val, name.val.string.len));
     BeginSql(schema);
     bool claimed = ClaimWorkflowName(schema, name_text, CStringGetTextDatum(id));
     EndSql();
-    if (claimed) return PointerGetDatum(row);
-    RememberConflict(id);
-    return PointerGetDatum(nullptr);
+    Remember(id, claimed);
+    return claimed ? PointerGetDatum(row) : PointerGetDatum(nullptr);
 }
