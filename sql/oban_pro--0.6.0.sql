@@ -654,3 +654,77 @@ CREATE FUNCTION @extschema@.oban_workflow_status(workflow_id text)
 RETURNS jsonb
 LANGUAGE c STABLE
 AS 'MODULE_PATHNAME', 'oban_workflow_status';
+
+-------------------------------------------------------------------------------------------------------
+-- Durable signals (SPEC §6; src/pg/signals.cpp). oban_signals is the mailbox: one row per delivered,
+-- not yet consumed signal, consumed oldest first by oban_await_signal. A job parked by
+-- oban_await_signal is `suspended` with meta wait_until (its deadline, or "infinity").
+-------------------------------------------------------------------------------------------------------
+
+CREATE TABLE @extschema@.oban_signals (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job_id bigint NOT NULL,
+    payload jsonb NOT NULL,
+    inserted_at timestamp WITHOUT TIME ZONE NOT NULL DEFAULT timezone('UTC', now())
+);
+CREATE INDEX oban_signals_job_index ON @extschema@.oban_signals (job_id, id);
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.oban_signals', '');
+SELECT pg_catalog.pg_extension_config_dump(
+    pg_catalog.pg_get_serial_sequence('@extschema@.oban_signals', 'id')::pg_catalog.regclass, '');
+
+-- Parked jobs by deadline, for staging. meta.wait_until is the JSON text of a UTC timestamp, which
+-- sorts as the timestamp does under COLLATE "C" ("infinity" sorts after every date).
+CREATE INDEX oban_jobs_parked_index
+    ON @extschema@.oban_jobs (((meta->>'wait_until') COLLATE "C"))
+    WHERE state = 'suspended' AND meta ? 'wait_until';
+
+-- A job's signals go with it.
+CREATE FUNCTION @extschema@.oban_jobs_drop_signals()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        DELETE FROM @extschema@.oban_signals;
+    ELSE
+        DELETE FROM @extschema@.oban_signals AS s USING gone WHERE s.job_id = gone.id;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER oban_jobs_signals_delete
+    AFTER DELETE ON @extschema@.oban_jobs
+    REFERENCING OLD TABLE AS gone
+    FOR EACH STATEMENT
+    EXECUTE FUNCTION @extschema@.oban_jobs_drop_signals();
+
+CREATE TRIGGER oban_jobs_signals_truncate
+    AFTER TRUNCATE ON @extschema@.oban_jobs
+    FOR EACH STATEMENT
+    EXECUTE FUNCTION @extschema@.oban_jobs_drop_signals();
+
+CREATE FUNCTION @extschema@.oban_signal(job_id bigint, payload jsonb)
+RETURNS boolean
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'oban_signal';
+
+CREATE FUNCTION @extschema@.oban_signal(job_ids bigint[], payload jsonb)
+RETURNS integer
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'oban_signal_many';
+
+CREATE FUNCTION @extschema@.oban_workflow_signal(workflow_id text, name text, payload jsonb)
+RETURNS integer
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'oban_workflow_signal';
+
+CREATE FUNCTION @extschema@.oban_await_signal(
+    job_id bigint,
+    wait_for interval DEFAULT NULL,
+    wait_timeout interval DEFAULT '5 seconds')
+RETURNS TABLE (status text, payload jsonb)
+LANGUAGE c VOLATILE ROWS 1
+AS 'MODULE_PATHNAME', 'oban_await_signal';

@@ -101,6 +101,7 @@ void _PG_init(void) {
         &oban::pg::flush_interval_ms, 1000, 10, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,
         nullptr);
     oban::pg::DefineMaintenanceSettings();
+    oban::pg::InitSignals();
     MarkGUCPrefixReserved("oban_pro");
 
     oban::pg::InitNotify();

@@ -27,4 +27,10 @@ extern int repair_max_age_s;
 // Registers the transaction callbacks of the insert notifications (notify.cpp).
 void InitNotify();
 
+// oban_pro.max_signal_bytes: the largest signal payload oban_signal accepts.
+extern int max_signal_bytes;
+// Defines the signal settings, registers the wake-at-commit callbacks and, while
+// shared_preload_libraries loads us, requests the shared memory waiters sleep on (signals.cpp).
+void InitSignals();
+
 }  // namespace oban::pg

@@ -1,0 +1,485 @@
+// Durable signals (SPEC §6): a mailbox table, signals woken at commit, awaits that block in the
+// backend and then park the job without holding a worker.
+//
+// Waking. With shared_preload_libraries = 'oban_pro' the extension owns an array of condition
+// variables in shared memory, one per slot of a hash of (database, job id). oban_signal records the
+// slots of the executing jobs it signalled, per (sub)transaction; a rolled-back subtransaction takes
+// its slots along, and only XACT_EVENT_COMMIT — after the commit is visible to new snapshots —
+// broadcasts them. A waiter re-reads the mailbox with a fresh snapshot after each wake, so a wake
+// for another job of the same slot costs one query. Without preloading there is no shared memory:
+// waiters poll every kPollMs.
+//
+// Races. oban_signal locks the target job rows (FOR NO KEY UPDATE, in id order) before storing
+// anything, and parking locks the job row, then re-reads the mailbox with a fresh snapshot before it
+// parks. So a signal committed between an await's last look and its park is seen by the park (or
+// finds the job parked and makes it available); two signals to one job are stored in commit order;
+// a signal and a cancel of the job serialize on the row, and a signal to a job that ended stores
+// nothing. Nothing is locked while an await sleeps.
+#include "core/signal.hpp"
+#include "pg/args.hpp"
+#include "pg/module.hpp"
+#include "pg/sql.hpp"
+
+extern "C" {
+#include "access/detoast.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/bitmapset.h"
+#include "nodes/pg_list.h"
+#include "pgstat.h"
+#include "storage/condition_variable.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+}
+
+namespace oban::pg {
+
+int max_signal_bytes = 1024 * 1024;
+
+namespace {
+
+// Slots of condition variables; a power of two.
+constexpr int kWaitSlots = 1024;
+// Without shared memory, a waiter looks at the mailbox this often.
+constexpr long kPollMs = 10;
+
+struct SignalWaits {
+    ConditionVariable slots[kWaitSlots];
+};
+
+SignalWaits *signal_waits = nullptr;
+shmem_request_hook_type previous_request_hook = nullptr;
+shmem_startup_hook_type previous_startup_hook = nullptr;
+
+void RequestSharedMemory() {
+    if (previous_request_hook != nullptr) previous_request_hook();
+    RequestAddinShmemSpace(MAXALIGN(sizeof(SignalWaits)));
+}
+
+void StartSharedMemory() {
+    if (previous_startup_hook != nullptr) previous_startup_hook();
+    LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+    bool found = false;
+    signal_waits =
+        static_cast<SignalWaits *>(ShmemInitStruct("oban_pro signal waits", sizeof(SignalWaits), &found));
+    if (!found)
+        for (int i = 0; i < kWaitSlots; i++) ConditionVariableInit(&signal_waits->slots[i]);
+    LWLockRelease(AddinShmemInitLock);
+}
+
+int SlotOf(int64 job_id) {
+    uint32 key =
+        hash_combine(hash_bytes_uint32(MyDatabaseId),
+                     hash_bytes_uint32((uint32)job_id) ^ hash_bytes_uint32((uint32)((uint64)job_id >> 32)));
+    return (int)(key & (kWaitSlots - 1));
+}
+
+// --- wakes at commit -------------------------------------------------------------------------------
+
+// The slots a (sub)transaction signalled, in TopTransactionContext.
+struct PendingWakes {
+    int nest_level;
+    Bitmapset *slots;
+};
+List *pending_wakes = NIL;
+
+void RecordWake(int64 job_id) {
+    if (signal_waits == nullptr) return;  // waiters poll
+    int level = GetCurrentTransactionNestLevel();
+    MemoryContext caller = MemoryContextSwitchTo(TopTransactionContext);
+    PendingWakes *last = pending_wakes == NIL ? nullptr : static_cast<PendingWakes *>(llast(pending_wakes));
+    if (last == nullptr || last->nest_level != level) {
+        last = static_cast<PendingWakes *>(palloc(sizeof(PendingWakes)));
+        last->nest_level = level;
+        last->slots = nullptr;
+        pending_wakes = lappend(pending_wakes, last);
+    }
+    last->slots = bms_add_member(last->slots, SlotOf(job_id));
+    MemoryContextSwitchTo(caller);
+}
+
+void OnTransactionEvent(XactEvent event, void *) {
+    switch (event) {
+        case XACT_EVENT_COMMIT: {
+            // The commit is visible: wake the waiters. Nothing here can fail.
+            ListCell *cell;
+            foreach (cell, pending_wakes) {
+                auto *wakes = static_cast<PendingWakes *>(lfirst(cell));
+                int slot = -1;
+                while ((slot = bms_next_member(wakes->slots, slot)) >= 0)
+                    ConditionVariableBroadcast(&signal_waits->slots[slot]);
+            }
+            pending_wakes = NIL;
+            break;
+        }
+        case XACT_EVENT_ABORT:
+        case XACT_EVENT_PREPARE:  // waiters see it at their park, which waits for the row lock
+        case XACT_EVENT_PARALLEL_COMMIT:
+        case XACT_EVENT_PARALLEL_ABORT:
+            pending_wakes = NIL;  // its memory goes with TopTransactionContext
+            break;
+        default:
+            break;
+    }
+}
+
+void OnSubtransactionEvent(SubXactEvent event, SubTransactionId, SubTransactionId, void *) {
+    if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB) return;
+    int level = GetCurrentTransactionNestLevel();
+    ListCell *cell;
+    foreach (cell, pending_wakes) {
+        auto *wakes = static_cast<PendingWakes *>(lfirst(cell));
+        if (wakes->nest_level < level) continue;
+        if (event == SUBXACT_EVENT_ABORT_SUB)
+            pending_wakes = foreach_delete_current(pending_wakes, cell);
+        else
+            wakes->nest_level = level - 1;
+    }
+}
+
+// --- statements ------------------------------------------------------------------------------------
+
+// Locks the unfinished jobs among $1 in id order (so two signals never deadlock), waiting for any
+// transaction that holds one; rows changed meanwhile are re-checked as they are now.
+Statement lock_targets{R"sql(
+    SELECT id, state::text FROM @extschema@.oban_jobs
+    WHERE id = ANY ($1) AND state::text IN ('available', 'scheduled', 'suspended', 'executing', 'retryable')
+    ORDER BY id
+    FOR NO KEY UPDATE)sql",
+                       1,
+                       {INT8ARRAYOID},
+                       true};
+
+// Stores the payload for the locked jobs $1 and makes the parked ones among them available.
+Statement deliver{R"sql(
+    WITH stored AS (
+        INSERT INTO @extschema@.oban_signals (job_id, payload)
+        SELECT id, $2 FROM unnest($1::bigint[]) AS t(id)
+    )
+    UPDATE @extschema@.oban_jobs
+    SET state = 'available'
+    WHERE id = ANY ($1) AND state::text = 'suspended' AND meta ? 'wait_until')sql",
+                  2,
+                  {INT8ARRAYOID, JSONBOID},
+                  true};
+
+Statement workflow_steps{R"sql(
+    SELECT id FROM @extschema@.oban_jobs
+    WHERE meta ? 'workflow_id' AND meta->>'workflow_id' = $1 AND meta->>'name' = $2
+      AND state::text IN ('available', 'scheduled', 'suspended', 'executing', 'retryable'))sql",
+                         2,
+                         {TEXTOID, TEXTOID},
+                         true};
+
+// One look at the job and its mailbox, with a fresh snapshot: the job's state and deadline, and
+// the oldest stored signal, consumed (deleted) if the job is executing. A consumed signal ends the
+// wait, so the deadline goes with it.
+Statement take_signal{R"sql(
+    WITH job AS (
+        SELECT state::text AS state, meta->>'wait_until' AS wait_until
+        FROM @extschema@.oban_jobs WHERE id = $1
+    ), taken AS (
+        DELETE FROM @extschema@.oban_signals
+        WHERE id = (SELECT s.id FROM @extschema@.oban_signals AS s
+                    WHERE s.job_id = $1 AND (SELECT state FROM job) = 'executing'
+                    ORDER BY s.id LIMIT 1
+                    FOR UPDATE SKIP LOCKED)
+        RETURNING payload
+    ), cleared AS (
+        UPDATE @extschema@.oban_jobs SET meta = meta - 'wait_until'
+        WHERE id = $1 AND (SELECT wait_until FROM job) IS NOT NULL AND EXISTS (SELECT FROM taken)
+    )
+    SELECT (SELECT state FROM job), (SELECT wait_until FROM job), (SELECT payload FROM taken),
+           EXISTS (SELECT FROM taken))sql",
+                      1,
+                      {INT8OID},
+                      true};
+
+// Parking starts by locking the job row: it waits for a signal in flight to commit, and a signal
+// that comes after waits for the park to commit. The mailbox is then read again.
+Statement lock_job{R"sql(
+    SELECT state::text FROM @extschema@.oban_jobs WHERE id = $1 FOR NO KEY UPDATE)sql",
+                   1,
+                   {INT8OID},
+                   true};
+
+// executing → suspended, the attempt given back, the deadline kept ($2) or set now: now + $3, or
+// "infinity" when $3 is NULL.
+Statement park_job{R"sql(
+    UPDATE @extschema@.oban_jobs
+    SET state = 'suspended',
+        attempt = greatest(attempt - 1, 0),
+        meta = CASE WHEN $2 THEN meta
+                    ELSE meta || jsonb_build_object('wait_until',
+                             CASE WHEN $3::interval IS NULL THEN to_jsonb('infinity'::text)
+                                  ELSE to_jsonb(timezone('UTC', clock_timestamp()) + $3) END) END
+    WHERE id = $1 AND state::text = 'executing')sql",
+                   3,
+                   {INT8OID, BOOLOID, INTERVALOID},
+                   true};
+
+Statement clear_deadline{R"sql(
+    UPDATE @extschema@.oban_jobs SET meta = meta - 'wait_until'
+    WHERE id = $1 AND state::text = 'executing' AND meta ? 'wait_until')sql",
+                         1,
+                         {INT8OID},
+                         true};
+
+// --- signalling ------------------------------------------------------------------------------------
+
+void CheckPayload(FunctionCallInfo fcinfo, int position) {
+    RequireArgument(fcinfo, position, "payload");
+    Size size = toast_raw_datum_size(PG_GETARG_DATUM(position));
+    if (size > (Size)max_signal_bytes)
+        ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("signal payload is too large"),
+                        errdetail("The payload takes %zu bytes; oban_pro.max_signal_bytes is %d.", size,
+                                  max_signal_bytes),
+                        errhint("Store large data elsewhere and signal a reference to it.")));
+}
+
+// Signals the jobs of `job_ids` (an int8[]; NULLs and duplicates count once or not at all): returns
+// how many took the payload. Between BeginSql and EndSql; C-style.
+int SignalJobs(Oid schema, Datum job_ids, Datum payload) {
+    Datum lock_args[1] = {job_ids};
+    uint64 locked = Execute(&lock_targets, schema, lock_args, nullptr);
+    if (locked == 0) return 0;
+    Datum *ids = static_cast<Datum *>(palloc(sizeof(Datum) * locked));
+    for (uint64 i = 0; i < locked; i++) {
+        bool is_null = false;
+        HeapTuple row = SPI_tuptable->vals[i];
+        ids[i] = SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &is_null);
+        char *state = SPI_getvalue(row, SPI_tuptable->tupdesc, 2);
+        // Only an executing job can have a backend awaiting it.
+        if (strcmp(state, "executing") == 0) RecordWake(DatumGetInt64(ids[i]));
+    }
+    Datum deliver_args[2] = {
+        PointerGetDatum(construct_array(ids, (int)locked, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE)),
+        payload};
+    Execute(&deliver, schema, deliver_args, nullptr);
+    return (int)locked;
+}
+
+Datum SingleIdArray(Datum id) {
+    return PointerGetDatum(construct_array(&id, 1, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE));
+}
+
+// --- awaiting --------------------------------------------------------------------------------------
+
+struct Look {
+    bool found;      // the job exists
+    char *state;     // its state
+    char *deadline;  // meta.wait_until, or nullptr
+    bool received;
+    Datum payload;  // when received, copied into the caller's context
+};
+
+// One look at the job and its mailbox (C-style; between BeginSql and EndSql).
+Look TakeSignal(Oid schema, int64 job_id, MemoryContext caller) {
+    Datum values[1] = {Int64GetDatum(job_id)};
+    Execute(&take_signal, schema, values, nullptr);
+    HeapTuple row = SPI_tuptable->vals[0];
+    TupleDesc descriptor = SPI_tuptable->tupdesc;
+    Look look{};
+    bool is_null = false;
+    MemoryContext spi = MemoryContextSwitchTo(caller);  // outlive SPI_finish
+    look.state = SPI_getvalue(row, descriptor, 1);
+    look.found = look.state != nullptr;
+    look.deadline = SPI_getvalue(row, descriptor, 2);
+    look.received = DatumGetBool(SPI_getbinval(row, descriptor, 4, &is_null));
+    if (look.received) look.payload = datumCopy(SPI_getbinval(row, descriptor, 3, &is_null), false, -1);
+    MemoryContextSwitchTo(spi);
+    return look;
+}
+
+[[noreturn]] void NotExecuting(int64 job_id, const Look &look, bool before) {
+    if (signal_waits != nullptr) ConditionVariableCancelSleep();
+    if (!look.found)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("job %lld does not exist", (long long)job_id),
+                        errhint("oban_await_signal is called by the worker running an executing job.")));
+    ereport(ERROR,
+            (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+             before ? errmsg("job %lld is not executing", (long long)job_id)
+                    : errmsg("job %lld stopped executing while it awaited a signal", (long long)job_id),
+             errdetail("The job is %s.", look.state),
+             errhint("oban_await_signal is called by the worker running an executing job.")));
+}
+
+int64 IntervalMicros(const Interval *interval) {
+    return interval->time + (int64)interval->day * USECS_PER_DAY +
+           (int64)interval->month * DAYS_PER_MONTH * USECS_PER_DAY;
+}
+
+oban::core::Deadline ReadDeadline(const char *text) {
+    if (text == nullptr) return oban::core::Deadline{};
+    return oban::core::ParseDeadline(text);
+}
+
+}  // namespace
+
+void InitSignals() {
+    DefineCustomIntVariable("oban_pro.max_signal_bytes", "Largest signal payload oban_signal accepts.",
+                            "Larger payloads are refused with SQLSTATE 54000.", &max_signal_bytes,
+                            1024 * 1024, 16, 256 * 1024 * 1024, PGC_USERSET, GUC_UNIT_BYTE, nullptr, nullptr,
+                            nullptr);
+    RegisterXactCallback(OnTransactionEvent, nullptr);
+    RegisterSubXactCallback(OnSubtransactionEvent, nullptr);
+    if (!process_shared_preload_libraries_in_progress) return;
+    previous_request_hook = shmem_request_hook;
+    shmem_request_hook = RequestSharedMemory;
+    previous_startup_hook = shmem_startup_hook;
+    shmem_startup_hook = StartSharedMemory;
+}
+
+}  // namespace oban::pg
+
+using namespace oban::pg;
+
+OBAN_FUNCTION(oban_signal) {
+    RequireArgument(fcinfo, 0, "job_id");
+    CheckPayload(fcinfo, 1);
+    Oid schema = FunctionSchema(fcinfo);
+    BeginSql(schema);
+    int took = SignalJobs(schema, SingleIdArray(PG_GETARG_DATUM(0)), PG_GETARG_DATUM(1));
+    EndSql();
+    PG_RETURN_BOOL(took > 0);
+}
+
+OBAN_FUNCTION(oban_signal_many) {
+    RequireArgument(fcinfo, 0, "job_ids");
+    CheckPayload(fcinfo, 1);
+    Oid schema = FunctionSchema(fcinfo);
+    BeginSql(schema);
+    int took = SignalJobs(schema, PG_GETARG_DATUM(0), PG_GETARG_DATUM(1));
+    EndSql();
+    PG_RETURN_INT32(took);
+}
+
+OBAN_FUNCTION(oban_workflow_signal) {
+    RequireArgument(fcinfo, 0, "workflow_id");
+    RequireArgument(fcinfo, 1, "name");
+    CheckPayload(fcinfo, 2);
+    Oid schema = FunctionSchema(fcinfo);
+    BeginSql(schema);
+    Datum values[2] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1)};
+    uint64 found = Execute(&workflow_steps, schema, values, nullptr);
+    int took = 0;
+    if (found > 0) {
+        Datum *ids = static_cast<Datum *>(palloc(sizeof(Datum) * found));
+        for (uint64 i = 0; i < found; i++) {
+            bool is_null = false;
+            ids[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &is_null);
+        }
+        Datum array =
+            PointerGetDatum(construct_array(ids, (int)found, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE));
+        took = SignalJobs(schema, array, PG_GETARG_DATUM(2));
+    }
+    EndSql();
+    PG_RETURN_INT32(took);
+}
+
+// See SPEC §6. C-style throughout: the sleeps check for interrupts (statement_timeout, cancel,
+// termination) and may leave by longjmp; no C++ object is live here. Aborting the transaction
+// cancels a prepared condition-variable sleep.
+OBAN_FUNCTION(oban_await_signal) {
+    RequireArgument(fcinfo, 0, "job_id");
+    RequireArgument(fcinfo, 2, "wait_timeout");
+    if (!PG_ARGISNULL(1)) RequireDelay(PG_GETARG_INTERVAL_P(1), "wait_for");
+    RequireDelay(PG_GETARG_INTERVAL_P(2), "wait_timeout");
+    if (IsolationUsesXactSnapshot())
+        ereport(ERROR,
+                (errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+                 errmsg("oban_await_signal cannot run in a REPEATABLE READ or SERIALIZABLE transaction"),
+                 errdetail("It must see signals committed while it waits."),
+                 errhint("Call it in READ COMMITTED, the default isolation level.")));
+    InitMaterializedSRF(fcinfo, 0);
+    auto *result = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+
+    int64 job_id = PG_GETARG_INT64(0);
+    bool has_wait_for = !PG_ARGISNULL(1);
+    Datum wait_for = has_wait_for ? PG_GETARG_DATUM(1) : (Datum)0;
+    TimestampTz block_until = GetCurrentTimestamp() + IntervalMicros(PG_GETARG_INTERVAL_P(2));
+    Oid schema = FunctionSchema(fcinfo);
+    MemoryContext caller = CurrentMemoryContext;
+    ConditionVariable *cv = signal_waits != nullptr ? &signal_waits->slots[SlotOf(job_id)] : nullptr;
+
+    const char *status = nullptr;
+    Datum payload = (Datum)0;
+    // On the waiting list before the first look, so a commit between a look and a sleep still wakes.
+    if (cv != nullptr) ConditionVariablePrepareToSleep(cv);
+    for (bool first = true;; first = false) {
+        BeginSql(schema);
+        Look look = TakeSignal(schema, job_id, caller);
+        EndSql();
+        if (!look.found || strcmp(look.state, "executing") != 0) NotExecuting(job_id, look, first);
+        if (look.received) {
+            status = "received";
+            payload = look.payload;
+            break;
+        }
+        oban::core::Deadline deadline = ReadDeadline(look.deadline);
+        oban::core::AwaitDecision decision =
+            oban::core::DecideAwait(deadline, GetCurrentTimestamp(), block_until);
+        if (decision.step == oban::core::AwaitStep::Timeout) {
+            Datum values[1] = {Int64GetDatum(job_id)};
+            BeginSql(schema);
+            Execute(&clear_deadline, schema, values, nullptr);
+            EndSql();
+            status = "timeout";
+            break;
+        }
+        if (decision.step == oban::core::AwaitStep::Park) {
+            if (cv != nullptr) ConditionVariableCancelSleep();
+            cv = nullptr;
+            Datum values[1] = {Int64GetDatum(job_id)};
+            BeginSql(schema);
+            Execute(&lock_job, schema, values, nullptr);  // may wait for a signal in flight
+            look = TakeSignal(schema, job_id, caller);    // a fresh snapshot, after the lock
+            if (!look.found || strcmp(look.state, "executing") != 0) {
+                EndSql();
+                NotExecuting(job_id, look, false);
+            }
+            if (look.received) {
+                status = "received";
+                payload = look.payload;
+            } else {
+                deadline = ReadDeadline(look.deadline);
+                Datum park_args[3] = {Int64GetDatum(job_id),
+                                      BoolGetDatum(deadline.kind != oban::core::Deadline::Kind::None),
+                                      wait_for};
+                const char nulls[3] = {' ', ' ', has_wait_for ? ' ' : 'n'};
+                Execute(&park_job, schema, park_args, nulls);
+                status = "suspended";
+            }
+            EndSql();
+            break;
+        }
+        long sleep_ms = (long)((decision.sleep_us + 999) / 1000);
+        if (cv != nullptr) {
+            (void)ConditionVariableTimedSleep(cv, sleep_ms, PG_WAIT_EXTENSION);
+        } else {
+            (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, Min(sleep_ms, kPollMs),
+                            PG_WAIT_EXTENSION);
+            ResetLatch(MyLatch);
+            CHECK_FOR_INTERRUPTS();
+        }
+    }
+    if (cv != nullptr) ConditionVariableCancelSleep();
+
+    Datum values[2] = {CStringGetTextDatum(status), payload};
+    bool nulls[2] = {false, payload == (Datum)0};
+    tuplestore_putvalues(result->setResult, result->setDesc, values, nulls);
+    return (Datum)0;
+}
