@@ -159,7 +159,8 @@ Statement retry_job{R"sql(
         scheduled_at = timezone('UTC', now()),
         completed_at = NULL,
         cancelled_at = NULL,
-        discarded_at = NULL
+        discarded_at = NULL,
+        meta = meta - 'wait_until'  -- a signal wait of an earlier run ends with it
     WHERE id = $1 AND state::text IN ('completed', 'cancelled', 'discarded', 'retryable'))sql",
                     1,
                     {INT8OID},

@@ -30,6 +30,27 @@ Statement stage_jobs{R"sql(
                      1,
                      {INT4OID}};
 
+// Durable signals (signals.cpp): parked jobs — suspended by oban_await_signal, meta wait_until —
+// whose deadline has passed → available; their next oban_await_signal returns 'timeout'. The
+// deadline is the JSON text of a UTC timestamp, which sorts as the timestamp under COLLATE "C"
+// ("infinity" after every date), so oban_jobs_parked_index finds them without reading the jobs
+// suspended on workflow deps.
+Statement stage_parked_jobs{R"sql(
+    WITH due AS (
+        SELECT id FROM @extschema@.oban_jobs
+        WHERE state = 'suspended' AND meta ? 'wait_until'
+          AND (meta->>'wait_until') COLLATE "C" <= (to_jsonb(timezone('UTC', now())) #>> '{}') COLLATE "C"
+        ORDER BY (meta->>'wait_until') COLLATE "C"
+        LIMIT $1
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE @extschema@.oban_jobs AS job
+    SET state = 'available'
+    FROM due
+    WHERE job.id = due.id)sql",
+                            1,
+                            {INT4OID}};
+
 // Ages are capped at 5000 years so the cutoff stays a valid timestamp; nothing is older anyway.
 // Jobs of a workflow that has not finished are kept (its own row shows unfinished jobs, or some
 // workflow of its tree does): dependents may still need them. Returns the workflows it touched.
@@ -121,7 +142,11 @@ OBAN_FUNCTION(oban_stage_jobs) {
     RequireArgument(fcinfo, 0, "limit");
     RequireNonNegative(PG_GETARG_INT32(0), "limit");
     Datum values[1] = {PG_GETARG_DATUM(0)};
-    PG_RETURN_INT32(RunCounted(fcinfo, &stage_jobs, values));
+    int32 staged = RunCounted(fcinfo, &stage_jobs, values);
+    // Parked jobs past their signal deadline, within what is left of the limit.
+    values[0] = Int32GetDatum(PG_GETARG_INT32(0) - staged);
+    if (DatumGetInt32(values[0]) > 0) staged += RunCounted(fcinfo, &stage_parked_jobs, values);
+    PG_RETURN_INT32(staged);
 }
 
 OBAN_FUNCTION(oban_prune_jobs) {

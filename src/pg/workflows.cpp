@@ -174,7 +174,7 @@ Statement release_ready{R"sql(
         UPDATE @extschema@.oban_jobs AS j
         SET state = CASE WHEN j.scheduled_at > timezone('UTC', clock_timestamp()) THEN 'scheduled' ELSE 'available' END
                         ::@extschema@.oban_job_state
-        WHERE j.id = ANY ($1) AND j.state = 'suspended'
+        WHERE j.id = ANY ($1) AND j.state = 'suspended' AND NOT j.meta ? 'wait_until'
         RETURNING j.id
     ), forget_waits AS (
         DELETE FROM @extschema@.oban_workflow_waits WHERE job_id = ANY ($1)
@@ -212,6 +212,7 @@ Statement settle_jobs{R"sql(
             FROM @extschema@.oban_dep_verdicts(j.meta->>'workflow_id', j.meta, $2)
         ) AS v
         WHERE j.id = ANY($1) AND j.state = 'suspended' AND j.meta ? 'workflow_id'
+          AND NOT j.meta ? 'wait_until'  -- parked awaiting a signal (signals.cpp): not waiting on deps
     ), released AS (
         UPDATE @extschema@.oban_jobs AS j
         SET state = CASE WHEN j.scheduled_at > timezone('UTC', clock_timestamp()) THEN 'scheduled' ELSE 'available' END
@@ -530,7 +531,8 @@ Statement stuck_jobs{R"sql(
     )
     SELECT j.id FROM stuck
     JOIN @extschema@.oban_jobs AS j
-      ON j.meta ? 'workflow_id' AND j.meta->>'workflow_id' = stuck.id AND j.state = 'suspended')sql",
+      ON j.meta ? 'workflow_id' AND j.meta->>'workflow_id' = stuck.id AND j.state = 'suspended'
+         AND NOT j.meta ? 'wait_until')sql",
                      2,
                      {INTERVALOID, INT4OID}};
 

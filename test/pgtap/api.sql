@@ -169,7 +169,8 @@ SELECT indexes_are('oban_jobs', ARRAY[
     'oban_jobs_completed_at_index',
     'oban_jobs_cancelled_at_index',
     'oban_jobs_discarded_at_index',
-    'oban_jobs_workflow_index'], 'oban_jobs has the oban-py indexes and the workflow index');
+    'oban_jobs_workflow_index',
+    'oban_jobs_parked_index'], 'oban_jobs has the oban-py indexes, the workflow and the parked-job index');
 SELECT ok((SELECT indisprimary FROM pg_index WHERE indexrelid = 'oban_jobs_pkey'::regclass),
           'oban_jobs_pkey is the primary key index');
 SELECT has_index('oban_jobs', 'oban_jobs_state_queue_priority_scheduled_at_id_index',
