@@ -11,7 +11,7 @@
 -- NULL elements of an id array name no job.
 -- Every rejected call is checked to leave oban_jobs and oban_signals exactly as they were.
 BEGIN;
-SELECT plan(65);
+SELECT plan(66);
 
 SET LOCAL search_path = public, pg_catalog;
 
