@@ -6,6 +6,7 @@
 #include "pg/worker.hpp"
 
 extern "C" {
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 PG_MODULE_MAGIC;
@@ -90,11 +91,14 @@ void _PG_init(void) {
                             "Applies to oban_error_job, oban_cancel_job, oban_discard_job and oban_ack_jobs.",
                             &oban::pg::max_error_bytes, 64 * 1024, 256, 64 * 1024 * 1024, PGC_USERSET,
                             GUC_UNIT_BYTE, nullptr, nullptr, nullptr);
-    DefineCustomStringVariable(
-        "oban_pro.database", "Databases the oban_pro background workers serve, comma-separated.",
-        "One worker per database. Empty: no worker. Needs shared_preload_libraries = 'oban_pro'.",
-        &oban::pg::database_name, "postgres", PGC_POSTMASTER, GUC_LIST_INPUT, oban::pg::CheckDatabaseList,
-        nullptr, nullptr);
+    // A PGC_POSTMASTER setting can only be defined while preloading (Postgres raises FATAL
+    // otherwise, which made the extension unusable without shared_preload_libraries).
+    if (process_shared_preload_libraries_in_progress)
+        DefineCustomStringVariable(
+            "oban_pro.database", "Databases the oban_pro background workers serve, comma-separated.",
+            "One worker per database. Empty: no worker. Needs shared_preload_libraries = 'oban_pro'.",
+            &oban::pg::database_name, "postgres", PGC_POSTMASTER, GUC_LIST_INPUT, oban::pg::CheckDatabaseList,
+            nullptr, nullptr);
     DefineCustomIntVariable(
         "oban_pro.flush_interval", "Longest wait between two flushes of the workflow journal.",
         "The worker also flushes as soon as a transaction that finished workflow steps commits.",

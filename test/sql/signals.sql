@@ -154,5 +154,22 @@ SELECT status FROM oban_await_signal(:retried, wait_for => '1 hour', wait_timeou
 SELECT oban_cancel_job(:retried), oban_retry_job(:retried);
 SELECT state, wait_until FROM job(:retried);
 
+-- 13. An await must see signals committed while it waits: not under REPEATABLE READ (25000).
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+\set VERBOSITY sqlstate
+SELECT * FROM oban_await_signal(:retried);
+\set VERBOSITY default
+ROLLBACK;
+BEGIN ISOLATION LEVEL SERIALIZABLE;
+SELECT * FROM oban_await_signal(:retried);
+ROLLBACK;
+-- Inside a READ COMMITTED transaction block it works; rolling back undoes the park.
+SELECT id FROM oban_fetch_jobs('default', 1);
+BEGIN;
+SELECT status FROM oban_await_signal(:retried, wait_timeout => '0');
+SELECT state FROM job(:retried);
+ROLLBACK;
+SELECT state FROM job(:retried);
+
 DROP FUNCTION job(bigint);
 TRUNCATE oban_jobs RESTART IDENTITY;
