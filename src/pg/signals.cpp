@@ -154,7 +154,7 @@ void OnSubtransactionEvent(SubXactEvent event, SubTransactionId, SubTransactionI
 // Locks the unfinished jobs among $1 in id order (so two signals never deadlock), waiting for any
 // transaction that holds one; rows changed meanwhile are re-checked as they are now.
 Statement lock_targets{R"sql(
-    SELECT id, state::text FROM @extschema@.oban_jobs
+    SELECT id, state::text, state::text = 'suspended' AND meta ? 'wait_until' AS parked FROM @extschema@.oban_jobs
     WHERE id = ANY ($1) AND state::text IN ('available', 'scheduled', 'suspended', 'executing', 'retryable')
     ORDER BY id
     FOR NO KEY UPDATE)sql",
@@ -162,18 +162,27 @@ Statement lock_targets{R"sql(
                        {INT8ARRAYOID},
                        true};
 
-// Stores the payload for the locked jobs $1 and makes the parked ones among them available.
-Statement deliver{R"sql(
+// Stores the payload for the locked jobs $1.
+Statement store{R"sql(
+    INSERT INTO @extschema@.oban_signals (job_id, payload)
+    SELECT id, $2 FROM unnest($1::bigint[]) AS t(id))sql",
+                2,
+                {INT8ARRAYOID, JSONBOID},
+                true};
+
+// The same, and makes the parked jobs among them available: their wait is over (the signal is
+// received when they run), so its deadline goes.
+Statement store_and_unpark{R"sql(
     WITH stored AS (
         INSERT INTO @extschema@.oban_signals (job_id, payload)
         SELECT id, $2 FROM unnest($1::bigint[]) AS t(id)
     )
     UPDATE @extschema@.oban_jobs
-    SET state = 'available'
+    SET state = 'available', meta = meta - 'wait_until'
     WHERE id = ANY ($1) AND state::text = 'suspended' AND meta ? 'wait_until')sql",
-                  2,
-                  {INT8ARRAYOID, JSONBOID},
-                  true};
+                           2,
+                           {INT8ARRAYOID, JSONBOID},
+                           true};
 
 Statement workflow_steps{R"sql(
     SELECT id FROM @extschema@.oban_jobs
@@ -184,8 +193,7 @@ Statement workflow_steps{R"sql(
                          true};
 
 // One look at the job and its mailbox, with a fresh snapshot: the job's state and deadline, and
-// the oldest stored signal, consumed (deleted) if the job is executing. A consumed signal ends the
-// wait, so the deadline goes with it.
+// the oldest stored signal, consumed (deleted) if the job is executing.
 Statement take_signal{R"sql(
     WITH job AS (
         SELECT state::text AS state, meta->>'wait_until' AS wait_until
@@ -197,9 +205,6 @@ Statement take_signal{R"sql(
                     ORDER BY s.id LIMIT 1
                     FOR UPDATE SKIP LOCKED)
         RETURNING payload
-    ), cleared AS (
-        UPDATE @extschema@.oban_jobs SET meta = meta - 'wait_until'
-        WHERE id = $1 AND (SELECT wait_until FROM job) IS NOT NULL AND EXISTS (SELECT FROM taken)
     )
     SELECT (SELECT state FROM job), (SELECT wait_until FROM job), (SELECT payload FROM taken),
            EXISTS (SELECT FROM taken))sql",
@@ -256,6 +261,7 @@ int SignalJobs(Oid schema, Datum job_ids, Datum payload) {
     uint64 locked = Execute(&lock_targets, schema, lock_args, nullptr);
     if (locked == 0) return 0;
     Datum *ids = static_cast<Datum *>(palloc(sizeof(Datum) * locked));
+    bool any_parked = false;
     for (uint64 i = 0; i < locked; i++) {
         bool is_null = false;
         HeapTuple row = SPI_tuptable->vals[i];
@@ -263,11 +269,13 @@ int SignalJobs(Oid schema, Datum job_ids, Datum payload) {
         char *state = SPI_getvalue(row, SPI_tuptable->tupdesc, 2);
         // Only an executing job can have a backend awaiting it.
         if (strcmp(state, "executing") == 0) RecordWake(DatumGetInt64(ids[i]));
+        any_parked |= DatumGetBool(SPI_getbinval(row, SPI_tuptable->tupdesc, 3, &is_null));
     }
     Datum deliver_args[2] = {
         PointerGetDatum(construct_array(ids, (int)locked, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE)),
         payload};
-    Execute(&deliver, schema, deliver_args, nullptr);
+    // The locks are held, so what was read is still true.
+    Execute(any_parked ? &store_and_unpark : &store, schema, deliver_args, nullptr);
     return (int)locked;
 }
 
@@ -425,6 +433,12 @@ OBAN_FUNCTION(oban_await_signal) {
         EndSql();
         if (!look.found || strcmp(look.state, "executing") != 0) NotExecuting(job_id, look, first);
         if (look.received) {
+            if (look.deadline != nullptr) {  // the job was staged at its deadline, then signalled
+                Datum values[1] = {Int64GetDatum(job_id)};
+                BeginSql(schema);
+                Execute(&clear_deadline, schema, values, nullptr);
+                EndSql();
+            }
             status = "received";
             payload = look.payload;
             break;
@@ -452,6 +466,7 @@ OBAN_FUNCTION(oban_await_signal) {
                 NotExecuting(job_id, look, false);
             }
             if (look.received) {
+                if (look.deadline != nullptr) Execute(&clear_deadline, schema, values, nullptr);
                 status = "received";
                 payload = look.payload;
             } else {
