@@ -11,7 +11,7 @@ WORK=$(make_workdir)
 trap 'stop_cluster; rm -rf "$WORK"' EXIT
 start_cluster "$WORK/cluster"
 as_postgres psql -X -q -c "CREATE EXTENSION oban_pro"
-for scenario in "$REPO"/demo/lifecycle.sql "$REPO"/demo/workflow.sql "$REPO"/demo/unique.sql; do
+for scenario in "$REPO"/demo/lifecycle.sql "$REPO"/demo/workflow.sql "$REPO"/demo/unique.sql "$REPO"/demo/signals.sql; do
     log "demo: $(basename "$scenario" .sql)"
     as_postgres psql -X -q -v ON_ERROR_STOP=1 -f - < "$scenario"
 done
