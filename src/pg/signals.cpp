@@ -152,37 +152,30 @@ void OnSubtransactionEvent(SubXactEvent event, SubTransactionId, SubTransactionI
 // --- statements ------------------------------------------------------------------------------------
 
 // Locks the unfinished jobs among $1 in id order (so two signals never deadlock), waiting for any
-// transaction that holds one; rows changed meanwhile are re-checked as they are now.
-Statement lock_targets{R"sql(
-    SELECT id, state::text, state::text = 'suspended' AND meta ? 'wait_until' AS parked FROM @extschema@.oban_jobs
-    WHERE id = ANY ($1) AND state::text IN ('available', 'scheduled', 'suspended', 'executing', 'retryable')
-    ORDER BY id
-    FOR NO KEY UPDATE)sql",
-                       1,
-                       {INT8ARRAYOID},
-                       true};
-
-// Stores the payload for the locked jobs $1.
-Statement store{R"sql(
-    INSERT INTO @extschema@.oban_signals (job_id, payload)
-    SELECT id, $2 FROM unnest($1::bigint[]) AS t(id))sql",
-                2,
-                {INT8ARRAYOID, JSONBOID},
-                true};
-
-// The same, and makes the parked jobs among them available: their wait is over (the signal is
-// received when they run), so its deadline goes.
-Statement store_and_unpark{R"sql(
-    WITH stored AS (
+// transaction that holds one — rows changed meanwhile are re-checked as they are now — then stores
+// the payload for each (after its lock: signals to one job are numbered in commit order) and makes
+// the parked ones available: their wait is over (the signal is received when they run), so its
+// deadline goes. Returns the jobs that took the payload.
+Statement signal_jobs{R"sql(
+    WITH locked AS (
+        SELECT id, state::text AS state, state::text = 'suspended' AND meta ? 'wait_until' AS parked
+        FROM @extschema@.oban_jobs
+        WHERE id = ANY ($1) AND state::text IN ('available', 'scheduled', 'suspended', 'executing', 'retryable')
+        ORDER BY id
+        FOR NO KEY UPDATE
+    ), stored AS (
         INSERT INTO @extschema@.oban_signals (job_id, payload)
-        SELECT id, $2 FROM unnest($1::bigint[]) AS t(id)
+        SELECT id, $2 FROM locked ORDER BY id
+    ), unparked AS (
+        UPDATE @extschema@.oban_jobs AS job
+        SET state = 'available', meta = job.meta - 'wait_until'
+        FROM locked
+        WHERE job.id = locked.id AND locked.parked
     )
-    UPDATE @extschema@.oban_jobs
-    SET state = 'available', meta = meta - 'wait_until'
-    WHERE id = ANY ($1) AND state::text = 'suspended' AND meta ? 'wait_until')sql",
-                           2,
-                           {INT8ARRAYOID, JSONBOID},
-                           true};
+    SELECT id, state FROM locked)sql",
+                      2,
+                      {INT8ARRAYOID, JSONBOID},
+                      true};
 
 Statement workflow_steps{R"sql(
     SELECT id FROM @extschema@.oban_jobs
@@ -220,20 +213,40 @@ Statement lock_job{R"sql(
                    {INT8OID},
                    true};
 
-// executing → suspended, the attempt given back, the deadline kept ($2) or set now: now + $3, or
-// "infinity" when $3 is NULL.
-Statement park_job{R"sql(
-    UPDATE @extschema@.oban_jobs
-    SET state = 'suspended',
-        attempt = greatest(attempt - 1, 0),
-        meta = CASE WHEN $2 THEN meta
-                    ELSE meta || jsonb_build_object('wait_until',
-                             CASE WHEN $3::interval IS NULL THEN to_jsonb('infinity'::text)
-                                  ELSE to_jsonb(timezone('UTC', clock_timestamp()) + $3) END) END
-    WHERE id = $1 AND state::text = 'executing')sql",
-                   3,
-                   {INT8OID, BOOLOID, INTERVALOID},
-                   true};
+// Under the job's row lock, with a fresh snapshot: the oldest stored signal is consumed if there is
+// one (and a deadline left by an earlier wait cleared); otherwise the job parks: executing →
+// suspended, the attempt given back, the deadline kept ($2) or set now: now + $3, or "infinity"
+// when $3 is NULL. Nothing changes unless the job is executing.
+Statement take_or_park{R"sql(
+    WITH job AS (
+        SELECT state::text AS state, meta->>'wait_until' AS wait_until
+        FROM @extschema@.oban_jobs WHERE id = $1
+    ), taken AS (
+        DELETE FROM @extschema@.oban_signals
+        WHERE id = (SELECT s.id FROM @extschema@.oban_signals AS s
+                    WHERE s.job_id = $1 AND (SELECT state FROM job) = 'executing'
+                    ORDER BY s.id LIMIT 1
+                    FOR UPDATE SKIP LOCKED)
+        RETURNING payload
+    ), outcome AS (
+        SELECT EXISTS (SELECT FROM taken) AS received
+    ), changed AS (
+        UPDATE @extschema@.oban_jobs AS j
+        SET state = CASE WHEN o.received THEN j.state ELSE 'suspended' END,
+            attempt = CASE WHEN o.received THEN j.attempt ELSE greatest(j.attempt - 1, 0) END,
+            meta = CASE WHEN o.received THEN j.meta - 'wait_until'
+                        WHEN $2 THEN j.meta
+                        ELSE j.meta || jsonb_build_object('wait_until',
+                                 CASE WHEN $3::interval IS NULL THEN to_jsonb('infinity'::text)
+                                      ELSE to_jsonb(timezone('UTC', clock_timestamp()) + $3) END) END
+        FROM outcome AS o
+        WHERE j.id = $1 AND j.state::text = 'executing' AND (NOT o.received OR j.meta ? 'wait_until')
+    )
+    SELECT (SELECT state FROM job), (SELECT wait_until FROM job), (SELECT payload FROM taken),
+           (SELECT received FROM outcome))sql",
+                       3,
+                       {INT8OID, BOOLOID, INTERVALOID},
+                       true};
 
 Statement clear_deadline{R"sql(
     UPDATE @extschema@.oban_jobs SET meta = meta - 'wait_until'
@@ -257,26 +270,16 @@ void CheckPayload(FunctionCallInfo fcinfo, int position) {
 // Signals the jobs of `job_ids` (an int8[]; NULLs and duplicates count once or not at all): returns
 // how many took the payload. Between BeginSql and EndSql; C-style.
 int SignalJobs(Oid schema, Datum job_ids, Datum payload) {
-    Datum lock_args[1] = {job_ids};
-    uint64 locked = Execute(&lock_targets, schema, lock_args, nullptr);
-    if (locked == 0) return 0;
-    Datum *ids = static_cast<Datum *>(palloc(sizeof(Datum) * locked));
-    bool any_parked = false;
-    for (uint64 i = 0; i < locked; i++) {
+    Datum values[2] = {job_ids, payload};
+    uint64 took = Execute(&signal_jobs, schema, values, nullptr);
+    for (uint64 i = 0; i < took; i++) {
         bool is_null = false;
         HeapTuple row = SPI_tuptable->vals[i];
-        ids[i] = SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &is_null);
-        char *state = SPI_getvalue(row, SPI_tuptable->tupdesc, 2);
         // Only an executing job can have a backend awaiting it.
-        if (strcmp(state, "executing") == 0) RecordWake(DatumGetInt64(ids[i]));
-        any_parked |= DatumGetBool(SPI_getbinval(row, SPI_tuptable->tupdesc, 3, &is_null));
+        if (strcmp(SPI_getvalue(row, SPI_tuptable->tupdesc, 2), "executing") == 0)
+            RecordWake(DatumGetInt64(SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &is_null)));
     }
-    Datum deliver_args[2] = {
-        PointerGetDatum(construct_array(ids, (int)locked, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE)),
-        payload};
-    // The locks are held, so what was read is still true.
-    Execute(any_parked ? &store_and_unpark : &store, schema, deliver_args, nullptr);
-    return (int)locked;
+    return (int)took;
 }
 
 Datum SingleIdArray(Datum id) {
@@ -293,10 +296,8 @@ struct Look {
     Datum payload;  // when received, copied into the caller's context
 };
 
-// One look at the job and its mailbox (C-style; between BeginSql and EndSql).
-Look TakeSignal(Oid schema, int64 job_id, MemoryContext caller) {
-    Datum values[1] = {Int64GetDatum(job_id)};
-    Execute(&take_signal, schema, values, nullptr);
+// Reads a look: the row of take_signal or take_or_park (C-style; between BeginSql and EndSql).
+Look ReadLook(MemoryContext caller) {
     HeapTuple row = SPI_tuptable->vals[0];
     TupleDesc descriptor = SPI_tuptable->tupdesc;
     Look look{};
@@ -309,6 +310,13 @@ Look TakeSignal(Oid schema, int64 job_id, MemoryContext caller) {
     if (look.received) look.payload = datumCopy(SPI_getbinval(row, descriptor, 3, &is_null), false, -1);
     MemoryContextSwitchTo(spi);
     return look;
+}
+
+// One look at the job and its mailbox (C-style; between BeginSql and EndSql).
+Look TakeSignal(Oid schema, int64 job_id, MemoryContext caller) {
+    Datum values[1] = {Int64GetDatum(job_id)};
+    Execute(&take_signal, schema, values, nullptr);
+    return ReadLook(caller);
 }
 
 [[noreturn]] void NotExecuting(int64 job_id, const Look &look, bool before) {
@@ -460,24 +468,18 @@ OBAN_FUNCTION(oban_await_signal) {
             Datum values[1] = {Int64GetDatum(job_id)};
             BeginSql(schema);
             Execute(&lock_job, schema, values, nullptr);  // may wait for a signal in flight
-            look = TakeSignal(schema, job_id, caller);    // a fresh snapshot, after the lock
+            // A fresh snapshot, after the lock: a signal committed meanwhile is received instead.
+            bool keep = deadline.kind != oban::core::Deadline::Kind::None;
+            Datum park_args[3] = {Int64GetDatum(job_id), BoolGetDatum(keep), wait_for};
+            const char nulls[3] = {' ', ' ', has_wait_for ? ' ' : 'n'};
+            Execute(&take_or_park, schema, park_args, nulls);
+            look = ReadLook(caller);
             if (!look.found || strcmp(look.state, "executing") != 0) {
                 EndSql();
                 NotExecuting(job_id, look, false);
             }
-            if (look.received) {
-                if (look.deadline != nullptr) Execute(&clear_deadline, schema, values, nullptr);
-                status = "received";
-                payload = look.payload;
-            } else {
-                deadline = ReadDeadline(look.deadline);
-                Datum park_args[3] = {Int64GetDatum(job_id),
-                                      BoolGetDatum(deadline.kind != oban::core::Deadline::Kind::None),
-                                      wait_for};
-                const char nulls[3] = {' ', ' ', has_wait_for ? ' ' : 'n'};
-                Execute(&park_job, schema, park_args, nulls);
-                status = "suspended";
-            }
+            status = look.received ? "received" : "suspended";
+            payload = look.received ? look.payload : (Datum)0;
             EndSql();
             break;
         }
