@@ -67,15 +67,37 @@ for _ in $(seq 40); do grep -q 'found in schema "oban" of database "maint_a"' "$
 grep -q 'found in schema "oban" of database "maint_a"' "$LOG" || fail "maint_a: the worker did not find schema oban"
 PID_A=$(worker_pid maint_a)
 
-# 1. A scheduled job becomes available within ~2 stage intervals, with no client call.
+# 1. A scheduled job becomes available within ~2 stage intervals, with no client call. The moment
+# the worker's staging commits its change is taken by a trigger (the test's polling psql, slow to
+# start on a loaded machine, would add its own delay).
+q maint_a -c "CREATE TABLE public.staged_at (job_id bigint, at timestamp)" \
+          -c "CREATE FUNCTION public.note_staged() RETURNS trigger LANGUAGE plpgsql AS \$\$
+              BEGIN INSERT INTO public.staged_at VALUES (NEW.id, timezone('UTC', clock_timestamp())); RETURN NULL; END \$\$" \
+          -c "CREATE TRIGGER note_staged AFTER UPDATE OF state ON oban_jobs FOR EACH ROW
+              WHEN (NEW.state = 'available') EXECUTE FUNCTION public.note_staged()"
 q maint_a -c "INSERT INTO oban_jobs (worker, state, scheduled_at, args)
               VALUES ('W', 'scheduled', timezone('UTC', now()) + interval '0.3 seconds', '{\"n\": \"staged\"}')"
 wait_for maint_a "SELECT state FROM oban_jobs WHERE args->>'n' = 'staged'" available 3 >/dev/null \
     || fail "scheduled job not staged"
-lag=$(q maint_a -c "SELECT round(extract(epoch FROM (SELECT timezone('UTC', now())) - scheduled_at)::numeric, 2)
-                    FROM oban_jobs WHERE args->>'n' = 'staged'")
+lag=$(q maint_a -c "SELECT round(extract(epoch FROM s.at - j.scheduled_at)::numeric, 2)
+                    FROM oban_jobs AS j JOIN public.staged_at AS s ON s.job_id = j.id WHERE j.args->>'n' = 'staged'")
+q maint_a -c "DROP TRIGGER note_staged ON oban_jobs" -c "DROP TABLE public.staged_at" -c "DROP FUNCTION public.note_staged()"
 echo "staged, seen ${lag}s after it was due (stage_interval 300ms)"
 awk -v l="$lag" 'BEGIN { exit !(l <= 1.0) }' || fail "staging took ${lag}s, more than ~2 intervals"
+
+# 1b. A parked signal wait whose deadline passed becomes available by staging, with no client call;
+# the next await then reports the timeout.
+parked=$(q maint_a -c "INSERT INTO oban_jobs (worker, args) VALUES ('W', '{\"n\": \"parked\"}') RETURNING id" | head -1)
+q maint_a -c "SELECT count(*) FROM oban_fetch_jobs('default', 10, 'maint-test')" >/dev/null
+status=$(q maint_a -c "SELECT status FROM oban_await_signal($parked, interval '0.3 seconds', interval '0')")
+[ "$status" = suspended ] || fail "the await did not park the job (status $status)"
+wait_for maint_a "SELECT state FROM oban_jobs WHERE id = $parked" available 3 >/dev/null \
+    || fail "the parked job was not made available after its deadline"
+q maint_a -c "SELECT count(*) FROM oban_fetch_jobs('default', 10, 'maint-test')" >/dev/null
+status=$(q maint_a -c "SELECT status FROM oban_await_signal($parked, interval '0.3 seconds', interval '0')")
+[ "$status" = timeout ] || fail "the await after the deadline returned $status, not timeout"
+q maint_a -c "SELECT oban_complete_job($parked)" >/dev/null
+echo "parked signal wait: made available by the worker after its deadline; the next await timed out"
 
 # 2. No busy loop: between runs the workers sleep on their latches.
 c0=$(q postgres -c "SELECT sum(xact_commit + xact_rollback) FROM pg_stat_database WHERE datname IN ('maint_a', 'maint_b')")
