@@ -23,6 +23,7 @@ extern "C" {
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 #include "utils/jsonb.h"
 #include "utils/rel.h"
@@ -117,7 +118,8 @@ Statement fold_journal{R"sql(
     UNION ALL
     SELECT 'taken', NULL, NULL, count(*)::text FROM taken)sql",
                        1,
-                       {INT4OID}};
+                       {INT4OID},
+                       true};
 
 // Workflows whose whole tree (with sub-workflows) just finished, and their finished ancestors,
 // when some job waits on them with a [workflow_id, "*"] dep.
@@ -140,7 +142,8 @@ Statement finished_trees{R"sql(
       AND EXISTS (SELECT FROM @extschema@.oban_workflow_edges AS e
                   WHERE e.dep_workflow_id = tree.id AND e.dep_name = '*'))sql",
                          1,
-                         {TEXTARRAYOID}};
+                         {TEXTARRAYOID},
+                         true};
 
 // Counts down the waits of the dependents of finished deps. Each edge is consumed (deleted) as it
 // is counted, so a dep that finishes twice (retried after completing) counts once, and a wait's
@@ -164,7 +167,8 @@ Statement count_down{R"sql(
     WHERE w.job_id = h.job_id
     RETURNING w.job_id, w.remaining <= 0 AND NOT h.failed AS ready, h.failed)sql",
                      3,
-                     {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID}};
+                     {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID},
+                     true};
 
 // Releases jobs whose every dep completed (the counts say so: no per-dep check needed). A job is
 // scheduled only if its own scheduled_at is still ahead of the wall clock: now() would be the start
@@ -181,7 +185,8 @@ Statement release_ready{R"sql(
     )
     DELETE FROM @extschema@.oban_workflow_edges WHERE job_id = ANY ($1))sql",
                         1,
-                        {INT8ARRAYOID}};
+                        {INT8ARRAYOID},
+                        true};
 
 struct ReleaseCall {
     Oid schema;
@@ -335,7 +340,21 @@ int64 SettleJobs(Oid schema, int64 *job_ids, int count, bool repair) {
     return call.settled;
 }
 
+// The flush's statements pick a few rows out of tables that only grow (a row per workflow, an edge
+// per dep) or churn (the journal, folded about as fast as it is written, whose dead rows autovacuum
+// clears only every minute or so). Left to the planner, their small estimates choose hash joins over
+// sequential scans of whole tables, a cost per flush that grows with the number of workflows and of
+// dead journal rows; planned for index lookups instead, once (the statements keep generic plans), a
+// flush costs what it touches. Undone when FlushWorkflows returns (or by the transaction's abort).
+int PlanForIndexLookups() {
+    int level = NewGUCNestLevel();
+    for (const char *name : {"enable_seqscan", "enable_hashjoin", "enable_mergejoin"})
+        (void)set_config_option(name, "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+    return level;
+}
+
 int64 FlushWorkflows(Oid schema, int limit) {
+    int guc_level = PlanForIndexLookups();
     // One flush at a time per database (the lock is held to the end of the transaction): two
     // flushes can then never deadlock on the rows they fold, and a flush returns only once every
     // journal row committed before it began has been folded, by it or by the one it waited for.
@@ -425,6 +444,7 @@ int64 FlushWorkflows(Oid schema, int limit) {
         int64 settled = SettleJobs(schema, to_check, check_count, false);
         if (!full && ready_count == 0 && settled == 0) break;  // caught up, nothing cascades
     }
+    AtEOXact_GUC(true, guc_level);
     return folded;
 }
 
