@@ -15,3 +15,9 @@ for scenario in "$REPO"/demo/lifecycle.sql "$REPO"/demo/workflow.sql "$REPO"/dem
     log "demo: $(basename "$scenario" .sql)"
     as_postgres psql -X -q -v ON_ERROR_STOP=1 -f - < "$scenario"
 done
+
+# The seed's Python samples on the example client (examples/python, psycopg 3), in a database of their own.
+log "demo: the seed's scenarios from Python (examples/python/demo.py)"
+as_postgres psql -X -q -c "CREATE DATABASE oban_demo_clients"
+as_postgres psql -X -q -d oban_demo_clients -c "CREATE EXTENSION oban_pro"
+(cd "$REPO/examples/python" && PYTHONDONTWRITEBYTECODE=1 OBAN_DSN="dbname=oban_demo_clients" "$CLIENT_PYTHON" demo.py)

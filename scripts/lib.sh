@@ -12,7 +12,13 @@ PGXS_DIR=$PG_ROOT/usr/lib/postgresql/15/lib/pgxs
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 PACKAGES=(make g++ postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap
-          libtap-parser-sourcehandler-pgtap-perl libboost-container-dev libgtest-dev clang-format)
+          libtap-parser-sourcehandler-pgtap-perl libboost-container-dev libgtest-dev clang-format
+          python3-psycopg python3-pytest)
+# The example clients (examples/python, examples/node) run with Debian's own Python (/usr/bin/python3,
+# which sees python3-psycopg whatever python3 comes first in PATH) and any Node.js >= 18 with npm:
+# Debian's nodejs + npm are installed when no node/npm is on PATH (a machine may already carry
+# another build of Node.js, whose package conflicts with Debian's npm).
+CLIENT_PYTHON=/usr/bin/python3
 
 log() { printf '\n== %s\n' "$*"; }
 
@@ -26,6 +32,12 @@ ensure_packages() {
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq
         apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        log "installing nodejs npm"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
     fi
 }
 
