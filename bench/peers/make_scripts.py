@@ -5,6 +5,7 @@ scripts. Statement texts are kept as captured; the only changes are mechanical a
   - a fetch `WITH ... UPDATE ... RETURNING ...` becomes `WITH ..., fetched AS (UPDATE ... RETURNING
     ...) SELECT coalesce(array_agg(id), '{}') AS ids ... FROM fetched \\gset`, so pgbench can hand the
     ids to the completion statement (pgbench's \\gset needs exactly one row);
+  - graphile-worker's `returning *` (of an UPDATE ... FROM j) becomes `returning jobs.*`;
   - positional parameters become pgbench variables (-M prepared sends them as parameters again);
   - pg-boss's flow() inlines client-made UUIDs into two JSON literals: they become two parameters
     built per flow by one preceding SELECT (fresh gen_random_uuid()s in the same JSON shape).
@@ -42,6 +43,10 @@ f = gw["fetch"][0]
 assert f["name"].startswith("get_job10/"), f["name"]
 fetch = f["text"].replace("$1::text", ":pool::text").replace("$2::int[]", ":tasks::int[]")
 assert "$" not in fetch.replace("$$", ""), "unexpected parameter in graphile-worker's fetch"
+# `returning *` of UPDATE ... FROM j returns j's columns too (two `id`s); the client only reads the
+# job's: name it, so the wrapping SELECT can aggregate `id`.
+assert fetch.rstrip().endswith("returning *"), "graphile-worker's fetch no longer ends with returning *"
+fetch = fetch.rstrip()[: -len("returning *")] + "returning jobs.*"
 c = gw["complete"][0]
 assert c["name"].startswith("complete_jobs/"), c["name"]
 complete = c["text"].replace("$1::bigint[]", ":ids::bigint[]")
@@ -82,10 +87,12 @@ uuids = sorted(set(re.findall(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-
 assert len(uuids) == 4, uuids
 tmpl = []
 for lit in lits:
-    t = lit
+    # the same JSON, re-serialized with a space after each colon: pgbench would read `:0` or `:null`
+    # inside the literal as a variable
+    t = json.dumps(json.loads(lit.replace("''", "'")), separators=(", ", ": ")).replace("'", "''")
     for i, u in enumerate(uuids):
         t = t.replace(u, f"@U{i}@")
-    assert ":" not in re.sub(r'":', "", t).replace('":"', ""), "a JSON literal would collide with pgbench variables"
+    assert not re.search(r":[A-Za-z0-9_]", t), "a JSON literal would collide with pgbench variables"
     tmpl.append(t)
 def build(t):
     expr = "'" + t + "'"
