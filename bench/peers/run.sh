@@ -161,7 +161,7 @@ reset_peer() {
     local db
     db=$(db_of "$1")
     case $1 in
-    oban) q "$db" "TRUNCATE oban_jobs, oban_workflow_rows, oban_workflow_journal, oban_workflow_waits, oban_workflow_edges, oban_workflow_names RESTART IDENTITY" ;;
+    oban) q "$db" "TRUNCATE oban_jobs RESTART IDENTITY" ;; # its TRUNCATE trigger empties the workflow tables
     graphile) q "$db" "TRUNCATE graphile_worker._private_jobs RESTART IDENTITY" ;;
     pgboss) q "$db" "TRUNCATE pgboss.job, pgboss.job_dependency" ;;
     pgq)
@@ -348,6 +348,10 @@ run_c() { # diamond workflows
     other=$(cpu_other)
     stop_background
     done=$(done_count "$p" flow)
+    case $p in # where the workflows' steps stood at the end, for the log
+    oban) q bench_oban "SELECT meta->>'name', state, count(*) FROM oban_jobs WHERE worker = 'Bench.Flow' GROUP BY 1, 2 ORDER BY 1, 2" >>"$logf" ;;
+    pgboss) q bench_pgboss "SELECT data->>'step', state, count(*) FROM pgboss.job WHERE name = 'bench_flow' GROUP BY 1, 2 ORDER BY 1, 2" >>"$logf" ;;
+    esac
     row "$sync" "$round" c "$p" "$(awk -v n="$done" -v d="$DURATION" 'BEGIN { printf "%.1f", n / d }')" "" "workflows/s" "$other" "$(grep -c 'aborted\|rror' "$logf" || true) errors"
 }
 run_d() { # latency at a fixed arrival rate
@@ -395,10 +399,10 @@ OTHERS_END=$(others)
 # ---- summary -----------------------------------------------------------------------------------------
 export RAW MD RUN_DIR PEERS SYNC_MODES WORKLOADS CMD_LINE COMMIT GW_VER PB_VER PGQ_DEB NODE_VER CLIENTS DURATION ROUNDS BACKLOG LAT_RATE TICK_RATE LOAD_START LOAD_END OTHERS_START OTHERS_END
 export MACHINE="$(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(. /etc/os-release && echo "$PRETTY_NAME"), $("$PG_BIN/postgres" --version)"
-python3 "$PEERS_DIR/summary.py"
+/usr/bin/python3 "$PEERS_DIR/summary.py"
 log "results (also in $MD; chart $RUN_DIR/peers.png)"
 cat "$MD"
 if [ "$WRITE_RESULTS" = 1 ]; then
-    python3 "$PEERS_DIR/summary.py" --results "$BENCH_DIR/RESULTS.md" --png "$BENCH_DIR/peers.png"
+    /usr/bin/python3 "$PEERS_DIR/summary.py" --results "$BENCH_DIR/RESULTS.md" --png "$BENCH_DIR/peers.png"
     log "wrote the peers section of bench/RESULTS.md and bench/peers.png"
 fi
