@@ -368,7 +368,10 @@ run_d() { # latency at a fixed arrival rate
     (run_pgbench "$logf.consumers" "$db" -c "$CLIENTS" -T $((DURATION + 2)) $cargs) &
     cons=$!
     sleep 1
-    run_pgbench "$logf" "$db" -c 2 -R "$LAT_RATE" -T "$DURATION" -f "$S/${pfx}_lat_produce.sql"
+    local pargs=""
+    [ "$p" = pgq ] && pargs="-D nq=$((CLIENTS - 1))" # into any of the consumers' queues
+    # shellcheck disable=SC2086
+    run_pgbench "$logf" "$db" -c 2 -R "$LAT_RATE" -T "$DURATION" $pargs -f "$S/${pfx}_lat_produce.sql"
     wait "$cons" || true
     [ -n "$tick" ] && wait "$tick" 2>/dev/null || true
     other=$(cpu_other)

@@ -116,9 +116,10 @@ for ax, w in zip(axes, works):
     ax.set_xticklabels([f"sync_commit={s}" for s in syncs])
     ax.set_title(wl[w].replace(", ms (p50 / p99)", "\nms: bars p50, ticks p99").replace(", ", "\n", 1), fontsize=9)
     ax.grid(axis="y", alpha=0.3)
-axes[0].legend(fontsize=8)
+handles, labels = axes[0].get_legend_handles_labels()
+fig.legend(handles, labels, loc="lower center", ncol=len(peers), fontsize=8)
 fig.suptitle(f"oban_pro vs peers, {env['CLIENTS']} clients, batches of 10 (higher is better; latency: lower)", fontsize=10)
-fig.tight_layout()
+fig.tight_layout(rect=(0, 0.07, 1, 1))
 png = os.path.join(env["RUN_DIR"], "peers.png")
 fig.savefig(png, dpi=110)
 
