@@ -8,7 +8,7 @@
 #      10,000 independent jobs acked the same way; and the time from the last dep's ack committing to
 #      the join becoming available (the background worker releases it), p50 and max over FANIN_RUNS.
 # Every run also counts deadlocks and serialization failures. Knobs: ROUNDS (3), DURATION (10 s),
-# FANIN (10000), FANIN_RUNS (5), SYNC (on off).
+# FANIN (10000), FANIN_RUNS (5), SYNC (on off), KEEP_LOG (a path: the server log is copied there at exit).
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$BENCH_DIR/../scripts/lib.sh"
@@ -21,7 +21,7 @@ SYNC=${SYNC:-on off}
 ensure_packages
 build_and_install
 WORK=$(make_workdir)
-trap 'stop_cluster; rm -rf "$WORK"' EXIT
+trap '[ -n "${KEEP_LOG:-}" ] && cp "$WORK/cluster/server.log" "$KEEP_LOG"; stop_cluster; rm -rf "$WORK"' EXIT
 CLUSTER_EXTRA_CONF="oban_pro.database = 'bench_wf'" start_cluster "$WORK/cluster"
 
 q() { local db=$1; shift; psql -X -q -v ON_ERROR_STOP=1 -At -d "$db" -c "$*"; }
