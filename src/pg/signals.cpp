@@ -166,11 +166,10 @@ Statement signal_jobs{R"sql(
     ), stored AS (
         INSERT INTO @extschema@.oban_signals (job_id, payload)
         SELECT id, $2 FROM locked ORDER BY id
-    ), unparked AS (
+    ), unparked AS (  -- by primary key: a join with `locked` may be planned as a scan of every job
         UPDATE @extschema@.oban_jobs AS job
         SET state = 'available', meta = job.meta - 'wait_until'
-        FROM locked
-        WHERE job.id = locked.id AND locked.parked
+        WHERE job.id = ANY (ARRAY(SELECT id FROM locked WHERE parked))
     )
     SELECT id, state FROM locked)sql",
                       2,
