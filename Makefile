@@ -4,6 +4,8 @@
 #   make unit            build and run the pure C++ unit tests (test/unit, GoogleTest)
 #   make format          clang-format the C++       make check-format   fail if anything is unformatted
 #   WERROR=1 make        treat warnings as errors (CI does)
+#   make sanitize-test   the database suites against a build with AddressSanitizer + UBSan
+#   make valgrind-test   the regression suite with the server under valgrind (slow)
 #
 # The full suite (pg_regress, isolation, pgTAP, dump/restore) runs against a throwaway cluster:
 # see scripts/test.sh, or the two commands at the top of README.md.
@@ -29,8 +31,12 @@ PG_CXXFLAGS = -std=c++17 -fPIC -fvisibility=hidden -fvisibility-inlines-hidden \
 ifeq ($(WERROR),1)
 PG_CXXFLAGS += -Werror
 endif
+# SANITIZE=address,undefined builds an instrumented oban_pro.so (and unit tests); it loads only into
+# a server started with the sanitizer runtime preloaded: scripts/sanitize-test.sh does all of it.
+SANITIZER_FLAGS = $(if $(SANITIZE),-fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all)
 ifneq ($(SANITIZE),)
-PG_CXXFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+PG_CXXFLAGS += $(SANITIZER_FLAGS)
+PG_CPPFLAGS += -DOBAN_SANITIZER_BUILD
 SHLIB_LINK += -fsanitize=$(SANITIZE)
 endif
 SHLIB_LINK += -lstdc++
@@ -47,12 +53,18 @@ include $(PGXS)
 # --- pure C++ unit tests -------------------------------------------------------------------------
 UNIT_SRCS = $(wildcard test/unit/*.cpp)
 test/unit/run_unit_tests: $(UNIT_SRCS) $(CORE_SRCS) $(wildcard src/core/*.hpp)
-	$(CXX) -std=c++17 -Wall -Wextra -Werror -O1 -g -I$(CURDIR)/src $(UNIT_SRCS) $(CORE_SRCS) \
-		-lgtest -lgtest_main -pthread -o $@
+	$(CXX) -std=c++17 -Wall -Wextra -Werror -O1 -g $(SANITIZER_FLAGS) -I$(CURDIR)/src $(UNIT_SRCS) \
+		$(CORE_SRCS) -lgtest -lgtest_main -pthread -o $@
 
-.PHONY: unit format check-format
+.PHONY: unit format check-format sanitize-test valgrind-test
 unit: test/unit/run_unit_tests
 	test/unit/run_unit_tests
+
+# Both build in a copy of the sources and install into a private copy of PostgreSQL of their own.
+sanitize-test:
+	bash scripts/sanitize-test.sh
+valgrind-test:
+	bash scripts/valgrind-test.sh
 
 CXX_FILES = $(shell find src test/unit -name '*.cpp' -o -name '*.hpp')
 format:

@@ -49,6 +49,12 @@ build_and_install() {
 
 as_postgres() { runuser -u postgres -- "$@"; }
 
+# server_ctl ARGS...: pg_ctl as postgres, with OBAN_SERVER_ENV ("VAR=value ...", no spaces inside a
+# value) in its environment, hence in the environment of the postmaster it starts. Every script that
+# starts or restarts a server goes through it, so scripts/sanitize-test.sh can preload the sanitizer
+# runtime into each server the suites start.
+server_ctl() { as_postgres env ${OBAN_SERVER_ENV:-} "$PG_BIN/pg_ctl" "$@"; }
+
 # start_cluster DIR: a fresh cluster in DIR (created, owned by postgres), oban_pro preloaded.
 # CLUSTER_EXTRA_CONF adds lines to postgresql.conf (e.g. oban_pro.database = 'bench').
 # Exports PGHOST/PGPORT/PGUSER/PGDATABASE for the callers' psql, pgbench, pg_regress.
@@ -69,7 +75,7 @@ fsync = ${CLUSTER_FSYNC:-on}
 log_min_messages = warning
 ${CLUSTER_EXTRA_CONF:-}
 CONF
-    as_postgres "$PG_BIN/pg_ctl" -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" -w start >/dev/null
+    server_ctl -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" -w start >/dev/null
     export PGHOST=$CLUSTER_DIR PGPORT=5499 PGUSER=postgres PGDATABASE=postgres
 }
 

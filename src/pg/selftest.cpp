@@ -9,6 +9,8 @@ extern "C" {
 #include "utils/builtins.h"
 }
 
+#include <climits>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -55,6 +57,19 @@ std::string Run(const std::string &kind) {
         return "no error";
     }
     if (kind == "sentinels") return std::to_string(live_sentinels - 1);
+#ifdef OBAN_SANITIZER_BUILD
+    // Sanitizer builds only (make SANITIZE=...): one deliberate error of each kind, which the
+    // sanitizer must report, so scripts/sanitize-test.sh shows that its check can fail.
+    if (kind == "asan_canary") {
+        std::unique_ptr<char[]> bytes(new char[8]());
+        volatile char *past_the_end = bytes.get() + 8;
+        return std::string(1, *past_the_end);  // heap-buffer-overflow
+    }
+    if (kind == "ubsan_canary") {
+        volatile int largest = INT_MAX;
+        return std::to_string(largest + 1);  // signed integer overflow
+    }
+#endif
     throw oban::Error(ERRCODE_INVALID_PARAMETER_VALUE, "unknown selftest kind \"" + kind + "\"");
 }
 

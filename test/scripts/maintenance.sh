@@ -54,7 +54,7 @@ oban_pro.rescue_interval = 300ms
 oban_pro.repair_interval = 300ms
 oban_pro.repair_max_age = 1s
 CONF
-as_postgres "$PG_BIN/pg_ctl" -D "$CLUSTER_DIR/data" -l "$LOG" -w restart >/dev/null
+server_ctl -D "$CLUSTER_DIR/data" -l "$LOG" -w restart >/dev/null
 
 workers=$(wait_for postgres "SELECT string_agg(datname || ':' || application_name || ':' || coalesce(wait_event, '-'), ' ' ORDER BY datname)
                              FROM pg_stat_activity WHERE backend_type = 'oban_pro worker'" \
