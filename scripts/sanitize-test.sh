@@ -33,7 +33,7 @@ SAN_MAKE=(make -C "$PRIV/build" -s PG_CONFIG="$PG_CONFIG" SANITIZE=address,undef
 log "building oban_pro with -fsanitize=address,undefined"
 "${SAN_MAKE[@]}" >/dev/null
 "${SAN_MAKE[@]}" install >/dev/null
-nm -D "$PG_BIN/../lib/oban_pro.so" | grep -q __asan_report || { echo "FAIL: oban_pro.so is not instrumented"; exit 1; }
+nm -D "$PG_BIN/../lib/oban_pro.so" | grep __asan_report >/dev/null || { echo "FAIL: oban_pro.so is not instrumented"; exit 1; }
 LIBASAN=$(ldd "$PRIV/build/oban_pro.so" | awk '/libasan/ { print $3 }')
 [ -f "$LIBASAN" ] || { echo "FAIL: no libasan in ldd of oban_pro.so"; exit 1; }
 
@@ -50,8 +50,7 @@ UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:abort_on_error=1:log_path=$SAN/
 start_cluster "$WORK/cluster"
 postmaster=$(head -1 "$CLUSTER_DIR/data/postmaster.pid")
 grep -q libasan "/proc/$postmaster/maps" || { echo "FAIL: the postmaster has not loaded libasan"; exit 1; }
-grep -q "$PG_BIN/../lib/oban_pro.so" "/proc/$postmaster/maps" 2>/dev/null ||
-    grep -q 'oban_pro.so' "/proc/$postmaster/maps" || { echo "FAIL: the postmaster has not loaded oban_pro.so"; exit 1; }
+grep -q "$PRIV/pg/.*/oban_pro.so" "/proc/$postmaster/maps" || { echo "FAIL: the postmaster has not loaded oban_pro.so"; exit 1; }
 
 # reports: sanitizer reports written so far (log files, and any that went to a server's stderr).
 reports() {

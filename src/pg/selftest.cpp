@@ -61,9 +61,9 @@ std::string Run(const std::string &kind) {
     // Sanitizer builds only (make SANITIZE=...): one deliberate error of each kind, which the
     // sanitizer must report, so scripts/sanitize-test.sh shows that its check can fail.
     if (kind == "asan_canary") {
-        std::unique_ptr<char[]> bytes(new char[8]());
-        volatile char *past_the_end = bytes.get() + 8;
-        return std::string(1, *past_the_end);  // heap-buffer-overflow
+        volatile size_t size = 8;
+        std::unique_ptr<char[]> bytes(new char[size]());
+        return std::string(1, bytes[size]);  // heap-buffer-overflow: one past the end
     }
     if (kind == "ubsan_canary") {
         volatile int largest = INT_MAX;
