@@ -92,7 +92,7 @@ unix_socket_directories = '$NOPRELOAD'
 port = 5498
 log_min_messages = warning
 CONF
-as_postgres "$PG_BIN/pg_ctl" -D "$NOPRELOAD/data" -l "$NOPRELOAD/server.log" -w start >/dev/null
+server_ctl -D "$NOPRELOAD/data" -l "$NOPRELOAD/server.log" -w start >/dev/null
 trap 'as_postgres "$PG_BIN/pg_ctl" -D "$NOPRELOAD/data" -m fast -w stop >/dev/null 2>&1 || true' EXIT
 (
     export PGHOST=$NOPRELOAD PGPORT=5498 DB=postgres
