@@ -43,8 +43,13 @@ ASAN_OPTIONS=halt_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 "$
 SAN=$WORK/sanitizer
 mkdir -p "$SAN"
 chown postgres: "$SAN"
-export OBAN_SERVER_ENV="LD_PRELOAD=$LIBASAN \
-ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=1:disable_coredump=1:log_path=$SAN/asan \
+# The runtime goes after the server's own shared libraries: preloaded first, it leaves glibc's
+# locale lock held after setlocale() once p11-kit (a dependency of the server through GnuTLS) has
+# run its constructor, and every postgres process (even `postgres -V`, which pg_ctl runs) hangs
+# (seen with GCC 12's libasan on Debian 12). Hence verify_asan_link_order=0.
+DEPS=$(ldd "$PG_BIN/postgres" | awk '$3 ~ /^\// { print $3 }' | grep -vE '/lib(c|m|pthread|dl|rt)\.so' | paste -sd:)
+export OBAN_SERVER_ENV="LD_PRELOAD=$DEPS:$LIBASAN \
+ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=1:disable_coredump=1:verify_asan_link_order=0:log_path=$SAN/asan \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:abort_on_error=1:log_path=$SAN/ubsan"
 
 start_cluster "$WORK/cluster"

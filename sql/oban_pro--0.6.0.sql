@@ -728,3 +728,28 @@ CREATE FUNCTION @extschema@.oban_await_signal(
 RETURNS TABLE (status text, payload jsonb)
 LANGUAGE c VOLATILE ROWS 1
 AS 'MODULE_PATHNAME', 'oban_await_signal';
+
+-------------------------------------------------------------------------------------------------------
+-- Privileges (README "Security"). Nothing runs as its owner (no SECURITY DEFINER): every function
+-- reads and writes the tables with its caller's privileges. Tables and the view grant nothing to
+-- PUBLIC; the functions, which PUBLIC may execute by default, are revoked here too, so a role with
+-- no grant can do nothing at all, and an administrator grants each role the functions of its job.
+-- Kept last, so it covers every function of the extension (and touches no one else's).
+-------------------------------------------------------------------------------------------------------
+
+DO $revoke$
+DECLARE
+    fn pg_catalog.regprocedure;
+BEGIN
+    FOR fn IN
+        SELECT d.objid::pg_catalog.regprocedure
+        FROM pg_catalog.pg_depend AS d
+        JOIN pg_catalog.pg_extension AS e ON e.oid = d.refobjid
+        WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+          AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+          AND d.deptype = 'e' AND e.extname = 'oban_pro'
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', fn);
+    END LOOP;
+END
+$revoke$;
