@@ -9,7 +9,7 @@
 # malloc of the server goes through ASan's allocator. Leak detection is off (memory contexts are freed
 # wholesale, which looks like leaks); the first report aborts the process and is written under
 # $WORK/sanitizer. The run fails if any report appears there or in a server log. Then a canary (a
-# deliberate heap overflow and a signed overflow, compiled only into sanitizer builds) must be
+# deliberate heap overflow and an oversized shift, compiled only into sanitizer builds) must be
 # reported, which shows that the check can fail. Usage: bash scripts/sanitize-test.sh
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -57,32 +57,37 @@ postmaster=$(head -1 "$CLUSTER_DIR/data/postmaster.pid")
 grep -q libasan "/proc/$postmaster/maps" || { echo "FAIL: the postmaster has not loaded libasan"; exit 1; }
 grep -q "$PRIV/pg/.*/oban_pro.so" "/proc/$postmaster/maps" || { echo "FAIL: the postmaster has not loaded oban_pro.so"; exit 1; }
 
-# reports: sanitizer reports written so far (log files, and any that went to a server's stderr).
+# reports: sanitizer reports written so far: ASan's files, and the servers' logs (stderr), where
+# UBSan's reports land (with the ASan runtime preloaded it does not follow UBSAN_OPTIONS' log_path).
 reports() {
     { cat "$SAN"/* 2>/dev/null; find "$WORK" -name '*.log' -type f -print0 | xargs -0r cat; } | grep -E 'ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer' || true
 }
 
 suite_failed=0
-"$REPO/test/run.sh" "$WORK" || suite_failed=1
+if [ -z "${CANARIES_ONLY:-}" ]; then  # CANARIES_ONLY=1: just the build, the server and the canaries
+    "$REPO/test/run.sh" "$WORK" || suite_failed=1
+fi
 found=$(reports | wc -l)
 if [ "$found" -ne 0 ]; then
     log "sanitizer reports"
     cat "$SAN"/*
 fi
 
-log "canaries: a deliberate heap overflow and signed overflow must be reported"
+log "canaries: a deliberate heap overflow and an oversized shift must be reported"
 as_postgres psql -X -q -c "CREATE DATABASE sanitizer_canary"
 as_postgres psql -X -q -d sanitizer_canary \
     -c "CREATE FUNCTION canary(kind text) RETURNS text AS 'oban_pro', 'oban_boundary_selftest' LANGUAGE c"
 canaries=ok
 for kind in asan_canary ubsan_canary; do
-    before=$(ls "$SAN" | wc -l)
+    before=$(reports | wc -l)
+    # (after the first canary the server is still restarting: wait until it takes connections)
+    for _ in $(seq 60); do as_postgres psql -X -q -d sanitizer_canary -c "SELECT 1" >/dev/null 2>&1 && break; sleep 0.5; done
     as_postgres psql -X -q -d sanitizer_canary -c "SELECT canary('$kind')" >/dev/null 2>&1 || true
     sleep 1
-    after=$(ls "$SAN" | wc -l)
+    after=$(reports | wc -l)
     want='heap-buffer-overflow'
-    [ "$kind" = ubsan_canary ] && want='signed integer overflow'
-    if [ "$after" -gt "$before" ] && grep -qs "$want" "$SAN"/*; then
+    [ "$kind" = ubsan_canary ] && want='shift exponent 40 is too large'
+    if [ "$after" -gt "$before" ] && reports | grep -q "$want"; then
         echo "$kind: reported ($want)"
     else
         echo "FAIL: $kind was not reported"
