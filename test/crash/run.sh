@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Crash test (issue 8, point 1): 8 clients run mixed work (workflows with sub-workflows, unique
+# workflows, plain jobs acked with mixed outcomes, signals and parks, retries, cancels) on a cluster of
+# its own (fsync and synchronous_commit on, the background worker serving the database with
+# maintenance on and short intervals), which is stopped with `pg_ctl stop -m immediate` at random
+# moments and restarted. After each restart and after a final drain, test/crash/crash.py checks the
+# committed work (see its docstring) and prints the figures.
+#
+# Usage: test/crash/run.sh [--rounds N] [--seconds S] [--seed N] [--clients N] [--workdir DIR] [--no-build]
+#   long form:  bash test/crash/run.sh --rounds 5 --seconds 20
+#   short form: test/scripts/crash.sh (part of scripts/test.sh)
+set -euo pipefail
+source "$(dirname "$0")/../../scripts/lib.sh"
+
+ROUNDS=5 SECONDS_PER_ROUND=20 SEED=$(date +%s) CLIENTS=8 WORKDIR="" BUILD=1
+while [ $# -gt 0 ]; do
+    case $1 in
+        --rounds) ROUNDS=$2; shift 2 ;;
+        --seconds) SECONDS_PER_ROUND=$2; shift 2 ;;
+        --seed) SEED=$2; shift 2 ;;
+        --clients) CLIENTS=$2; shift 2 ;;
+        --workdir) WORKDIR=$2; shift 2 ;;
+        --no-build) BUILD=0; shift ;;
+        *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+done
+
+[ "$BUILD" = 1 ] && build_and_install
+OWN_WORK=0
+if [ -z "$WORKDIR" ]; then WORKDIR=$(make_workdir); OWN_WORK=1; fi
+DIR=$WORKDIR/crash
+rm -rf "$DIR"
+mkdir -p "$DIR"
+cleanup() {
+    stop_cluster
+    cp "$DIR/cluster/server.log" "$WORKDIR/crash-server.log" 2>/dev/null || true
+    rm -rf "$DIR"
+    [ "$OWN_WORK" = 1 ] && rm -rf "$WORKDIR"
+    return 0
+}
+trap cleanup EXIT
+
+# fsync and synchronous_commit on: a commit the client saw returned is on disk.
+CLUSTER_FSYNC=on start_cluster "$DIR/cluster"
+as_postgres psql -X -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE crash"
+as_postgres psql -X -q -v ON_ERROR_STOP=1 -d crash -c "CREATE EXTENSION oban_pro"
+cat >>"$CLUSTER_DIR/data/postgresql.conf" <<'CONF'
+synchronous_commit = on
+oban_pro.database = 'crash'
+oban_pro.maintenance = on
+oban_pro.stage_interval = 200ms
+oban_pro.prune_interval = 0
+oban_pro.rescue_interval = 500ms
+oban_pro.rescue_after = 5s
+oban_pro.repair_interval = 500ms
+oban_pro.repair_max_age = 1s
+oban_pro.flush_interval = 200ms
+CONF
+as_postgres "$PG_BIN/pg_ctl" -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" -w restart >/dev/null
+
+"$CLIENT_PYTHON" "$REPO/test/crash/crash.py" --workdir "$DIR" \
+    --dsn "host=$CLUSTER_DIR port=$PGPORT user=postgres dbname=crash" \
+    --pg-ctl "$PG_BIN/pg_ctl" --datadir "$CLUSTER_DIR/data" --check-counts "$REPO/test/check_counts.sql" \
+    --rounds "$ROUNDS" --seconds "$SECONDS_PER_ROUND" --clients "$CLIENTS" --seed "$SEED"
