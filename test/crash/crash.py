@@ -254,18 +254,19 @@ class Client(threading.Thread):
             if ok:
                 self.my_wfs = (self.my_wfs + wfs)[-40:]
 
-    def work(self) -> None:
+    def work(self) -> int:
         """Fetches a few jobs (one transaction) and runs each."""
         demand = 20 if self.drain else self.rng.randint(1, 3)
-        rows = self.execute("SELECT id, worker, args, attempt, max_attempts FROM oban_fetch_jobs(%s, %s, %s, %s)",
+        rows = self.execute("SELECT id, worker, args FROM oban_fetch_jobs(%s, %s, %s, %s)",
                             (QUEUE, demand, self.node, self.producer))
         if not self.commit():
             raise psycopg.OperationalError("commit of a fetch failed")
-        for job_id, worker, args, attempt, max_attempts in rows:
+        for job_id, worker, args in rows:
             if worker == "Await":
                 self.run_await(job_id, args)
             else:
                 self.run_plain(job_id)
+        return len(rows)
 
     def outcome(self) -> str:
         if self.drain:
@@ -399,7 +400,7 @@ class Client(threading.Thread):
         while time.time() < deadline:
             rounds += 1
             self.connect()
-            self.work()
+            fetched = self.work()
             parked = self.execute("SELECT id FROM oban_jobs WHERE state = 'suspended' AND meta ? 'wait_until'")
             self.conn.rollback()
             for (job_id,) in parked:
@@ -412,7 +413,8 @@ class Client(threading.Thread):
             self.conn.rollback()
             if left == 0:
                 return True, f"drained in {rounds} rounds"
-            time.sleep(0.05)
+            if not fetched and not parked:
+                time.sleep(0.05)
         return False, f"{left} jobs still unfinished after {timeout}s"
 
 
@@ -456,8 +458,20 @@ class Driver:
                          "(token text, job_id bigint, at timestamptz DEFAULT clock_timestamp())")
 
     def unique_violations(self) -> list:
-        return self.query("SELECT name, string_agg(id, ' ') FROM oban_workflows WHERE is_unique "
-                          "AND state NOT IN ('completed', 'cancelled', 'discarded') GROUP BY name HAVING count(*) > 1")
+        """Unique names held by two unfinished workflows, seen by the status view and, independently,
+        by a recount from oban_jobs (a workflow is unfinished while a job of it or of its
+        sub-workflows — one level deep here — is unfinished)."""
+        return self.query("""
+            SELECT 'view: ' || name, string_agg(id, ' ') FROM oban_workflows WHERE is_unique
+               AND state NOT IN ('completed', 'cancelled', 'discarded') GROUP BY name HAVING count(*) > 1
+            UNION ALL
+            SELECT 'jobs: ' || uniq.name, string_agg(uniq.id, ' ')
+            FROM (SELECT DISTINCT meta->>'workflow_id' AS id, meta->>'workflow_name' AS name FROM oban_jobs
+                  WHERE meta->>'workflow_unique' = 'true') AS uniq
+            JOIN (SELECT coalesce(meta->>'sup_workflow_id', meta->>'workflow_id') AS top FROM oban_jobs
+                  WHERE meta ? 'workflow_id' AND state NOT IN ('completed', 'cancelled', 'discarded')
+                  GROUP BY 1) AS unfinished ON unfinished.top = uniq.id
+            GROUP BY uniq.name HAVING count(*) > 1""")
 
     def check(self, label: str, final: bool) -> dict:
         """The checks after a restart (final=False) or after the drain (final=True)."""
@@ -596,13 +610,15 @@ class Driver:
             self.pg_ctl_run("stop", "-m", "immediate")
             log(f"round {rnd}: crashed after {pause:.1f}s of load ({ops} client operations so far, "
                 f"unique names checked {uv_checks} times meanwhile)")
+            t1 = time.time()
             self.pg_ctl_run("start", "-w", "-t", "120", "-l", os.path.join(os.path.dirname(self.datadir), "server.log"))
+            t2 = time.time()
             self.wait_paused(clients, 60)
             first, took = self.wait_rescued()
             if took < 0:
                 self.fail(f"round {rnd}: jobs still executing {self.rescue_wait}s after the restart")
-            log(f"round {rnd}: restarted in {time.time() - t0:.1f}s; {first} jobs executing at restart, "
-                f"none after {max(took, 0):.1f}s (rescue)")
+            log(f"round {rnd}: stopped in {t1 - t0:.1f}s, up again in {t2 - t1:.1f}s; {first} jobs executing "
+                f"at restart, none {max(took, 0):.1f}s later (rescue)")
             self.check(f"round {rnd}", final=False)
             if rnd < self.rounds:
                 self.resume.set()
@@ -616,7 +632,9 @@ class Driver:
             f"{sum(c.errors for c in clients)} interrupted by the crashes, "
             f"{sum(c.rollbacks for c in clients)} deadlocks or serialization failures")
         drainer = Client(self.clients_n, self, drain=True)
+        t0 = time.time()
         ok, what = drainer.drain_all(self.drain_timeout)
+        what += f" ({time.time() - t0:.1f}s)"
         drainer.close()
         if not ok:
             self.fail(f"drain: {what}")

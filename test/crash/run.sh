@@ -44,8 +44,8 @@ trap cleanup EXIT
 CLUSTER_FSYNC=on start_cluster "$DIR/cluster"
 as_postgres psql -X -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE crash"
 as_postgres psql -X -q -v ON_ERROR_STOP=1 -d crash -c "CREATE EXTENSION oban_pro"
-cat >>"$CLUSTER_DIR/data/postgresql.conf" <<'CONF'
-synchronous_commit = on
+cat >>"$CLUSTER_DIR/data/postgresql.conf" <<CONF
+synchronous_commit = ${CRASH_SYNCHRONOUS_COMMIT:-on}
 oban_pro.database = 'crash'
 oban_pro.maintenance = on
 oban_pro.stage_interval = 200ms
@@ -58,7 +58,26 @@ oban_pro.flush_interval = 200ms
 CONF
 as_postgres "$PG_BIN/pg_ctl" -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" -w restart >/dev/null
 
+started=$(date +%s)
+status=0
 "$CLIENT_PYTHON" "$REPO/test/crash/crash.py" --workdir "$DIR" \
     --dsn "host=$CLUSTER_DIR port=$PGPORT user=postgres dbname=crash" \
     --pg-ctl "$PG_BIN/pg_ctl" --datadir "$CLUSTER_DIR/data" --check-counts "$REPO/test/check_counts.sql" \
-    --rounds "$ROUNDS" --seconds "$SECONDS_PER_ROUND" --clients "$CLIENTS" --seed "$SEED"
+    --rounds "$ROUNDS" --seconds "$SECONDS_PER_ROUND" --clients "$CLIENTS" --seed "$SEED" || status=1
+
+# The server log: the immediate stops are expected; a backend killed by a signal (a crash of the
+# extension's code) or a PANIC is not.
+LOG=$CLUSTER_DIR/server.log
+recoveries=$(grep -c 'database system was not properly shut down; automatic recovery in progress' "$LOG" || true)
+echo "server log: $recoveries crash recoveries, $(grep -c 'ERROR:' "$LOG" || true) ERROR lines," \
+     "$(grep -c 'WARNING:' "$LOG" || true) WARNING lines"
+if grep -E 'terminated by signal|PANIC:|TRAP:' "$LOG"; then
+    echo "FAIL: a server process crashed (see above)"; status=1
+fi
+[ "$recoveries" -ge "$ROUNDS" ] || { echo "FAIL: $recoveries crash recoveries for $ROUNDS stops"; status=1; }
+if [ "$status" != 0 ]; then
+    echo "--- server log (last ERROR/WARNING/FATAL lines) ---"
+    grep -E 'ERROR|WARNING|FATAL' "$LOG" | tail -30
+fi
+echo "crash test: $([ "$status" = 0 ] && echo ok || echo FAILED) in $(( $(date +%s) - started ))s (seed $SEED)"
+exit "$status"
