@@ -434,6 +434,7 @@ class Driver:
         self.clients_n = a.clients
         self.rescue_wait = a.rescue_wait
         self.drain_timeout = a.drain_timeout
+        self.no_drain = a.no_drain
         self.resume = threading.Event()
         self.finished = threading.Event()
         self.failed = threading.Event()
@@ -473,6 +474,46 @@ class Driver:
                   GROUP BY 1) AS unfinished ON unfinished.top = uniq.id
             GROUP BY uniq.name HAVING count(*) > 1""")
 
+    @staticmethod
+    def check_dependency_order(conn) -> tuple[int, list]:
+        """Every workflow job that started ran after each of its deps was satisfied: completed
+        before the job's (last) attempt began, or cancelled/discarded with the matching ignore_*.
+        Deps are step names of the same workflow, [workflow_id, name] or [workflow_id, "*"] (the
+        workflow and its sub-workflows)."""
+        rows = conn.execute(
+            "SELECT id, meta->>'workflow_id', meta->>'sup_workflow_id', meta->>'name', state::text, "
+            "meta->'deps', attempted_at, completed_at, coalesce((meta->>'ignore_cancelled')::boolean, false), "
+            "coalesce((meta->>'ignore_discarded')::boolean, false) FROM oban_jobs WHERE meta ? 'workflow_id'").fetchall()
+        by_name, tree = {}, {}
+        for r in rows:
+            by_name[(r[1], r[3])] = r
+            tree.setdefault(r[1], []).append(r)
+            if r[2]:
+                tree.setdefault(r[2], []).append(r)
+        checked, bad = 0, []
+        for r in rows:
+            job_id, wf, _, _, state, deps, attempted_at, _, ign_c, ign_d = r
+            if attempted_at is None or state in ("suspended", "cancelled"):
+                continue  # never ran, or parked/cancelled: nothing to check (a parked job has run)
+            checked += 1
+            targets = []
+            for d in deps or []:
+                if isinstance(d, str):
+                    targets.append(by_name.get((wf, d)))
+                elif d[1] == "*":
+                    targets.extend(tree.get(d[0], []))
+                else:
+                    targets.append(by_name.get((d[0], d[1])))
+            for t in targets:
+                if t is None:
+                    bad.append((job_id, "a dep is missing"))
+                elif t[4] == "completed":
+                    if not t[7] < attempted_at:
+                        bad.append((job_id, "attempted at", str(attempted_at), "dep", t[0], "completed at", str(t[7])))
+                elif not ((t[4] == "cancelled" and ign_c) or (t[4] == "discarded" and ign_d)):
+                    bad.append((job_id, state, "dep", t[0], t[4]))
+        return checked, bad
+
     def check(self, label: str, final: bool) -> dict:
         """The checks after a restart (final=False) or after the drain (final=True)."""
         logs = read_logs(self.workdir)
@@ -506,6 +547,10 @@ class Driver:
                                           "('completed', 'cancelled', 'discarded')").fetchone()[0]
                 if unfinished:
                     self.fail(f"{label}: {unfinished} jobs not finished after the drain")
+            order_checked, order_bad = self.check_dependency_order(conn)
+            if order_bad:
+                self.fail(f"{label}: {len(order_bad)} workflow jobs ran before their deps were satisfied, "
+                          f"e.g. {order_bad[:3]}")
             uv = self.unique_violations()
             for name, ids in uv:
                 self.fail(f"{label}: unique name {name} has two unfinished workflows: {ids}")
@@ -552,6 +597,7 @@ class Driver:
         log(f"{label}: jobs checked: {figures['jobs']} (+{figures['jobs_doubt']} in doubt), "
             f"completions checked: {figures['acks']}, executing: {executing}, "
             f"workflows checked: {wf_checked}, count mismatches: {count_mismatches}, "
+            f"workflow jobs checked for dependency order: {order_checked}, "
             f"signals checked: {figures['signals']} (+{figures['signals_doubt']} in doubt; consumed {consumed}"
             + (f", left to cancelled/discarded jobs {left_by_design}" if final else "")
             + f"), unique violations: {len(uv)}, mismatches: {self.mismatches}")
@@ -631,6 +677,9 @@ class Driver:
         log(f"load stopped: {sum(c.ops for c in clients)} client operations, "
             f"{sum(c.errors for c in clients)} interrupted by the crashes, "
             f"{sum(c.rollbacks for c in clients)} deadlocks or serialization failures")
+        if self.no_drain:
+            log("--no-drain: stopping here, the cluster keeps the state after the last crash")
+            return 1 if self.mismatches else 0
         drainer = Client(self.clients_n, self, drain=True)
         t0 = time.time()
         ok, what = drainer.drain_all(self.drain_timeout)
@@ -659,7 +708,8 @@ def main() -> int:
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--seed", type=int, default=int(time.time()))
     p.add_argument("--rescue-wait", type=float, default=20)
-    p.add_argument("--drain-timeout", type=float, default=60)
+    p.add_argument("--drain-timeout", type=float, default=240)
+    p.add_argument("--no-drain", action="store_true", help="for investigations: stop after the last crash's checks")
     a = p.parse_args()
     log(f"crash test: {a.clients} clients, {a.rounds} crashes, ~{a.seconds}s of load before each, seed {a.seed}")
     return Driver(a).run()

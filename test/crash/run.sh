@@ -7,12 +7,13 @@
 # committed work (see its docstring) and prints the figures.
 #
 # Usage: test/crash/run.sh [--rounds N] [--seconds S] [--seed N] [--clients N] [--workdir DIR] [--no-build]
+#                          [--keep]   (no drain; leaves the cluster running, for investigations)
 #   long form:  bash test/crash/run.sh --rounds 5 --seconds 20
 #   short form: test/scripts/crash.sh (part of scripts/test.sh)
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 
-ROUNDS=5 SECONDS_PER_ROUND=20 SEED=$(date +%s) CLIENTS=8 WORKDIR="" BUILD=1
+ROUNDS=5 SECONDS_PER_ROUND=20 SEED=$(date +%s) CLIENTS=8 WORKDIR="" BUILD=1 KEEP=0
 while [ $# -gt 0 ]; do
     case $1 in
         --rounds) ROUNDS=$2; shift 2 ;;
@@ -21,6 +22,8 @@ while [ $# -gt 0 ]; do
         --clients) CLIENTS=$2; shift 2 ;;
         --workdir) WORKDIR=$2; shift 2 ;;
         --no-build) BUILD=0; shift ;;
+        --keep) KEEP=1; shift ;;  # investigations: no drain, the cluster is left running
+
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -32,6 +35,7 @@ DIR=$WORKDIR/crash
 rm -rf "$DIR"
 mkdir -p "$DIR"
 cleanup() {
+    if [ "$KEEP" = 1 ]; then echo "kept: PGHOST=$CLUSTER_DIR PGPORT=$PGPORT PGDATABASE=crash"; return 0; fi
     stop_cluster
     cp "$DIR/cluster/server.log" "$WORKDIR/crash-server.log" 2>/dev/null || true
     rm -rf "$DIR"
@@ -55,15 +59,18 @@ oban_pro.rescue_after = 5s
 oban_pro.repair_interval = 500ms
 oban_pro.repair_max_age = 1s
 oban_pro.flush_interval = 200ms
+${CRASH_EXTRA_CONF:-}
 CONF
 as_postgres "$PG_BIN/pg_ctl" -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" -w restart >/dev/null
 
+[ "$KEEP" = 1 ] && DRAIN_ARGS=--no-drain
 started=$(date +%s)
 status=0
 "$CLIENT_PYTHON" "$REPO/test/crash/crash.py" --workdir "$DIR" \
     --dsn "host=$CLUSTER_DIR port=$PGPORT user=postgres dbname=crash" \
     --pg-ctl "$PG_BIN/pg_ctl" --datadir "$CLUSTER_DIR/data" --check-counts "$REPO/test/check_counts.sql" \
-    --rounds "$ROUNDS" --seconds "$SECONDS_PER_ROUND" --clients "$CLIENTS" --seed "$SEED" || status=1
+    --rounds "$ROUNDS" --seconds "$SECONDS_PER_ROUND" --clients "$CLIENTS" --seed "$SEED" \
+    ${DRAIN_ARGS:-} || status=1
 
 # The server log: the immediate stops are expected; a backend killed by a signal (a crash of the
 # extension's code) or a PANIC is not.
@@ -71,6 +78,8 @@ LOG=$CLUSTER_DIR/server.log
 recoveries=$(grep -c 'database system was not properly shut down; automatic recovery in progress' "$LOG" || true)
 echo "server log: $recoveries crash recoveries, $(grep -c 'ERROR:' "$LOG" || true) ERROR lines," \
      "$(grep -c 'WARNING:' "$LOG" || true) WARNING lines"
+# Expected: awaits of jobs cancelled meanwhile (55000). Anything else is shown.
+grep 'ERROR:' "$LOG" | sed -E 's/.*ERROR:  //; s/[0-9]+/N/g' | sort | uniq -c | sed 's/^/  ERROR /' || true
 if grep -E 'terminated by signal|PANIC:|TRAP:' "$LOG"; then
     echo "FAIL: a server process crashed (see above)"; status=1
 fi
