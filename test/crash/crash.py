@@ -119,7 +119,8 @@ class Client(threading.Thread):
     # connection handling: a server gone away makes the client pause until the orchestrator resumes it
     def connect(self) -> psycopg.Connection:
         if self.conn is None or self.conn.closed:
-            self.conn = psycopg.connect(self.drv.dsn, autocommit=False, connect_timeout=5)
+            self.conn = psycopg.connect(self.drv.dsn, autocommit=False, connect_timeout=5,
+                                        application_name=self.name)
             with self.conn.cursor() as cur:
                 cur.execute("SET statement_timeout = '30s'")
                 cur.execute("INSERT INTO oban_producers (uuid, node, queue) VALUES (%s, %s, %s) "
@@ -435,6 +436,7 @@ class Driver:
         self.rescue_wait = a.rescue_wait
         self.drain_timeout = a.drain_timeout
         self.no_drain = a.no_drain
+        self.audit = a.audit
         self.resume = threading.Event()
         self.finished = threading.Event()
         self.failed = threading.Event()
@@ -457,6 +459,23 @@ class Driver:
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             conn.execute("CREATE TABLE IF NOT EXISTS crash_receipts "
                          "(token text, job_id bigint, at timestamptz DEFAULT clock_timestamp())")
+            if self.audit:
+                # The audit trail: every state change of every job, with the time, the transaction
+                # and who made it (application_name: the client, or the oban_pro worker).
+                conn.execute("""
+                    CREATE TABLE IF NOT EXISTS crash_audit (job_id bigint, old_state text, new_state text,
+                        at timestamptz DEFAULT clock_timestamp(), xid xid8 DEFAULT pg_current_xact_id(),
+                        who text DEFAULT current_setting('application_name'), meta jsonb);
+                    CREATE OR REPLACE FUNCTION public.crash_audit() RETURNS trigger LANGUAGE plpgsql SET search_path = public AS $$
+                    BEGIN
+                        INSERT INTO public.crash_audit (job_id, old_state, new_state, meta)
+                        VALUES (NEW.id, CASE WHEN TG_OP = 'UPDATE' THEN OLD.state::text END, NEW.state::text, NEW.meta);
+                        RETURN NULL;
+                    END $$;
+                    CREATE OR REPLACE TRIGGER zz_crash_audit_insert AFTER INSERT ON oban_jobs
+                        FOR EACH ROW EXECUTE FUNCTION crash_audit();
+                    CREATE OR REPLACE TRIGGER zz_crash_audit_update AFTER UPDATE ON oban_jobs
+                        FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION crash_audit();""")
 
     def unique_violations(self) -> list:
         """Unique names held by two unfinished workflows, seen by the status view and, independently,
@@ -474,16 +493,29 @@ class Driver:
                   GROUP BY 1) AS unfinished ON unfinished.top = uniq.id
             GROUP BY uniq.name HAVING count(*) > 1""")
 
-    @staticmethod
-    def check_dependency_order(conn) -> tuple[int, list]:
-        """Every workflow job that started ran after each of its deps was satisfied: completed
-        before the job's (last) attempt began, or cancelled/discarded with the matching ignore_*.
-        Deps are step names of the same workflow, [workflow_id, name] or [workflow_id, "*"] (the
-        workflow and its sub-workflows)."""
+    def check_dependency_order(self, conn) -> tuple[int, list]:
+        """Every workflow job that ran did so only once each of its deps was satisfied: completed, or
+        cancelled/discarded with the matching ignore_*. Deps are step names of the same workflow,
+        [workflow_id, name] or [workflow_id, "*"] (the workflow and its sub-workflows).
+
+        With the audit trail (the default), the order is checked too: the dep reached its final
+        state (a workflow job reaches it once: workflow jobs are never retried here) before the job
+        first became executing. The jobs' own timestamps cannot show this: attempted_at and
+        completed_at are their transactions' start times (now()), and a fetch's transaction may
+        begin before the completion that released its job."""
         rows = conn.execute(
             "SELECT id, meta->>'workflow_id', meta->>'sup_workflow_id', meta->>'name', state::text, "
-            "meta->'deps', attempted_at, completed_at, coalesce((meta->>'ignore_cancelled')::boolean, false), "
+            "meta->'deps', attempted_at, coalesce((meta->>'ignore_cancelled')::boolean, false), "
             "coalesce((meta->>'ignore_discarded')::boolean, false) FROM oban_jobs WHERE meta ? 'workflow_id'").fetchall()
+        first_run, finished_at = {}, {}
+        if self.audit:
+            for job_id, new_state, at in conn.execute(
+                    "SELECT job_id, new_state, min(at) FROM crash_audit "
+                    "WHERE new_state IN ('executing', 'completed', 'cancelled', 'discarded') GROUP BY 1, 2").fetchall():
+                if new_state == "executing":
+                    first_run[job_id] = at
+                else:
+                    finished_at[(job_id, new_state)] = at
         by_name, tree = {}, {}
         for r in rows:
             by_name[(r[1], r[3])] = r
@@ -492,9 +524,9 @@ class Driver:
                 tree.setdefault(r[2], []).append(r)
         checked, bad = 0, []
         for r in rows:
-            job_id, wf, _, _, state, deps, attempted_at, _, ign_c, ign_d = r
-            if attempted_at is None or state in ("suspended", "cancelled"):
-                continue  # never ran, or parked/cancelled: nothing to check (a parked job has run)
+            job_id, wf, _, name, state, deps, attempted_at, ign_c, ign_d = r
+            if attempted_at is None:
+                continue  # never ran
             checked += 1
             targets = []
             for d in deps or []:
@@ -506,12 +538,15 @@ class Driver:
                     targets.append(by_name.get((d[0], d[1])))
             for t in targets:
                 if t is None:
-                    bad.append((job_id, "a dep is missing"))
-                elif t[4] == "completed":
-                    if not t[7] < attempted_at:
-                        bad.append((job_id, "attempted at", str(attempted_at), "dep", t[0], "completed at", str(t[7])))
-                elif not ((t[4] == "cancelled" and ign_c) or (t[4] == "discarded" and ign_d)):
-                    bad.append((job_id, state, "dep", t[0], t[4]))
+                    bad.append((job_id, name, "a dep is missing"))
+                    continue
+                if not (t[4] == "completed" or (t[4] == "cancelled" and ign_c) or (t[4] == "discarded" and ign_d)):
+                    bad.append((job_id, name, state, "ran though its dep", t[0], t[3], "is", t[4]))
+                    continue
+                if self.audit:
+                    ran, done = first_run.get(job_id), finished_at.get((t[0], t[4]))
+                    if ran is None or done is None or not done < ran:
+                        bad.append((job_id, name, "first executing at", str(ran), "dep", t[0], t[3], t[4], "at", str(done)))
         return checked, bad
 
     def check(self, label: str, final: bool) -> dict:
@@ -709,6 +744,8 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=int(time.time()))
     p.add_argument("--rescue-wait", type=float, default=20)
     p.add_argument("--drain-timeout", type=float, default=240)
+    p.add_argument("--no-audit", dest="audit", action="store_false",
+                   help="no audit trail of job state changes (no user trigger on oban_jobs; dependency order unchecked)")
     p.add_argument("--no-drain", action="store_true", help="for investigations: stop after the last crash's checks")
     a = p.parse_args()
     log(f"crash test: {a.clients} clients, {a.rounds} crashes, ~{a.seconds}s of load before each, seed {a.seed}")

@@ -7,7 +7,8 @@
 # committed work (see its docstring) and prints the figures.
 #
 # Usage: test/crash/run.sh [--rounds N] [--seconds S] [--seed N] [--clients N] [--workdir DIR] [--no-build]
-#                          [--keep]   (no drain; leaves the cluster running, for investigations)
+#                          [--keep] [--no-drain]  (investigations: leave the cluster running; skip the drain)
+#                          [--no-audit]  (no crash_audit table of job state changes: no ordering check)
 #   long form:  bash test/crash/run.sh --rounds 5 --seconds 20
 #   short form: test/scripts/crash.sh (part of scripts/test.sh)
 set -euo pipefail
@@ -22,7 +23,9 @@ while [ $# -gt 0 ]; do
         --clients) CLIENTS=$2; shift 2 ;;
         --workdir) WORKDIR=$2; shift 2 ;;
         --no-build) BUILD=0; shift ;;
-        --keep) KEEP=1; shift ;;  # investigations: no drain, the cluster is left running
+        --keep) KEEP=1; shift ;;  # investigations: the cluster is left running
+        --no-drain) DRAIN_ARGS=--no-drain; shift ;;  # investigations: stop after the last crash's checks
+        --no-audit) AUDIT=--no-audit; shift ;;  # no audit trigger on oban_jobs
 
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
@@ -63,14 +66,13 @@ ${CRASH_EXTRA_CONF:-}
 CONF
 as_postgres "$PG_BIN/pg_ctl" -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" -w restart >/dev/null
 
-[ "$KEEP" = 1 ] && DRAIN_ARGS=--no-drain
 started=$(date +%s)
 status=0
 "$CLIENT_PYTHON" "$REPO/test/crash/crash.py" --workdir "$DIR" \
     --dsn "host=$CLUSTER_DIR port=$PGPORT user=postgres dbname=crash" \
     --pg-ctl "$PG_BIN/pg_ctl" --datadir "$CLUSTER_DIR/data" --check-counts "$REPO/test/check_counts.sql" \
     --rounds "$ROUNDS" --seconds "$SECONDS_PER_ROUND" --clients "$CLIENTS" --seed "$SEED" \
-    ${DRAIN_ARGS:-} || status=1
+    ${DRAIN_ARGS:-} ${AUDIT:-} || status=1
 
 # The server log: the immediate stops are expected; a backend killed by a signal (a crash of the
 # extension's code) or a PANIC is not.
