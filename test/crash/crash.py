@@ -448,7 +448,10 @@ class Driver:
         self.mismatches += 1
 
     def pg_ctl_run(self, *args: str) -> None:
-        subprocess.run(["runuser", "-u", "postgres", "--", self.pg_ctl, "-D", self.datadir, *args],
+        # As scripts/lib.sh's server_ctl: the server gets OBAN_SERVER_ENV (the sanitizer runtime
+        # under `make sanitize-test`), "VAR=value ..." with no spaces inside a value.
+        server_env = os.environ.get("OBAN_SERVER_ENV", "").split()
+        subprocess.run(["runuser", "-u", "postgres", "--", "env", *server_env, self.pg_ctl, "-D", self.datadir, *args],
                        check=True, stdout=subprocess.DEVNULL)
 
     def query(self, sql: str, params=None) -> list:

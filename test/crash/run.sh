@@ -64,7 +64,7 @@ oban_pro.repair_max_age = 1s
 oban_pro.flush_interval = 200ms
 ${CRASH_EXTRA_CONF:-}
 CONF
-as_postgres "$PG_BIN/pg_ctl" -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" -w restart >/dev/null
+server_ctl -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" -w restart >/dev/null
 
 started=$(date +%s)
 status=0
