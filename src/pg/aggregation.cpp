@@ -14,6 +14,7 @@
 #include "pg/aggregation.hpp"
 
 #include "pg/args.hpp"
+#include "pg/meta.hpp"
 #include "pg/sql.hpp"
 #include "pg/states.hpp"
 #include "pg/worker.hpp"
@@ -118,27 +119,6 @@ WorkflowDelta *DeltaFor(const char *workflow_id, Oid schema, SubTransactionId su
         delta->is_unique = delta->ignore_cancelled = delta->ignore_discarded = delta->ignore_deleted = false;
     }
     return delta;
-}
-
-// Reads meta->>key as a string allocated in `context`, or nullptr.
-char *MetaText(Jsonb *meta, const char *key, MemoryContext context = TopTransactionContext) {
-    JsonbValue value;
-    if (!JB_ROOT_IS_OBJECT(meta) ||
-        getKeyJsonValueFromContainer(&meta->root, key, (uint32)strlen(key), &value) == nullptr)
-        return nullptr;
-    if (value.type != jbvString) return nullptr;
-    char *text = static_cast<char *>(MemoryContextAlloc(context, value.val.string.len + 1));
-    memcpy(text, value.val.string.val, value.val.string.len);
-    text[value.val.string.len] = '\0';
-    return text;
-}
-
-bool MetaTrue(Jsonb *meta, const char *key) {
-    JsonbValue value;
-    if (!JB_ROOT_IS_OBJECT(meta) ||
-        getKeyJsonValueFromContainer(&meta->root, key, (uint32)strlen(key), &value) == nullptr)
-        return false;
-    return value.type == jbvBool && value.val.boolean;
 }
 
 struct Columns {
@@ -437,7 +417,7 @@ OBAN_FUNCTION(oban_jobs_workflow_track) {
         }
     }
     if (new_row != nullptr && IsFinished(new_state) && (old_row == nullptr || !IsFinished(old_state))) {
-        char *name = MetaText(meta, "name");
+        char *name = MetaText(meta, "name", TopTransactionContext);
         if (name != nullptr) {
             delta->finished_names = lappend(delta->finished_names, name);
             delta->finished_states = lappend(delta->finished_states, pstrdup(kStateNames[new_state]));
@@ -445,9 +425,9 @@ OBAN_FUNCTION(oban_jobs_workflow_track) {
     }
     if (old_row == nullptr && !delta->inserted) {
         delta->inserted = true;
-        delta->name = MetaText(meta, "workflow_name");
-        delta->parent_id = MetaText(meta, "sup_workflow_id");
-        delta->sub_name = MetaText(meta, "sub_name");
+        delta->name = MetaText(meta, "workflow_name", TopTransactionContext);
+        delta->parent_id = MetaText(meta, "sup_workflow_id", TopTransactionContext);
+        delta->sub_name = MetaText(meta, "sub_name", TopTransactionContext);
         delta->is_unique = MetaTrue(meta, "workflow_unique");
         delta->ignore_cancelled = MetaTrue(meta, "ignore_cancelled");
         delta->ignore_discarded = MetaTrue(meta, "ignore_discarded");

@@ -22,6 +22,7 @@
 // INSERT of one workflow goes in whole or not at all even if the holder finishes meanwhile.
 #include "pg/uniqueness.hpp"
 
+#include "pg/meta.hpp"
 #include "pg/sql.hpp"
 
 extern "C" {
@@ -196,29 +197,21 @@ OBAN_FUNCTION(oban_jobs_workflow_claim) {
     Datum meta = heap_getattr(row, SPI_fnumber(descriptor, "meta"), descriptor, &is_null);
     if (is_null) return PointerGetDatum(row);
     Jsonb *meta_value = DatumGetJsonbP(meta);
-    JsonbValue workflow_id, name;
-    bool has_id =
-        JB_ROOT_IS_OBJECT(meta_value) &&
-        getKeyJsonValueFromContainer(&meta_value->root, "workflow_id", 11, &workflow_id) != nullptr &&
-        workflow_id.type == jbvString && workflow_id.val.string.len > 0;
-    bool has_name = JB_ROOT_IS_OBJECT(meta_value) &&
-                    getKeyJsonValueFromContainer(&meta_value->root, "workflow_name", 13, &name) != nullptr &&
-                    name.type == jbvString && name.val.string.len > 0;
-    if (!has_id || !has_name)
+    char *id = MetaText(meta_value, "workflow_id", CurrentMemoryContext);
+    char *name = MetaText(meta_value, "workflow_name", CurrentMemoryContext);
+    if (id == nullptr || *id == '\0' || name == nullptr || *name == '\0')
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("a unique workflow job needs meta \"workflow_id\" and \"workflow_name\""),
                         errdetail("Its meta sets \"workflow_unique\" to true; uniqueness is keyed by "
                                   "\"workflow_name\"."),
                         errhint("Add both as non-empty strings, or drop \"workflow_unique\".")));
 
-    char *id = pnstrdup(workflow_id.val.string.val, workflow_id.val.string.len);
     if (Decision *decided = DecisionFor(id))
         return decided->claimed ? PointerGetDatum(row) : PointerGetDatum(nullptr);
 
     Oid schema = RelationGetNamespace(relation);
-    Datum name_text = PointerGetDatum(cstring_to_text_with_len(name.val.string.val, name.val.string.len));
     BeginSql(schema);
-    bool claimed = ClaimWorkflowName(schema, name_text, CStringGetTextDatum(id));
+    bool claimed = ClaimWorkflowName(schema, CStringGetTextDatum(name), CStringGetTextDatum(id));
     EndSql();
     Remember(id, claimed);
     return claimed ? PointerGetDatum(row) : PointerGetDatum(nullptr);

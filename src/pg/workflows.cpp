@@ -13,6 +13,7 @@
 //  * the journal rows of a step are consumed exactly once (deleted in the transaction that counts
 //    them), and a release is `UPDATE ... WHERE state = 'suspended'`, so a job is released once.
 #include "pg/args.hpp"
+#include "pg/meta.hpp"
 #include "pg/sql.hpp"
 #include "pg/workflows.hpp"
 
@@ -481,13 +482,9 @@ OBAN_FUNCTION(oban_jobs_workflow_prepare) {
 
     Datum meta = heap_getattr(row, meta_column, descriptor, &is_null);
     if (is_null) return PointerGetDatum(row);
-    Jsonb *meta_value = DatumGetJsonbP(meta);
-    JsonbValue value;
-    if (!JB_ROOT_IS_OBJECT(meta_value) ||
-        getKeyJsonValueFromContainer(&meta_value->root, "workflow_id", 11, &value) == nullptr ||
-        value.type != jbvString)
-        return PointerGetDatum(row);
-    Datum workflow_id = PointerGetDatum(cstring_to_text_with_len(value.val.string.val, value.val.string.len));
+    char *workflow_text = MetaText(DatumGetJsonbP(meta), "workflow_id", CurrentMemoryContext);
+    if (workflow_text == nullptr) return PointerGetDatum(row);
+    Datum workflow_id = CStringGetTextDatum(workflow_text);
     Datum job_id = heap_getattr(row, id_column, descriptor, &is_null);
     if (is_null) return PointerGetDatum(row);
 
