@@ -205,9 +205,10 @@ Statement take_signal{R"sql(
                       true};
 
 // Parking starts by locking the job row: it waits for a signal in flight to commit, and a signal
-// that comes after waits for the park to commit. The mailbox is then read again.
+// that comes after waits for the park to commit. The mailbox is then read again. Returns the
+// job's state and deadline as they are once locked.
 Statement lock_job{R"sql(
-    SELECT state::text FROM @extschema@.oban_jobs WHERE id = $1 FOR NO KEY UPDATE)sql",
+    SELECT state::text, meta->>'wait_until' FROM @extschema@.oban_jobs WHERE id = $1 FOR NO KEY UPDATE)sql",
                    1,
                    {INT8OID},
                    true};
@@ -337,6 +338,29 @@ int64 IntervalMicros(const Interval *interval) {
            (int64)interval->month * DAYS_PER_MONTH * USECS_PER_DAY;
 }
 
+// Under the job's row lock (lock_job), with a fresh snapshot: a signal committed meanwhile is
+// received, otherwise the job parks. Leaves SPI connected on success; C-style.
+Look TakeOrPark(Oid schema, int64 job_id, bool keep_deadline, bool has_wait_for, Datum wait_for,
+                MemoryContext caller) {
+    Datum park_args[3] = {Int64GetDatum(job_id), BoolGetDatum(keep_deadline), wait_for};
+    const char nulls[3] = {' ', ' ', has_wait_for ? ' ' : 'n'};
+    Execute(&take_or_park, schema, park_args, nulls);
+    Look look = ReadLook(caller);
+    if (!look.found || strcmp(look.state, "executing") != 0) {
+        EndSql();
+        NotExecuting(job_id, look, false);
+    }
+    return look;
+}
+
+// The one row oban_await_signal returns after a park or a signal taken under the lock.
+void PutAwaitResult(ReturnSetInfo *result, const Look &look) {
+    Datum values[2] = {CStringGetTextDatum(look.received ? "received" : "suspended"),
+                       look.received ? look.payload : (Datum)0};
+    bool nulls[2] = {false, !look.received};
+    tuplestore_putvalues(result->setResult, result->setDesc, values, nulls);
+}
+
 oban::core::Deadline ReadDeadline(const char *text) {
     if (text == nullptr) return oban::core::Deadline{};
     return oban::core::ParseDeadline(text);
@@ -432,6 +456,34 @@ OBAN_FUNCTION(oban_await_signal) {
 
     const char *status = nullptr;
     Datum payload = (Datum)0;
+    // With no time to block (wait_timeout 0), the call parks unless a signal is stored or the
+    // deadline has passed: lock the job at once and decide under the lock, one look fewer.
+    if (block_until <= GetCurrentTimestamp()) {
+        Datum values[1] = {Int64GetDatum(job_id)};
+        BeginSql(schema);
+        Look locked{};
+        if (Execute(&lock_job, schema, values, nullptr) > 0) {
+            MemoryContext spi = MemoryContextSwitchTo(caller);
+            locked.state = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+            locked.deadline = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+            MemoryContextSwitchTo(spi);
+            locked.found = locked.state != nullptr;
+        }
+        if (!locked.found || strcmp(locked.state, "executing") != 0) {
+            EndSql();
+            NotExecuting(job_id, locked, true);
+        }
+        oban::core::Deadline deadline = ReadDeadline(locked.deadline);
+        if (oban::core::DecideAwait(deadline, GetCurrentTimestamp(), block_until).step ==
+            oban::core::AwaitStep::Park) {
+            bool keep = deadline.kind != oban::core::Deadline::Kind::None;
+            Look look = TakeOrPark(schema, job_id, keep, has_wait_for, wait_for, caller);
+            EndSql();
+            PutAwaitResult(result, look);
+            return (Datum)0;
+        }
+        EndSql();  // the deadline has passed: the ordinary look below receives or times out
+    }
     // On the waiting list before the first look, so a commit between a look and a sleep still wakes.
     if (cv != nullptr) ConditionVariablePrepareToSleep(cv);
     for (bool first = true;; first = false) {
@@ -467,20 +519,11 @@ OBAN_FUNCTION(oban_await_signal) {
             Datum values[1] = {Int64GetDatum(job_id)};
             BeginSql(schema);
             Execute(&lock_job, schema, values, nullptr);  // may wait for a signal in flight
-            // A fresh snapshot, after the lock: a signal committed meanwhile is received instead.
             bool keep = deadline.kind != oban::core::Deadline::Kind::None;
-            Datum park_args[3] = {Int64GetDatum(job_id), BoolGetDatum(keep), wait_for};
-            const char nulls[3] = {' ', ' ', has_wait_for ? ' ' : 'n'};
-            Execute(&take_or_park, schema, park_args, nulls);
-            look = ReadLook(caller);
-            if (!look.found || strcmp(look.state, "executing") != 0) {
-                EndSql();
-                NotExecuting(job_id, look, false);
-            }
-            status = look.received ? "received" : "suspended";
-            payload = look.received ? look.payload : (Datum)0;
+            look = TakeOrPark(schema, job_id, keep, has_wait_for, wait_for, caller);
             EndSql();
-            break;
+            PutAwaitResult(result, look);
+            return (Datum)0;
         }
         long sleep_ms = (long)((decision.sleep_us + 999) / 1000);
         if (cv != nullptr) {

@@ -74,6 +74,13 @@ SELECT status FROM oban_await_signal(1, wait_for => '0', wait_timeout => '0');
 SELECT oban_stage_jobs() AS staged;
 SELECT id, state FROM oban_fetch_jobs('default', 1);
 SELECT * FROM oban_await_signal(1, wait_for => '0', wait_timeout => '10 seconds');
+-- With no time to block either (wait_timeout 0, decided under the job's lock) it times out
+-- rather than parking again.
+SELECT status FROM oban_await_signal(1, wait_for => '0', wait_timeout => '0');
+SELECT oban_stage_jobs() AS staged;
+SELECT id, state FROM oban_fetch_jobs('default', 1);
+SELECT * FROM oban_await_signal(1, wait_for => '0', wait_timeout => '0');
+SELECT state, wait_until FROM job(1);
 
 -- 7. No wait_for: the deadline is "infinity"; staging never releases it; a signal does.
 SELECT status FROM oban_await_signal(1, wait_timeout => '0');
