@@ -31,6 +31,8 @@ extern "C" {
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/numeric.h"
+#include "utils/guc.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 }
@@ -483,20 +485,23 @@ OBAN_FUNCTION(oban_jobs_workflow_truncate) {
 
 namespace {
 
-// The workflow and its sub-workflows, each with its exact counts (oban_workflows), parents first.
+// The workflow and its sub-workflows (oban_workflow_rows), each row once per unfolded journal
+// delta of its workflow (or once with NULL deltas): the exact counts of oban_workflows, summed
+// here rather than by the view's per-row aggregate, and no sort (the tree is rebuilt by parent_id).
 Statement status_tree{R"sql(
     WITH RECURSIVE tree AS (
-        SELECT w.id, 0 AS depth FROM @extschema@.oban_workflow_rows AS w WHERE w.id = $1
+        SELECT w.*, 0 AS depth FROM @extschema@.oban_workflow_rows AS w WHERE w.id = $1
         UNION ALL
-        SELECT child.id, tree.depth + 1
+        SELECT child.*, tree.depth + 1
         FROM @extschema@.oban_workflow_rows AS child JOIN tree ON child.parent_id = tree.id
         WHERE tree.depth < 16
     )
-    SELECT v.id, v.name, v.parent_id, v.sub_name, v.suspended, v.available, v.scheduled, v.executing,
-           v.retryable, v.completed, v.cancelled, v.discarded, v.inserted_at, v.started_at, v.completed_at,
-           v.ignore_cancelled, v.ignore_discarded
-    FROM tree JOIN @extschema@.oban_workflows AS v ON v.id = tree.id
-    ORDER BY tree.depth, v.id)sql",
+    SELECT t.id, t.name, t.parent_id, t.sub_name, t.suspended, t.available, t.scheduled, t.executing,
+           t.retryable, t.completed, t.cancelled, t.discarded, t.inserted_at, t.started_at, t.completed_at,
+           t.ignore_cancelled, t.ignore_discarded,
+           j.suspended, j.available, j.scheduled, j.executing, j.retryable, j.completed, j.cancelled,
+           j.discarded, j.started_at, j.recorded_at
+    FROM tree AS t LEFT JOIN @extschema@.oban_workflow_journal AS j ON j.workflow_id = t.id)sql",
                       1,
                       {TEXTOID},
                       true};
@@ -521,56 +526,118 @@ const char *DerivedState(const StatusNode &node) {
     return "completed";
 }
 
-void AppendTimestamp(StringInfo out, bool present, Timestamp value) {
-    if (!present) {
-        appendStringInfoString(out, "null");
-        return;
-    }
-    appendStringInfoChar(out, '"');
-    appendStringInfoString(out, JsonEncodeDateTime(nullptr, TimestampGetDatum(value), TIMESTAMPOID, nullptr));
-    appendStringInfoChar(out, '"');
+// Building the status as a JsonbValue tree (no JSON text to parse). The strings pushed must live
+// until JsonbValueToJsonb; they are all in the caller's memory context.
+void PushKey(JsonbParseState **state, const char *key) {
+    JsonbValue value{};
+    value.type = jbvString;
+    value.val.string.val = const_cast<char *>(key);
+    value.val.string.len = (int)strlen(key);
+    pushJsonbValue(state, WJB_KEY, &value);
 }
 
-void AppendStatus(StringInfo out, StatusNode *nodes, int count, int index, Timestamp now) {
+void PushNull(JsonbParseState **state) {
+    JsonbValue value{};
+    value.type = jbvNull;
+    pushJsonbValue(state, WJB_VALUE, &value);
+}
+
+void PushString(JsonbParseState **state, const char *text) {
+    if (text == nullptr) return PushNull(state);
+    JsonbValue value{};
+    value.type = jbvString;
+    value.val.string.val = const_cast<char *>(text);
+    value.val.string.len = (int)strlen(text);
+    pushJsonbValue(state, WJB_VALUE, &value);
+}
+
+void PushNumeric(JsonbParseState **state, Numeric number) {
+    JsonbValue value{};
+    value.type = jbvNumeric;
+    value.val.numeric = number;
+    pushJsonbValue(state, WJB_VALUE, &value);
+}
+
+void PushTimestamp(JsonbParseState **state, bool present, Timestamp at) {
+    if (!present) return PushNull(state);
+    PushString(state, JsonEncodeDateTime(nullptr, TimestampGetDatum(at), TIMESTAMPOID, nullptr));
+}
+
+// jsonb keeps an object's keys sorted (shorter first, then bytewise) and sorts what it is given;
+// pushed in that order, the sort only confirms it. The counts' keys, all of one length:
+constexpr JobState kStatesByName[kStateCount] = {kAvailable, kCancelled, kCompleted, kDiscarded,
+                                                 kExecuting, kRetryable, kScheduled, kSuspended};
+
+// Returns the finished object when it is the outermost one.
+JsonbValue *PushStatus(JsonbParseState **state, StatusNode *nodes, int count, int index, Timestamp now) {
     StatusNode &node = nodes[index];
     int64 total = 0;
     for (int s = 0; s < kStateCount; s++) total += node.tree[s];
-    appendStringInfoString(out, "{\"id\":");
-    escape_json(out, node.id);
-    appendStringInfoString(out, ",\"name\":");
-    if (node.name != nullptr)
-        escape_json(out, node.name);
-    else
-        appendStringInfoString(out, "null");
-    appendStringInfo(out, ",\"state\":\"%s\",\"total\":" INT64_FORMAT ",\"counts\":{", DerivedState(node),
-                     total);
-    for (int s = 0; s < kStateCount; s++)
-        appendStringInfo(out, "%s\"%s\":" INT64_FORMAT, s == 0 ? "" : ",", kStateNames[s], node.tree[s]);
-    appendStringInfoString(out, "},\"inserted_at\":");
-    AppendTimestamp(out, true, node.inserted_at);
-    appendStringInfoString(out, ",\"started_at\":");
-    AppendTimestamp(out, node.started, node.started_at);
     bool completed = node.all_finished && node.completed;
-    appendStringInfoString(out, ",\"completed_at\":");
-    AppendTimestamp(out, completed, node.latest_completed);
-    appendStringInfoString(out, ",\"duration\":");
-    if (node.started) {
-        Timestamp until = completed ? node.latest_completed : now;
-        appendStringInfo(out, "%.3f", (double)(until - node.started_at) / USECS_PER_SEC);
-    } else {
-        appendStringInfoString(out, "null");
-    }
-    appendStringInfoString(out, ",\"subs\":{");
-    bool first = true;
+    pushJsonbValue(state, WJB_BEGIN_OBJECT, nullptr);
+    PushKey(state, "id");
+    PushString(state, node.id);
+    PushKey(state, "name");
+    PushString(state, node.name);
+    PushKey(state, "subs");
+    pushJsonbValue(state, WJB_BEGIN_OBJECT, nullptr);
     for (int i = 0; i < count; i++) {
         if (nodes[i].parent_id == nullptr || strcmp(nodes[i].parent_id, node.id) != 0) continue;
-        if (!first) appendStringInfoChar(out, ',');
-        first = false;
-        escape_json(out, nodes[i].sub_name != nullptr ? nodes[i].sub_name : nodes[i].id);
-        appendStringInfoChar(out, ':');
-        AppendStatus(out, nodes, count, i, now);
+        PushKey(state, nodes[i].sub_name != nullptr ? nodes[i].sub_name : nodes[i].id);
+        PushStatus(state, nodes, count, i, now);
     }
-    appendStringInfoString(out, "}}");
+    pushJsonbValue(state, WJB_END_OBJECT, nullptr);
+    PushKey(state, "state");
+    PushString(state, DerivedState(node));
+    PushKey(state, "total");
+    PushNumeric(state, int64_to_numeric(total));
+    PushKey(state, "counts");
+    pushJsonbValue(state, WJB_BEGIN_OBJECT, nullptr);
+    for (JobState s : kStatesByName) {
+        PushKey(state, kStateNames[s]);
+        PushNumeric(state, int64_to_numeric(node.tree[s]));
+    }
+    pushJsonbValue(state, WJB_END_OBJECT, nullptr);
+    PushKey(state, "duration");
+    if (node.started) {
+        Timestamp until = completed ? node.latest_completed : now;
+        // Seconds with millisecond precision: an exact decimal, as numeric(…, 3) would print it.
+        int64 micros = until - node.started_at;
+        PushNumeric(state, int64_div_fast_to_numeric((micros + (micros >= 0 ? 500 : -500)) / 1000, 3));
+    } else {
+        PushNull(state);
+    }
+    PushKey(state, "started_at");
+    PushTimestamp(state, node.started, node.started_at);
+    PushKey(state, "inserted_at");
+    PushTimestamp(state, true, node.inserted_at);
+    PushKey(state, "completed_at");
+    PushTimestamp(state, completed, node.latest_completed);
+    return pushJsonbValue(state, WJB_END_OBJECT, nullptr);
+}
+
+}  // namespace
+
+namespace {
+
+// Adds each sub-workflow's tree totals into its parent's, depth first.
+void SumTree(StatusNode *nodes, int count, int index) {
+    StatusNode &parent = nodes[index];
+    for (int i = 0; i < count; i++) {
+        StatusNode &child = nodes[i];
+        if (child.parent_id == nullptr || strcmp(child.parent_id, parent.id) != 0) continue;
+        SumTree(nodes, count, i);
+        for (int s = 0; s < kStateCount; s++) parent.tree[s] += child.tree[s];
+        if (child.started && (!parent.started || child.started_at < parent.started_at)) {
+            parent.started = true;
+            parent.started_at = child.started_at;
+        }
+        parent.all_finished = parent.all_finished && child.all_finished;
+        if (child.completed && (!parent.completed || child.latest_completed > parent.latest_completed)) {
+            parent.completed = true;
+            parent.latest_completed = child.latest_completed;
+        }
+    }
 }
 
 }  // namespace
@@ -583,64 +650,86 @@ OBAN_FUNCTION(oban_workflow_status) {
     MemoryContext caller = CurrentMemoryContext;
     Datum values[1] = {PG_GETARG_DATUM(0)};
     BeginSql(schema);
+    // A few rows by key out of tables that only grow: never a scan of them, whatever their size
+    // when the kept plan is made.
+    int guc_level = PlanForIndexLookups();
     uint64 rows = Execute(&status_tree, schema, values, nullptr);
+    AtEOXact_GUC(true, guc_level);
     if (rows == 0) {
         EndSql();
         PG_RETURN_NULL();
     }
     MemoryContext spi_context = MemoryContextSwitchTo(caller);
     auto *nodes = static_cast<StatusNode *>(palloc0(sizeof(StatusNode) * rows));
+    auto *recorded = static_cast<Timestamp *>(palloc0(sizeof(Timestamp) * rows));  // latest delta
+    auto *has_delta = static_cast<bool *>(palloc0(sizeof(bool) * rows));
+    int count = 0;
     TupleDesc descriptor = SPI_tuptable->tupdesc;
     for (uint64 r = 0; r < rows; r++) {
         HeapTuple row = SPI_tuptable->vals[r];
-        StatusNode &node = nodes[r];
         bool is_null = false;
-        node.id = SPI_getvalue(row, descriptor, 1);
-        node.name = SPI_getvalue(row, descriptor, 2);
-        node.parent_id = SPI_getvalue(row, descriptor, 3);
-        node.sub_name = SPI_getvalue(row, descriptor, 4);
-        int64 own_total = 0;
-        for (int s = 0; s < kStateCount; s++) {
-            node.own[s] = DatumGetInt32(SPI_getbinval(row, descriptor, 5 + s, &is_null));
-            node.tree[s] = node.own[s];
-            own_total += node.own[s];
+        char *id = SPI_getvalue(row, descriptor, 1);
+        // A workflow's rows come together (one per journal delta): usually the last node seen.
+        int index = count - 1;
+        while (index >= 0 && strcmp(nodes[index].id, id) != 0) index--;
+        if (index < 0) {
+            index = count++;
+            StatusNode &node = nodes[index];
+            node.id = id;
+            node.name = SPI_getvalue(row, descriptor, 2);
+            node.parent_id = SPI_getvalue(row, descriptor, 3);
+            node.sub_name = SPI_getvalue(row, descriptor, 4);
+            for (int s = 0; s < kStateCount; s++)
+                node.own[s] = DatumGetInt32(SPI_getbinval(row, descriptor, 5 + s, &is_null));
+            node.inserted_at = DatumGetTimestamp(SPI_getbinval(row, descriptor, 13, &is_null));
+            Datum started = SPI_getbinval(row, descriptor, 14, &is_null);
+            node.started = !is_null;
+            node.started_at = node.started ? DatumGetTimestamp(started) : 0;
+            Datum completed = SPI_getbinval(row, descriptor, 15, &is_null);
+            node.completed = !is_null;
+            node.latest_completed = node.completed ? DatumGetTimestamp(completed) : 0;
+            node.ignore_cancelled = DatumGetBool(SPI_getbinval(row, descriptor, 16, &is_null));
+            node.ignore_discarded = DatumGetBool(SPI_getbinval(row, descriptor, 17, &is_null));
         }
-        node.inserted_at = DatumGetTimestamp(SPI_getbinval(row, descriptor, 13, &is_null));
-        Datum started = SPI_getbinval(row, descriptor, 14, &is_null);
-        node.started = !is_null;
-        node.started_at = node.started ? DatumGetTimestamp(started) : 0;
-        Datum completed = SPI_getbinval(row, descriptor, 15, &is_null);
-        node.completed = !is_null;
-        node.latest_completed = node.completed ? DatumGetTimestamp(completed) : 0;
-        node.all_finished = node.completed || own_total == 0;
-        node.ignore_cancelled = DatumGetBool(SPI_getbinval(row, descriptor, 16, &is_null));
-        node.ignore_discarded = DatumGetBool(SPI_getbinval(row, descriptor, 17, &is_null));
+        StatusNode &node = nodes[index];
+        (void)SPI_getbinval(row, descriptor, 18, &is_null);
+        if (is_null) continue;  // no unfolded delta
+        for (int s = 0; s < kStateCount; s++)
+            node.own[s] += DatumGetInt32(SPI_getbinval(row, descriptor, 18 + s, &is_null));
+        Datum started = SPI_getbinval(row, descriptor, 26, &is_null);
+        if (!is_null && (!node.started || DatumGetTimestamp(started) < node.started_at)) {
+            node.started = true;
+            node.started_at = DatumGetTimestamp(started);
+        }
+        Timestamp at = DatumGetTimestamp(SPI_getbinval(row, descriptor, 27, &is_null));
+        recorded[index] = has_delta[index] ? Max(recorded[index], at) : at;
+        has_delta[index] = true;
     }
     MemoryContextSwitchTo(spi_context);
     EndSql();
 
-    // Rows come parents first: fold each into its parent, deepest first.
-    for (int64 r = (int64)rows - 1; r > 0; r--) {
-        StatusNode &child = nodes[r];
-        for (int64 p = r - 1; p >= 0; p--) {
-            StatusNode &parent = nodes[p];
-            if (child.parent_id == nullptr || strcmp(parent.id, child.parent_id) != 0) continue;
-            for (int s = 0; s < kStateCount; s++) parent.tree[s] += child.tree[s];
-            if (child.started && (!parent.started || child.started_at < parent.started_at)) {
-                parent.started = true;
-                parent.started_at = child.started_at;
-            }
-            parent.all_finished = parent.all_finished && child.all_finished;
-            if (child.completed && (!parent.completed || child.latest_completed > parent.latest_completed)) {
-                parent.completed = true;
-                parent.latest_completed = child.latest_completed;
-            }
-            break;
+    // As oban_workflows derives them: finished once nothing is unfinished and something finished,
+    // at the folded completed_at, or else at the latest unfolded delta.
+    for (int i = 0; i < count; i++) {
+        StatusNode &node = nodes[i];
+        const int64 *c = node.own;
+        int64 unfinished = c[kSuspended] + c[kAvailable] + c[kScheduled] + c[kExecuting] + c[kRetryable];
+        int64 finished = c[kCompleted] + c[kCancelled] + c[kDiscarded];
+        bool done = unfinished == 0 && finished > 0;
+        if (done && !node.completed && has_delta[i]) {
+            node.completed = true;
+            node.latest_completed = recorded[i];
         }
+        node.completed = done && node.completed;
+        node.all_finished = done || unfinished + finished == 0;
+        memcpy(node.tree, node.own, sizeof(node.tree));
     }
-    StringInfoData out;
-    initStringInfo(&out);
+    int root = 0;
+    while (strcmp(nodes[root].id, TextDatumGetCString(values[0])) != 0) root++;
+    SumTree(nodes, count, root);
+
+    JsonbParseState *state = nullptr;
     // A timestamptz counts microseconds from UTC midnight, so it reads as a UTC timestamp.
-    AppendStatus(&out, nodes, (int)rows, 0, GetCurrentTransactionStartTimestamp());
-    PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(out.data)));
+    PG_RETURN_POINTER(
+        JsonbValueToJsonb(PushStatus(&state, nodes, count, root, GetCurrentTransactionStartTimestamp())));
 }

@@ -5,6 +5,7 @@ extern "C" {
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 }
 
@@ -79,6 +80,13 @@ uint64 Execute(Statement *statement, Oid schema, Datum *values, const char *null
     int rc = SPI_execute_plan(plan, values, nulls, false, limit);
     if (rc < 0) elog(ERROR, "oban_pro statement failed: %s", SPI_result_code_string(rc));
     return SPI_processed;
+}
+
+int PlanForIndexLookups() {
+    int level = NewGUCNestLevel();
+    for (const char *name : {"enable_seqscan", "enable_hashjoin", "enable_mergejoin"})
+        (void)set_config_option(name, "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+    return level;
 }
 
 }  // namespace oban::pg

@@ -39,4 +39,11 @@ SPIPlanPtr Prepared(Statement *statement, Oid schema);
 // Returns the number of rows processed; rows are in SPI_tuptable.
 uint64 Execute(Statement *statement, Oid schema, Datum *values, const char *nulls, long limit = 0);
 
+// Makes the planner choose index lookups (no sequential scans, hash or merge joins) for the
+// statements run until `AtEOXact_GUC(true, level)` with the returned level (or the transaction's
+// end). For statements that pick a few rows out of tables that only grow or churn: left to the
+// planner, their small estimates (or a table that is small when the plan is made and kept) choose
+// hash joins over sequential scans of whole tables, a cost per call that grows with the table.
+int PlanForIndexLookups();
+
 }  // namespace oban::pg

@@ -341,20 +341,10 @@ int64 SettleJobs(Oid schema, int64 *job_ids, int count, bool repair) {
     return call.settled;
 }
 
-// The flush's statements pick a few rows out of tables that only grow (a row per workflow, an edge
-// per dep) or churn (the journal, folded about as fast as it is written, whose dead rows autovacuum
-// clears only every minute or so). Left to the planner, their small estimates choose hash joins over
-// sequential scans of whole tables, a cost per flush that grows with the number of workflows and of
-// dead journal rows; planned for index lookups instead, once (the statements keep generic plans), a
-// flush costs what it touches. Undone when FlushWorkflows returns (or by the transaction's abort).
-int PlanForIndexLookups() {
-    int level = NewGUCNestLevel();
-    for (const char *name : {"enable_seqscan", "enable_hashjoin", "enable_mergejoin"})
-        (void)set_config_option(name, "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-    return level;
-}
-
 int64 FlushWorkflows(Oid schema, int limit) {
+    // The flush reads a few rows of tables that only grow (a row per workflow, an edge per dep) or
+    // churn (the journal, whose dead rows autovacuum clears only every minute or so): planned for
+    // index lookups, a flush costs what it touches. Undone when this returns (or by an abort).
     int guc_level = PlanForIndexLookups();
     // One flush at a time per database (the lock is held to the end of the transaction): two
     // flushes can then never deadlock on the rows they fold, and a flush returns only once every

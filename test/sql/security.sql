@@ -275,7 +275,7 @@ CREATE ROLE oban_client;
 GRANT USAGE ON SCHEMA oban TO oban_client;
 GRANT SELECT, INSERT, UPDATE ON oban.oban_jobs TO oban_client;
 GRANT SELECT, INSERT ON oban.oban_workflow_rows, oban.oban_workflow_edges TO oban_client;
-GRANT INSERT ON oban.oban_workflow_journal TO oban_client;
+GRANT SELECT, INSERT ON oban.oban_workflow_journal TO oban_client;  -- SELECT: oban_workflow_status
 GRANT SELECT, INSERT, UPDATE ON oban.oban_workflow_waits, oban.oban_workflow_names TO oban_client;
 GRANT SELECT, INSERT, UPDATE, DELETE ON oban.oban_signals, oban.oban_producers TO oban_client;
 GRANT SELECT ON oban.oban_workflows TO oban_client;
