@@ -138,8 +138,11 @@ Datum Column(HeapTuple row, TupleDesc descriptor, int column, bool *is_null) {
 
 // --- writing the journal -----------------------------------------------------------------------
 
+// Appends the statement's journal rows, and says whether a step it completed ($11–$13) is the
+// one dep left of some waiting job (workflows.cpp releases those at once).
 Statement write_journal{
     R"sql(
+    WITH written AS (
     INSERT INTO @extschema@.oban_workflow_journal
         (workflow_id, suspended, available, scheduled, executing, retryable, completed, cancelled,
          discarded, started_at, finished_names, finished_states)
@@ -154,7 +157,13 @@ Statement write_journal{
         SELECT workflow_id, array_agg(name) AS names, array_agg(state) AS states
         FROM unnest($11::text[], $12::text[], $13::text[]) AS f(workflow_id, name, state)
         GROUP BY workflow_id
-    ) AS e USING (workflow_id))sql",
+    ) AS e USING (workflow_id)
+    )
+    SELECT EXISTS (
+        SELECT FROM unnest($11::text[], $12::text[], $13::text[]) AS f(workflow_id, name, state)
+        JOIN @extschema@.oban_workflow_edges AS e ON e.dep_workflow_id = f.workflow_id AND e.dep_name = f.name
+        JOIN @extschema@.oban_workflow_waits AS w ON w.job_id = e.job_id AND w.remaining = 1
+        WHERE f.state = 'completed'))sql",
     13,
     {TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID,
      INT4ARRAYOID, INT4ARRAYOID, TIMESTAMPARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID}};
@@ -192,6 +201,9 @@ void WriteJournal(Oid schema) {
     ArrayBuildState *event_ids = initArrayResult(TEXTOID, CurrentMemoryContext, false);
     ArrayBuildState *event_names = initArrayResult(TEXTOID, CurrentMemoryContext, false);
     ArrayBuildState *event_states = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+    ArrayBuildState *completed_ids = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+    ArrayBuildState *completed_names = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+    int completed = 0;
     ArrayBuildState *new_ids = initArrayResult(TEXTOID, CurrentMemoryContext, false);
     ArrayBuildState *new_names = initArrayResult(TEXTOID, CurrentMemoryContext, false);
     ArrayBuildState *new_parents = initArrayResult(TEXTOID, CurrentMemoryContext, false);
@@ -219,6 +231,12 @@ void WriteJournal(Oid schema) {
                              TEXTOID, CurrentMemoryContext);
             accumArrayResult(event_states, CStringGetTextDatum(static_cast<char *>(lfirst(state))), false,
                              TEXTOID, CurrentMemoryContext);
+            if (strcmp(static_cast<char *>(lfirst(state)), "completed") == 0) {
+                accumArrayResult(completed_ids, id, false, TEXTOID, CurrentMemoryContext);
+                accumArrayResult(completed_names, CStringGetTextDatum(static_cast<char *>(lfirst(name))),
+                                 false, TEXTOID, CurrentMemoryContext);
+                completed++;
+            }
         }
         if (delta->inserted) {
             bool is_null;
@@ -250,6 +268,10 @@ void WriteJournal(Oid schema) {
         forgotten++;
     }
     if (written == 0 && forgotten == 0) return;
+    bool release_lone = false;
+    // Made here, in the trigger's memory: what is made after BeginSql goes with EndSql.
+    Datum lone_ids = completed > 0 ? makeArrayResult(completed_ids, CurrentMemoryContext) : (Datum)0;
+    Datum lone_names = completed > 0 ? makeArrayResult(completed_names, CurrentMemoryContext) : (Datum)0;
 
     BeginSql(schema);
     if (created > 0) {
@@ -272,7 +294,14 @@ void WriteJournal(Oid schema) {
         values[10] = makeArrayResult(event_ids, CurrentMemoryContext);
         values[11] = makeArrayResult(event_names, CurrentMemoryContext);
         values[12] = makeArrayResult(event_states, CurrentMemoryContext);
+        // The probe joins a few finished steps to their edges: index lookups, whatever the size
+        // of the edge and wait tables when the plan is made.
+        int guc_level = PlanForIndexLookups();
         Execute(&write_journal, schema, values, nullptr);
+        AtEOXact_GUC(true, guc_level);
+        bool is_null = false;
+        release_lone = completed > 0 &&
+                       DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &is_null));
         journal_written = true;
     }
     if (forgotten > 0) {
@@ -280,6 +309,7 @@ void WriteJournal(Oid schema) {
         Execute(&forget_deleted_waits, schema, values, nullptr);
     }
     EndSql();
+    if (release_lone) ReleaseLoneDependents(schema, lone_ids, lone_names);
 }
 
 // --- transaction bookkeeping ---------------------------------------------------------------------

@@ -253,6 +253,46 @@ Statement settle_jobs{R"sql(
                       2,
                       {INT8ARRAYOID, BOOLOID}};
 
+// Releases, within the statement that completed their last dep, the dependents waiting on one dep
+// alone that this statement completed: $1/$2 the completed steps (workflow id, name). Such a
+// dependent can be reached by no other ack (its only edge is consumed here, with the journal row
+// that records the step, in one transaction), so the release is exactly once without the flush.
+// Every row is taken with SKIP LOCKED: an ack never waits here; what is locked elsewhere (a cancel,
+// a flush, a repair at work) is left to the flush, which consumes the edge from the journal.
+Statement release_lone{R"sql(
+    WITH finished AS (
+        SELECT * FROM unnest($1::text[], $2::text[]) AS f(workflow_id, name)
+    ), edges AS (
+        SELECT e.job_id FROM @extschema@.oban_workflow_edges AS e
+        JOIN finished AS f ON e.dep_workflow_id = f.workflow_id AND e.dep_name = f.name
+        FOR UPDATE OF e SKIP LOCKED
+    ), lone AS (
+        SELECT w.job_id FROM @extschema@.oban_workflow_waits AS w
+        WHERE w.job_id IN (SELECT job_id FROM edges) AND w.remaining = 1
+          AND NOT EXISTS (SELECT FROM @extschema@.oban_workflow_edges AS other
+                          WHERE other.job_id = w.job_id
+                            AND NOT EXISTS (SELECT FROM finished AS f
+                                            WHERE f.workflow_id = other.dep_workflow_id
+                                              AND f.name = other.dep_name))
+        FOR UPDATE OF w SKIP LOCKED
+    ), ready AS (
+        SELECT j.id FROM @extschema@.oban_jobs AS j
+        WHERE j.id IN (SELECT job_id FROM lone) AND j.state = 'suspended' AND NOT j.meta ? 'wait_until'
+        FOR NO KEY UPDATE OF j SKIP LOCKED
+    ), released AS (
+        UPDATE @extschema@.oban_jobs AS j
+        SET state = CASE WHEN j.scheduled_at > timezone('UTC', clock_timestamp()) THEN 'scheduled' ELSE 'available' END
+                        ::@extschema@.oban_job_state
+        WHERE j.id IN (SELECT id FROM ready)
+        RETURNING j.id
+    ), forget_waits AS (
+        DELETE FROM @extschema@.oban_workflow_waits WHERE job_id IN (SELECT id FROM released)
+    )
+    DELETE FROM @extschema@.oban_workflow_edges WHERE job_id IN (SELECT id FROM released))sql",
+                       2,
+                       {TEXTARRAYOID, TEXTARRAYOID},
+                       true};
+
 Statement workflow_of_job{
     R"sql(SELECT meta->>'workflow_id' FROM @extschema@.oban_jobs WHERE id = $1)sql", 1, {INT8OID}};
 
@@ -307,9 +347,32 @@ Datum Int8Array(int64 *values, int count) {
     return PointerGetDatum(construct_array(datums, count, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE));
 }
 
+struct LoneCall {
+    Oid schema;
+    Datum workflow_ids, names;
+};
+
+void ReleaseLoneBody(void *arg) {
+    auto *call = static_cast<LoneCall *>(arg);
+    Datum values[2] = {call->workflow_ids, call->names};
+    BeginSql(call->schema);
+    int guc_level = PlanForIndexLookups();
+    Execute(&release_lone, call->schema, values, nullptr);
+    AtEOXact_GUC(true, guc_level);
+    EndSql();
+}
+
 }  // namespace
 
 bool workflow_deps_prepared = false;
+
+void ReleaseLoneDependents(Oid schema, Datum workflow_ids, Datum names) {
+    LoneCall call{schema, workflow_ids, names};
+    // In a subtransaction, so nothing that goes wrong here can undo the ack: the edges are then
+    // still there, and the flush releases (or reports) those dependents from the journal.
+    ErrorData *failure = InSubtransaction(ReleaseLoneBody, &call);
+    if (failure != nullptr) FreeErrorData(failure);
+}
 
 int64 SettleJobs(Oid schema, int64 *job_ids, int count, bool repair) {
     if (count == 0) return 0;
@@ -523,8 +586,12 @@ OBAN_FUNCTION(oban_jobs_workflow_prepare) {
 
 namespace {
 
-// Suspended jobs of workflows that have not moved for max_age: each examined workflow is marked
-// as seen now, so a workflow waiting on something still running is looked at again only later.
+// Suspended jobs of workflows that have not moved for max_age that may be stuck: each examined
+// workflow is marked as seen now, so a workflow waiting on something still running is looked at
+// again only later. A job whose every remaining dep (edge) is a job still unfinished is waiting,
+// not stuck, and is passed over at the cost of an index lookup per dep; the others (a dep
+// finished, deleted or never inserted, a whole-sub-workflow dep, or no dep left) get the precise
+// check of settle_jobs.
 Statement stuck_jobs{R"sql(
     WITH stuck AS (
         SELECT id FROM @extschema@.oban_workflow_rows
@@ -539,7 +606,18 @@ Statement stuck_jobs{R"sql(
     SELECT j.id FROM stuck
     JOIN @extschema@.oban_jobs AS j
       ON j.meta ? 'workflow_id' AND j.meta->>'workflow_id' = stuck.id AND j.state = 'suspended'
-         AND NOT j.meta ? 'wait_until')sql",
+         AND NOT j.meta ? 'wait_until'
+    CROSS JOIN LATERAL (  -- LIMIT 1: one index lookup per dep, never a hash of every job
+        SELECT count(*) AS deps,
+               count(*) FILTER (WHERE e.dep_name <> '*' AND (
+                   SELECT true FROM @extschema@.oban_jobs AS dep
+                   WHERE dep.meta ? 'workflow_id' AND dep.meta->>'workflow_id' = e.dep_workflow_id
+                     AND dep.meta->>'name' = e.dep_name
+                     AND dep.state IN ('suspended', 'available', 'scheduled', 'executing', 'retryable')
+                   LIMIT 1)) AS unfinished
+        FROM @extschema@.oban_workflow_edges AS e WHERE e.job_id = j.id
+    ) AS deps
+    WHERE deps.deps = 0 OR deps.unfinished < deps.deps)sql",
                      2,
                      {INTERVALOID, INT4OID}};
 
@@ -566,7 +644,9 @@ OBAN_FUNCTION(oban_repair_workflows) {
     BeginSql(schema);
     FlushWorkflows(schema, 5000);
     Datum values[2] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1)};
+    int guc_level = PlanForIndexLookups();
     uint64 found = Execute(&stuck_jobs, schema, values, nullptr);
+    AtEOXact_GUC(true, guc_level);
     int64 *job_ids = static_cast<int64 *>(palloc(sizeof(int64) * Max(found, 1)));
     for (uint64 i = 0; i < found; i++) {
         bool is_null = false;

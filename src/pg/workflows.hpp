@@ -15,6 +15,11 @@ int64 FlushWorkflows(Oid schema, int limit);
 // reported with a WARNING and left as it was. Returns how many jobs were released or cancelled.
 int64 SettleJobs(Oid schema, int64 *job_ids, int count, bool repair);
 
+// Releases the dependents whose one remaining dep is among the steps the current statement
+// completed (`workflow_ids`, `names`: text[]), in a subtransaction that never waits on a lock;
+// whatever it cannot release is left to the flush. Called by the journal trigger.
+void ReleaseLoneDependents(Oid schema, Datum workflow_ids, Datum names);
+
 // Set while oban_insert_workflow inserts a spec whose deps all lie inside it and writes their waits
 // and edges itself: the insert trigger then leaves those rows alone.
 extern bool workflow_deps_prepared;
