@@ -13,12 +13,17 @@
 #include "pg/workflows.hpp"
 
 extern "C" {
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/pg_extension.h"
 #include "commands/async.h"
 #include "commands/extension.h"
 #include "lib/stringinfo.h"
 #include "utils/json.h"
+#include "utils/rel.h"
 #include "utils/lsyscache.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -34,6 +39,7 @@ extern "C" {
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
@@ -135,18 +141,19 @@ bool SplitDatabases(const char *list, char **raw, List **names) {
 enum class Seen { kUnknown, kMissing, kInstalled };
 Seen extension_seen = Seen::kUnknown;  // in the worker: what it last logged about the extension
 
-// The schema oban_pro is installed in, or InvalidOid when it is not installed in this database.
+// The schema oban_pro is installed in, or InvalidOid when it is not installed in this database:
+// one index lookup in pg_extension (it runs before every flush and duty).
 Oid ExtensionSchema() {
-    if (!OidIsValid(get_extension_oid("oban_pro", true))) return InvalidOid;
-    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-    Oid schema = InvalidOid;
-    if (SPI_execute("SELECT extnamespace FROM pg_catalog.pg_extension WHERE extname = 'oban_pro'", true, 1) ==
-            SPI_OK_SELECT &&
-        SPI_processed == 1) {
-        bool is_null = false;
-        schema = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &is_null));
-    }
-    SPI_finish();
+    Relation extensions = table_open(ExtensionRelationId, AccessShareLock);
+    ScanKeyData key;
+    ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+                CStringGetDatum("oban_pro"));
+    SysScanDesc scan = systable_beginscan(extensions, ExtensionNameIndexId, true, nullptr, 1, &key);
+    HeapTuple tuple = systable_getnext(scan);
+    Oid schema = HeapTupleIsValid(tuple) ? reinterpret_cast<Form_pg_extension>(GETSTRUCT(tuple))->extnamespace
+                                         : InvalidOid;
+    systable_endscan(scan);
+    table_close(extensions, AccessShareLock);
     return schema;
 }
 
