@@ -138,8 +138,9 @@ Datum Column(HeapTuple row, TupleDesc descriptor, int column, bool *is_null) {
 
 // --- writing the journal -----------------------------------------------------------------------
 
-// Appends the statement's journal rows, and says whether a step it completed ($11–$13) is the
-// one dep left of some waiting job (workflows.cpp releases those at once).
+// Appends the statement's journal rows, and says whether a step it completed ($11–$13) is a dep
+// of some job waiting on few deps ($14 at most), which the ack may then release itself
+// (ReleaseInAck).
 Statement write_journal{
     R"sql(
     WITH written AS (
@@ -162,11 +163,11 @@ Statement write_journal{
     SELECT EXISTS (
         SELECT FROM unnest($11::text[], $12::text[], $13::text[]) AS f(workflow_id, name, state)
         JOIN @extschema@.oban_workflow_edges AS e ON e.dep_workflow_id = f.workflow_id AND e.dep_name = f.name
-        JOIN @extschema@.oban_workflow_waits AS w ON w.job_id = e.job_id AND w.remaining = 1
+        JOIN @extschema@.oban_workflow_waits AS w ON w.job_id = e.job_id AND w.remaining <= $14
         WHERE f.state = 'completed'))sql",
-    13,
+    14,
     {TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID,
-     INT4ARRAYOID, INT4ARRAYOID, TIMESTAMPARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID}};
+     INT4ARRAYOID, INT4ARRAYOID, TIMESTAMPARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4OID}};
 
 Statement create_workflows{R"sql(
     INSERT INTO @extschema@.oban_workflow_rows
@@ -268,10 +269,11 @@ void WriteJournal(Oid schema) {
         forgotten++;
     }
     if (written == 0 && forgotten == 0) return;
-    bool release_lone = false;
+    bool release_in_ack = false;
     // Made here, in the trigger's memory: what is made after BeginSql goes with EndSql.
-    Datum lone_ids = completed > 0 ? makeArrayResult(completed_ids, CurrentMemoryContext) : (Datum)0;
-    Datum lone_names = completed > 0 ? makeArrayResult(completed_names, CurrentMemoryContext) : (Datum)0;
+    Datum completed_steps = completed > 0 ? makeArrayResult(completed_ids, CurrentMemoryContext) : (Datum)0;
+    Datum completed_names_array =
+        completed > 0 ? makeArrayResult(completed_names, CurrentMemoryContext) : (Datum)0;
 
     BeginSql(schema);
     if (created > 0) {
@@ -286,7 +288,7 @@ void WriteJournal(Oid schema) {
         Execute(&create_workflows, schema, values, nullptr);
     }
     if (written > 0) {
-        Datum values[13];
+        Datum values[14];
         values[0] = makeArrayResult(ids, CurrentMemoryContext);
         for (int s = 0; s < kStateCount; s++)
             values[1 + s] = makeArrayResult(counts[s], CurrentMemoryContext);
@@ -294,14 +296,15 @@ void WriteJournal(Oid schema) {
         values[10] = makeArrayResult(event_ids, CurrentMemoryContext);
         values[11] = makeArrayResult(event_names, CurrentMemoryContext);
         values[12] = makeArrayResult(event_states, CurrentMemoryContext);
+        values[13] = Int32GetDatum(kAckReleaseDeps);
         // The probe joins a few finished steps to their edges: index lookups, whatever the size
         // of the edge and wait tables when the plan is made.
         int guc_level = PlanForIndexLookups();
         Execute(&write_journal, schema, values, nullptr);
         AtEOXact_GUC(true, guc_level);
         bool is_null = false;
-        release_lone = completed > 0 &&
-                       DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &is_null));
+        release_in_ack = completed > 0 && DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+                                                                     SPI_tuptable->tupdesc, 1, &is_null));
         journal_written = true;
     }
     if (forgotten > 0) {
@@ -309,7 +312,7 @@ void WriteJournal(Oid schema) {
         Execute(&forget_deleted_waits, schema, values, nullptr);
     }
     EndSql();
-    if (release_lone) ReleaseLoneDependents(schema, lone_ids, lone_names);
+    if (release_in_ack) ReleaseInAck(schema, completed_steps, completed_names_array);
 }
 
 // --- transaction bookkeeping ---------------------------------------------------------------------

@@ -253,31 +253,51 @@ Statement settle_jobs{R"sql(
                       2,
                       {INT8ARRAYOID, BOOLOID}};
 
-// Releases, within the statement that completed their last dep, the dependents waiting on one dep
-// alone that this statement completed: $1/$2 the completed steps (workflow id, name). Such a
-// dependent can be reached by no other ack (its only edge is consumed here, with the journal row
-// that records the step, in one transaction), so the release is exactly once without the flush.
-// Every row is taken with SKIP LOCKED: an ack never waits here; what is locked elsewhere (a cancel,
-// a flush, a repair at work) is left to the flush, which consumes the edge from the journal.
-Statement release_lone{R"sql(
+// Releases, within the statement that completed $1/$2 (workflow ids, step names), the dependents
+// of those steps whose every other dep has completed too (at most kAckReleaseDeps deps left, so an
+// ack never reads a big fan-in's edges): they become available when the ack commits, without
+// waiting for a flush. Exactly once: of two acks that complete a job's last two deps at the same
+// moment, neither sees the other's completion before it commits (both leave the job to the flush),
+// and at most one can see the other's; the job's wait, every edge and the job row are locked with
+// SKIP LOCKED and the job is released only when all of them were, so the flush (which consumes an
+// edge and counts down the wait, in that order) either waits for this release, then finds the job's
+// edges gone, or holds a row and leaves this release nothing to do. An ack therefore never waits
+// here, and never deadlocks with a flush.
+Statement release_in_ack{R"sql(
     WITH finished AS (
         SELECT * FROM unnest($1::text[], $2::text[]) AS f(workflow_id, name)
-    ), edges AS (
-        SELECT e.job_id FROM @extschema@.oban_workflow_edges AS e
-        JOIN finished AS f ON e.dep_workflow_id = f.workflow_id AND e.dep_name = f.name
-        FOR UPDATE OF e SKIP LOCKED
-    ), lone AS (
+    ), waiting AS (
         SELECT w.job_id FROM @extschema@.oban_workflow_waits AS w
-        WHERE w.job_id IN (SELECT job_id FROM edges) AND w.remaining = 1
-          AND NOT EXISTS (SELECT FROM @extschema@.oban_workflow_edges AS other
-                          WHERE other.job_id = w.job_id
-                            AND NOT EXISTS (SELECT FROM finished AS f
-                                            WHERE f.workflow_id = other.dep_workflow_id
-                                              AND f.name = other.dep_name))
+        WHERE w.job_id IN (SELECT e.job_id FROM @extschema@.oban_workflow_edges AS e
+                           JOIN finished AS f ON e.dep_workflow_id = f.workflow_id AND e.dep_name = f.name)
+          AND w.remaining <= $3
+          AND (SELECT count(*) FROM (SELECT FROM @extschema@.oban_workflow_edges AS e
+                                     WHERE e.job_id = w.job_id LIMIT $3 + 1) AS few) <= $3
         FOR UPDATE OF w SKIP LOCKED
+    ), locked_edges AS (
+        SELECT e.job_id, e.dep_workflow_id, e.dep_name FROM @extschema@.oban_workflow_edges AS e
+        WHERE e.job_id IN (SELECT job_id FROM waiting)
+        FOR UPDATE OF e SKIP LOCKED
+    ), satisfied AS (
+        SELECT w.job_id FROM waiting AS w
+        WHERE (SELECT count(*) FROM locked_edges AS l WHERE l.job_id = w.job_id)
+              = (SELECT count(*) FROM @extschema@.oban_workflow_edges AS e WHERE e.job_id = w.job_id)
+          AND NOT EXISTS (
+              SELECT FROM locked_edges AS l
+              WHERE l.job_id = w.job_id
+                AND NOT EXISTS (SELECT FROM finished AS f
+                                WHERE f.workflow_id = l.dep_workflow_id AND f.name = l.dep_name)
+                AND NOT (l.dep_name <> '*'
+                         AND EXISTS (SELECT FROM @extschema@.oban_jobs AS dep
+                                     WHERE dep.meta ? 'workflow_id' AND dep.meta->>'workflow_id' = l.dep_workflow_id
+                                       AND dep.meta->>'name' = l.dep_name AND dep.state = 'completed')
+                         AND NOT EXISTS (SELECT FROM @extschema@.oban_jobs AS dep
+                                         WHERE dep.meta ? 'workflow_id'
+                                           AND dep.meta->>'workflow_id' = l.dep_workflow_id
+                                           AND dep.meta->>'name' = l.dep_name AND dep.state <> 'completed')))
     ), ready AS (
         SELECT j.id FROM @extschema@.oban_jobs AS j
-        WHERE j.id IN (SELECT job_id FROM lone) AND j.state = 'suspended' AND NOT j.meta ? 'wait_until'
+        WHERE j.id IN (SELECT job_id FROM satisfied) AND j.state = 'suspended' AND NOT j.meta ? 'wait_until'
         FOR NO KEY UPDATE OF j SKIP LOCKED
     ), released AS (
         UPDATE @extschema@.oban_jobs AS j
@@ -289,9 +309,9 @@ Statement release_lone{R"sql(
         DELETE FROM @extschema@.oban_workflow_waits WHERE job_id IN (SELECT id FROM released)
     )
     DELETE FROM @extschema@.oban_workflow_edges WHERE job_id IN (SELECT id FROM released))sql",
-                       2,
-                       {TEXTARRAYOID, TEXTARRAYOID},
-                       true};
+                         3,
+                         {TEXTARRAYOID, TEXTARRAYOID, INT4OID},
+                         true};
 
 Statement workflow_of_job{
     R"sql(SELECT meta->>'workflow_id' FROM @extschema@.oban_jobs WHERE id = $1)sql", 1, {INT8OID}};
@@ -347,17 +367,17 @@ Datum Int8Array(int64 *values, int count) {
     return PointerGetDatum(construct_array(datums, count, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE));
 }
 
-struct LoneCall {
+struct AckReleaseCall {
     Oid schema;
     Datum workflow_ids, names;
 };
 
-void ReleaseLoneBody(void *arg) {
-    auto *call = static_cast<LoneCall *>(arg);
-    Datum values[2] = {call->workflow_ids, call->names};
+void ReleaseInAckBody(void *arg) {
+    auto *call = static_cast<AckReleaseCall *>(arg);
+    Datum values[3] = {call->workflow_ids, call->names, Int32GetDatum(kAckReleaseDeps)};
     BeginSql(call->schema);
     int guc_level = PlanForIndexLookups();
-    Execute(&release_lone, call->schema, values, nullptr);
+    Execute(&release_in_ack, call->schema, values, nullptr);
     AtEOXact_GUC(true, guc_level);
     EndSql();
 }
@@ -366,11 +386,11 @@ void ReleaseLoneBody(void *arg) {
 
 bool workflow_deps_prepared = false;
 
-void ReleaseLoneDependents(Oid schema, Datum workflow_ids, Datum names) {
-    LoneCall call{schema, workflow_ids, names};
+void ReleaseInAck(Oid schema, Datum workflow_ids, Datum names) {
+    AckReleaseCall call{schema, workflow_ids, names};
     // In a subtransaction, so nothing that goes wrong here can undo the ack: the edges are then
     // still there, and the flush releases (or reports) those dependents from the journal.
-    ErrorData *failure = InSubtransaction(ReleaseLoneBody, &call);
+    ErrorData *failure = InSubtransaction(ReleaseInAckBody, &call);
     if (failure != nullptr) FreeErrorData(failure);
 }
 

@@ -15,10 +15,14 @@ int64 FlushWorkflows(Oid schema, int limit);
 // reported with a WARNING and left as it was. Returns how many jobs were released or cancelled.
 int64 SettleJobs(Oid schema, int64 *job_ids, int count, bool repair);
 
-// Releases the dependents whose one remaining dep is among the steps the current statement
-// completed (`workflow_ids`, `names`: text[]), in a subtransaction that never waits on a lock;
+// Dependents with at most this many deps left are released by the ack that completes the last of
+// them (ReleaseInAck); bigger fan-ins by the flush, so no ack reads a fan-in's edges.
+constexpr int kAckReleaseDeps = 8;
+
+// Releases the dependents of the steps the current statement completed (`workflow_ids`, `names`:
+// text[]) whose other deps have all completed, in a subtransaction that never waits on a lock;
 // whatever it cannot release is left to the flush. Called by the journal trigger.
-void ReleaseLoneDependents(Oid schema, Datum workflow_ids, Datum names);
+void ReleaseInAck(Oid schema, Datum workflow_ids, Datum names);
 
 // Set while oban_insert_workflow inserts a spec whose deps all lie inside it and writes their waits
 // and edges itself: the insert trigger then leaves those rows alone.
