@@ -105,7 +105,7 @@ Statement error_job{R"sql(
                                  + coalesce($3, @extschema@.oban_backoff(attempt, max_attempts)) END,
         discarded_at = CASE WHEN attempt >= max_attempts THEN timezone('UTC', now())
                             ELSE discarded_at END,
-        errors = errors || jsonb_build_array(jsonb_build_object(
+        errors = @extschema@.oban_errors_append(errors, jsonb_build_object(
                      'attempt', attempt, 'at', timezone('UTC', now()), 'error', $2))
     WHERE id = $1 AND state::text = 'executing'
     RETURNING state)sql",
@@ -118,7 +118,7 @@ Statement cancel_job{R"sql(
     SET state = 'cancelled',
         cancelled_at = timezone('UTC', now()),
         errors = CASE WHEN $2 IS NULL THEN errors
-                      ELSE errors || jsonb_build_array(jsonb_build_object(
+                      ELSE @extschema@.oban_errors_append(errors, jsonb_build_object(
                                'attempt', attempt, 'at', timezone('UTC', now()), 'error', $2)) END
     WHERE id = $1
       AND state::text IN ('available', 'scheduled', 'suspended', 'executing', 'retryable'))sql",
@@ -131,7 +131,7 @@ Statement discard_job{R"sql(
     SET state = 'discarded',
         discarded_at = timezone('UTC', now()),
         errors = CASE WHEN $2 IS NULL THEN errors
-                      ELSE errors || jsonb_build_array(jsonb_build_object(
+                      ELSE @extschema@.oban_errors_append(errors, jsonb_build_object(
                                'attempt', attempt, 'at', timezone('UTC', now()), 'error', $2)) END
     WHERE id = $1 AND state::text = 'executing')sql",
                       2,
@@ -486,7 +486,7 @@ Statement ack_batch{
         attempt = CASE WHEN a.kind = 'snooze' THEN greatest(j.attempt - 1, 0) ELSE j.attempt END,
         errors = CASE
             WHEN a.kind = 'error' OR (a.kind IN ('cancel', 'discard') AND a.error IS NOT NULL)
-            THEN j.errors || jsonb_build_array(jsonb_build_object(
+            THEN @extschema@.oban_errors_append(j.errors, jsonb_build_object(
                      'attempt', j.attempt, 'at', timezone('UTC', now()), 'error', coalesce(a.error, '')))
             ELSE j.errors END,
         meta = CASE
