@@ -142,7 +142,7 @@ BEGIN
                 ('meta', '{jsonb}', 'jsonb NOT NULL DEFAULT ''{}'''),
                 ('tags', '{text[],character varying[]}', 'text[] NOT NULL DEFAULT ARRAY[]::text[]'),
                 ('errors', '{jsonb,jsonb[]}', 'jsonb NOT NULL DEFAULT ''[]'''),
-                ('attempted_by', '{text[]}', 'text[]'),
+                ('attempted_by', '{text[]}', 'text[] NOT NULL DEFAULT ARRAY[]::text[]'),
                 ('inserted_at', '{timestamp without time zone}', NULL),
                 ('scheduled_at', '{timestamp without time zone}', NULL),
                 ('attempted_at', '{timestamp without time zone}', 'timestamp WITHOUT TIME ZONE'),

@@ -9,6 +9,7 @@
 #include "pg/sql.hpp"
 
 extern "C" {
+#include "access/tupconvert.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/pg_prng.h"
@@ -274,9 +275,14 @@ OBAN_FUNCTION(oban_insert_job) {
         values[i] = PG_ARGISNULL(i) ? (Datum)0 : PG_GETARG_DATUM(i);
         nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
     }
+    TupleDesc job_type = nullptr;  // the table's row type, dropped columns included (see PutJobRows)
+    if (get_call_result_type(fcinfo, nullptr, &job_type) != TYPEFUNC_COMPOSITE)
+        elog(ERROR, "oban_insert_job must return the row type of oban_jobs");
     BeginSql(schema);
     Execute(&insert_job, schema, values, nulls);
-    HeapTupleHeader job = SPI_returntuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+    HeapTuple row = SPI_tuptable->vals[0];
+    TupleConversionMap *map = convert_tuples_by_name(SPI_tuptable->tupdesc, job_type);
+    HeapTupleHeader job = SPI_returntuple(map != nullptr ? execute_attr_map_tuple(row, map) : row, job_type);
     EndSql();
     PG_RETURN_HEAPTUPLEHEADER(job);
 }
@@ -604,6 +610,18 @@ int AckJobs(Oid schema, Jsonb *acks) {
     return applied;
 }
 
+// Puts the rows of the last SPI statement (RETURNING * of oban_jobs) into the function's result.
+// RETURNING * has the table's live columns only, while the function's row type (the table's) also
+// counts its dropped columns, which an altered or adopted table may have: map them by name then.
+void PutJobRows(ReturnSetInfo *result, uint64 count) {
+    TupleConversionMap *map =
+        count > 0 ? convert_tuples_by_name(SPI_tuptable->tupdesc, result->setDesc) : nullptr;
+    for (uint64 i = 0; i < count; i++) {
+        HeapTuple row = SPI_tuptable->vals[i];
+        tuplestore_puttuple(result->setResult, map != nullptr ? execute_attr_map_tuple(row, map) : row);
+    }
+}
+
 // Claims up to `demand` available jobs of `queue` into the function's result (C-style).
 void FetchJobs(FunctionCallInfo fcinfo, Oid schema, int queue_arg) {
     RequireArgument(fcinfo, queue_arg, "queue");
@@ -619,8 +637,7 @@ void FetchJobs(FunctionCallInfo fcinfo, Oid schema, int queue_arg) {
                        no_producer ? (Datum)0 : PG_GETARG_DATUM(queue_arg + 3)};
     const char nulls[4] = {' ', ' ', ' ', no_producer ? 'n' : ' '};
     BeginSql(schema);
-    uint64 claimed = Execute(&fetch_jobs, schema, values, nulls);
-    for (uint64 i = 0; i < claimed; i++) tuplestore_puttuple(result->setResult, SPI_tuptable->vals[i]);
+    PutJobRows(result, Execute(&fetch_jobs, schema, values, nulls));
     EndSql();
 }
 
@@ -642,8 +659,7 @@ OBAN_FUNCTION(oban_insert_jobs) {
     Oid schema = FunctionSchema(fcinfo);
     Datum values[1] = {PG_GETARG_DATUM(0)};
     BeginSql(schema);
-    uint64 inserted = Execute(&insert_jobs, schema, values, nullptr);
-    for (uint64 i = 0; i < inserted; i++) tuplestore_puttuple(result->setResult, SPI_tuptable->vals[i]);
+    PutJobRows(result, Execute(&insert_jobs, schema, values, nullptr));
     EndSql();
     return (Datum)0;
 }

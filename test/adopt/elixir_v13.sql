@@ -2,7 +2,7 @@
 -- written from the layout summary in the project notes (not copied from Oban's source). V14 — the
 -- 'suspended' enum value — is left out on purpose: adopt.sh adds it as V14 does, before adoption.
 -- Usage: psql -v prefix=NAME -f elixir_v13.sql
-CREATE SCHEMA :"prefix";
+CREATE SCHEMA IF NOT EXISTS :"prefix";
 SET search_path = :"prefix";
 
 CREATE TYPE oban_job_state AS ENUM

@@ -1,7 +1,7 @@
 -- Fixture: the tables oban-py 0.6's install creates in a schema (the prefix), written from the
 -- layout summary in the project notes (not copied from oban-py's source).
 -- Usage: psql -v prefix=NAME -f oban_py_06.sql
-CREATE SCHEMA :"prefix";
+CREATE SCHEMA IF NOT EXISTS :"prefix";
 SET search_path = :"prefix";
 
 CREATE TYPE oban_job_state AS ENUM
