@@ -17,6 +17,7 @@
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 ADOPT=$REPO/test/adopt
+WORK=$1
 export PGOPTIONS="-c client_min_messages=warning"
 psql_q() { as_postgres psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 value() { as_postgres psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
@@ -45,6 +46,63 @@ fingerprint() {
                    scheduled_at, attempted_at, completed_at, discarded_at, cancelled_at), ',' ORDER BY id))
                    || ', filenode ' || pg_relation_filenode('$2.oban_jobs')
         FROM $2.oban_jobs"
+}
+
+# What a database holds, as the logical content pg_dump must keep: the jobs, the workflow
+# bookkeeping (through the oban_workflows view and the tables behind it), the signal mailbox.
+content() {
+    value -d "$1" -c "SET search_path = $2" -c "
+        SELECT (SELECT count(*) || ' jobs ' || md5(string_agg(concat_ws('|', id, state, queue, worker, attempt,
+                    max_attempts, priority, args, meta, tags, errors, attempted_by, inserted_at, scheduled_at,
+                    attempted_at, completed_at, discarded_at, cancelled_at), ',' ORDER BY id)) FROM oban_jobs)
+            || ', ' || (SELECT count(*) || ' workflows ' || md5(string_agg(concat_ws('|', id, name, parent_id, state,
+                    suspended, available, scheduled, executing, retryable, completed, cancelled, discarded),
+                    ',' ORDER BY id)) FROM oban_workflows)
+            || ', ' || (SELECT count(*) || ' waits/edges/names ' FROM oban_workflow_waits)
+            || (SELECT count(*) FROM oban_workflow_edges) || '/' || (SELECT count(*) FROM oban_workflow_names)
+            || ', ' || (SELECT count(*) || ' signals' FROM oban_signals)
+            || ', errors ' || (SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+                               WHERE attrelid = 'oban_jobs'::regclass AND attname = 'errors')"
+}
+
+# dump_restore DB SCHEMA: with a workflow waiting on a dep, a unique name held, a job parked
+# awaiting a signal and a signal in the mailbox, pg_dump then scripts/restore.sh into a new database keep all of it, and it
+# carries on there: the dep completes and releases its dependent, the name still conflicts, the
+# signal wakes the parked job.
+dump_restore() {
+    local db=$1 schema=$2 target=${1}_restored before after
+    psql_q -d "$db" -o /dev/null <<SQL
+SET search_path = $schema;
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "wf-dump", "name": "dumped", "unique": true, "jobs": [
+    {"name": "first", "worker": "W", "queue": "dump"},
+    {"name": "then", "worker": "W", "queue": "dump2", "deps": ["first"]}]}');
+SELECT id AS parked FROM oban_insert_job('Parked', queue => 'park') \\gset
+SELECT count(*) FROM oban_fetch_jobs('park', 1);
+SELECT status FROM oban_await_signal(:parked, '1 day', '0');
+SELECT oban_signal((oban_insert_job('Mailbox', queue => 'mail')).id, '{"kept": true}');
+SQL
+    psql_q -d postgres -c "DROP DATABASE IF EXISTS $target" -c "CREATE DATABASE $target"
+    as_postgres "$PG_BIN/pg_dump" -Fc -d "$db" -f "$WORK/$db.dump"
+    as_postgres env PATH="$PG_BIN:$PATH" OBAN_PRO_SCRIPT="$REPO/sql/oban_pro--0.6.0.sql" \
+        bash "$REPO/scripts/restore.sh" "$WORK/$db.dump" "$target"
+    before=$(content "$db" "$schema")
+    after=$(content "$target" "$schema")
+    echo "dumped:   $before"
+    echo "restored: $after"
+    [ "$before" = "$after" ] || fail "the restored database differs"
+    [ "$(value -d "$target" -c "SELECT count(*) FROM pg_trigger WHERE tgrelid = '$schema.oban_jobs'::regclass")" = 11 ] ||
+        fail "the restored oban_jobs lacks the extension's triggers"
+    local carried
+    carried=$(value -d "$target" -c "SET search_path = $schema" \
+        -c "SELECT count(oban_complete_job(id)) FROM oban_fetch_jobs('dump', 1)" \
+        -c "SELECT oban_flush_workflows() >= 0" \
+        -c "SELECT state FROM oban_jobs WHERE meta->>'workflow_id' = 'wf-dump' AND meta->>'name' = 'then'" \
+        -c "SELECT bool_and(conflicted) FROM oban_insert_workflow('{\"name\": \"dumped\", \"unique\": true, \"jobs\": [{\"name\": \"x\", \"worker\": \"W\"}]}')" \
+        -c "SELECT oban_signal(id, '{}') FROM oban_jobs WHERE worker = 'Parked'" \
+        -c "SELECT state FROM oban_jobs WHERE worker = 'Parked'" | paste -sd ' ')
+    [ "$carried" = "1 t available t t available" ] || fail "after the restore: $carried"
+    echo "after the restore: the dep releases its dependent, the unique name holds, the signal wakes the parked job"
+    psql_q -d postgres -c "DROP DATABASE $target"
 }
 
 adopt_layout() {  # adopt_layout NAME SCHEMA FIXTURE JOBS CLIENT
@@ -80,6 +138,8 @@ adopt_layout() {  # adopt_layout NAME SCHEMA FIXTURE JOBS CLIENT
     checks "$db" "$schema" scenario.sql
     checks "$db" "$schema" "$client"
 
+    dump_restore "$db" "$schema"
+
     # DROP EXTENSION: refused without CASCADE (the triggers on the user's table depend on it);
     # with CASCADE every row stays, and the table can be adopted again.
     before=$(fingerprint "$db" "$schema")
@@ -98,6 +158,13 @@ adopt_layout() {  # adopt_layout NAME SCHEMA FIXTURE JOBS CLIENT
 
 adopt_layout elixir public elixir_v13.sql jobs_elixir.sql client_elixir.sql
 adopt_layout oban_py oban_py oban_py_06.sql jobs_oban_py.sql client_oban_py.sql
+
+log "restore.sh on a dump of a fresh install (the extension's own oban_jobs)"
+psql_q -d postgres -c "DROP DATABASE IF EXISTS oban_pro_adopt_fresh" -c "CREATE DATABASE oban_pro_adopt_fresh"
+psql_q -d oban_pro_adopt_fresh -c "CREATE SCHEMA oban" -c "CREATE EXTENSION oban_pro SCHEMA oban" \
+    -c "SELECT count(*) FROM oban.oban_insert_jobs('[{\"worker\": \"Fresh\"}, {\"worker\": \"Fresh\"}]')" -o /dev/null
+dump_restore oban_pro_adopt_fresh oban
+psql_q -d postgres -c "DROP DATABASE oban_pro_adopt_fresh"
 
 log "adopt: tables that cannot be adopted are refused, changing nothing"
 db=oban_pro_adopt_refused
