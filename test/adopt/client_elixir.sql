@@ -82,3 +82,27 @@ WHERE meta->>'workflow_id' = 'ex-wf' AND meta->>'name' = 'first';
 SELECT oban_flush_workflows() >= 0 AS flushed \gset
 SELECT pg_temp.t_ok(state = 'available', 'completing the first row the Elixir way releases the second')
 FROM oban_jobs WHERE meta->>'workflow_id' = 'ex-wf' AND meta->>'name' = 'second';
+
+-- Jobs from before adoption, the Elixir way: one brought forward (as a retry does), both fetched
+-- and completed with the engine's statements.
+UPDATE oban_jobs SET state = 'available', scheduled_at = timezone('UTC', now()) WHERE args->>'k' = 's_future';
+WITH subset AS (
+    SELECT id FROM oban_jobs
+    WHERE state = 'available' AND queue = 'old'
+    ORDER BY priority, scheduled_at, id
+    LIMIT 5
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE oban_jobs AS j
+    SET state = 'executing', attempted_at = timezone('UTC', now()),
+        attempted_by = ARRAY['ex-node', '11111111-1111-4111-8111-111111111111'], attempt = j.attempt + 1
+    FROM subset
+    WHERE j.id = subset.id AND j.attempt < j.max_attempts
+    RETURNING j.args->>'k' AS k
+)
+SELECT pg_temp.t_ok(array_agg(k ORDER BY k) = '{d_old,s_future}', 'Elixir fetch claims the jobs from before adoption')
+FROM claimed;
+UPDATE oban_jobs SET state = 'completed', completed_at = timezone('UTC', now())
+WHERE queue = 'old' AND state = 'executing' AND attempted_by[1] = 'ex-node';
+SELECT pg_temp.t_ok(array_agg(state::text) = '{completed,completed}', 'Elixir completes them')
+FROM oban_jobs WHERE args->>'k' IN ('d_old', 's_future');

@@ -57,3 +57,23 @@ FROM oban_jobs WHERE id = :py_job;
 -- prune_jobs
 DELETE FROM oban_jobs WHERE id IN (SELECT id FROM oban_jobs WHERE state = 'completed' AND queue = 'py' LIMIT 100);
 SELECT pg_temp.t_ok(NOT EXISTS (SELECT FROM oban_jobs WHERE id = :py_job), 'oban-py prune');
+
+-- Jobs from before adoption, oban-py's way: one brought forward (as retry_many_jobs does), both
+-- fetched with fetch_jobs and completed with ack_job.
+UPDATE oban_jobs SET state = 'available', scheduled_at = timezone('UTC', now()) WHERE args->>'k' = 's_future';
+WITH locked AS (
+    SELECT id FROM oban_jobs WHERE state = 'available' AND queue = 'old'
+    ORDER BY priority, scheduled_at, id LIMIT 10 FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE oban_jobs oj
+    SET attempt = oj.attempt + 1, attempted_at = timezone('UTC', now()),
+        attempted_by = ARRAY['py-node', gen_random_uuid()::text], state = 'executing'
+    FROM locked WHERE oj.id = locked.id
+    RETURNING oj.args->>'k' AS k
+)
+SELECT pg_temp.t_ok(array_agg(k ORDER BY k) = '{d_old,s_future}', 'oban-py fetch claims the jobs from before adoption')
+FROM claimed;
+UPDATE oban_jobs SET state = 'completed', completed_at = timezone('UTC', now())
+WHERE queue = 'old' AND state = 'executing' AND attempted_by[1] = 'py-node';
+SELECT pg_temp.t_ok(array_agg(state::text) = '{completed,completed}', 'oban-py acks them completed')
+FROM oban_jobs WHERE args->>'k' IN ('d_old', 's_future');
