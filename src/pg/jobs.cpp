@@ -9,6 +9,7 @@
 #include "pg/sql.hpp"
 
 extern "C" {
+#include "access/tupconvert.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/pg_prng.h"
@@ -105,7 +106,7 @@ Statement error_job{R"sql(
                                  + coalesce($3, @extschema@.oban_backoff(attempt, max_attempts)) END,
         discarded_at = CASE WHEN attempt >= max_attempts THEN timezone('UTC', now())
                             ELSE discarded_at END,
-        errors = errors || jsonb_build_array(jsonb_build_object(
+        errors = @extschema@.oban_errors_append(errors, jsonb_build_object(
                      'attempt', attempt, 'at', timezone('UTC', now()), 'error', $2))
     WHERE id = $1 AND state::text = 'executing'
     RETURNING state)sql",
@@ -118,7 +119,7 @@ Statement cancel_job{R"sql(
     SET state = 'cancelled',
         cancelled_at = timezone('UTC', now()),
         errors = CASE WHEN $2 IS NULL THEN errors
-                      ELSE errors || jsonb_build_array(jsonb_build_object(
+                      ELSE @extschema@.oban_errors_append(errors, jsonb_build_object(
                                'attempt', attempt, 'at', timezone('UTC', now()), 'error', $2)) END
     WHERE id = $1
       AND state::text IN ('available', 'scheduled', 'suspended', 'executing', 'retryable'))sql",
@@ -131,7 +132,7 @@ Statement discard_job{R"sql(
     SET state = 'discarded',
         discarded_at = timezone('UTC', now()),
         errors = CASE WHEN $2 IS NULL THEN errors
-                      ELSE errors || jsonb_build_array(jsonb_build_object(
+                      ELSE @extschema@.oban_errors_append(errors, jsonb_build_object(
                                'attempt', attempt, 'at', timezone('UTC', now()), 'error', $2)) END
     WHERE id = $1 AND state::text = 'executing')sql",
                       2,
@@ -274,9 +275,14 @@ OBAN_FUNCTION(oban_insert_job) {
         values[i] = PG_ARGISNULL(i) ? (Datum)0 : PG_GETARG_DATUM(i);
         nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
     }
+    TupleDesc job_type = nullptr;  // the table's row type, dropped columns included (see PutJobRows)
+    if (get_call_result_type(fcinfo, nullptr, &job_type) != TYPEFUNC_COMPOSITE)
+        elog(ERROR, "oban_insert_job must return the row type of oban_jobs");
     BeginSql(schema);
     Execute(&insert_job, schema, values, nulls);
-    HeapTupleHeader job = SPI_returntuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+    HeapTuple row = SPI_tuptable->vals[0];
+    TupleConversionMap *map = convert_tuples_by_name(SPI_tuptable->tupdesc, job_type);
+    HeapTupleHeader job = SPI_returntuple(map != nullptr ? execute_attr_map_tuple(row, map) : row, job_type);
     EndSql();
     PG_RETURN_HEAPTUPLEHEADER(job);
 }
@@ -486,7 +492,7 @@ Statement ack_batch{
         attempt = CASE WHEN a.kind = 'snooze' THEN greatest(j.attempt - 1, 0) ELSE j.attempt END,
         errors = CASE
             WHEN a.kind = 'error' OR (a.kind IN ('cancel', 'discard') AND a.error IS NOT NULL)
-            THEN j.errors || jsonb_build_array(jsonb_build_object(
+            THEN @extschema@.oban_errors_append(j.errors, jsonb_build_object(
                      'attempt', j.attempt, 'at', timezone('UTC', now()), 'error', coalesce(a.error, '')))
             ELSE j.errors END,
         meta = CASE
@@ -604,6 +610,18 @@ int AckJobs(Oid schema, Jsonb *acks) {
     return applied;
 }
 
+// Puts the rows of the last SPI statement (RETURNING * of oban_jobs) into the function's result.
+// RETURNING * has the table's live columns only, while the function's row type (the table's) also
+// counts its dropped columns, which an altered or adopted table may have: map them by name then.
+void PutJobRows(ReturnSetInfo *result, uint64 count) {
+    TupleConversionMap *map =
+        count > 0 ? convert_tuples_by_name(SPI_tuptable->tupdesc, result->setDesc) : nullptr;
+    for (uint64 i = 0; i < count; i++) {
+        HeapTuple row = SPI_tuptable->vals[i];
+        tuplestore_puttuple(result->setResult, map != nullptr ? execute_attr_map_tuple(row, map) : row);
+    }
+}
+
 // Claims up to `demand` available jobs of `queue` into the function's result (C-style).
 void FetchJobs(FunctionCallInfo fcinfo, Oid schema, int queue_arg) {
     RequireArgument(fcinfo, queue_arg, "queue");
@@ -619,8 +637,7 @@ void FetchJobs(FunctionCallInfo fcinfo, Oid schema, int queue_arg) {
                        no_producer ? (Datum)0 : PG_GETARG_DATUM(queue_arg + 3)};
     const char nulls[4] = {' ', ' ', ' ', no_producer ? 'n' : ' '};
     BeginSql(schema);
-    uint64 claimed = Execute(&fetch_jobs, schema, values, nulls);
-    for (uint64 i = 0; i < claimed; i++) tuplestore_puttuple(result->setResult, SPI_tuptable->vals[i]);
+    PutJobRows(result, Execute(&fetch_jobs, schema, values, nulls));
     EndSql();
 }
 
@@ -642,8 +659,7 @@ OBAN_FUNCTION(oban_insert_jobs) {
     Oid schema = FunctionSchema(fcinfo);
     Datum values[1] = {PG_GETARG_DATUM(0)};
     BeginSql(schema);
-    uint64 inserted = Execute(&insert_jobs, schema, values, nullptr);
-    for (uint64 i = 0; i < inserted; i++) tuplestore_puttuple(result->setResult, SPI_tuptable->vals[i]);
+    PutJobRows(result, Execute(&insert_jobs, schema, values, nullptr));
     EndSql();
     return (Datum)0;
 }

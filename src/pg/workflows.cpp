@@ -230,7 +230,7 @@ Statement settle_jobs{R"sql(
         UPDATE @extschema@.oban_jobs AS j
         SET state = 'cancelled',
             cancelled_at = timezone('UTC', now()),
-            errors = j.errors || jsonb_build_array(jsonb_build_object(
+            errors = @extschema@.oban_errors_append(j.errors, jsonb_build_object(
                 'attempt', j.attempt, 'at', timezone('UTC', now()),
                 'error', format('upstream dep %s was %s', c.failed_dep, c.failed_outcome)))
         FROM candidates AS c
@@ -522,6 +522,31 @@ int64 FlushWorkflows(Oid schema, int limit) {
     return folded;
 }
 
+namespace {
+
+// A job's errors with `failure` (a jsonb array of one error object) appended, for either layout of
+// the errors column: oban-py's jsonb array, or Elixir Oban's jsonb[] on an adopted table (README
+// "Adopting existing Oban tables"), as oban_errors_append does in SQL.
+Datum AppendError(Datum errors, bool errors_null, Oid errors_type, Datum failure) {
+    if (errors_type != JSONBARRAYOID)
+        return errors_null ? failure : DirectFunctionCall2(jsonb_concat, errors, failure);
+    Datum error = DirectFunctionCall2(jsonb_array_element, failure, Int32GetDatum(0));
+    ArrayBuildState *built = initArrayResult(JSONBOID, CurrentMemoryContext, false);
+    if (!errors_null) {
+        Datum *items = nullptr;
+        bool *nulls = nullptr;
+        int count = 0;
+        deconstruct_array(DatumGetArrayTypeP(errors), JSONBOID, -1, false, TYPALIGN_INT, &items, &nulls,
+                          &count);
+        for (int i = 0; i < count; i++)
+            accumArrayResult(built, items[i], nulls[i], JSONBOID, CurrentMemoryContext);
+    }
+    accumArrayResult(built, error, false, JSONBOID, CurrentMemoryContext);
+    return makeArrayResult(built, CurrentMemoryContext);
+}
+
+}  // namespace
+
 }  // namespace oban::pg
 
 using namespace oban::pg;
@@ -599,7 +624,8 @@ OBAN_FUNCTION(oban_jobs_workflow_prepare) {
         replacements[changes++] = TimestampGetDatum(GetCurrentTransactionStartTimestamp());
         Datum errors = heap_getattr(row, errors_column, descriptor, &is_null);
         columns[changes] = errors_column;
-        replacements[changes++] = is_null ? failure : DirectFunctionCall2(jsonb_concat, errors, failure);
+        replacements[changes++] =
+            AppendError(errors, is_null, TupleDescAttr(descriptor, errors_column - 1)->atttypid, failure);
     }
     return PointerGetDatum(heap_modify_tuple_by_cols(row, descriptor, changes, columns, replacements, nulls));
 }

@@ -290,7 +290,8 @@ GRANT EXECUTE ON FUNCTION
     oban.oban_await_signal,
     -- helpers the functions, the triggers and the view call with the caller's privileges:
     oban.oban_workflow_state, oban.oban_workflow_tree_counts, oban.oban_workflow_finished,
-    oban.oban_dep_outcomes, oban.oban_dep_verdicts
+    oban.oban_dep_outcomes, oban.oban_dep_verdicts,
+    oban.oban_errors_append(jsonb, jsonb), oban.oban_errors_append(jsonb[], jsonb)
   TO oban_client;
 
 CREATE ROLE oban_worker;
@@ -306,7 +307,8 @@ GRANT EXECUTE ON FUNCTION
     oban.oban_stage_jobs, oban.oban_prune_jobs, oban.oban_rescue_jobs, oban.oban_flush_workflows,
     oban.oban_repair_workflows,
     oban.oban_workflow_state, oban.oban_workflow_tree_counts, oban.oban_workflow_finished,
-    oban.oban_dep_outcomes, oban.oban_dep_verdicts, oban.oban_backoff
+    oban.oban_dep_outcomes, oban.oban_dep_verdicts, oban.oban_backoff,
+    oban.oban_errors_append(jsonb, jsonb), oban.oban_errors_append(jsonb[], jsonb)
   TO oban_worker;
 -- END README GRANTS
 
