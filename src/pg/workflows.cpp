@@ -287,28 +287,26 @@ Statement release_in_ack{R"sql(
               WHERE l.job_id = w.job_id
                 AND NOT EXISTS (SELECT FROM finished AS f
                                 WHERE f.workflow_id = l.dep_workflow_id AND f.name = l.dep_name)
-                AND NOT (l.dep_name <> '*'
-                         AND EXISTS (SELECT FROM @extschema@.oban_jobs AS dep
-                                     WHERE dep.meta ? 'workflow_id' AND dep.meta->>'workflow_id' = l.dep_workflow_id
-                                       AND dep.meta->>'name' = l.dep_name AND dep.state = 'completed')
-                         AND NOT EXISTS (SELECT FROM @extschema@.oban_jobs AS dep
-                                         WHERE dep.meta ? 'workflow_id'
-                                           AND dep.meta->>'workflow_id' = l.dep_workflow_id
-                                           AND dep.meta->>'name' = l.dep_name AND dep.state <> 'completed')))
-    ), ready AS (
+                -- an aggregate, not EXISTS: a lookup per dep, never a hash of every job
+                AND NOT coalesce(l.dep_name <> '*' AND (
+                        SELECT bool_and(dep.state = 'completed') FROM @extschema@.oban_jobs AS dep
+                        WHERE dep.meta ? 'workflow_id' AND dep.meta->>'workflow_id' = l.dep_workflow_id
+                          AND dep.meta->>'name' = l.dep_name), false))
+    ), ready AS (  -- by primary key only (state as text: no state index applies), never a scan
         SELECT j.id FROM @extschema@.oban_jobs AS j
-        WHERE j.id IN (SELECT job_id FROM satisfied) AND j.state = 'suspended' AND NOT j.meta ? 'wait_until'
+        WHERE j.id = ANY (ARRAY(SELECT job_id FROM satisfied)) AND j.state::text = 'suspended'
+          AND NOT j.meta ? 'wait_until'
         FOR NO KEY UPDATE OF j SKIP LOCKED
     ), released AS (
         UPDATE @extschema@.oban_jobs AS j
         SET state = CASE WHEN j.scheduled_at > timezone('UTC', clock_timestamp()) THEN 'scheduled' ELSE 'available' END
                         ::@extschema@.oban_job_state
-        WHERE j.id IN (SELECT id FROM ready)
+        WHERE j.id = ANY (ARRAY(SELECT id FROM ready))
         RETURNING j.id
     ), forget_waits AS (
-        DELETE FROM @extschema@.oban_workflow_waits WHERE job_id IN (SELECT id FROM released)
+        DELETE FROM @extschema@.oban_workflow_waits WHERE job_id = ANY (ARRAY(SELECT id FROM released))
     )
-    DELETE FROM @extschema@.oban_workflow_edges WHERE job_id IN (SELECT id FROM released))sql",
+    DELETE FROM @extschema@.oban_workflow_edges WHERE job_id = ANY (ARRAY(SELECT id FROM released)))sql",
                          3,
                          {TEXTARRAYOID, TEXTARRAYOID, INT4OID},
                          true};
