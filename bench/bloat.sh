@@ -25,10 +25,10 @@
 # oban_prune_jobs, oban_repair_workflows).
 #
 # Both parts run under each synchronous_commit mode of SYNC_MODES (ALTER DATABASE ... SET).
-# Knobs: PARTS ("snapshot finished"), SYNC_MODES ("on off"), BEFORE (60), HOLD (180), AFTER (90),
+# Knobs: PARTS ("snapshot finished"), SYNC_MODES ("on off"), BEFORE (60), HOLD (180), AFTER (120),
 # INTERVAL (30; BEFORE, HOLD and AFTER must be multiples of it), FINISHED (1000000), ROUNDS (3),
 # DURATION (20), SEED (10000), CLIENTS (8), THREADS (2), OUT_DIR (bench/out).
-# Default runtime: snapshot ~5.5 min per mode; finished ~1 min setup + ROUNDS x 2 x (DURATION + ~15 s)
+# Default runtime: snapshot ~6 min per mode; finished ~1 min setup + ROUNDS x 2 x (DURATION + ~15 s)
 # per mode. On a shared machine run one part and one mode per invocation (see README.md).
 set -euo pipefail
 
@@ -40,7 +40,7 @@ PARTS=${PARTS:-snapshot finished}
 SYNC_MODES=${SYNC_MODES:-on off}
 BEFORE=${BEFORE:-60}
 HOLD=${HOLD:-180}
-AFTER=${AFTER:-90}
+AFTER=${AFTER:-120}
 INTERVAL=${INTERVAL:-30}
 FINISHED=${FINISHED:-1000000}
 ROUNDS=${ROUNDS:-3}
