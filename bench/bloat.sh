@@ -4,7 +4,8 @@
 #
 # Part "snapshot": the lifecycle workload of bench/run.sh's contender (c) — 8 clients, producers insert
 # 10 jobs per transaction (oban_insert_jobs), consumers fetch 10 (oban_fetch_jobs) and ack them
-# (oban_ack_jobs) — runs for BEFORE + HOLD + AFTER seconds in one pgbench run. From BEFORE s on,
+# (oban_ack_jobs) — runs for WARMUP + BEFORE + HOLD + AFTER seconds in one pgbench run (the warm-up,
+# long enough for autovacuum's first pass, is shown but not counted in any phase). From then on,
 # another session holds an old snapshot for HOLD s (BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT
 # count(*) FROM oban_jobs; pg_sleep(HOLD); COMMIT), so neither autovacuum nor index scans can get rid
 # of the dead row versions the workload leaves; then AFTER s with the snapshot released. Reported per
@@ -25,10 +26,10 @@
 # oban_prune_jobs, oban_repair_workflows).
 #
 # Both parts run under each synchronous_commit mode of SYNC_MODES (ALTER DATABASE ... SET).
-# Knobs: PARTS ("snapshot finished"), SYNC_MODES ("on off"), BEFORE (60), HOLD (180), AFTER (120),
-# INTERVAL (30; BEFORE, HOLD and AFTER must be multiples of it), FINISHED (1000000), ROUNDS (3),
+# Knobs: PARTS ("snapshot finished"), SYNC_MODES ("on off"), WARMUP (60), BEFORE (60), HOLD (180), AFTER (120),
+# INTERVAL (30; the phases must be multiples of it), FINISHED (1000000), ROUNDS (3),
 # DURATION (20), SEED (10000), CLIENTS (8), THREADS (2), OUT_DIR (bench/out).
-# Default runtime: snapshot ~6 min per mode; finished ~1 min setup + ROUNDS x 2 x (DURATION + ~15 s)
+# Default runtime: snapshot 7 min per mode; finished ~1 min setup + ROUNDS x 2 x (DURATION + ~15 s)
 # per mode. On a shared machine run one part and one mode per invocation (see README.md).
 set -euo pipefail
 
@@ -38,6 +39,7 @@ source "$BENCH_DIR/../scripts/lib.sh"
 
 PARTS=${PARTS:-snapshot finished}
 SYNC_MODES=${SYNC_MODES:-on off}
+WARMUP=${WARMUP:-60}
 BEFORE=${BEFORE:-60}
 HOLD=${HOLD:-180}
 AFTER=${AFTER:-120}
@@ -50,12 +52,12 @@ CLIENTS=${CLIENTS:-8}
 THREADS=${THREADS:-2}
 OUT_DIR=${OUT_DIR:-$BENCH_DIR/out}
 
-for n in BEFORE HOLD AFTER INTERVAL FINISHED ROUNDS DURATION SEED CLIENTS THREADS; do
+for n in WARMUP BEFORE HOLD AFTER INTERVAL FINISHED ROUNDS DURATION SEED CLIENTS THREADS; do
     [[ ${!n} =~ ^[0-9]+$ ]] || { echo "$n must be a non-negative integer" >&2; exit 2; }
 done
 [ "$INTERVAL" -ge 1 ] && [ "$ROUNDS" -ge 1 ] && [ "$DURATION" -ge 1 ] && [ "$HOLD" -ge 1 ] ||
     { echo "INTERVAL, ROUNDS, DURATION and HOLD must be >= 1" >&2; exit 2; }
-for n in BEFORE HOLD AFTER; do
+for n in WARMUP BEFORE HOLD AFTER; do
     [ $((${!n} % INTERVAL)) = 0 ] || { echo "$n must be a multiple of INTERVAL ($INTERVAL)" >&2; exit 2; }
 done
 for p in $PARTS; do
@@ -175,8 +177,8 @@ snapshot_part() { # sync
     local sync=$1 dir="$RUN_DIR/snapshot-$1" db=bloat_small total t0 th0 th1
     mkdir -p "$dir"
     chown postgres: "$dir"
-    total=$((BEFORE + HOLD + AFTER))
-    log "snapshot part, synchronous_commit=$sync: ${BEFORE}s before, ${HOLD}s holding a snapshot, ${AFTER}s after"
+    total=$((WARMUP + BEFORE + HOLD + AFTER))
+    log "snapshot part, synchronous_commit=$sync: ${WARMUP}s warm-up, ${BEFORE}s before, ${HOLD}s holding a snapshot, ${AFTER}s after"
     q "$db" "TRUNCATE oban_jobs RESTART IDENTITY"
     [ "$SEED" -gt 0 ] && seed_completed "$db" "$SEED"
     q "$db" "VACUUM ANALYZE oban_jobs"
@@ -187,13 +189,13 @@ snapshot_part() { # sync
     run_pgbench "$db" "$total" "$dir/log" "$dir/pgbench.out" &
     local bench_pid=$!
     # A probe 15 s before the end of each phase: one fetch and one ack under EXPLAIN (ANALYZE, BUFFERS).
-    probe_at "$t0" $((BEFORE - 15)) "$db" before "$dir"
-    sleep_until "$t0" "$BEFORE"
+    probe_at "$t0" $((WARMUP + BEFORE - 15)) "$db" before "$dir"
+    sleep_until "$t0" $((WARMUP + BEFORE))
     th0=$(date +%s.%N)
     printf 'BEGIN ISOLATION LEVEL REPEATABLE READ;\nSELECT count(*) FROM oban_jobs;\nSELECT pg_sleep(%s);\nCOMMIT;\n' "$HOLD" |
         "${PSQL[@]}" -d "$db" >"$dir/holder.out" 2>&1 &
     HOLDER_PID=$!
-    probe_at "$t0" $((BEFORE + HOLD - 15)) "$db" during "$dir"
+    probe_at "$t0" $((WARMUP + BEFORE + HOLD - 15)) "$db" during "$dir"
     wait "$HOLDER_PID" || { echo "the snapshot holder failed:" >&2; cat "$dir/holder.out" >&2; exit 1; }
     HOLDER_PID=
     th1=$(date +%s.%N)
@@ -208,9 +210,9 @@ snapshot_part() { # sync
              WHERE state = 'completed' AND id > $SEED GROUP BY 1 ORDER BY 1" | tr '|' '\t' >"$dir/completed.tsv"
     q "$db" "SELECT count(*) FILTER (WHERE state = 'completed'), count(*) FROM oban_jobs WHERE id > $SEED" |
         tr '|' '\t' >"$dir/totals.tsv"
-    printf 'sync=%s\nt0=%s\nhold_start=%s\nhold_end=%s\nbefore=%s\nhold=%s\nafter=%s\ninterval=%s\n' \
-        "$sync" "$t0" "$th0" "$th1" "$BEFORE" "$HOLD" "$AFTER" "$INTERVAL" >"$dir/meta.txt"
-    grep -E 'autovacuum' "$WORK/cluster/server.log" | grep -E 'bloat_small\.public\.oban_jobs' >"$dir/autovacuum.log" || true
+    printf 'sync=%s\nt0=%s\nhold_start=%s\nhold_end=%s\nwarmup=%s\nbefore=%s\nhold=%s\nafter=%s\ninterval=%s\n' \
+        "$sync" "$t0" "$th0" "$th1" "$WARMUP" "$BEFORE" "$HOLD" "$AFTER" "$INTERVAL" >"$dir/meta.txt"
+    grep -E 'automatic vacuum of table "bloat_small\.public\.oban_jobs"' "$WORK/cluster/server.log" >"$dir/autovacuum.log" || true
     : >"$WORK/cluster/server.log"
     q "$db" "TRUNCATE oban_jobs RESTART IDENTITY"
 }

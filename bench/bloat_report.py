@@ -112,13 +112,16 @@ def ratio(a, b):
 def snapshot_report(d):
     meta = read_kv(os.path.join(d, "meta.txt"))
     t0 = float(meta["t0"])
+    warmup = int(meta.get("warmup", 0))
     before, hold, after, step = (int(meta[k]) for k in ("before", "hold", "after", "interval"))
-    total = before + hold + after
+    total = warmup + before + hold + after
     nbuckets = total // step
     hs, he = float(meta["hold_start"]), float(meta["hold_end"])
 
     def phase_of(i):
-        s = i * step
+        s = i * step - warmup
+        if s < 0:
+            return "warm-up"
         return "before" if s < before else ("during" if s < before + hold else "after")
 
     def bucket(t):
