@@ -175,14 +175,14 @@ def snapshot_report(d):
           f"ack {fmt(stm.get('ack', float('nan')))} ms.")
     print()
     print(f"| interval (s) | phase | completed jobs/s | fetch p50 / p99 (ms) | ack p50 / p99 (ms) | insert p50 (ms) "
-          f"| n_dead_tup at end | heap / indexes at end (MB) | autovacuums so far | oldest xmin age |")
+          f"| n_live_tup / n_dead_tup at end | heap / indexes at end (MB) | autovacuums so far | oldest xmin age |")
     print("|---|---|---:|---|---|---:|---:|---|---:|---:|")
     for i in range(nbuckets):
         s = sample_at(t0 + (i + 1) * step)
         print(f"| {i * step}–{(i + 1) * step} | {phase_of(i)} | {done[i] / step:.0f} "
               f"| {fmt(pct(lat['fetch'][i], 50))} / {fmt(pct(lat['fetch'][i], 99))} "
               f"| {fmt(pct(lat['ack'][i], 50))} / {fmt(pct(lat['ack'][i], 99))} | {fmt(pct(lat['produce'][i], 50))} "
-              f"| {s[2] if s else '?'} | {s[3] / 1048576:.1f} / {s[4] / 1048576:.1f} | {s[5] if s else '?'} "
+              f"| {s[1] if s else '?'} / {s[2] if s else '?'} | {s[3] / 1048576:.1f} / {s[4] / 1048576:.1f} | {s[5] if s else '?'} "
               f"| {s[7] if s else '?'} |")
     print()
 
