@@ -273,8 +273,12 @@ finished_part() { # sync
             local base completed inserted
             base=$(q "$db" "SELECT coalesce(max(id), 0) FROM oban_jobs")
             q postgres "CHECKPOINT"
+            local logpos
+            logpos=$(stat -c %s "$WORK/cluster/server.log")
             run_pgbench "$db" "$DURATION" "$dir/r$round-$db" "$dir/r$round-$db.out" ||
                 { echo "pgbench failed:" >&2; tail -n 30 "$dir/r$round-$db.out" >&2; exit 1; }
+            # The server log of the run: its autovacuum passes (log_autovacuum_min_duration = 0).
+            tail -c +$((logpos + 1)) "$WORK/cluster/server.log" >"$dir/r$round-$db.server.log"
             read -r completed inserted <<<"$(q "$db" "SELECT count(*) FILTER (WHERE state = 'completed'), count(*)
                                                        FROM oban_jobs WHERE id > $base" | tr '|' ' ')"
             printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$sync" "$round" "$db" "$completed" "$inserted" "$DURATION" >>"$dir/runs.tsv"

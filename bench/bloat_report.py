@@ -101,6 +101,21 @@ def parse_explain(path):
     return out
 
 
+def autovacuums(path, table):
+    """(passes, elapsed seconds) of autovacuum on TABLE ("db.public.oban_jobs") in a server log."""
+    n, elapsed, inside = 0, 0.0, False
+    if not os.path.exists(path):
+        return float("nan"), float("nan")
+    for line in open(path, errors="replace"):
+        if "automatic vacuum of table" in line:
+            inside = f'"{table}"' in line
+            n += inside
+        elif inside and "elapsed:" in line:
+            elapsed += float(re.findall(r"elapsed: ([0-9.]+) s", line)[0])
+            inside = False
+    return n, elapsed
+
+
 def fmt(v, d=2):
     return "n/a" if v != v else f"{v:.{d}f}"
 
@@ -257,7 +272,8 @@ def finished_report(d):
             runs.append({"sync": sync, "round": int(rnd), "db": db, "jobs_s": int(completed) / int(secs),
                          "fetch_avg": stm.get("fetch", float("nan")), "ack_avg": stm.get("ack", float("nan")),
                          "fetch_p50": pct(fl, 50), "fetch_p99": pct(fl, 99),
-                         "ack_p50": pct(al, 50), "ack_p99": pct(al, 99), "failed": failures(base + ".out")})
+                         "ack_p50": pct(al, 50), "ack_p99": pct(al, 99), "failed": failures(base + ".out"),
+                         "av": autovacuums(base + ".server.log", f"{db}.public.oban_jobs")})
     return runs
 
 
@@ -288,8 +304,8 @@ def main():
                 ("fetch_p99", "fetch p99", 3), ("ack_avg", "ack avg ms", 3), ("ack_p50", "ack p50", 3),
                 ("ack_p99", "ack p99", 3)]
         print("| synchronous_commit | table | runs (jobs/s) | " + " | ".join("median " + c[1] for c in cols)
-              + " | failed tx |")
-        print("|---|---|---|" + "---:|" * len(cols) + "---:|")
+              + " | failed tx | autovacuum passes on oban_jobs, per run (elapsed s) |")
+        print("|---|---|---|" + "---:|" * len(cols) + "---:|---|")
         for fdir in fins:
             runs = finished_report(fdir)
             for db in ("bloat_small", "bloat_big"):
@@ -298,7 +314,8 @@ def main():
                     continue
                 print(f"| {rs[0]['sync']} | {db} | " + ", ".join(f"{r['jobs_s']:.0f}" for r in rs) + " | "
                       + " | ".join(fmt(median([r[c[0]] for r in rs]), c[2]) for c in cols)
-                      + f" | {sum(r['failed'] for r in rs)} |")
+                      + f" | {sum(r['failed'] for r in rs)} | "
+                      + ", ".join(f"{r['av'][0]} ({r['av'][1]:.1f})" for r in rs) + " |")
             small = {r["round"]: r for r in runs if r["db"] == "bloat_small"}
             big = {r["round"]: r for r in runs if r["db"] == "bloat_big"}
             if small and big:
@@ -307,7 +324,7 @@ def main():
                     mm = ratio(median([r[c[0]] for r in big.values()]), median([r[c[0]] for r in small.values()]))
                     paired = median([ratio(big[k][c[0]], small[k][c[0]]) for k in big if k in small])
                     cells.append(f"{fmt(mm)} [{fmt(paired)}]")
-                print(f"| {runs[0]['sync']} | **big / small** | | " + " | ".join(cells) + " | |")
+                print(f"| {runs[0]['sync']} | **big / small** | | " + " | ".join(cells) + " | | |")
         print()
         print("Ratios: median over median; in brackets the median of the per-round ratios.")
         print()
