@@ -28,7 +28,9 @@
 # Both parts run under each synchronous_commit mode of SYNC_MODES (ALTER DATABASE ... SET).
 # Knobs: PARTS ("snapshot finished"), SYNC_MODES ("on off"), WARMUP (60), BEFORE (60), HOLD (180), AFTER (120),
 # INTERVAL (30; the phases must be multiples of it), FINISHED (1000000), ROUNDS (3),
-# DURATION (20), SEED (10000), CLIENTS (8), THREADS (2), OUT_DIR (bench/out).
+# DURATION (20), SEED (10000), CLIENTS (8), THREADS (2), OUT_DIR (bench/out), WORKLOAD (api: the
+# extension's functions; sql: oban-py's SQL on the extension's table, plain_produce.sql +
+# bloat_consume_sql.sql, to compare).
 # Default runtime: snapshot 7 min per mode; finished ~1 min setup + ROUNDS x 2 x (DURATION + ~15 s)
 # per mode. On a shared machine run one part and one mode per invocation (see README.md).
 set -euo pipefail
@@ -51,6 +53,8 @@ SEED=${SEED:-10000}
 CLIENTS=${CLIENTS:-8}
 THREADS=${THREADS:-2}
 OUT_DIR=${OUT_DIR:-$BENCH_DIR/out}
+WORKLOAD=${WORKLOAD:-api}
+case $WORKLOAD in api | sql) ;; *) echo "WORKLOAD must be api or sql" >&2; exit 2 ;; esac
 
 for n in WARMUP BEFORE HOLD AFTER INTERVAL FINISHED ROUNDS DURATION SEED CLIENTS THREADS; do
     [[ ${!n} =~ ^[0-9]+$ ]] || { echo "$n must be a non-negative integer" >&2; exit 2; }
@@ -104,10 +108,13 @@ for db in bloat_small bloat_big; do
     q postgres "CREATE DATABASE $db"
     q "$db" "CREATE EXTENSION oban_pro"
 done
-cp "$BENCH_DIR/ext_produce_batch.sql" "$BENCH_DIR/bloat_consume.sql" "$WORK/"
+cp "$BENCH_DIR/ext_produce_batch.sql" "$BENCH_DIR/bloat_consume.sql" "$BENCH_DIR/plain_produce.sql" "$BENCH_DIR/bloat_consume_sql.sql" "$WORK/"
 chmod a+r "$WORK"/*.sql
-PRODUCE=$WORK/ext_produce_batch.sql
-CONSUME=$WORK/bloat_consume.sql
+if [ "$WORKLOAD" = api ]; then
+    PRODUCE=$WORK/ext_produce_batch.sql CONSUME=$WORK/bloat_consume.sql
+else
+    PRODUCE=$WORK/plain_produce.sql CONSUME=$WORK/bloat_consume_sql.sql
+fi
 
 seed_completed() { # db count first-label: completed jobs finished just now
     q "$1" "INSERT INTO oban_jobs (worker, args, state, attempt, attempted_at, attempted_by, completed_at)
@@ -142,7 +149,7 @@ run_pgbench() { # db seconds log-prefix out-file
 {
     echo "commit=$COMMIT"
     echo "dirty=$DIRTY"
-    echo "clients=$CLIENTS threads=$THREADS seed=$SEED"
+    echo "clients=$CLIENTS threads=$THREADS seed=$SEED workload=$WORKLOAD ($(basename "$PRODUCE") + $(basename "$CONSUME"))"
     echo "machine=$(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(pgbench --version | sed 's/pgbench (PostgreSQL) //')"
     echo "load_start=$(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$RUN_DIR/meta.txt"

@@ -70,7 +70,9 @@ def statement_latencies(path):
             if not m:
                 continue
             text = m.group(2)
-            for key, needle in (("produce", "oban_insert_jobs"), ("fetch", "oban_fetch_jobs"), ("ack", "oban_ack_jobs")):
+            for key, needle in (("produce", "oban_insert_jobs"), ("fetch", "oban_fetch_jobs"), ("ack", "oban_ack_jobs"),
+                                ("produce", "INSERT INTO oban_jobs"), ("fetch", "WITH locked AS"),
+                                ("ack", "UPDATE oban_jobs SET state = 'completed'")):
                 if needle in text:
                     res[key] = float(m.group(1))
     return res
@@ -282,7 +284,7 @@ def main():
     meta = read_kv(os.path.join(d, "meta.txt"))
     print(f"## oban_pro long transactions and bloat (bench/bloat.sh), run {os.path.basename(d)}")
     print()
-    print(f"{meta.get('machine', '')}; {meta.get('clients', '')}; oban_pro commit {meta.get('commit', '?')}"
+    print(f"{meta.get('machine', '')}; clients={meta.get('clients', '')}; oban_pro commit {meta.get('commit', '?')}"
           + (f", with uncommitted changes in {meta['dirty']}" if meta.get("dirty") else "")
           + f". Load average at the start {meta.get('load_start', '?')}, at the end {meta.get('load_end', '?')}.")
     print()
