@@ -212,7 +212,7 @@ def snapshot_report(d):
         a_all = [x for i in idx for x in lat["ack"][i]]
         end_t = t0 + (idx[-1] + 1) * step
         s = sample_at(end_t)
-        dead_max = max([m[2] for m in mon if t0 + idx[0] * step <= m[0] <= end_t] or [0])
+        dead_max = max([m[2] for m in mon if t0 + idx[0] * step < m[0] <= end_t] or [0])
         phases[name] = {
             "jobs_s": sum(done[i] for i in idx) / (len(idx) * step),
             "fetch_p50": pct(f_all, 50), "fetch_p99": pct(f_all, 99),
