@@ -266,6 +266,21 @@ diagnose_finished() { # summary-file detail-dir: plans and maintenance costs in 
         q "$db" "DELETE FROM oban_jobs WHERE (args->>'old') IS NULL AND id > $SEED" >/dev/null
         q "$db" "VACUUM ANALYZE oban_jobs"
     done
+    # Pruning as the worker does it (one long session): 12 calls with nothing expired (does the plan
+    # stay on the partial indexes once Postgres may switch to a generic one?), then 3 calls with a
+    # backlog (jobs finished more than 6 hours ago: about half of bloat_big's), each deleting 10,000.
+    local ex="EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, SUMMARY ON)" i
+    {
+        echo "=== bloat_big pruning: oban_prune_jobs in one session; expired before 6 hours: $(q bloat_big "SELECT count(*) FROM oban_jobs WHERE completed_at <= timezone('UTC', now()) - interval '6 hours' OR discarded_at <= timezone('UTC', now()) - interval '6 hours' OR cancelled_at <= timezone('UTC', now()) - interval '6 hours'")"
+        for i in $(seq 1 12); do
+            echo "\\echo @@ prune nothing expired, call $i"
+            echo "$ex SELECT oban_prune_jobs('1 day', 10000);"
+        done
+        for i in 1 2 3; do
+            echo "\\echo @@ prune a backlog, call $i"
+            echo "$ex SELECT oban_prune_jobs('6 hours', 10000);"
+        done
+    } | { read -r title; echo "$title" >>"$out"; "${PSQL[@]}" -At -d bloat_big 2>&1 | grep -E '^@@|Buffers: shared|Execution Time' | grep -vE '^ {3,}' >>"$out" || true; }
 }
 
 finished_part() { # sync

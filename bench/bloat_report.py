@@ -353,6 +353,7 @@ def main():
             for b in blocks.values():
                 print(f"- {b['title']}")
             print()
+            prunes = {k: per_db.pop(k) for k in list(per_db) if "pruning" in k}
             dbs = list(per_db)
             print("| call | " + " | ".join(f"{db}: ms, buffers" for db in dbs) + " |")
             print("|---|" + "---|" * len(dbs))
@@ -364,6 +365,14 @@ def main():
                     cells.append(f"{e['ms']} ms, {e['buffers']}" if e else "?")
                 print(f"| {label} | " + " | ".join(cells) + " |")
             print()
+            for k, entries in prunes.items():
+                print(f"{blocks[k]['title']}:")
+                print()
+                print("| call | ms | buffers |")
+                print("|---|---:|---:|")
+                for e in entries.values():
+                    print(f"| {e['label']} | {e['ms']} | {e['buffers']} |")
+                print()
 
 
 if __name__ == "__main__":
