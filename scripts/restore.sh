@@ -18,7 +18,8 @@ set -euo pipefail
 archive=$1 db=$2
 shift 2
 restore=${PG_RESTORE:-pg_restore}
-script=${OBAN_PRO_SCRIPT:-$(ls "$(pg_config --sharedir)"/extension/oban_pro--*.sql | sort -V | tail -1)}
+# The newest install script (oban_pro--X.sql, not an update script oban_pro--A--B.sql).
+script=${OBAN_PRO_SCRIPT:-$(ls "$(pg_config --sharedir)"/extension/oban_pro--*.sql | grep -v -e '--.*--' | sort -V | tail -1)}
 list=$(mktemp)
 trap 'rm -f "$list"' EXIT
 

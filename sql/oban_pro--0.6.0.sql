@@ -8,260 +8,124 @@
 \echo Use "CREATE EXTENSION oban_pro" to load this file. \quit
 
 -------------------------------------------------------------------------------------------------------
--- Types and tables: the oban-py 0.6 layout, column for column — or the Oban tables already there.
---
--- Fresh install: the schema has no oban_jobs, and the extension creates the enum, oban_jobs,
--- oban_leaders and oban_producers below; they belong to the extension, and pg_dump keeps their rows
--- (pg_extension_config_dump).
---
--- Adoption (README "Adopting existing Oban tables"): the schema already has an oban_jobs made by
--- oban-py 0.6 or by Elixir Oban's migrations (V12 or later). The extension takes it as it is: it
--- checks the columns it relies on, adds any that are missing with a constant default (no table
--- rewrite), creates the indexes it needs that are missing by name, and below installs its triggers
--- and its own tables. The table, its rows, its enum and anything else the Oban client created stay
--- user objects, not extension members, so DROP EXTENSION never drops job rows. Elixir's jsonb[]
--- errors column is kept (its clients append with array_append); the extension writes errors through
--- oban_errors_append, which has an overload for each layout. A state type without 'suspended' is
--- refused: a value added by ALTER TYPE cannot be used in the transaction that added it, and
--- CREATE EXTENSION is one transaction (the hint gives the statement to run first).
+-- Types and tables: the oban-py 0.6 layout, column for column.
 -------------------------------------------------------------------------------------------------------
 
-DO $tables$
+-- oban-py creates the first seven values and then adds 'suspended' after 'scheduled'; Elixir Oban puts
+-- it before. Nothing in this extension compares states by their position in the enum.
+CREATE TYPE @extschema@.oban_job_state AS ENUM (
+    'available',
+    'scheduled',
+    'suspended',
+    'executing',
+    'retryable',
+    'completed',
+    'discarded',
+    'cancelled'
+);
+
+CREATE TABLE @extschema@.oban_jobs (
+    id bigint PRIMARY KEY GENERATED ALWAYS AS IDENTITY,
+    state @extschema@.oban_job_state NOT NULL DEFAULT 'available',
+    queue text NOT NULL DEFAULT 'default',
+    worker text NOT NULL,
+    attempt smallint NOT NULL DEFAULT 0,
+    max_attempts smallint NOT NULL DEFAULT 20,
+    priority smallint NOT NULL DEFAULT 0,
+    args jsonb NOT NULL DEFAULT '{}',
+    meta jsonb NOT NULL DEFAULT '{}',
+    tags text[] NOT NULL DEFAULT ARRAY[]::text[],
+    errors jsonb NOT NULL DEFAULT '[]',
+    attempted_by text[] NOT NULL DEFAULT ARRAY[]::text[],
+    inserted_at timestamp WITHOUT TIME ZONE NOT NULL DEFAULT timezone('UTC', now()),
+    scheduled_at timestamp WITHOUT TIME ZONE NOT NULL DEFAULT timezone('UTC', now()),
+    attempted_at timestamp WITHOUT TIME ZONE,
+    cancelled_at timestamp WITHOUT TIME ZONE,
+    completed_at timestamp WITHOUT TIME ZONE,
+    discarded_at timestamp WITHOUT TIME ZONE,
+
+    CONSTRAINT attempt_range CHECK (attempt >= 0 AND attempt <= max_attempts),
+    CONSTRAINT queue_length CHECK (char_length(queue) > 0),
+    CONSTRAINT worker_length CHECK (char_length(worker) > 0),
+    CONSTRAINT positive_max_attempts CHECK (max_attempts > 0),
+    CONSTRAINT non_negative_priority CHECK (priority >= 0)
+);
+
+CREATE UNLOGGED TABLE @extschema@.oban_leaders (
+    name text PRIMARY KEY DEFAULT 'oban',
+    node text NOT NULL,
+    elected_at timestamp WITHOUT TIME ZONE NOT NULL,
+    expires_at timestamp WITHOUT TIME ZONE NOT NULL
+);
+
+CREATE UNLOGGED TABLE @extschema@.oban_producers (
+    uuid uuid PRIMARY KEY,
+    name text NOT NULL DEFAULT 'oban',
+    node text NOT NULL,
+    queue text NOT NULL,
+    meta jsonb NOT NULL DEFAULT '{}',
+    started_at timestamp WITHOUT TIME ZONE NOT NULL DEFAULT timezone('UTC', now()),
+    updated_at timestamp WITHOUT TIME ZONE NOT NULL DEFAULT timezone('UTC', now())
+);
+
+CREATE INDEX oban_jobs_state_queue_priority_scheduled_at_id_index
+    ON @extschema@.oban_jobs (state, queue, priority, scheduled_at, id)
+    WITH (fillfactor = 90);
+
+CREATE INDEX oban_jobs_staging_index
+    ON @extschema@.oban_jobs (scheduled_at, id) INCLUDE (queue)
+    WHERE state IN ('scheduled', 'retryable');
+
+CREATE INDEX oban_jobs_completed_at_index
+    ON @extschema@.oban_jobs (completed_at)
+    WHERE state = 'completed';
+
+CREATE INDEX oban_jobs_cancelled_at_index
+    ON @extschema@.oban_jobs (cancelled_at)
+    WHERE state = 'cancelled';
+
+CREATE INDEX oban_jobs_discarded_at_index
+    ON @extschema@.oban_jobs (discarded_at)
+    WHERE state = 'discarded';
+
+ALTER TABLE @extschema@.oban_jobs SET (
+    autovacuum_vacuum_scale_factor = 0.02,
+    autovacuum_vacuum_threshold = 50,
+    autovacuum_analyze_scale_factor = 0.02,
+    autovacuum_analyze_threshold = 100,
+    autovacuum_vacuum_cost_limit = 2000,
+    autovacuum_vacuum_cost_delay = 1,
+    autovacuum_vacuum_insert_scale_factor = 0.02,
+    autovacuum_vacuum_insert_threshold = 1000,
+    fillfactor = 85
+);
+
+-- Jobs are user data: pg_dump must keep them (and the identity sequence's position) even though the
+-- table belongs to the extension. Leaders and producers are unlogged, ephemeral coordination rows.
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.oban_jobs', '');
+SELECT pg_catalog.pg_extension_config_dump(
+    pg_catalog.pg_get_serial_sequence('@extschema@.oban_jobs', 'id')::pg_catalog.regclass, '');
+
+-------------------------------------------------------------------------------------------------------
+-- oban-py's helper for metrics.
+-------------------------------------------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.oban_count_estimate(state text, queue text)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $func$
 DECLARE
-    jobs pg_catalog.regclass := pg_catalog.to_regclass('@extschema@.oban_jobs');
-    state_type pg_catalog.regtype;
-    missing text;
-    column_spec record;
+    plan jsonb;
 BEGIN
-    IF jobs IS NULL THEN
-        -- oban-py creates the first seven values and then adds 'suspended' after 'scheduled'; Elixir
-        -- Oban puts it before. Nothing in this extension compares states by their position in the enum.
-        CREATE TYPE @extschema@.oban_job_state AS ENUM (
-            'available',
-            'scheduled',
-            'suspended',
-            'executing',
-            'retryable',
-            'completed',
-            'discarded',
-            'cancelled'
-        );
-
-        CREATE TABLE @extschema@.oban_jobs (
-            id bigint PRIMARY KEY GENERATED ALWAYS AS IDENTITY,
-            state @extschema@.oban_job_state NOT NULL DEFAULT 'available',
-            queue text NOT NULL DEFAULT 'default',
-            worker text NOT NULL,
-            attempt smallint NOT NULL DEFAULT 0,
-            max_attempts smallint NOT NULL DEFAULT 20,
-            priority smallint NOT NULL DEFAULT 0,
-            args jsonb NOT NULL DEFAULT '{}',
-            meta jsonb NOT NULL DEFAULT '{}',
-            tags text[] NOT NULL DEFAULT ARRAY[]::text[],
-            errors jsonb NOT NULL DEFAULT '[]',
-            attempted_by text[] NOT NULL DEFAULT ARRAY[]::text[],
-            inserted_at timestamp WITHOUT TIME ZONE NOT NULL DEFAULT timezone('UTC', now()),
-            scheduled_at timestamp WITHOUT TIME ZONE NOT NULL DEFAULT timezone('UTC', now()),
-            attempted_at timestamp WITHOUT TIME ZONE,
-            cancelled_at timestamp WITHOUT TIME ZONE,
-            completed_at timestamp WITHOUT TIME ZONE,
-            discarded_at timestamp WITHOUT TIME ZONE,
-
-            CONSTRAINT attempt_range CHECK (attempt >= 0 AND attempt <= max_attempts),
-            CONSTRAINT queue_length CHECK (char_length(queue) > 0),
-            CONSTRAINT worker_length CHECK (char_length(worker) > 0),
-            CONSTRAINT positive_max_attempts CHECK (max_attempts > 0),
-            CONSTRAINT non_negative_priority CHECK (priority >= 0)
-        );
-
-        ALTER TABLE @extschema@.oban_jobs SET (
-            autovacuum_vacuum_scale_factor = 0.02,
-            autovacuum_vacuum_threshold = 50,
-            autovacuum_analyze_scale_factor = 0.02,
-            autovacuum_analyze_threshold = 100,
-            autovacuum_vacuum_cost_limit = 2000,
-            autovacuum_vacuum_cost_delay = 1,
-            autovacuum_vacuum_insert_scale_factor = 0.02,
-            autovacuum_vacuum_insert_threshold = 1000,
-            fillfactor = 85
-        );
-
-        -- Jobs are user data: pg_dump must keep them (and the identity sequence's position) even
-        -- though the table belongs to the extension.
-        PERFORM pg_catalog.pg_extension_config_dump('@extschema@.oban_jobs', '');
-        PERFORM pg_catalog.pg_extension_config_dump(
-            pg_catalog.pg_get_serial_sequence('@extschema@.oban_jobs', 'id')::pg_catalog.regclass, '');
-    ELSE
-        IF (SELECT c.relkind FROM pg_catalog.pg_class AS c WHERE c.oid = jobs) <> 'r' THEN
-            RAISE EXCEPTION 'cannot adopt @extschema@.oban_jobs: it is not a plain table'
-                USING ERRCODE = 'wrong_object_type',
-                      HINT = 'oban_pro adopts the oban_jobs table that oban-py or Elixir Oban creates; '
-                             'partitioned tables, views and foreign tables are not supported.';
-        END IF;
-
-        SELECT a.atttypid::pg_catalog.regtype INTO state_type
-        FROM pg_catalog.pg_attribute AS a
-        WHERE a.attrelid = jobs AND a.attname = 'state' AND NOT a.attisdropped;
-        IF state_type IS DISTINCT FROM pg_catalog.to_regtype('@extschema@.oban_job_state') THEN
-            RAISE EXCEPTION 'cannot adopt @extschema@.oban_jobs: column "state" is not of type @extschema@.oban_job_state'
-                USING ERRCODE = 'datatype_mismatch',
-                      DETAIL = pg_catalog.format('Its type is %s.', coalesce(state_type::text, 'missing'));
-        END IF;
-
-        SELECT pg_catalog.string_agg(pg_catalog.quote_literal(label), ', ') INTO missing
-        FROM pg_catalog.unnest(ARRAY['available', 'scheduled', 'suspended', 'executing', 'retryable',
-                                     'completed', 'discarded', 'cancelled']) AS label
-        WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_enum AS e
-                          WHERE e.enumtypid = state_type AND e.enumlabel = label);
-        IF missing = '''suspended''' THEN
-            RAISE EXCEPTION 'cannot adopt @extschema@.oban_jobs: type @extschema@.oban_job_state has no value ''suspended'''
-                USING ERRCODE = 'object_not_in_prerequisite_state',
-                      DETAIL = 'A value added by ALTER TYPE cannot be used in the transaction that added '
-                               'it, and CREATE EXTENSION runs in one transaction.',
-                      HINT = 'Run ALTER TYPE @extschema@.oban_job_state ADD VALUE IF NOT EXISTS ''suspended'' '
-                             'BEFORE ''scheduled'' on its own (as Elixir Oban''s migration V14 does), '
-                             'then CREATE EXTENSION again.';
-        ELSIF missing IS NOT NULL THEN
-            RAISE EXCEPTION 'cannot adopt @extschema@.oban_jobs: type @extschema@.oban_job_state has no value %', missing
-                USING ERRCODE = 'object_not_in_prerequisite_state',
-                      HINT = 'Migrate the tables to Elixir Oban''s V12 layout or later (or oban-py 0.6) first.';
-        END IF;
-
-        -- The columns the extension reads and writes: the types it accepts, and for those a client
-        -- could lack, a definition with a constant default (ADD COLUMN then rewrites nothing).
-        FOR column_spec IN
-            SELECT w.name, w.types::pg_catalog.regtype[] AS types, w.addable, a.atttypid
-            FROM (VALUES
-                ('id', '{bigint}', NULL),
-                ('queue', '{text}', NULL),
-                ('worker', '{text}', NULL),
-                ('attempt', '{smallint,integer}', NULL),
-                ('max_attempts', '{smallint,integer}', NULL),
-                ('priority', '{smallint,integer}', 'smallint NOT NULL DEFAULT 0'),
-                ('args', '{jsonb}', NULL),
-                ('meta', '{jsonb}', 'jsonb NOT NULL DEFAULT ''{}'''),
-                ('tags', '{text[],character varying[]}', 'text[] NOT NULL DEFAULT ARRAY[]::text[]'),
-                ('errors', '{jsonb,jsonb[]}', 'jsonb NOT NULL DEFAULT ''[]'''),
-                ('attempted_by', '{text[]}', 'text[] NOT NULL DEFAULT ARRAY[]::text[]'),
-                ('inserted_at', '{timestamp without time zone}', NULL),
-                ('scheduled_at', '{timestamp without time zone}', NULL),
-                ('attempted_at', '{timestamp without time zone}', 'timestamp WITHOUT TIME ZONE'),
-                ('cancelled_at', '{timestamp without time zone}', 'timestamp WITHOUT TIME ZONE'),
-                ('completed_at', '{timestamp without time zone}', 'timestamp WITHOUT TIME ZONE'),
-                ('discarded_at', '{timestamp without time zone}', 'timestamp WITHOUT TIME ZONE')
-            ) AS w(name, types, addable)
-            LEFT JOIN pg_catalog.pg_attribute AS a
-              ON a.attrelid = jobs AND a.attname = w.name AND a.attnum > 0 AND NOT a.attisdropped
-        LOOP
-            IF column_spec.atttypid IS NULL AND column_spec.addable IS NULL THEN
-                RAISE EXCEPTION 'cannot adopt @extschema@.oban_jobs: it has no column "%"', column_spec.name
-                    USING ERRCODE = 'undefined_column',
-                          HINT = 'oban_pro adopts the layouts of oban-py 0.6 and Elixir Oban V12 or later.';
-            ELSIF column_spec.atttypid IS NULL THEN
-                EXECUTE pg_catalog.format('ALTER TABLE %s ADD COLUMN %I %s', jobs, column_spec.name,
-                                          column_spec.addable);
-            ELSIF column_spec.atttypid <> ALL (column_spec.types::pg_catalog.oid[]) THEN
-                RAISE EXCEPTION 'cannot adopt @extschema@.oban_jobs: column "%" is of type %', column_spec.name,
-                                column_spec.atttypid::pg_catalog.regtype
-                    USING ERRCODE = 'datatype_mismatch',
-                          DETAIL = pg_catalog.format('oban_pro accepts %s.',
-                                                     pg_catalog.array_to_string(column_spec.types, ' or '));
-            END IF;
-        END LOOP;
-    END IF;
-
-    -- Leaders and producers are unlogged, ephemeral coordination rows (rescue reads producers).
-    -- Elixir Oban has oban_peers instead; the extension adds oban-py's two when they are missing.
-    IF pg_catalog.to_regclass('@extschema@.oban_leaders') IS NULL THEN
-        CREATE UNLOGGED TABLE @extschema@.oban_leaders (
-            name text PRIMARY KEY DEFAULT 'oban',
-            node text NOT NULL,
-            elected_at timestamp WITHOUT TIME ZONE NOT NULL,
-            expires_at timestamp WITHOUT TIME ZONE NOT NULL
-        );
-    END IF;
-    IF pg_catalog.to_regclass('@extschema@.oban_producers') IS NULL THEN
-        CREATE UNLOGGED TABLE @extschema@.oban_producers (
-            uuid uuid PRIMARY KEY,
-            name text NOT NULL DEFAULT 'oban',
-            node text NOT NULL,
-            queue text NOT NULL,
-            meta jsonb NOT NULL DEFAULT '{}',
-            started_at timestamp WITHOUT TIME ZONE NOT NULL DEFAULT timezone('UTC', now()),
-            updated_at timestamp WITHOUT TIME ZONE NOT NULL DEFAULT timezone('UTC', now())
-        );
-    END IF;
-
-    -- oban-py's indexes. On an adopted table an index of the same name is kept as it is. CREATE
-    -- INDEX (not CONCURRENTLY: CREATE EXTENSION is a transaction) blocks writes to the table while
-    -- it builds; on a big table create them CONCURRENTLY under these names beforehand.
-    IF pg_catalog.to_regclass('@extschema@.oban_jobs_state_queue_priority_scheduled_at_id_index') IS NULL THEN
-        CREATE INDEX oban_jobs_state_queue_priority_scheduled_at_id_index
-            ON @extschema@.oban_jobs (state, queue, priority, scheduled_at, id)
-            WITH (fillfactor = 90);
-    END IF;
-    IF pg_catalog.to_regclass('@extschema@.oban_jobs_staging_index') IS NULL THEN
-        CREATE INDEX oban_jobs_staging_index
-            ON @extschema@.oban_jobs (scheduled_at, id) INCLUDE (queue)
-            WHERE state IN ('scheduled', 'retryable');
-    END IF;
-    IF pg_catalog.to_regclass('@extschema@.oban_jobs_completed_at_index') IS NULL THEN
-        CREATE INDEX oban_jobs_completed_at_index
-            ON @extschema@.oban_jobs (completed_at)
-            WHERE state = 'completed';
-    END IF;
-    IF pg_catalog.to_regclass('@extschema@.oban_jobs_cancelled_at_index') IS NULL THEN
-        CREATE INDEX oban_jobs_cancelled_at_index
-            ON @extschema@.oban_jobs (cancelled_at)
-            WHERE state = 'cancelled';
-    END IF;
-    IF pg_catalog.to_regclass('@extschema@.oban_jobs_discarded_at_index') IS NULL THEN
-        CREATE INDEX oban_jobs_discarded_at_index
-            ON @extschema@.oban_jobs (discarded_at)
-            WHERE state = 'discarded';
-    END IF;
-END
-$tables$;
-
--- A job's errors list is oban-py's jsonb array or Elixir Oban's jsonb[]: every error the extension
--- records goes through this pair, and the column's type picks the overload.
-CREATE FUNCTION @extschema@.oban_errors_append(errors jsonb, error jsonb)
-RETURNS jsonb
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN COALESCE(errors, '[]'::jsonb) OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(error);
-
-CREATE FUNCTION @extschema@.oban_errors_append(errors jsonb[], error jsonb)
-RETURNS jsonb[]
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN pg_catalog.array_append(errors, error);
-
--------------------------------------------------------------------------------------------------------
--- oban-py's helper for metrics (kept as it is when an adopted oban-py schema already has it).
--------------------------------------------------------------------------------------------------------
-
-DO $count_estimate$
-BEGIN
-    IF pg_catalog.to_regprocedure('@extschema@.oban_count_estimate(text, text)') IS NOT NULL THEN
-        RETURN;
-    END IF;
-    CREATE FUNCTION @extschema@.oban_count_estimate(state text, queue text)
-    RETURNS integer
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-    AS $func$
-    DECLARE
-        plan jsonb;
-    BEGIN
-        EXECUTE 'EXPLAIN (FORMAT JSON)
-                 SELECT id FROM @extschema@.oban_jobs
-                 WHERE state = $1::@extschema@.oban_job_state AND queue = $2'
-            INTO plan
-            USING state, queue;
-        RETURN plan->0->'Plan'->'Plan Rows';
-    END;
-    $func$;
-END
-$count_estimate$;
+    EXECUTE 'EXPLAIN (FORMAT JSON)
+             SELECT id FROM @extschema@.oban_jobs
+             WHERE state = $1::@extschema@.oban_job_state AND queue = $2'
+        INTO plan
+        USING state, queue;
+    RETURN plan->0->'Plan'->'Plan Rows';
+END;
+$func$;
 
 -------------------------------------------------------------------------------------------------------
 -- Job lifecycle (SPEC §3). Implemented in C++ (src/pg/jobs.cpp, src/pg/maintenance.cpp).
@@ -396,16 +260,9 @@ CREATE TRIGGER oban_jobs_notify_update
 -- committed work at any moment.
 -------------------------------------------------------------------------------------------------------
 
--- (On an adopted table an index of the same name is kept as it is, as for oban-py's indexes.)
-DO $workflow_index$
-BEGIN
-    IF pg_catalog.to_regclass('@extschema@.oban_jobs_workflow_index') IS NULL THEN
-        CREATE INDEX oban_jobs_workflow_index
-            ON @extschema@.oban_jobs ((meta->>'workflow_id'), (meta->>'name'))
-            WHERE meta ? 'workflow_id';
-    END IF;
-END
-$workflow_index$;
+CREATE INDEX oban_jobs_workflow_index
+    ON @extschema@.oban_jobs ((meta->>'workflow_id'), (meta->>'name'))
+    WHERE meta ? 'workflow_id';
 
 CREATE TABLE @extschema@.oban_workflow_rows (
     id text PRIMARY KEY,
@@ -818,15 +675,9 @@ SELECT pg_catalog.pg_extension_config_dump(
 
 -- Parked jobs by deadline, for staging. meta.wait_until is the JSON text of a UTC timestamp, which
 -- sorts as the timestamp does under COLLATE "C" ("infinity" sorts after every date).
-DO $parked_index$
-BEGIN
-    IF pg_catalog.to_regclass('@extschema@.oban_jobs_parked_index') IS NULL THEN
-        CREATE INDEX oban_jobs_parked_index
-            ON @extschema@.oban_jobs (((meta->>'wait_until') COLLATE "C"))
-            WHERE state = 'suspended' AND meta ? 'wait_until';
-    END IF;
-END
-$parked_index$;
+CREATE INDEX oban_jobs_parked_index
+    ON @extschema@.oban_jobs (((meta->>'wait_until') COLLATE "C"))
+    WHERE state = 'suspended' AND meta ? 'wait_until';
 
 -- A job's signals go with it.
 CREATE FUNCTION @extschema@.oban_jobs_drop_signals()

@@ -1,4 +1,4 @@
--- pgTAP: the SQL surface of oban_pro 0.6.0 (SPEC §2 tables, SPEC §3 functions).
+-- pgTAP: the SQL surface of oban_pro 0.6.1 (SPEC §2 tables, SPEC §3 functions).
 -- Every object must exist with the exact name, signature, return type, columns and types that Oban
 -- clients (oban-py 0.6 install.sql layout) and the SPEC rely on.
 -- Run with pg_prove against a database with CREATE EXTENSION pgtap; CREATE EXTENSION oban_pro;
@@ -11,8 +11,8 @@ SET LOCAL search_path = public, pg_catalog;
 -- Extension
 -------------------------------------------------------------------------------------------------------
 SELECT has_extension('oban_pro', 'extension oban_pro is installed');
-SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'oban_pro'), '0.6.0',
-          'oban_pro is at version 0.6.0');
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'oban_pro'), '0.6.1',
+          'oban_pro is at version 0.6.1');
 
 -------------------------------------------------------------------------------------------------------
 -- SPEC §2: enum oban_job_state (order is not part of the contract: compare as a set)

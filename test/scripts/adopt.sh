@@ -83,7 +83,7 @@ SELECT oban_signal((oban_insert_job('Mailbox', queue => 'mail')).id, '{"kept": t
 SQL
     psql_q -d postgres -c "DROP DATABASE IF EXISTS $target" -c "CREATE DATABASE $target"
     as_postgres "$PG_BIN/pg_dump" -Fc -d "$db" -f "$WORK/$db.dump"
-    as_postgres env PATH="$PG_BIN:$PATH" OBAN_PRO_SCRIPT="$REPO/sql/oban_pro--0.6.0.sql" \
+    as_postgres env PATH="$PG_BIN:$PATH" OBAN_PRO_SCRIPT="$REPO/sql/oban_pro--$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$REPO/oban_pro.control").sql" \
         bash "$REPO/scripts/restore.sh" "$WORK/$db.dump" "$target"
     before=$(content "$db" "$schema")
     after=$(content "$target" "$schema")

@@ -33,7 +33,7 @@ SELECT count(*) AS relations,
 FROM pg_class c WHERE c.oid IN (SELECT objid FROM extension_members WHERE classid = 'pg_class'::regclass);
 
 -- Installing takes a superuser (README "Security": the background worker runs as one).
-SELECT superuser, trusted FROM pg_available_extension_versions WHERE name = 'oban_pro';
+SELECT version, superuser, trusted FROM pg_available_extension_versions WHERE name = 'oban_pro' ORDER BY version;
 
 -- 2. search_path hijacking. Schema hostile shadows what the extension's SQL uses: functions and
 -- aggregates of pg_catalog with the same or a closer signature, operators (= on text, bigint, integer

@@ -1,0 +1,64 @@
+-- oban_pro 0.6.0 → 0.6.1: ALTER EXTENSION oban_pro UPDATE TO '0.6.1'.
+--
+-- Brings a 0.6.0 install to exactly what CREATE EXTENSION oban_pro makes at 0.6.1 (test/scripts/
+-- upgrade.sh compares the two). Install the 0.6.1 library first, then run the update at once: the
+-- 0.6.1 library writes job errors through oban_errors_append, which this script adds.
+-- Names are schema-qualified throughout (@extschema@), as in the install script.
+
+-- A job's errors list is oban-py's jsonb array or Elixir Oban's jsonb[] (adopted tables, 0.6.1): every
+-- error the extension records goes through this pair, and the column's type picks the overload.
+CREATE FUNCTION @extschema@.oban_errors_append(errors jsonb, error jsonb)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN COALESCE(errors, '[]'::jsonb) OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(error);
+
+CREATE FUNCTION @extschema@.oban_errors_append(errors jsonb[], error jsonb)
+RETURNS jsonb[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN pg_catalog.array_append(errors, error);
+
+-- As for every function of the extension: no EXECUTE for PUBLIC (README "Security").
+REVOKE ALL ON FUNCTION @extschema@.oban_errors_append(jsonb, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.oban_errors_append(jsonb[], jsonb) FROM PUBLIC;
+
+-------------------------------------------------------------------------------------------------------
+-- Descriptions (0.6.1): what psql's \df+, \dt+ and \dv+ show, one line each; README has the details.
+-------------------------------------------------------------------------------------------------------
+COMMENT ON TABLE @extschema@.oban_workflow_rows IS 'One row per workflow: identity, options and counts folded from the journal';
+COMMENT ON TABLE @extschema@.oban_workflow_journal IS 'Append-only workflow count deltas and finished steps, folded by oban_flush_workflows';
+COMMENT ON TABLE @extschema@.oban_workflow_waits IS 'Suspended workflow jobs and how many of their deps remain';
+COMMENT ON TABLE @extschema@.oban_workflow_edges IS 'Dep (workflow, step or "*") to waiting job';
+COMMENT ON TABLE @extschema@.oban_workflow_names IS 'Unique workflow names and the workflow that holds each';
+COMMENT ON TABLE @extschema@.oban_signals IS 'Signal mailbox: payloads stored for jobs until they are received';
+COMMENT ON VIEW @extschema@.oban_workflows IS 'Workflows with exact per-state counts and derived state (Oban Web shape)';
+COMMENT ON FUNCTION @extschema@.oban_insert_job(text, jsonb, text, integer, integer, timestamp without time zone, jsonb, text[])
+    IS 'Insert one job; returns the row';
+COMMENT ON FUNCTION @extschema@.oban_insert_jobs(jsonb) IS 'Insert a JSON array of jobs in one statement; returns the rows';
+COMMENT ON FUNCTION @extschema@.oban_fetch_jobs(text, integer, text, uuid)
+    IS 'Claim up to demand available jobs of a queue (priority, scheduled_at, id order; SKIP LOCKED)';
+COMMENT ON FUNCTION @extschema@.oban_ack_fetch_jobs(jsonb, text, integer, text, uuid)
+    IS 'Ack finished jobs and claim the next ones in one call';
+COMMENT ON FUNCTION @extschema@.oban_complete_job(bigint, jsonb) IS 'Mark an executing job completed, optionally recording a result';
+COMMENT ON FUNCTION @extschema@.oban_error_job(bigint, text, interval)
+    IS 'Record an error: retryable with backoff, or discarded once attempts are spent';
+COMMENT ON FUNCTION @extschema@.oban_cancel_job(bigint, text) IS 'Cancel an unfinished job';
+COMMENT ON FUNCTION @extschema@.oban_discard_job(bigint, text) IS 'Discard an executing job';
+COMMENT ON FUNCTION @extschema@.oban_snooze_job(bigint, interval) IS 'Reschedule an executing job, giving its attempt back';
+COMMENT ON FUNCTION @extschema@.oban_retry_job(bigint) IS 'Make a finished or retryable job available again';
+COMMENT ON FUNCTION @extschema@.oban_ack_jobs(jsonb) IS 'Apply a JSON array of acks, each entry on its own; returns how many jobs changed';
+COMMENT ON FUNCTION @extschema@.oban_backoff(integer, integer) IS 'Oban''s jittery exponential retry backoff';
+COMMENT ON FUNCTION @extschema@.oban_stage_jobs(integer) IS 'Make due scheduled and retryable jobs (and parked jobs past their deadline) available';
+COMMENT ON FUNCTION @extschema@.oban_prune_jobs(interval, integer) IS 'Delete old finished jobs (never those of unfinished workflows)';
+COMMENT ON FUNCTION @extschema@.oban_rescue_jobs(interval) IS 'Return jobs left executing by dead producers';
+COMMENT ON FUNCTION @extschema@.oban_insert_workflow(jsonb) IS 'Insert a workflow spec atomically (deps, sub-workflows, unique names)';
+COMMENT ON FUNCTION @extschema@.oban_append_workflow(text, jsonb, boolean) IS 'Add jobs to an existing workflow';
+COMMENT ON FUNCTION @extschema@.oban_cancel_workflow(text) IS 'Cancel every unfinished job of a workflow and its sub-workflows';
+COMMENT ON FUNCTION @extschema@.oban_workflow_status(text) IS 'Status object of a workflow and its sub-workflows, from the aggregate rows';
+COMMENT ON FUNCTION @extschema@.oban_workflow_graph(text, text) IS 'A workflow as Graphviz DOT or Mermaid';
+COMMENT ON FUNCTION @extschema@.oban_flush_workflows(integer) IS 'Fold the workflow journal and release ready dependents';
+COMMENT ON FUNCTION @extschema@.oban_repair_workflows(interval, integer) IS 'Release or cancel suspended jobs whose deps are all finished, deleted or missing';
+COMMENT ON FUNCTION @extschema@.oban_signal(bigint, jsonb) IS 'Store a signal for a job; true when it took it';
+COMMENT ON FUNCTION @extschema@.oban_signal(bigint[], jsonb) IS 'Store a signal for each job of an array; returns how many took it';
+COMMENT ON FUNCTION @extschema@.oban_workflow_signal(text, text, jsonb) IS 'Signal the unfinished jobs of a workflow step by name';
+COMMENT ON FUNCTION @extschema@.oban_await_signal(bigint, interval, interval)
+    IS 'Receive the oldest signal of an executing job, waiting in place, then parking it';
