@@ -618,7 +618,7 @@ BEGIN
         WHERE tree.depth < 16
     ), nodes AS (
         SELECT j.id, j.meta->>'workflow_id' AS wf, j.meta->>'name' AS name, j.state::text AS state, j.meta->'deps' AS deps
-        FROM tree JOIN @extschema@.oban_jobs AS j
+        FROM (SELECT DISTINCT tree.id FROM tree) AS tree JOIN @extschema@.oban_jobs AS j
           ON j.meta ? 'workflow_id' AND j.meta->>'workflow_id' = tree.id
     ), edges AS (
         SELECT DISTINCT source.id AS source_id, n.id AS target_id

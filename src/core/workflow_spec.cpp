@@ -2,7 +2,9 @@
 
 #include "core/workflow_spec.hpp"
 
+#include <algorithm>
 #include <charconv>
+#include <utility>
 
 namespace oban::core {
 
@@ -38,6 +40,20 @@ bool IsBooleanOrAbsent(const RawField &field) {
 
 bool IsTrue(const RawField &field) {
     return field.kind == JsonKind::Boolean && field.text == "true";
+}
+
+using NamedIndex = std::pair<std::string_view, int>;
+
+// Sorts `entries` by name (then index) and returns the index of the earliest second occurrence of a
+// name, or -1 when all names differ: the entry a left-to-right scan would first find repeated.
+int EarliestRepeat(Vector<NamedIndex> *entries) {
+    std::sort(entries->begin(), entries->end());
+    int earliest = -1;
+    for (size_t i = 1; i < entries->size(); i++)
+        if ((*entries)[i].first == (*entries)[i - 1].first &&
+            (earliest < 0 || (*entries)[i].second < earliest))
+            earliest = (*entries)[i].second;
+    return earliest;
 }
 
 std::string StepLabel(const RawStep &step, size_t index) {
@@ -135,14 +151,26 @@ SpecResult WorkflowSpec::ValidateShape(int index) const {
 
 SpecResult WorkflowSpec::Resolve(int index, bool check_deps) {
     RawWorkflow &workflow = workflows[static_cast<size_t>(index)];
-    NameIndex names{Allocator<std::pair<std::string_view, int>>(memory_)};
+    Vector<NamedIndex> names{Allocator<NamedIndex>(memory_)};
     names.reserve(workflow.steps.size());
-    for (size_t i = 0; i < workflow.steps.size(); i++) {
-        auto [where, inserted] = names.emplace(workflow.steps[i].name.text, static_cast<int>(i));
-        if (!inserted)
-            return Fail(SpecError::Duplicate,
-                        "step " + Quoted(workflow.steps[i].name.text) + " appears more than once");
+    for (size_t i = 0; i < workflow.steps.size(); i++)
+        names.emplace_back(workflow.steps[i].name.text, static_cast<int>(i));
+    int repeated = EarliestRepeat(&names);
+    if (repeated >= 0)
+        return Fail(SpecError::Duplicate,
+                    "step " + Quoted(workflow.steps[static_cast<size_t>(repeated)].name.text) +
+                        " appears more than once");
+    if (index == 0) {
+        for (const RawStep &step : workflow.steps)
+            if (IsKnownStep(step.name.text))
+                return Fail(SpecError::Duplicate, "step " + Quoted(step.name.text) +
+                                                      " already exists in workflow " +
+                                                      Quoted(workflow.workflow_id.text));
     }
+    auto find = [&](std::string_view name) {
+        auto found = std::lower_bound(names.begin(), names.end(), NamedIndex{name, -1});
+        return found != names.end() && found->first == name ? found->second : -1;
+    };
 
     auto &per_step = resolved_[static_cast<size_t>(index)];
     for (size_t i = 0; i < workflow.steps.size(); i++) {
@@ -170,9 +198,9 @@ SpecResult WorkflowSpec::Resolve(int index, bool check_deps) {
             }
             if (dep.name.text == step.name.text)
                 return Fail(SpecError::Cycle, "step " + Quoted(step.name.text) + " depends on itself");
-            auto found = names.find(dep.name.text);
-            if (found == names.end()) {
-                if (check_deps && known_steps_.find(dep.name.text) == known_steps_.end())
+            const int found = find(dep.name.text);
+            if (found < 0) {
+                if (check_deps && !IsKnownStep(dep.name.text))
                     return Fail(SpecError::UnknownDep, "step " + Quoted(step.name.text) +
                                                            " depends on unknown step " +
                                                            Quoted(dep.name.text));
@@ -181,19 +209,23 @@ SpecResult WorkflowSpec::Resolve(int index, bool check_deps) {
                 deps.push_back(resolved);
                 continue;
             }
-            const RawStep &target = workflow.steps[static_cast<size_t>(found->second)];
+            const RawStep &target = workflow.steps[static_cast<size_t>(found)];
             if (target.sub_workflow >= 0) {
                 resolved.kind = ResolvedDep::SubWorkflow;
                 resolved.workflow = target.sub_workflow;
             } else {
                 resolved.kind = ResolvedDep::Step;
                 resolved.workflow = index;
-                resolved.step = found->second;
+                resolved.step = found;
             }
             deps.push_back(resolved);
         }
     }
     return {};
+}
+
+bool WorkflowSpec::IsKnownStep(std::string_view name) const {
+    return std::binary_search(known_steps_.begin(), known_steps_.end(), name);
 }
 
 // Whether `workflow_id` is the given id of workflow `index` or of one of its enclosing workflows.
@@ -249,17 +281,20 @@ SpecResult WorkflowSpec::CheckCycles(int index) const {
         if (unmet[i] > 0)
             for (int next : dependents[i])
                 if (unmet[static_cast<size_t>(next)] > 0) leftover_dependents[i]++;
+    // A worklist, so each step is peeled once: O(steps + deps) even for a long chain below a cycle.
     Vector<bool> peeled(count, false, Allocator<bool>(memory_));
-    for (bool changed = true; changed;) {
-        changed = false;
-        for (size_t i = 0; i < count; i++) {
-            if (unmet[i] == 0 || peeled[i] || leftover_dependents[i] > 0) continue;
-            peeled[i] = changed = true;
-            for (const ResolvedDep &dep : per_step[i]) {
-                int from = step_of(dep);
-                if (from >= 0 && unmet[static_cast<size_t>(from)] > 0)
-                    leftover_dependents[static_cast<size_t>(from)]--;
-            }
+    Vector<int> peelable{Allocator<int>(memory_)};
+    for (size_t i = 0; i < count; i++)
+        if (unmet[i] > 0 && leftover_dependents[i] == 0) peelable.push_back(static_cast<int>(i));
+    while (!peelable.empty()) {
+        const auto i = static_cast<size_t>(peelable.back());
+        peelable.pop_back();
+        peeled[i] = true;
+        for (const ResolvedDep &dep : per_step[i]) {
+            int from = step_of(dep);
+            if (from >= 0 && unmet[static_cast<size_t>(from)] > 0 &&
+                --leftover_dependents[static_cast<size_t>(from)] == 0)
+                peelable.push_back(from);
         }
     }
     for (size_t i = 0; i < count; i++)
@@ -274,15 +309,16 @@ SpecResult WorkflowSpec::Validate(bool check_deps) {
         SpecResult result = ValidateShape(static_cast<int>(w));
         if (result.error != SpecError::None) return result;
     }
-    for (size_t w = 0; w < workflows.size(); w++) {
-        const RawField &id = workflows[w].workflow_id;
-        if (!IsNonEmptyString(id)) continue;
-        for (size_t other = 0; other < w; other++)
-            if (IsNonEmptyString(workflows[other].workflow_id) &&
-                workflows[other].workflow_id.text == id.text)
-                return Fail(SpecError::Duplicate,
-                            "workflow_id " + Quoted(id.text) + " is given to two workflows of the spec");
-    }
+    Vector<NamedIndex> ids{Allocator<NamedIndex>(memory_)};
+    for (size_t w = 0; w < workflows.size(); w++)
+        if (IsNonEmptyString(workflows[w].workflow_id))
+            ids.emplace_back(workflows[w].workflow_id.text, static_cast<int>(w));
+    int repeated = EarliestRepeat(&ids);
+    if (repeated >= 0)
+        return Fail(SpecError::Duplicate,
+                    "workflow_id " + Quoted(workflows[static_cast<size_t>(repeated)].workflow_id.text) +
+                        " is given to two workflows of the spec");
+    std::sort(known_steps_.begin(), known_steps_.end());
     resolved_.clear();
     for (size_t w = 0; w < workflows.size(); w++)
         resolved_.emplace_back(Allocator<Vector<ResolvedDep>>(memory_));

@@ -79,8 +79,9 @@ public:
     // Adds a workflow (the top one first) and returns its index.
     int AddWorkflow(int parent, int parent_step);
 
-    // A step already in the database of the workflow being appended to: bare deps may name it.
-    void AddKnownStep(std::string_view name) { known_steps_.emplace(name, 0); }
+    // A step already in the database of the workflow being appended to: bare deps may name it, and
+    // no step of the spec's top workflow may take its name.
+    void AddKnownStep(std::string_view name) { known_steps_.push_back(name); }
 
     // Checks everything. With `check_deps` false, a bare dep naming no step is kept as a dep on a
     // step of the same workflow that may come later.
@@ -97,15 +98,17 @@ private:
     SpecResult CheckCycles(int workflow) const;
     bool EnclosesSelf(int workflow, std::string_view workflow_id) const;
 
-    using NameIndex = boost::container::flat_map<std::string_view, int, std::less<std::string_view>,
-                                                 Allocator<std::pair<std::string_view, int>>>;
+    bool IsKnownStep(std::string_view name) const;
+
     MemoryResource *memory_;
 
 public:
     Vector<RawWorkflow> workflows;
 
 private:
-    NameIndex known_steps_{Allocator<std::pair<std::string_view, int>>(memory_)};
+    // Every lookup structure is a vector sorted once, so validation stays O(n log n) in the number
+    // of steps and workflows whatever the spec (a flat_map filled one name at a time is O(n^2)).
+    Vector<std::string_view> known_steps_{Allocator<std::string_view>(memory_)};  // sorted by Validate
     // resolved_[w][s]: the deps of step s of workflow w.
     Vector<Vector<Vector<ResolvedDep>>> resolved_{Allocator<Vector<Vector<ResolvedDep>>>(memory_)};
 };

@@ -521,6 +521,9 @@ namespace {
 // The workflow and its sub-workflows (oban_workflow_rows), each row once per unfolded journal
 // delta of its workflow (or once with NULL deltas): the exact counts of oban_workflows, summed
 // here rather than by the view's per-row aggregate, and no sort (the tree is rebuilt by parent_id).
+// Each workflow of the tree once: a workflow has one parent, so only a parent_id cycle through the
+// root (which plain INSERTs with a hand-written sup_workflow_id can make) would revisit one, and the
+// CYCLE clause stops there. `depth` links the nodes (a node's parent is one level up).
 Statement status_tree{R"sql(
     WITH RECURSIVE tree AS (
         SELECT w.*, 0 AS depth FROM @extschema@.oban_workflow_rows AS w WHERE w.id = $1
@@ -528,13 +531,15 @@ Statement status_tree{R"sql(
         SELECT child.*, tree.depth + 1
         FROM @extschema@.oban_workflow_rows AS child JOIN tree ON child.parent_id = tree.id
         WHERE tree.depth < 16
-    )
+    ) CYCLE id SET is_cycle USING path
     SELECT t.id, t.name, t.parent_id, t.sub_name, t.suspended, t.available, t.scheduled, t.executing,
            t.retryable, t.completed, t.cancelled, t.discarded, t.inserted_at, t.started_at, t.completed_at,
            t.ignore_cancelled, t.ignore_discarded,
            j.suspended, j.available, j.scheduled, j.executing, j.retryable, j.completed, j.cancelled,
-           j.discarded, j.started_at, j.recorded_at
-    FROM tree AS t LEFT JOIN @extschema@.oban_workflow_journal AS j ON j.workflow_id = t.id)sql",
+           j.discarded, j.started_at, j.recorded_at, t.depth
+    FROM tree AS t LEFT JOIN @extschema@.oban_workflow_journal AS j ON j.workflow_id = t.id
+    WHERE NOT t.is_cycle
+    ORDER BY t.id)sql",
                       1,
                       {TEXTOID},
                       true};
@@ -546,7 +551,51 @@ struct StatusNode {
     bool started, completed, ignore_cancelled, ignore_discarded;
     bool all_finished;  // every workflow of its tree finished, or empty (for completed_at)
     Timestamp latest_completed;
+    int depth;
+    int first_child, next_sibling;  // its sub-workflows, in row order (-1: none)
 };
+
+int CompareNodeIds(const void *a, const void *b, void *arg) {
+    const auto *nodes = static_cast<const StatusNode *>(arg);
+    return strcmp(nodes[*static_cast<const int *>(a)].id, nodes[*static_cast<const int *>(b)].id);
+}
+
+// Links each node to the node one level up whose id is its parent_id, in O(n log n). The tree is
+// walked through these links only, so it is finite whatever parent_ids say (a workflow that is
+// its own parent is not its own sub-workflow).
+void LinkTree(StatusNode *nodes, int count) {
+    int *by_id = static_cast<int *>(palloc(sizeof(int) * count));
+    int *last_child = static_cast<int *>(palloc(sizeof(int) * count));
+    for (int i = 0; i < count; i++) {
+        by_id[i] = i;
+        last_child[i] = nodes[i].first_child = nodes[i].next_sibling = -1;
+    }
+    qsort_arg(by_id, count, sizeof(int), CompareNodeIds, nodes);
+    for (int i = 0; i < count; i++) {
+        if (nodes[i].parent_id == nullptr || nodes[i].depth == 0) continue;
+        int low = 0, high = count - 1, parent = -1;
+        while (low <= high) {
+            int middle = low + (high - low) / 2;
+            int order = strcmp(nodes[by_id[middle]].id, nodes[i].parent_id);
+            if (order == 0) {
+                parent = by_id[middle];
+                break;
+            }
+            if (order < 0)
+                low = middle + 1;
+            else
+                high = middle - 1;
+        }
+        if (parent < 0 || nodes[parent].depth != nodes[i].depth - 1) continue;
+        if (last_child[parent] < 0)
+            nodes[parent].first_child = i;
+        else
+            nodes[last_child[parent]].next_sibling = i;
+        last_child[parent] = i;
+    }
+    pfree(last_child);
+    pfree(by_id);
+}
 
 const char *DerivedState(const StatusNode &node) {
     const int64 *c = node.tree;
@@ -602,7 +651,7 @@ constexpr JobState kStatesByName[kStateCount] = {kAvailable, kCancelled, kComple
                                                  kExecuting, kRetryable, kScheduled, kSuspended};
 
 // Returns the finished object when it is the outermost one.
-JsonbValue *PushStatus(JsonbParseState **state, StatusNode *nodes, int count, int index, Timestamp now) {
+JsonbValue *PushStatus(JsonbParseState **state, StatusNode *nodes, int index, Timestamp now) {
     StatusNode &node = nodes[index];
     int64 total = 0;
     for (int s = 0; s < kStateCount; s++) total += node.tree[s];
@@ -614,10 +663,9 @@ JsonbValue *PushStatus(JsonbParseState **state, StatusNode *nodes, int count, in
     PushString(state, node.name);
     PushKey(state, "subs");
     pushJsonbValue(state, WJB_BEGIN_OBJECT, nullptr);
-    for (int i = 0; i < count; i++) {
-        if (nodes[i].parent_id == nullptr || strcmp(nodes[i].parent_id, node.id) != 0) continue;
+    for (int i = node.first_child; i >= 0; i = nodes[i].next_sibling) {
         PushKey(state, nodes[i].sub_name != nullptr ? nodes[i].sub_name : nodes[i].id);
-        PushStatus(state, nodes, count, i, now);
+        PushStatus(state, nodes, i, now);
     }
     pushJsonbValue(state, WJB_END_OBJECT, nullptr);
     PushKey(state, "state");
@@ -654,12 +702,11 @@ JsonbValue *PushStatus(JsonbParseState **state, StatusNode *nodes, int count, in
 namespace {
 
 // Adds each sub-workflow's tree totals into its parent's, depth first.
-void SumTree(StatusNode *nodes, int count, int index) {
+void SumTree(StatusNode *nodes, int index) {
     StatusNode &parent = nodes[index];
-    for (int i = 0; i < count; i++) {
+    for (int i = parent.first_child; i >= 0; i = nodes[i].next_sibling) {
         StatusNode &child = nodes[i];
-        if (child.parent_id == nullptr || strcmp(child.parent_id, parent.id) != 0) continue;
-        SumTree(nodes, count, i);
+        SumTree(nodes, i);
         for (int s = 0; s < kStateCount; s++) parent.tree[s] += child.tree[s];
         if (child.started && (!parent.started || child.started_at < parent.started_at)) {
             parent.started = true;
@@ -702,9 +749,10 @@ OBAN_FUNCTION(oban_workflow_status) {
         HeapTuple row = SPI_tuptable->vals[r];
         bool is_null = false;
         char *id = SPI_getvalue(row, descriptor, 1);
-        // A workflow's rows come together (one per journal delta): usually the last node seen.
+        // A workflow's rows come together (one per journal delta, ordered by id): the last node seen,
+        // or a new one (a search of all nodes would be O(n^2) in sub-workflows).
         int index = count - 1;
-        while (index >= 0 && strcmp(nodes[index].id, id) != 0) index--;
+        if (index >= 0 && strcmp(nodes[index].id, id) != 0) index = -1;
         if (index < 0) {
             index = count++;
             StatusNode &node = nodes[index];
@@ -723,6 +771,7 @@ OBAN_FUNCTION(oban_workflow_status) {
             node.latest_completed = node.completed ? DatumGetTimestamp(completed) : 0;
             node.ignore_cancelled = DatumGetBool(SPI_getbinval(row, descriptor, 16, &is_null));
             node.ignore_discarded = DatumGetBool(SPI_getbinval(row, descriptor, 17, &is_null));
+            node.depth = DatumGetInt32(SPI_getbinval(row, descriptor, 28, &is_null));
         }
         StatusNode &node = nodes[index];
         (void)SPI_getbinval(row, descriptor, 18, &is_null);
@@ -758,11 +807,12 @@ OBAN_FUNCTION(oban_workflow_status) {
         memcpy(node.tree, node.own, sizeof(node.tree));
     }
     int root = 0;
-    while (strcmp(nodes[root].id, TextDatumGetCString(values[0])) != 0) root++;
-    SumTree(nodes, count, root);
+    while (nodes[root].depth != 0) root++;
+    LinkTree(nodes, count);
+    SumTree(nodes, root);
 
     JsonbParseState *state = nullptr;
     // A timestamptz counts microseconds from UTC midnight, so it reads as a UTC timestamp.
     PG_RETURN_POINTER(
-        JsonbValueToJsonb(PushStatus(&state, nodes, count, root, GetCurrentTransactionStartTimestamp())));
+        JsonbValueToJsonb(PushStatus(&state, nodes, root, GetCurrentTransactionStartTimestamp())));
 }

@@ -600,14 +600,7 @@ OBAN_FUNCTION(oban_append_workflow) {
         if (workflow.jobs == JsonKind::Array)
             ForEachElement(root.val.binary.data, [&](const JsonbValue &job) { ReadStep(&spec, top, job); });
     });
-    for (uint64 i = 0; i < known; i++) {
-        for (const oban::core::RawStep &step : spec.workflows[0].steps)
-            if (step.name.text == known_names[i])
-                throw oban::Error(ERRCODE_DUPLICATE_OBJECT,
-                                  std::string("invalid workflow: step \"") + known_names[i] +
-                                      "\" already exists in workflow \"" + id + "\"");
-        spec.AddKnownStep(known_names[i]);
-    }
+    for (uint64 i = 0; i < known; i++) spec.AddKnownStep(known_names[i]);
     oban::core::SpecResult validation = spec.Validate(check_deps);
     if (validation.error != oban::core::SpecError::None) RaiseSpecError(validation);
 
