@@ -630,9 +630,9 @@ BEGIN
     )
     SELECT CASE format
         WHEN 'dot' THEN
-            'digraph "' || replace(workflow_id, '"', '\"') || '" {' || E'\n' ||
+            'digraph "' || replace(replace(workflow_id, '\', '\\'), '"', '\"') || '" {' || E'\n' ||
             coalesce((SELECT string_agg(format('  j%s [label="%s (%s)"];', n.id,
-                                               replace(coalesce(n.name, '?'), '"', '\"'), n.state), E'\n' ORDER BY n.id)
+                                               replace(replace(coalesce(n.name, '?'), '\', '\\'), '"', '\"'), n.state), E'\n' ORDER BY n.id)
                       FROM nodes AS n), '') || E'\n' ||
             coalesce((SELECT string_agg(format('  j%s -> j%s;', e.source_id, e.target_id), E'\n'
                                         ORDER BY e.source_id, e.target_id) FROM edges AS e), '') || E'\n}'

@@ -648,12 +648,74 @@ OBAN_FUNCTION(oban_ack_jobs) {
     return Int32GetDatum(AckJobs(FunctionSchema(fcinfo), PG_GETARG_JSONB_P(0)));
 }
 
-OBAN_FUNCTION(oban_insert_jobs) {
-    RequireArgument(fcinfo, 0, "jobs");
-    Jsonb *jobs = PG_GETARG_JSONB_P(0);
+namespace {
+
+[[noreturn]] void RaiseBadJob(int position, const char *message) {
+    ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("job %d: %s", position, message),
+                    errhint("Each job of oban_insert_jobs takes the values oban_insert_job accepts.")));
+}
+
+// An integer JSON number within [low, high] (a null or a string is left to the column's cast).
+void CheckIntegerField(JsonbContainer *object, const char *key, long low, long high, int position,
+                       const char *message) {
+    JsonbValue value;
+    if (getKeyJsonValueFromContainer(object, key, (uint32)strlen(key), &value) == nullptr ||
+        value.type != jbvNumeric)
+        return;
+    char *text = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(value.val.numeric)));
+    char *end = nullptr;
+    errno = 0;
+    long number = strtol(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || number < low || number > high)
+        RaiseBadJob(position, message);
+}
+
+// What oban_insert_job refuses with 22023, refused alike for each element of oban_insert_jobs
+// (the SQL statement alone would store a non-object args or meta, and an infinite scheduled_at,
+// and report out-of-range numbers as a check violation or an integer overflow). C-style: raises.
+void CheckJobsInput(Jsonb *jobs) {
     if (!JB_ROOT_IS_ARRAY(jobs) || JB_ROOT_IS_SCALAR(jobs))
         ereport(ERROR,
                 (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("jobs must be a JSON array of objects")));
+    JsonbIterator *iterator = JsonbIteratorInit(&jobs->root);
+    JsonbValue element;
+    JsonbIteratorToken token;
+    int position = 0;
+    while ((token = JsonbIteratorNext(&iterator, &element, true)) != WJB_DONE) {
+        if (token != WJB_ELEM) continue;
+        position++;
+        if (element.type != jbvBinary || !JsonContainerIsObject(element.val.binary.data))
+            RaiseBadJob(position, "a job must be a JSON object");
+        JsonbContainer *object = element.val.binary.data;
+        for (const char *key : {"args", "meta"}) {
+            JsonbValue value;
+            if (getKeyJsonValueFromContainer(object, key, (uint32)strlen(key), &value) != nullptr &&
+                value.type != jbvNull &&
+                (value.type != jbvBinary || !JsonContainerIsObject(value.val.binary.data)))
+                RaiseBadJob(position, strcmp(key, "args") == 0 ? "args must be a JSON object"
+                                                               : "meta must be a JSON object");
+        }
+        CheckIntegerField(object, "priority", 0, 32767, position, "priority must be between 0 and 32767");
+        CheckIntegerField(object, "max_attempts", 1, 32767, position,
+                          "max_attempts must be between 1 and 32767");
+        JsonbValue scheduled;
+        if (getKeyJsonValueFromContainer(object, "scheduled_at", 12, &scheduled) != nullptr &&
+            scheduled.type == jbvString) {
+            char *text = pnstrdup(scheduled.val.string.val, scheduled.val.string.len);
+            Datum parsed = DirectFunctionCall3(timestamp_in, CStringGetDatum(text),
+                                               ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+            if (TIMESTAMP_NOT_FINITE(DatumGetTimestamp(parsed)))
+                RaiseBadJob(position, "scheduled_at must be finite");
+        }
+    }
+}
+
+}  // namespace
+
+OBAN_FUNCTION(oban_insert_jobs) {
+    RequireArgument(fcinfo, 0, "jobs");
+    Jsonb *jobs = PG_GETARG_JSONB_P(0);
+    CheckJobsInput(jobs);
     InitMaterializedSRF(fcinfo, 0);
     auto *result = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
     Oid schema = FunctionSchema(fcinfo);
