@@ -15,6 +15,7 @@
 
 #include "pg/args.hpp"
 #include "pg/meta.hpp"
+#include "pg/restore.hpp"
 #include "pg/sql.hpp"
 #include "pg/states.hpp"
 #include "pg/worker.hpp"
@@ -408,6 +409,7 @@ OBAN_FUNCTION(oban_jobs_workflow_track) {
     if (!TRIGGER_FIRED_AFTER(trigger->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigger->tg_event))
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
                         errmsg("oban_jobs_workflow_track() must be an AFTER ROW trigger")));
+    if (RestoringDump(trigger->tg_relation)) return PointerGetDatum(nullptr);  // counts come with the dump
 
     Relation relation = trigger->tg_relation;
     TupleDesc descriptor = RelationGetDescr(relation);

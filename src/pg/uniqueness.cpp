@@ -23,6 +23,7 @@
 #include "pg/uniqueness.hpp"
 
 #include "pg/meta.hpp"
+#include "pg/restore.hpp"
 #include "pg/sql.hpp"
 
 extern "C" {
@@ -189,7 +190,8 @@ OBAN_FUNCTION(oban_jobs_workflow_claim) {
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
                         errmsg("oban_jobs_workflow_claim() must be a BEFORE INSERT ROW trigger")));
     HeapTuple row = trigger->tg_trigtuple;
-    if (workflow_names_claimed) return PointerGetDatum(row);  // oban_insert_workflow claimed it
+    if (workflow_names_claimed) return PointerGetDatum(row);               // oban_insert_workflow claimed it
+    if (RestoringDump(trigger->tg_relation)) return PointerGetDatum(row);  // names come with the dump
 
     Relation relation = trigger->tg_relation;
     TupleDesc descriptor = RelationGetDescr(relation);

@@ -14,6 +14,7 @@
 //    them), and a release is `UPDATE ... WHERE state = 'suspended'`, so a job is released once.
 #include "pg/args.hpp"
 #include "pg/meta.hpp"
+#include "pg/restore.hpp"
 #include "pg/sql.hpp"
 #include "pg/workflows.hpp"
 
@@ -565,7 +566,8 @@ OBAN_FUNCTION(oban_jobs_workflow_prepare) {
     Relation relation = trigger->tg_relation;
     TupleDesc descriptor = RelationGetDescr(relation);
     HeapTuple row = trigger->tg_trigtuple;
-    if (workflow_deps_prepared) return PointerGetDatum(row);  // oban_insert_workflow did it in bulk
+    if (workflow_deps_prepared) return PointerGetDatum(row);   // oban_insert_workflow did it in bulk
+    if (RestoringDump(relation)) return PointerGetDatum(row);  // waits and edges come with the dump
     int state_column = SPI_fnumber(descriptor, "state");
     int meta_column = SPI_fnumber(descriptor, "meta");
     int id_column = SPI_fnumber(descriptor, "id");
