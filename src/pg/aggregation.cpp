@@ -540,8 +540,7 @@ Statement status_tree{R"sql(
            j.suspended, j.available, j.scheduled, j.executing, j.retryable, j.completed, j.cancelled,
            j.discarded, j.started_at, j.recorded_at, t.depth
     FROM tree AS t LEFT JOIN @extschema@.oban_workflow_journal AS j ON j.workflow_id = t.id
-    WHERE NOT t.is_cycle
-    ORDER BY t.id)sql",
+    WHERE NOT t.is_cycle)sql",
                       1,
                       {TEXTOID},
                       true};
@@ -751,8 +750,9 @@ OBAN_FUNCTION(oban_workflow_status) {
         HeapTuple row = SPI_tuptable->vals[r];
         bool is_null = false;
         char *id = SPI_getvalue(row, descriptor, 1);
-        // A workflow's rows come together (one per journal delta, ordered by id): the last node seen,
-        // or a new one (a search of all nodes would be O(n^2) in sub-workflows).
+        // A workflow's rows come together (one per journal delta: each workflow is once in the tree,
+        // and its deltas are the inner side of a nested loop): the last node seen, or a new one (a
+        // search of all nodes would be O(n^2) in sub-workflows).
         int index = count - 1;
         if (index >= 0 && strcmp(nodes[index].id, id) != 0) index = -1;
         if (index < 0) {

@@ -123,22 +123,29 @@ took=$(value "$DST" "SELECT oban_signal(id, '{\"token\": \"s2\"}') FROM oban_job
 [ "$took" = "t" ] || fail "the parked job did not take a signal after restore"
 
 # Drain as workers would: rescue the job whose worker is gone, flush, fetch, await signals, complete.
-# Each job is fetched in some round; a step must come in a later round than each of its deps.
+# Every fetch and completion gets the next number of one counter: a step must be fetched after each
+# of its deps completed (deps completed before the dump count as 0).
 drained=$(PGOPTIONS="-c search_path=oban" as_postgres psql -X -At -q -v ON_ERROR_STOP=1 -d "$DST" <<'SQL'
 CREATE TEMP TABLE got (job_id bigint, token text);
-CREATE TEMP TABLE rounds (job_id bigint PRIMARY KEY, round int);
+CREATE TEMP TABLE steps (job_id bigint PRIMARY KEY, fetched int, completed int);
+CREATE TEMP SEQUENCE clock;
 DO $$
 DECLARE
-    job record;
+    job oban_jobs;
+    fetched oban_jobs[];
     signal record;
 BEGIN
     PERFORM oban_rescue_jobs('1 hour');
     FOR round IN 1..20 LOOP
         PERFORM oban_flush_workflows();
         EXIT WHEN NOT EXISTS (SELECT FROM oban_jobs WHERE state NOT IN ('completed', 'cancelled', 'discarded'));
-        FOR job IN SELECT * FROM oban_fetch_jobs('dr', 100) UNION ALL SELECT * FROM oban_fetch_jobs('dr_sig', 100)
-                   UNION ALL SELECT * FROM oban_fetch_jobs('dr_fresh', 100) LOOP
-            INSERT INTO rounds VALUES (job.id, round);
+        -- All of the round's fetches first, then the work.
+        fetched := ARRAY(SELECT j FROM oban_fetch_jobs('dr', 100) AS j) || ARRAY(SELECT j FROM oban_fetch_jobs('dr_sig', 100) AS j)
+                   || ARRAY(SELECT j FROM oban_fetch_jobs('dr_fresh', 100) AS j);
+        FOREACH job IN ARRAY fetched LOOP
+            INSERT INTO steps VALUES (job.id, nextval('clock'), NULL);
+        END LOOP;
+        FOREACH job IN ARRAY fetched LOOP
             IF job.worker IN ('Dr.Await', 'Dr.Fresh') THEN
                 SELECT * INTO signal FROM oban_await_signal(job.id, NULL, '0');
                 IF signal.status <> 'received' THEN
@@ -147,21 +154,22 @@ BEGIN
                 INSERT INTO got VALUES (job.id, signal.payload->>'token');
             END IF;
             PERFORM oban_complete_job(job.id);
+            UPDATE steps SET completed = nextval('clock') WHERE job_id = job.id;
         END LOOP;
     END LOOP;
     PERFORM oban_flush_workflows();
 END $$;
 SELECT string_agg(token, ',' ORDER BY token) FROM got;
-SELECT count(*) FROM rounds;
+SELECT count(*) FROM steps;
 SELECT count(*)
 FROM oban_jobs AS j
 CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(j.meta->'deps') = 'array' THEN j.meta->'deps' ELSE '[]' END) AS dep
 JOIN oban_jobs AS d
   ON d.meta->>'workflow_id' = CASE jsonb_typeof(dep) WHEN 'string' THEN j.meta->>'workflow_id' ELSE dep->>0 END
  AND CASE jsonb_typeof(dep) WHEN 'string' THEN dep#>>'{}' ELSE dep->>1 END IN ('*', d.meta->>'name')
-JOIN rounds AS rj ON rj.job_id = j.id
-LEFT JOIN rounds AS rd ON rd.job_id = d.id
-WHERE coalesce(rd.round, 0) >= rj.round;
+JOIN steps AS sj ON sj.job_id = j.id
+LEFT JOIN steps AS sd ON sd.job_id = d.id
+WHERE coalesce(sd.completed, 0) >= sj.fetched;
 SQL
 )
 received=$(echo "$drained" | sed -n 1p)
