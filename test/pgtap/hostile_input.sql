@@ -13,7 +13,7 @@
 -- and states), oban_signals, oban_workflow_names, the waits and edges is the same before and after.
 -- At the end the backend still answers and the postmaster was never reset (no crash).
 BEGIN;
-SELECT plan(288);
+SELECT plan(298);
 
 SET LOCAL search_path = public, pg_catalog;
 SET LOCAL client_min_messages = error;  -- oban_ack_jobs' WARNINGs for skipped entries
@@ -130,7 +130,8 @@ SELECT is(ARRAY(SELECT p.proname::text FROM pg_proc AS p
                     'oban_jobs_workflow_journal', 'oban_jobs_workflow_truncate', 'oban_flush_workflows',
                     'oban_repair_workflows', 'oban_cancel_workflow', 'oban_insert_workflow',
                     'oban_append_workflow', 'oban_workflow_graph', 'oban_workflow_status',
-                    'oban_jobs_drop_signals', 'oban_signal', 'oban_workflow_signal', 'oban_await_signal'])
+                    'oban_jobs_drop_signals', 'oban_signal', 'oban_workflow_signal', 'oban_await_signal',
+                    'oban_errors_append'])
                 ORDER BY 1),
           ARRAY[]::text[], 'every SQL function of the extension has hostile calls');
 
@@ -182,6 +183,19 @@ SELECT * FROM pg_temp.returns($$ SELECT oban_count_estimate(NULL, NULL) $$, '0',
 SELECT * FROM pg_temp.returns($$ SELECT oban_workflow_state(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
                                                             NULL, NULL, NULL) $$,
                               'completed', 'oban_workflow_state of NULL counts');
+
+-- oban_errors_append (a pure helper, both layouts): NULL lists are empty, anything else is kept and
+-- the error appended; untyped NULLs name no overload (42725, Postgres).
+SELECT * FROM pg_temp.returns($$ SELECT oban_errors_append(NULL::jsonb, NULL)::text $$, '[null]',
+                              'oban_errors_append(NULL jsonb, NULL)');
+SELECT * FROM pg_temp.returns($$ SELECT oban_errors_append(NULL::jsonb[], '{"e": 1}')::text $$, '{"{\"e\": 1}"}',
+                              'oban_errors_append(NULL jsonb[], error)');
+SELECT * FROM pg_temp.returns($$ SELECT oban_errors_append('{"a": 1}'::jsonb, '"e"')::text $$, '[{"a": 1}, "e"]',
+                              'oban_errors_append to an object (not a list): both kept, in a list');
+SELECT * FROM pg_temp.rejects($$ SELECT oban_errors_append(NULL, NULL) $$, '42725',
+                              'oban_errors_append(NULL, NULL): no overload chosen');
+SELECT * FROM pg_temp.returns($$ SELECT jsonb_array_length(oban_errors_append('[]'::jsonb, pg_temp.deep(10000)::jsonb)) $$,
+                              '1', 'oban_errors_append of an error nested 10,000 levels');
 
 -------------------------------------------------------------------------------------------------------
 -- 3. Trigger functions called directly: refused by their own check (39P01) or by PL/pgSQL (0A000).
