@@ -21,6 +21,61 @@ RETURN pg_catalog.array_append(errors, error);
 REVOKE ALL ON FUNCTION @extschema@.oban_errors_append(jsonb, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.oban_errors_append(jsonb[], jsonb) FROM PUBLIC;
 
+-- oban_workflow_graph (0.6.1): each job once when parent ids loop back (plain INSERTs can make them),
+-- and backslashes escaped in DOT ids and labels. CREATE OR REPLACE keeps its grants and description.
+CREATE OR REPLACE FUNCTION @extschema@.oban_workflow_graph(workflow_id text, format text DEFAULT 'dot')
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    graph text;
+BEGIN
+    IF format IS NULL OR format NOT IN ('dot', 'mermaid') THEN
+        RAISE EXCEPTION 'unknown graph format "%"', format
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use ''dot'' or ''mermaid''.';
+    END IF;
+    IF NOT EXISTS (SELECT FROM @extschema@.oban_workflow_rows AS w WHERE w.id = workflow_id) THEN
+        RETURN NULL;
+    END IF;
+    WITH RECURSIVE tree AS (
+        SELECT w.id, w.sub_name, 0 AS depth FROM @extschema@.oban_workflow_rows AS w WHERE w.id = workflow_id
+        UNION ALL
+        SELECT w.id, w.sub_name, tree.depth + 1
+        FROM @extschema@.oban_workflow_rows AS w JOIN tree ON w.parent_id = tree.id
+        WHERE tree.depth < 16
+    ), nodes AS (
+        SELECT j.id, j.meta->>'workflow_id' AS wf, j.meta->>'name' AS name, j.state::text AS state, j.meta->'deps' AS deps
+        FROM (SELECT DISTINCT tree.id FROM tree) AS tree JOIN @extschema@.oban_jobs AS j
+          ON j.meta ? 'workflow_id' AND j.meta->>'workflow_id' = tree.id
+    ), edges AS (
+        SELECT DISTINCT source.id AS source_id, n.id AS target_id
+        FROM nodes AS n
+        CROSS JOIN LATERAL jsonb_array_elements(CASE jsonb_typeof(n.deps) WHEN 'array' THEN n.deps ELSE '[]' END) AS dep
+        JOIN nodes AS source
+          ON (jsonb_typeof(dep) = 'string' AND source.wf = n.wf AND source.name = dep#>>'{}')
+          OR (jsonb_typeof(dep) = 'array' AND source.wf = dep->>0 AND (dep->>1 = '*' OR source.name = dep->>1))
+    )
+    SELECT CASE format
+        WHEN 'dot' THEN
+            'digraph "' || replace(replace(workflow_id, '\', '\\'), '"', '\"') || '" {' || E'\n' ||
+            coalesce((SELECT string_agg(format('  j%s [label="%s (%s)"];', n.id,
+                                               replace(replace(coalesce(n.name, '?'), '\', '\\'), '"', '\"'), n.state), E'\n' ORDER BY n.id)
+                      FROM nodes AS n), '') || E'\n' ||
+            coalesce((SELECT string_agg(format('  j%s -> j%s;', e.source_id, e.target_id), E'\n'
+                                        ORDER BY e.source_id, e.target_id) FROM edges AS e), '') || E'\n}'
+        ELSE
+            'flowchart TD' || E'\n' ||
+            coalesce((SELECT string_agg(format('  j%s["%s (%s)"]', n.id,
+                                               replace(coalesce(n.name, '?'), '"', '#quot;'), n.state), E'\n' ORDER BY n.id)
+                      FROM nodes AS n), '') || E'\n' ||
+            coalesce((SELECT string_agg(format('  j%s --> j%s', e.source_id, e.target_id), E'\n'
+                                        ORDER BY e.source_id, e.target_id) FROM edges AS e), '')
+    END INTO graph;
+    RETURN graph;
+END;
+$$;
+
 -------------------------------------------------------------------------------------------------------
 -- Descriptions (0.6.1): what psql's \df+, \dt+ and \dv+ show, one line each; README has the details.
 -------------------------------------------------------------------------------------------------------

@@ -762,7 +762,7 @@ BEGIN
         WHERE tree.depth < 16
     ), nodes AS (
         SELECT j.id, j.meta->>'workflow_id' AS wf, j.meta->>'name' AS name, j.state::text AS state, j.meta->'deps' AS deps
-        FROM tree JOIN @extschema@.oban_jobs AS j
+        FROM (SELECT DISTINCT tree.id FROM tree) AS tree JOIN @extschema@.oban_jobs AS j
           ON j.meta ? 'workflow_id' AND j.meta->>'workflow_id' = tree.id
     ), edges AS (
         SELECT DISTINCT source.id AS source_id, n.id AS target_id
@@ -774,9 +774,9 @@ BEGIN
     )
     SELECT CASE format
         WHEN 'dot' THEN
-            'digraph "' || replace(workflow_id, '"', '\"') || '" {' || E'\n' ||
+            'digraph "' || replace(replace(workflow_id, '\', '\\'), '"', '\"') || '" {' || E'\n' ||
             coalesce((SELECT string_agg(format('  j%s [label="%s (%s)"];', n.id,
-                                               replace(coalesce(n.name, '?'), '"', '\"'), n.state), E'\n' ORDER BY n.id)
+                                               replace(replace(coalesce(n.name, '?'), '\', '\\'), '"', '\"'), n.state), E'\n' ORDER BY n.id)
                       FROM nodes AS n), '') || E'\n' ||
             coalesce((SELECT string_agg(format('  j%s -> j%s;', e.source_id, e.target_id), E'\n'
                                         ORDER BY e.source_id, e.target_id) FROM edges AS e), '') || E'\n}'
