@@ -17,6 +17,10 @@ RETURNS jsonb[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN pg_catalog.array_append(errors, error);
 
+-- Room on each page for the fold's updates of workflow rows to stay HOT (the fold no longer moves
+-- updated_at of a workflow without waiting jobs). Applies to pages written from now on.
+ALTER TABLE @extschema@.oban_workflow_rows SET (fillfactor = 70);
+
 -- As for every function of the extension: no EXECUTE for PUBLIC (README "Security").
 REVOKE ALL ON FUNCTION @extschema@.oban_errors_append(jsonb, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.oban_errors_append(jsonb[], jsonb) FROM PUBLIC;

@@ -105,7 +105,10 @@ Statement fold_journal{R"sql(
                 WHEN w.suspended + w.available + w.scheduled + w.executing + w.retryable = 0
                      AND w.completed_at IS NOT NULL THEN w.completed_at
                 ELSE p.recorded_at END,
-            updated_at = timezone('UTC', now())
+            -- Only repair reads it, for workflows with waiting jobs: left alone otherwise, the fold
+            -- changes no indexed column of a workflow without waiting jobs, so its update is HOT.
+            updated_at = CASE WHEN w.suspended + p.suspended > 0 THEN timezone('UTC', now())
+                              ELSE w.updated_at END
         FROM per_workflow AS p
         WHERE w.id = p.workflow_id
         RETURNING w.id,
