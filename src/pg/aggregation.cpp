@@ -523,9 +523,10 @@ namespace {
 // The workflow and its sub-workflows (oban_workflow_rows), each row once per unfolded journal
 // delta of its workflow (or once with NULL deltas): the exact counts of oban_workflows, summed
 // here rather than by the view's per-row aggregate, and no sort (the tree is rebuilt by parent_id).
-// Each workflow of the tree once: a workflow has one parent, so only a parent_id cycle through the
-// root (which plain INSERTs with a hand-written sup_workflow_id can make) would revisit one, and the
-// CYCLE clause stops there. `depth` links the nodes (a node's parent is one level up).
+// A workflow has one parent, so only a parent_id cycle through the root (which plain INSERTs with a
+// hand-written sup_workflow_id can make) revisits one: the recursion then goes on to its depth limit
+// (cheaper than a CYCLE clause's path array per row, which doubled the call), and LinkTree keeps
+// each workflow once, at its first depth. `depth` links the nodes (a node's parent is one level up).
 Statement status_tree{R"sql(
     WITH RECURSIVE tree AS (
         SELECT w.*, 0 AS depth FROM @extschema@.oban_workflow_rows AS w WHERE w.id = $1
