@@ -523,9 +523,10 @@ namespace {
 // The workflow and its sub-workflows (oban_workflow_rows), each row once per unfolded journal
 // delta of its workflow (or once with NULL deltas): the exact counts of oban_workflows, summed
 // here rather than by the view's per-row aggregate, and no sort (the tree is rebuilt by parent_id).
-// Each workflow of the tree once: a workflow has one parent, so only a parent_id cycle through the
-// root (which plain INSERTs with a hand-written sup_workflow_id can make) would revisit one, and the
-// CYCLE clause stops there. `depth` links the nodes (a node's parent is one level up).
+// A workflow has one parent, so only a parent_id cycle through the root (which plain INSERTs with a
+// hand-written sup_workflow_id can make) revisits one: the recursion then goes on to its depth limit
+// (cheaper than a CYCLE clause's path array per row, which doubled the call), and LinkTree keeps
+// each workflow once, at its first depth. `depth` links the nodes (a node's parent is one level up).
 Statement status_tree{R"sql(
     WITH RECURSIVE tree AS (
         SELECT w.*, 0 AS depth FROM @extschema@.oban_workflow_rows AS w WHERE w.id = $1
@@ -533,14 +534,13 @@ Statement status_tree{R"sql(
         SELECT child.*, tree.depth + 1
         FROM @extschema@.oban_workflow_rows AS child JOIN tree ON child.parent_id = tree.id
         WHERE tree.depth < 16
-    ) CYCLE id SET is_cycle USING path
+    )
     SELECT t.id, t.name, t.parent_id, t.sub_name, t.suspended, t.available, t.scheduled, t.executing,
            t.retryable, t.completed, t.cancelled, t.discarded, t.inserted_at, t.started_at, t.completed_at,
            t.ignore_cancelled, t.ignore_discarded,
            j.suspended, j.available, j.scheduled, j.executing, j.retryable, j.completed, j.cancelled,
            j.discarded, j.started_at, j.recorded_at, t.depth
-    FROM tree AS t LEFT JOIN @extschema@.oban_workflow_journal AS j ON j.workflow_id = t.id
-    WHERE NOT t.is_cycle)sql",
+    FROM tree AS t LEFT JOIN @extschema@.oban_workflow_journal AS j ON j.workflow_id = t.id)sql",
                       1,
                       {TEXTOID},
                       true};
@@ -554,16 +554,21 @@ struct StatusNode {
     Timestamp latest_completed;
     int depth;
     int first_child, next_sibling;  // its sub-workflows, in row order (-1: none)
+    bool repeated;                  // met again deeper through a parent_id loop: left out
 };
 
-int CompareNodeIds(const void *a, const void *b, void *arg) {
+int CompareNodeIdsThenDepth(const void *a, const void *b, void *arg) {
     const auto *nodes = static_cast<const StatusNode *>(arg);
-    return strcmp(nodes[*static_cast<const int *>(a)].id, nodes[*static_cast<const int *>(b)].id);
+    const StatusNode &x = nodes[*static_cast<const int *>(a)], &y = nodes[*static_cast<const int *>(b)];
+    int order = strcmp(x.id, y.id);
+    return order != 0 ? order : (x.depth > y.depth) - (x.depth < y.depth);
 }
 
 // Links each node to the node one level up whose id is its parent_id, in O(n log n). The tree is
-// walked through these links only, so it is finite whatever parent_ids say (a workflow that is
-// its own parent is not its own sub-workflow).
+// walked through these links only, so it is finite whatever parent_ids say: the query follows
+// parent_id loops down to its depth limit (cheaper than tracking paths), and a workflow met again
+// deeper (a workflow that is its own parent, two that are each other's) is left out here, so each
+// workflow is counted once, at its first depth.
 void LinkTree(StatusNode *nodes, int count) {
     int *by_id = static_cast<int *>(palloc(sizeof(int) * count));
     int *last_child = static_cast<int *>(palloc(sizeof(int) * count));
@@ -571,10 +576,19 @@ void LinkTree(StatusNode *nodes, int count) {
         by_id[i] = i;
         last_child[i] = nodes[i].first_child = nodes[i].next_sibling = -1;
     }
-    qsort_arg(by_id, count, sizeof(int), CompareNodeIds, nodes);
+    qsort_arg(by_id, count, sizeof(int), CompareNodeIdsThenDepth, nodes);
+    // Keep the shallowest node of each id (first after the sort); the others get no links.
+    int kept = 0;
+    for (int k = 0; k < count; k++) {
+        if (kept > 0 && strcmp(nodes[by_id[kept - 1]].id, nodes[by_id[k]].id) == 0) {
+            nodes[by_id[k]].repeated = true;
+            continue;
+        }
+        by_id[kept++] = by_id[k];
+    }
     for (int i = 0; i < count; i++) {
-        if (nodes[i].parent_id == nullptr || nodes[i].depth == 0) continue;
-        int low = 0, high = count - 1, parent = -1;
+        if (nodes[i].repeated || nodes[i].parent_id == nullptr || nodes[i].depth == 0) continue;
+        int low = 0, high = kept - 1, parent = -1;
         while (low <= high) {
             int middle = low + (high - low) / 2;
             int order = strcmp(nodes[by_id[middle]].id, nodes[i].parent_id);
@@ -753,8 +767,9 @@ OBAN_FUNCTION(oban_workflow_status) {
         // A workflow's rows come together (one per journal delta: each workflow is once in the tree,
         // and its deltas are the inner side of a nested loop): the last node seen, or a new one (a
         // search of all nodes would be O(n^2) in sub-workflows).
-        int index = count - 1;
-        if (index >= 0 && strcmp(nodes[index].id, id) != 0) index = -1;
+        int depth = DatumGetInt32(SPI_getbinval(row, descriptor, 28, &is_null));
+        int index = count - 1;  // (a parent_id loop brings a workflow again, one level deeper)
+        if (index >= 0 && (strcmp(nodes[index].id, id) != 0 || nodes[index].depth != depth)) index = -1;
         if (index < 0) {
             index = count++;
             StatusNode &node = nodes[index];
@@ -773,7 +788,7 @@ OBAN_FUNCTION(oban_workflow_status) {
             node.latest_completed = node.completed ? DatumGetTimestamp(completed) : 0;
             node.ignore_cancelled = DatumGetBool(SPI_getbinval(row, descriptor, 16, &is_null));
             node.ignore_discarded = DatumGetBool(SPI_getbinval(row, descriptor, 17, &is_null));
-            node.depth = DatumGetInt32(SPI_getbinval(row, descriptor, 28, &is_null));
+            node.depth = depth;
         }
         StatusNode &node = nodes[index];
         (void)SPI_getbinval(row, descriptor, 18, &is_null);
