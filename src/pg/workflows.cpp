@@ -257,13 +257,13 @@ Statement settle_jobs{R"sql(
                       2,
                       {INT8ARRAYOID, BOOLOID}};
 
-// Releases, within the statement that completed $1/$2 (workflow ids, step names), the dependents
-// of those steps whose every other dep has completed too (at most kAckReleaseDeps deps left, so an
-// ack never reads a big fan-in's edges): they become available when the ack commits, without
-// waiting for a flush. Exactly once: of two acks that complete a job's last two deps at the same
-// moment, neither sees the other's completion before it commits (both leave the job to the flush),
-// and at most one can see the other's; the job's wait, every edge and the job row are locked with
-// SKIP LOCKED and the job is released only when all of them were, so the flush (which consumes an
+// Finds and locks, for the statement that completed $1/$2 (workflow ids, step names), the
+// dependents of those steps whose every other dep has completed too (at most kAckReleaseDeps deps
+// left, so an ack never reads a big fan-in's edges); release_ready then releases them, and they
+// become available when the ack commits, without waiting for a flush. Exactly once: of two acks that complete
+// a job's last two deps at the same moment, neither sees the other's completion before it commits (both leave
+// the job to the flush), and at most one can see the other's; the job's wait, every edge and the job row are
+// locked with SKIP LOCKED and the job is released only when all of them were, so the flush (which consumes an
 // edge and counts down the wait, in that order) either waits for this release, then finds the job's
 // edges gone, or holds a row and leaves this release nothing to do. An ack therefore never waits
 // here, and never deadlocks with a flush.
@@ -296,21 +296,12 @@ Statement release_in_ack{R"sql(
                         SELECT bool_and(dep.state = 'completed') FROM @extschema@.oban_jobs AS dep
                         WHERE dep.meta ? 'workflow_id' AND dep.meta->>'workflow_id' = l.dep_workflow_id
                           AND dep.meta->>'name' = l.dep_name), false))
-    ), ready AS (  -- by primary key only (state as text: no state index applies), never a scan
-        SELECT j.id FROM @extschema@.oban_jobs AS j
-        WHERE j.id = ANY (ARRAY(SELECT job_id FROM satisfied)) AND j.state::text = 'suspended'
-          AND NOT j.meta ? 'wait_until'
-        FOR NO KEY UPDATE OF j SKIP LOCKED
-    ), released AS (
-        UPDATE @extschema@.oban_jobs AS j
-        SET state = CASE WHEN j.scheduled_at > timezone('UTC', clock_timestamp()) THEN 'scheduled' ELSE 'available' END
-                        ::@extschema@.oban_job_state
-        WHERE j.id = ANY (ARRAY(SELECT id FROM ready))
-        RETURNING j.id
-    ), forget_waits AS (
-        DELETE FROM @extschema@.oban_workflow_waits WHERE job_id = ANY (ARRAY(SELECT id FROM released))
     )
-    DELETE FROM @extschema@.oban_workflow_edges WHERE job_id = ANY (ARRAY(SELECT id FROM released)))sql",
+    -- The jobs to release, locked (by primary key only: state as text, so no state index applies).
+    SELECT j.id FROM @extschema@.oban_jobs AS j
+    WHERE j.id = ANY (ARRAY(SELECT job_id FROM satisfied)) AND j.state::text = 'suspended'
+      AND NOT j.meta ? 'wait_until'
+    FOR NO KEY UPDATE OF j SKIP LOCKED)sql",
                          3,
                          {TEXTARRAYOID, TEXTARRAYOID, INT4OID},
                          true};
@@ -379,7 +370,16 @@ void ReleaseInAckBody(void *arg) {
     Datum values[3] = {call->workflow_ids, call->names, Int32GetDatum(kAckReleaseDeps)};
     BeginSql(call->schema);
     int guc_level = PlanForIndexLookups();
-    Execute(&release_in_ack, call->schema, values, nullptr);
+    uint64 ready = Execute(&release_in_ack, call->schema, values, nullptr);
+    if (ready > 0) {  // released as the flush releases them
+        int64 *ids = static_cast<int64 *>(palloc(sizeof(int64) * ready));
+        for (uint64 i = 0; i < ready; i++) {
+            bool is_null = false;
+            ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &is_null));
+        }
+        Datum job_ids[1] = {Int8Array(ids, (int)ready)};
+        Execute(&release_ready, call->schema, job_ids, nullptr);
+    }
     AtEOXact_GUC(true, guc_level);
     EndSql();
 }
