@@ -40,7 +40,7 @@ q() { local db=$1; shift; psql -X -q -v ON_ERROR_STOP=1 -At -d "$db" -c "$*"; }
 for db in d_plain d_ext d_ext_noworker d_ext_notrig; do q postgres "CREATE DATABASE $db"; done
 PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 -d d_plain -f "$BENCH_DIR/plain_schema.sql"
 for db in d_ext d_ext_noworker d_ext_notrig; do q "$db" "CREATE EXTENSION oban_pro"; done
-q d_ext_notrig "ALTER TABLE oban_jobs DISABLE TRIGGER oban_jobs_notify_insert"
+q d_ext_notrig "ALTER TABLE oban_jobs DISABLE TRIGGER oban_jobs_before_insert"  # plain jobs: only its notification
 # The background worker (when the build has one) serves d_ext only, as run.sh's bench_ext.
 HAS_WORKER=0
 if [ "$(q postgres "SELECT count(*) FROM pg_settings WHERE name = 'oban_pro.database'")" = 1 ]; then

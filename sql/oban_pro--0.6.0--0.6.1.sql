@@ -121,3 +121,21 @@ COMMENT ON FUNCTION @extschema@.oban_signal(bigint[], jsonb) IS 'Store a signal 
 COMMENT ON FUNCTION @extschema@.oban_workflow_signal(text, text, jsonb) IS 'Signal the unfinished jobs of a workflow step by name';
 COMMENT ON FUNCTION @extschema@.oban_await_signal(bigint, interval, interval)
     IS 'Receive the oldest signal of an executing job, waiting in place, then parking it';
+
+-- One BEFORE INSERT trigger without a WHEN clause does what three did (claim a unique workflow's
+-- name, prepare a workflow job's deps, record an available job's queue for the insert notification):
+-- Postgres compiles WHEN clauses anew for every statement.
+DROP TRIGGER oban_jobs_workflow_claim ON @extschema@.oban_jobs;
+DROP TRIGGER oban_jobs_workflow_prepare ON @extschema@.oban_jobs;
+DROP TRIGGER oban_jobs_notify_insert ON @extschema@.oban_jobs;
+DROP FUNCTION @extschema@.oban_jobs_workflow_claim();
+DROP FUNCTION @extschema@.oban_jobs_workflow_prepare();
+
+CREATE FUNCTION @extschema@.oban_jobs_before_insert() RETURNS trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'oban_jobs_before_insert';
+REVOKE ALL ON FUNCTION @extschema@.oban_jobs_before_insert() FROM PUBLIC;
+
+CREATE TRIGGER oban_jobs_before_insert
+    BEFORE INSERT ON @extschema@.oban_jobs
+    FOR EACH ROW
+    EXECUTE FUNCTION @extschema@.oban_jobs_before_insert();

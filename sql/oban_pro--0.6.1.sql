@@ -368,16 +368,12 @@ AS 'MODULE_PATHNAME', 'oban_rescue_jobs';
 -------------------------------------------------------------------------------------------------------
 
 -- Notify "<schema>.oban_insert" with {"queue": ...} once per queue per transaction whenever jobs
--- become available, so Oban producers listening on that channel fetch at once.
+-- become available, so Oban producers listening on that channel fetch at once. Inserted jobs are
+-- recorded by oban_jobs_before_insert (below), jobs updated to available by this trigger.
 CREATE FUNCTION @extschema@.oban_jobs_notify_available()
 RETURNS trigger
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'oban_jobs_notify_available';
-
-CREATE TRIGGER oban_jobs_notify_insert
-    AFTER INSERT ON @extschema@.oban_jobs
-    FOR EACH ROW WHEN (NEW.state = 'available')
-    EXECUTE FUNCTION @extschema@.oban_jobs_notify_available();
 
 CREATE TRIGGER oban_jobs_notify_update
     AFTER UPDATE OF state ON @extschema@.oban_jobs
@@ -647,29 +643,26 @@ AS $$
     FROM @extschema@.oban_dep_outcomes(workflow_id, meta->'deps') AS o
 $$;
 
+-- Every inserted row, before it is stored (src/pg/insert_trigger.cpp): a unique workflow's job
+-- claims its name (or is left out), a workflow job with deps is suspended, cancelled or made
+-- available, and a row that ends up available records its queue for the insert notification. One
+-- trigger and no WHEN clause: Postgres compiles a trigger's WHEN clause anew for every statement,
+-- which cost plain jobs more than these checks do.
+CREATE FUNCTION @extschema@.oban_jobs_before_insert() RETURNS trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'oban_jobs_before_insert';
+
+CREATE TRIGGER oban_jobs_before_insert
+    BEFORE INSERT ON @extschema@.oban_jobs
+    FOR EACH ROW
+    EXECUTE FUNCTION @extschema@.oban_jobs_before_insert();
+
 -- Workflow triggers on oban_jobs (src/pg/workflows.cpp, src/pg/aggregation.cpp).
-CREATE FUNCTION @extschema@.oban_jobs_workflow_claim() RETURNS trigger
-LANGUAGE c AS 'MODULE_PATHNAME', 'oban_jobs_workflow_claim';
-CREATE FUNCTION @extschema@.oban_jobs_workflow_prepare() RETURNS trigger
-LANGUAGE c AS 'MODULE_PATHNAME', 'oban_jobs_workflow_prepare';
 CREATE FUNCTION @extschema@.oban_jobs_workflow_track() RETURNS trigger
 LANGUAGE c AS 'MODULE_PATHNAME', 'oban_jobs_workflow_track';
 CREATE FUNCTION @extschema@.oban_jobs_workflow_journal() RETURNS trigger
 LANGUAGE c AS 'MODULE_PATHNAME', 'oban_jobs_workflow_journal';
 CREATE FUNCTION @extschema@.oban_jobs_workflow_truncate() RETURNS trigger
 LANGUAGE c AS 'MODULE_PATHNAME', 'oban_jobs_workflow_truncate';
-
--- Fires before oban_jobs_workflow_prepare (BEFORE triggers run in name order): a conflicting row is
--- dropped before anything else looks at it.
-CREATE TRIGGER oban_jobs_workflow_claim
-    BEFORE INSERT ON @extschema@.oban_jobs
-    FOR EACH ROW WHEN (NEW.meta @> '{"workflow_unique": true}')
-    EXECUTE FUNCTION @extschema@.oban_jobs_workflow_claim();
-
-CREATE TRIGGER oban_jobs_workflow_prepare
-    BEFORE INSERT ON @extschema@.oban_jobs
-    FOR EACH ROW WHEN (NEW.meta ? 'workflow_id' AND NEW.meta ? 'deps')
-    EXECUTE FUNCTION @extschema@.oban_jobs_workflow_prepare();
 
 CREATE TRIGGER oban_jobs_workflow_insert
     AFTER INSERT ON @extschema@.oban_jobs

@@ -275,7 +275,7 @@ OBAN_FUNCTION(oban_insert_job) {
         values[i] = PG_ARGISNULL(i) ? (Datum)0 : PG_GETARG_DATUM(i);
         nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
     }
-    TupleDesc job_type = nullptr;  // the table's row type, dropped columns included (see PutJobRows)
+    TupleDesc job_type = nullptr;  // the table's row type, with its dropped columns
     if (get_call_result_type(fcinfo, nullptr, &job_type) != TYPEFUNC_COMPOSITE)
         elog(ERROR, "oban_insert_job must return the row type of oban_jobs");
     BeginSql(schema);
@@ -511,10 +511,33 @@ Statement ack_batch{
     {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID, JSONBARRAYOID},
     true};
 
+// The common batch, every ack a plain complete: the statement of oban-py's own ack, without the
+// general statement's per-kind expressions (compiled by every call) and its join to the acks.
+Statement complete_batch{R"sql(
+    UPDATE @extschema@.oban_jobs
+    SET state = 'completed', completed_at = timezone('UTC', now())
+    WHERE id = ANY ($1) AND state::text = 'executing')sql",
+                         1,
+                         {INT8ARRAYOID},
+                         true};
+
+bool AllPlainCompletes(const ParsedAck *first, const ParsedAck *last) {
+    for (const ParsedAck *entry = first; entry != last; ++entry)
+        if (entry->ack.kind != oban::core::AckKind::Complete || entry->ack.has_recorded) return false;
+    return true;
+}
+
 // Applies acks [first, last) with one statement (C-style: may raise a Postgres error).
 int ApplyBatch(Oid schema, const ParsedAck *first, const ParsedAck *last) {
     static const char *const kinds[] = {"complete", "error", "cancel", "discard", "snooze"};
     MemoryContext context = CurrentMemoryContext;
+    if (AllPlainCompletes(first, last)) {
+        ArrayBuildState *ids = initArrayResult(INT8OID, context, false);
+        for (const ParsedAck *entry = first; entry != last; ++entry)
+            accumArrayResult(ids, Int64GetDatum(entry->ack.id), false, INT8OID, context);
+        Datum values[1] = {makeArrayResult(ids, context)};
+        return (int)Execute(&complete_batch, schema, values, nullptr);
+    }
     ArrayBuildState *ids = initArrayResult(INT8OID, context, false);
     ArrayBuildState *kind = initArrayResult(TEXTOID, context, false);
     ArrayBuildState *error = initArrayResult(TEXTOID, context, false);
@@ -610,18 +633,6 @@ int AckJobs(Oid schema, Jsonb *acks) {
     return applied;
 }
 
-// Puts the rows of the last SPI statement (RETURNING * of oban_jobs) into the function's result.
-// RETURNING * has the table's live columns only, while the function's row type (the table's) also
-// counts its dropped columns, which an altered or adopted table may have: map them by name then.
-void PutJobRows(ReturnSetInfo *result, uint64 count) {
-    TupleConversionMap *map =
-        count > 0 ? convert_tuples_by_name(SPI_tuptable->tupdesc, result->setDesc) : nullptr;
-    for (uint64 i = 0; i < count; i++) {
-        HeapTuple row = SPI_tuptable->vals[i];
-        tuplestore_puttuple(result->setResult, map != nullptr ? execute_attr_map_tuple(row, map) : row);
-    }
-}
-
 // Claims up to `demand` available jobs of `queue` into the function's result (C-style).
 void FetchJobs(FunctionCallInfo fcinfo, Oid schema, int queue_arg) {
     RequireArgument(fcinfo, queue_arg, "queue");
@@ -637,7 +648,7 @@ void FetchJobs(FunctionCallInfo fcinfo, Oid schema, int queue_arg) {
                        no_producer ? (Datum)0 : PG_GETARG_DATUM(queue_arg + 3)};
     const char nulls[4] = {' ', ' ', ' ', no_producer ? 'n' : ' '};
     BeginSql(schema);
-    PutJobRows(result, Execute(&fetch_jobs, schema, values, nulls));
+    ExecuteInto(&fetch_jobs, schema, values, nulls, result);
     EndSql();
 }
 
@@ -721,7 +732,7 @@ OBAN_FUNCTION(oban_insert_jobs) {
     Oid schema = FunctionSchema(fcinfo);
     Datum values[1] = {PG_GETARG_DATUM(0)};
     BeginSql(schema);
-    PutJobRows(result, Execute(&insert_jobs, schema, values, nullptr));
+    ExecuteInto(&insert_jobs, schema, values, nullptr, result);
     EndSql();
     return (Datum)0;
 }

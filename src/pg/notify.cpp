@@ -49,11 +49,13 @@ struct PendingQueue {
 // A transaction touches few queues, so a short list is enough.
 List *pending_queues = NIL;
 
-bool IsPending(Oid schema, const char *queue) {
+bool IsPending(Oid schema, const char *queue, size_t length) {
     ListCell *cell;
     foreach (cell, pending_queues) {
         auto *pending = static_cast<PendingQueue *>(lfirst(cell));
-        if (pending->schema == schema && strcmp(pending->queue, queue) == 0) return true;
+        if (pending->schema == schema && strncmp(pending->queue, queue, length) == 0 &&
+            pending->queue[length] == '\0')
+            return true;
     }
     return false;
 }
@@ -137,6 +139,23 @@ void OnSubtransactionEvent(SubXactEvent event, SubTransactionId, SubTransactionI
 
 }  // namespace
 
+void RecordAvailableQueue(Oid schema, Datum queue_text) {
+    // Compared in place: most rows name a queue already recorded, and then nothing is allocated.
+    text *queue = DatumGetTextPP(queue_text);
+    const char *name = VARDATA_ANY(queue);
+    size_t length = VARSIZE_ANY_EXHDR(queue);
+    if (!IsPending(schema, name, length)) {
+        MemoryContext caller = MemoryContextSwitchTo(TopTransactionContext);
+        auto *pending = static_cast<PendingQueue *>(palloc(sizeof(PendingQueue)));
+        pending->schema = schema;
+        pending->queue = pnstrdup(name, length);
+        pending->nest_level = GetCurrentTransactionNestLevel();
+        pending_queues = lappend(pending_queues, pending);
+        MemoryContextSwitchTo(caller);
+    }
+    if (reinterpret_cast<Pointer>(queue) != DatumGetPointer(queue_text)) pfree(queue);
+}
+
 void InitNotify() {
     RegisterXactCallback(OnTransactionEvent, nullptr);
     RegisterSubXactCallback(OnSubtransactionEvent, nullptr);
@@ -144,6 +163,8 @@ void InitNotify() {
 
 }  // namespace oban::pg
 
+// AFTER UPDATE OF state, on rows that became available (inserts are recorded by
+// oban_jobs_before_insert; AFTER INSERT is the trigger of 0.6.0 schemas).
 OBAN_FUNCTION(oban_jobs_notify_available) {
     if (!CALLED_AS_TRIGGER(fcinfo))
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
@@ -161,20 +182,7 @@ OBAN_FUNCTION(oban_jobs_notify_available) {
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
                         errmsg("table \"%s\" has no column \"queue\"", RelationGetRelationName(relation))));
     bool queue_is_null = false;
-    Datum queue_datum = heap_getattr(row, queue_column, descriptor, &queue_is_null);
-    if (queue_is_null) return PointerGetDatum(nullptr);
-
-    Oid schema = RelationGetNamespace(relation);
-    char *queue = TextDatumGetCString(queue_datum);
-    if (!oban::pg::IsPending(schema, queue)) {
-        MemoryContext caller = MemoryContextSwitchTo(TopTransactionContext);
-        auto *pending = static_cast<oban::pg::PendingQueue *>(palloc(sizeof(oban::pg::PendingQueue)));
-        pending->schema = schema;
-        pending->queue = pstrdup(queue);
-        pending->nest_level = GetCurrentTransactionNestLevel();
-        oban::pg::pending_queues = lappend(oban::pg::pending_queues, pending);
-        MemoryContextSwitchTo(caller);
-    }
-    pfree(queue);
+    Datum queue = heap_getattr(row, queue_column, descriptor, &queue_is_null);
+    if (!queue_is_null) oban::pg::RecordAvailableQueue(RelationGetNamespace(relation), queue);
     return PointerGetDatum(nullptr);
 }

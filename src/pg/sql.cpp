@@ -2,6 +2,7 @@
 
 extern "C" {
 #include "catalog/namespace.h"
+#include "executor/tstoreReceiver.h"
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
 #include "utils/builtins.h"
@@ -79,6 +80,30 @@ uint64 Execute(Statement *statement, Oid schema, Datum *values, const char *null
     SPIPlanPtr plan = Prepared(statement, schema);
     int rc = SPI_execute_plan(plan, values, nulls, false, limit);
     if (rc < 0) elog(ERROR, "oban_pro statement failed: %s", SPI_result_code_string(rc));
+    return SPI_processed;
+}
+
+uint64 ExecuteInto(Statement *statement, Oid schema, Datum *values, const char *nulls,
+                   ReturnSetInfo *result) {
+    SPIPlanPtr plan = Prepared(statement, schema);
+    ParamListInfo params = makeParamList(statement->nargs);
+    for (int i = 0; i < statement->nargs; i++) {
+        params->params[i].value = values[i];
+        params->params[i].isnull = nulls != nullptr && nulls[i] == 'n';
+        params->params[i].pflags = PARAM_FLAG_CONST;
+        params->params[i].ptype = statement->argtypes[i];
+    }
+    DestReceiver *into = CreateDestReceiver(DestTuplestore);
+    // By position: the statement's live columns onto the result's row type, whose dropped columns
+    // (of an altered or adopted table) are skipped.
+    SetTuplestoreDestReceiverParams(into, result->setResult, result->econtext->ecxt_per_query_memory, false,
+                                    result->setDesc, "oban_pro statement rows do not match the result type");
+    SPIExecuteOptions options{};
+    options.params = params;
+    options.dest = into;
+    int rc = SPI_execute_plan_extended(plan, &options);
+    if (rc < 0) elog(ERROR, "oban_pro statement failed: %s", SPI_result_code_string(rc));
+    into->rDestroy(into);
     return SPI_processed;
 }
 

@@ -5,6 +5,7 @@
 
 extern "C" {
 #include "executor/spi.h"
+#include "funcapi.h"
 }
 
 namespace oban::pg {
@@ -38,6 +39,10 @@ SPIPlanPtr Prepared(Statement *statement, Oid schema);
 // Runs `statement` with `values` (`nulls` uses SPI's ' '/'n' convention; nullptr means none null).
 // Returns the number of rows processed; rows are in SPI_tuptable.
 uint64 Execute(Statement *statement, Oid schema, Datum *values, const char *nulls, long limit = 0);
+
+// Runs `statement` like Execute, its rows going straight into `result`, the tuplestore of a
+// materialized set-returning function (one copy per row; SPI_tuptable is left unset).
+uint64 ExecuteInto(Statement *statement, Oid schema, Datum *values, const char *nulls, ReturnSetInfo *result);
 
 // Makes the planner choose index lookups (no sequential scans, hash or merge joins) for the
 // statements run until `AtEOXact_GUC(true, level)` with the returned level (or the transaction's

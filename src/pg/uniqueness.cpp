@@ -179,25 +179,17 @@ void InitUniqueness() {
 
 using namespace oban::pg;
 
-// BEFORE INSERT, FOR EACH ROW, on rows whose meta says workflow_unique: true.
-OBAN_FUNCTION(oban_jobs_workflow_claim) {
-    if (!CALLED_AS_TRIGGER(fcinfo))
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("oban_jobs_workflow_claim() was not called by a trigger")));
-    auto *trigger = reinterpret_cast<TriggerData *>(fcinfo->context);
-    if (!TRIGGER_FIRED_BEFORE(trigger->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigger->tg_event) ||
-        !TRIGGER_FIRED_BY_INSERT(trigger->tg_event))
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("oban_jobs_workflow_claim() must be a BEFORE INSERT ROW trigger")));
-    HeapTuple row = trigger->tg_trigtuple;
-    if (workflow_names_claimed) return PointerGetDatum(row);               // oban_insert_workflow claimed it
-    if (RestoringDump(trigger->tg_relation)) return PointerGetDatum(row);  // names come with the dump
+namespace oban::pg {
+
+HeapTuple ClaimUniqueWorkflowJob(TriggerData *trigger, HeapTuple row) {
+    if (workflow_names_claimed) return row;               // oban_insert_workflow claimed it
+    if (RestoringDump(trigger->tg_relation)) return row;  // names come with the dump
 
     Relation relation = trigger->tg_relation;
     TupleDesc descriptor = RelationGetDescr(relation);
     bool is_null = false;
     Datum meta = heap_getattr(row, SPI_fnumber(descriptor, "meta"), descriptor, &is_null);
-    if (is_null) return PointerGetDatum(row);
+    if (is_null) return row;
     Jsonb *meta_value = DatumGetJsonbP(meta);
     char *id = MetaText(meta_value, "workflow_id", CurrentMemoryContext);
     char *name = MetaText(meta_value, "workflow_name", CurrentMemoryContext);
@@ -208,13 +200,28 @@ OBAN_FUNCTION(oban_jobs_workflow_claim) {
                                   "\"workflow_name\"."),
                         errhint("Add both as non-empty strings, or drop \"workflow_unique\".")));
 
-    if (Decision *decided = DecisionFor(id))
-        return decided->claimed ? PointerGetDatum(row) : PointerGetDatum(nullptr);
+    if (Decision *decided = DecisionFor(id)) return decided->claimed ? row : nullptr;
 
     Oid schema = RelationGetNamespace(relation);
     BeginSql(schema);
     bool claimed = ClaimWorkflowName(schema, CStringGetTextDatum(name), CStringGetTextDatum(id));
     EndSql();
     Remember(id, claimed);
-    return claimed ? PointerGetDatum(row) : PointerGetDatum(nullptr);
+    return claimed ? row : nullptr;
+}
+
+}  // namespace oban::pg
+
+// The trigger function of 0.6.0 schemas (0.6.1 calls ClaimUniqueWorkflowJob from
+// oban_jobs_before_insert): BEFORE INSERT, FOR EACH ROW, on rows whose meta says workflow_unique: true.
+OBAN_FUNCTION(oban_jobs_workflow_claim) {
+    if (!CALLED_AS_TRIGGER(fcinfo))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("oban_jobs_workflow_claim() was not called by a trigger")));
+    auto *trigger = reinterpret_cast<TriggerData *>(fcinfo->context);
+    if (!TRIGGER_FIRED_BEFORE(trigger->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigger->tg_event) ||
+        !TRIGGER_FIRED_BY_INSERT(trigger->tg_event))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("oban_jobs_workflow_claim() must be a BEFORE INSERT ROW trigger")));
+    return PointerGetDatum(ClaimUniqueWorkflowJob(trigger, trigger->tg_trigtuple));
 }

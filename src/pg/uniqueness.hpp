@@ -3,6 +3,10 @@
 #pragma once
 #include "pg/boundary.hpp"
 
+extern "C" {
+#include "commands/trigger.h"
+}
+
 namespace oban::pg {
 
 // Claims `name` (text) for workflow `workflow_id` (text). True when this workflow may go in: the
@@ -11,6 +15,11 @@ namespace oban::pg {
 // unfinished workflow of another id holds the name. Concurrent claims of one name serialize on the
 // name's primary key entry: a second claimer waits for the first to commit or roll back.
 bool ClaimWorkflowName(Oid schema, Datum name, Datum workflow_id);
+
+// BEFORE INSERT of a job whose meta says workflow_unique: true. Returns `row` when its workflow
+// may go in (claiming the name, see ClaimWorkflowName), nullptr to leave the row out: its workflow
+// conflicts with an unfinished one of the same name.
+HeapTuple ClaimUniqueWorkflowJob(TriggerData *trigger, HeapTuple row);
 
 // Set while oban_insert_workflow inserts a spec whose name it has claimed: the claim trigger then
 // leaves its rows alone. Reset at the end of the transaction or of a failed subtransaction.

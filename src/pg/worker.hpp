@@ -34,6 +34,10 @@ void WakeFlusher();
 // when the channel or payload is too long for Postgres). Defined in notify.cpp.
 void NotifyInsert(const char *schema_name, const char *queue);
 
+// Records that `queue_text` (a text Datum) of the oban_jobs in `schema` got available jobs in this
+// transaction: "<schema>.oban_insert" is notified for it once, at commit. Defined in notify.cpp.
+void RecordAvailableQueue(Oid schema, Datum queue_text);
+
 // Whether a worker serves this database and so can send insert notifications for it.
 bool WorkerServesThisDatabase();
 

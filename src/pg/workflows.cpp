@@ -553,24 +553,13 @@ Datum AppendError(Datum errors, bool errors_null, Oid errors_type, Datum failure
 
 using namespace oban::pg;
 
-// BEFORE INSERT, FOR EACH ROW, on jobs whose meta has a workflow_id and deps: a job whose deps are
-// not all satisfied waits `suspended`; one whose dep failed is inserted cancelled; otherwise it
-// stays as inserted (available, or scheduled).
-OBAN_FUNCTION(oban_jobs_workflow_prepare) {
-    if (!CALLED_AS_TRIGGER(fcinfo))
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("oban_jobs_workflow_prepare() was not called by a trigger")));
-    auto *trigger = reinterpret_cast<TriggerData *>(fcinfo->context);
-    if (!TRIGGER_FIRED_BEFORE(trigger->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigger->tg_event) ||
-        !TRIGGER_FIRED_BY_INSERT(trigger->tg_event))
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("oban_jobs_workflow_prepare() must be a BEFORE INSERT ROW trigger")));
+namespace oban::pg {
 
+HeapTuple PrepareWorkflowJob(TriggerData *trigger, HeapTuple row) {
     Relation relation = trigger->tg_relation;
     TupleDesc descriptor = RelationGetDescr(relation);
-    HeapTuple row = trigger->tg_trigtuple;
-    if (workflow_deps_prepared) return PointerGetDatum(row);   // oban_insert_workflow did it in bulk
-    if (RestoringDump(relation)) return PointerGetDatum(row);  // waits and edges come with the dump
+    if (workflow_deps_prepared) return row;   // oban_insert_workflow did it in bulk
+    if (RestoringDump(relation)) return row;  // waits and edges come with the dump
     int state_column = SPI_fnumber(descriptor, "state");
     int meta_column = SPI_fnumber(descriptor, "meta");
     int id_column = SPI_fnumber(descriptor, "id");
@@ -579,15 +568,15 @@ OBAN_FUNCTION(oban_jobs_workflow_prepare) {
     char *state = SPI_getvalue(row, descriptor, state_column);
     if (state == nullptr || (strcmp(state, "available") != 0 && strcmp(state, "scheduled") != 0 &&
                              strcmp(state, "suspended") != 0))
-        return PointerGetDatum(row);  // inserted finished or executing: nothing to wait for
+        return row;  // inserted finished or executing: nothing to wait for
 
     Datum meta = heap_getattr(row, meta_column, descriptor, &is_null);
-    if (is_null) return PointerGetDatum(row);
+    if (is_null) return row;
     char *workflow_text = MetaText(DatumGetJsonbP(meta), "workflow_id", CurrentMemoryContext);
-    if (workflow_text == nullptr) return PointerGetDatum(row);
+    if (workflow_text == nullptr) return row;
     Datum workflow_id = CStringGetTextDatum(workflow_text);
     Datum job_id = heap_getattr(row, id_column, descriptor, &is_null);
-    if (is_null) return PointerGetDatum(row);
+    if (is_null) return row;
 
     Oid schema = RelationGetNamespace(relation);
     Datum values[3] = {job_id, workflow_id, meta};
@@ -611,7 +600,7 @@ OBAN_FUNCTION(oban_jobs_workflow_prepare) {
                             : pending > 0                     ? "suspended"
                             : strcmp(state, "suspended") == 0 ? "available"
                                                               : nullptr;
-    if (new_state == nullptr) return PointerGetDatum(row);
+    if (new_state == nullptr) return row;
 
     Oid state_type = TupleDescAttr(descriptor, state_column - 1)->atttypid;
     int columns[3];
@@ -630,7 +619,22 @@ OBAN_FUNCTION(oban_jobs_workflow_prepare) {
         replacements[changes++] =
             AppendError(errors, is_null, TupleDescAttr(descriptor, errors_column - 1)->atttypid, failure);
     }
-    return PointerGetDatum(heap_modify_tuple_by_cols(row, descriptor, changes, columns, replacements, nulls));
+    return heap_modify_tuple_by_cols(row, descriptor, changes, columns, replacements, nulls);
+}
+
+}  // namespace oban::pg
+
+// The trigger function of 0.6.0 schemas (0.6.1 calls PrepareWorkflowJob from oban_jobs_before_insert).
+OBAN_FUNCTION(oban_jobs_workflow_prepare) {
+    if (!CALLED_AS_TRIGGER(fcinfo))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("oban_jobs_workflow_prepare() was not called by a trigger")));
+    auto *trigger = reinterpret_cast<TriggerData *>(fcinfo->context);
+    if (!TRIGGER_FIRED_BEFORE(trigger->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigger->tg_event) ||
+        !TRIGGER_FIRED_BY_INSERT(trigger->tg_event))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("oban_jobs_workflow_prepare() must be a BEFORE INSERT ROW trigger")));
+    return PointerGetDatum(PrepareWorkflowJob(trigger, trigger->tg_trigtuple));
 }
 
 namespace {

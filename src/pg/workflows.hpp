@@ -3,6 +3,10 @@
 #pragma once
 #include "pg/boundary.hpp"
 
+extern "C" {
+#include "commands/trigger.h"
+}
+
 namespace oban::pg {
 
 // Folds the journal in batches of `limit` rows and releases or cancels the dependents of the steps
@@ -23,6 +27,12 @@ constexpr int kAckReleaseDeps = 8;
 // text[]) whose other deps have all completed, in a subtransaction that never waits on a lock;
 // whatever it cannot release is left to the flush. Called by the journal trigger.
 void ReleaseInAck(Oid schema, Datum workflow_ids, Datum names);
+
+// BEFORE INSERT of a job whose meta has a workflow_id and deps: a job whose deps are not all
+// satisfied waits `suspended`; one whose dep failed is inserted cancelled; one inserted suspended
+// whose deps are all satisfied becomes available; otherwise it stays as inserted. Returns the row
+// to store (`row` or a modified copy).
+HeapTuple PrepareWorkflowJob(TriggerData *trigger, HeapTuple row);
 
 // Set while oban_insert_workflow inserts a spec whose deps all lie inside it and writes their waits
 // and edges itself: the insert trigger then leaves those rows alone.

@@ -210,7 +210,7 @@ SELECT ok((SELECT 'oban_jobs'::regclass = ANY (extconfig) FROM pg_extension WHER
           'oban_jobs is registered with pg_extension_config_dump');
 
 -- Notification triggers (SPEC §3: plain INSERTs get the extension's behaviour).
-SELECT has_trigger('oban_jobs', 'oban_jobs_notify_insert', 'oban_jobs has trigger oban_jobs_notify_insert');
+SELECT has_trigger('oban_jobs', 'oban_jobs_before_insert', 'oban_jobs has trigger oban_jobs_before_insert');
 SELECT has_trigger('oban_jobs', 'oban_jobs_notify_update', 'oban_jobs has trigger oban_jobs_notify_update');
 
 -------------------------------------------------------------------------------------------------------
@@ -220,10 +220,12 @@ SELECT has_table('oban_workflow_names', 'table oban_workflow_names exists');
 SELECT col_is_pk('oban_workflow_names', 'name', 'oban_workflow_names.name is the primary key');
 SELECT ok((SELECT 'oban_workflow_names'::regclass = ANY (extconfig) FROM pg_extension WHERE extname = 'oban_pro'),
           'oban_workflow_names is registered with pg_extension_config_dump');
-SELECT has_trigger('oban_jobs', 'oban_jobs_workflow_claim', 'oban_jobs has trigger oban_jobs_workflow_claim');
+SELECT is((SELECT count(*)::int FROM pg_trigger WHERE tgrelid = 'oban_jobs'::regclass AND NOT tgisinternal
+           AND tgtype & 2 = 2 AND tgtype & 4 = 4 AND tgqual IS NULL), 1,
+          'one BEFORE INSERT row trigger, without a WHEN clause');
 SELECT ok((SELECT tgname FROM pg_trigger WHERE tgrelid = 'oban_jobs'::regclass AND NOT tgisinternal
-           AND tgtype & 2 = 2 AND tgtype & 4 = 4 ORDER BY tgname LIMIT 1) = 'oban_jobs_workflow_claim',
-          'the claim trigger is the first BEFORE INSERT trigger, so conflicting rows are dropped first');
+           AND tgtype & 2 = 2 AND tgtype & 4 = 4 ORDER BY tgname LIMIT 1) = 'oban_jobs_before_insert',
+          'oban_jobs_before_insert (which claims the name first) is the first BEFORE INSERT trigger');
 SELECT is((SELECT pg_get_function_result('oban_insert_workflow(jsonb)'::regprocedure)),
           'TABLE(id bigint, workflow_id text, name text, state oban_job_state, conflicted boolean)',
           'oban_insert_workflow returns conflicted per job');

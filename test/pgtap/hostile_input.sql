@@ -13,7 +13,7 @@
 -- and states), oban_signals, oban_workflow_names, the waits and edges is the same before and after.
 -- At the end the backend still answers and the postmaster was never reset (no crash).
 BEGIN;
-SELECT plan(298);
+SELECT plan(296);
 
 SET LOCAL search_path = public, pg_catalog;
 SET LOCAL client_min_messages = error;  -- oban_ack_jobs' WARNINGs for skipped entries
@@ -126,7 +126,7 @@ SELECT is(ARRAY(SELECT p.proname::text FROM pg_proc AS p
                     'oban_ack_jobs', 'oban_stage_jobs', 'oban_prune_jobs', 'oban_rescue_jobs',
                     'oban_jobs_notify_available', 'oban_workflow_state', 'oban_workflow_tree_counts',
                     'oban_workflow_finished', 'oban_dep_outcomes', 'oban_dep_verdicts',
-                    'oban_jobs_workflow_claim', 'oban_jobs_workflow_prepare', 'oban_jobs_workflow_track',
+                    'oban_jobs_before_insert', 'oban_jobs_workflow_track',
                     'oban_jobs_workflow_journal', 'oban_jobs_workflow_truncate', 'oban_flush_workflows',
                     'oban_repair_workflows', 'oban_cancel_workflow', 'oban_insert_workflow',
                     'oban_append_workflow', 'oban_workflow_graph', 'oban_workflow_status',
@@ -202,10 +202,8 @@ SELECT * FROM pg_temp.returns($$ SELECT jsonb_array_length(oban_errors_append('[
 -------------------------------------------------------------------------------------------------------
 SELECT * FROM pg_temp.rejects($$ SELECT oban_jobs_notify_available() $$, '39P01',
                               'oban_jobs_notify_available() called directly');
-SELECT * FROM pg_temp.rejects($$ SELECT oban_jobs_workflow_claim() $$, '39P01',
-                              'oban_jobs_workflow_claim() called directly');
-SELECT * FROM pg_temp.rejects($$ SELECT oban_jobs_workflow_prepare() $$, '39P01',
-                              'oban_jobs_workflow_prepare() called directly');
+SELECT * FROM pg_temp.rejects($$ SELECT oban_jobs_before_insert() $$, '39P01',
+                              'oban_jobs_before_insert() called directly');
 SELECT * FROM pg_temp.rejects($$ SELECT oban_jobs_workflow_track() $$, '39P01',
                               'oban_jobs_workflow_track() called directly');
 SELECT * FROM pg_temp.rejects($$ SELECT oban_jobs_workflow_journal() $$, '39P01',

@@ -90,7 +90,7 @@ SQL
     echo "dumped:   $before"
     echo "restored: $after"
     [ "$before" = "$after" ] || fail "the restored database differs"
-    [ "$(value -d "$target" -c "SELECT count(*) FROM pg_trigger WHERE tgrelid = '$schema.oban_jobs'::regclass")" = 11 ] ||
+    [ "$(value -d "$target" -c "SELECT count(*) FROM pg_trigger WHERE tgrelid = '$schema.oban_jobs'::regclass")" = 9 ] ||
         fail "the restored oban_jobs lacks the extension's triggers"
     local carried
     carried=$(value -d "$target" -c "SET search_path = $schema" \

@@ -664,6 +664,23 @@ SELECT * FROM pg_temp.insert_notifications();
 SELECT queue, state, count(*) FROM public.oban_jobs
 WHERE worker = 'Other.Client' GROUP BY queue, state ORDER BY queue;
 
+-- Workflow jobs: a job inserted suspended whose deps have all completed is made available by the
+-- insert trigger and notifies its queue; one whose dep is still running stays suspended and does
+-- not; a row left out as a unique workflow's conflict does not either.
+INSERT INTO public.oban_jobs (worker, queue, state, completed_at, meta)
+VALUES ('Other.Client', 'wf_done', 'completed', timezone('UTC', now()), '{"workflow_id": "n1", "name": "a"}'),
+       ('Other.Client', 'wf_busy', 'executing', NULL, '{"workflow_id": "n1", "name": "b"}');
+SELECT * FROM pg_temp.insert_notifications();
+INSERT INTO public.oban_jobs (worker, queue, state, meta)
+VALUES ('Other.Client', 'wf_ready', 'suspended', '{"workflow_id": "n1", "name": "c", "deps": ["a"]}'),
+       ('Other.Client', 'wf_wait', 'available', '{"workflow_id": "n1", "name": "d", "deps": ["b"]}');
+INSERT INTO public.oban_jobs (worker, queue, meta)
+VALUES ('Other.Client', 'wf_unique', '{"workflow_id": "u1", "workflow_name": "nightly", "workflow_unique": true}');
+INSERT INTO public.oban_jobs (worker, queue, meta)
+VALUES ('Other.Client', 'wf_conflict', '{"workflow_id": "u2", "workflow_name": "nightly", "workflow_unique": true}');
+SELECT * FROM pg_temp.insert_notifications();
+SELECT queue, state FROM public.oban_jobs WHERE queue LIKE 'wf\_%' ORDER BY queue;
+
 -------------------------------------------------------------------------------------------------------
 -- Clean up: reset again, close the sessions.
 -------------------------------------------------------------------------------------------------------

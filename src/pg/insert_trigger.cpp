@@ -1,0 +1,106 @@
+// oban_jobs_before_insert: what every row inserted into oban_jobs goes through before it is stored,
+// by whatever client inserts it. One C trigger without a WHEN clause, rather than one trigger per
+// duty: Postgres parses and compiles each trigger's WHEN clause again for every statement, which
+// for plain jobs (the common case: none of the workflow duties apply) cost more than the checks.
+//
+// In order: a unique workflow's job claims its name (or the row is left out); a workflow job with
+// deps is prepared (suspended, cancelled or made available); a row that ends up available records
+// its queue for the insert notification. A row seen here may still not be stored (ON CONFLICT DO
+// NOTHING, a later user BEFORE trigger): its queue then gets a notification for nothing, which
+// costs a producer one empty fetch.
+#include "pg/meta.hpp"
+#include "pg/uniqueness.hpp"
+#include "pg/worker.hpp"
+#include "pg/workflows.hpp"
+
+extern "C" {
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/rel.h"
+}
+
+namespace {
+
+// The OID of the label 'available' of the job state enum: compared with each row's state.
+Oid AvailableLabel(Oid state_type) {
+    static Oid cached_type = InvalidOid;
+    static Oid cached_label = InvalidOid;
+    if (state_type != cached_type) {
+        cached_label = DatumGetObjectId(
+            DirectFunctionCall2(enum_in, CStringGetDatum("available"), ObjectIdGetDatum(state_type)));
+        cached_type = state_type;
+    }
+    return cached_label;
+}
+
+struct JobColumns {
+    int state = 0;
+    int queue = 0;
+    int meta = 0;
+};
+
+// The columns this trigger reads, found in one pass (a table may have dropped or added columns).
+JobColumns FindJobColumns(TupleDesc descriptor) {
+    JobColumns found;
+    for (int i = 0; i < descriptor->natts; i++) {
+        Form_pg_attribute column = TupleDescAttr(descriptor, i);
+        if (column->attisdropped) continue;
+        const char *name = NameStr(column->attname);
+        int *slot = strcmp(name, "state") == 0   ? &found.state
+                    : strcmp(name, "queue") == 0 ? &found.queue
+                    : strcmp(name, "meta") == 0  ? &found.meta
+                                                 : nullptr;
+        if (slot != nullptr) *slot = i + 1;
+    }
+    if (found.state == 0 || found.queue == 0 || found.meta == 0)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+                        errmsg("oban_jobs_before_insert() needs columns \"state\", \"queue\" and \"meta\"")));
+    return found;
+}
+
+bool MetaHas(Jsonb *meta, const char *key) {
+    JsonbValue value;
+    return JB_ROOT_IS_OBJECT(meta) &&
+           getKeyJsonValueFromContainer(&meta->root, key, (uint32)strlen(key), &value) != nullptr;
+}
+
+}  // namespace
+
+OBAN_FUNCTION(oban_jobs_before_insert) {
+    if (!CALLED_AS_TRIGGER(fcinfo))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("oban_jobs_before_insert() was not called by a trigger")));
+    auto *trigger = reinterpret_cast<TriggerData *>(fcinfo->context);
+    if (!TRIGGER_FIRED_BEFORE(trigger->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigger->tg_event) ||
+        !TRIGGER_FIRED_BY_INSERT(trigger->tg_event))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("oban_jobs_before_insert() must be a BEFORE INSERT ROW trigger")));
+
+    Relation relation = trigger->tg_relation;
+    TupleDesc descriptor = RelationGetDescr(relation);
+    HeapTuple row = trigger->tg_trigtuple;
+    JobColumns columns = FindJobColumns(descriptor);
+    bool is_null = false;
+
+    // A plain job's meta is '{}': a jsonb of one 4-byte header (no key), read without detoasting.
+    Datum meta = heap_getattr(row, columns.meta, descriptor, &is_null);
+    if (!is_null && VARSIZE_ANY_EXHDR(DatumGetPointer(meta)) > sizeof(uint32)) {
+        Jsonb *meta_value = DatumGetJsonbP(meta);
+        if (oban::pg::MetaTrue(meta_value, "workflow_unique")) {
+            row = oban::pg::ClaimUniqueWorkflowJob(trigger, row);
+            if (row == nullptr) return PointerGetDatum(nullptr);
+        }
+        if (MetaHas(meta_value, "workflow_id") && MetaHas(meta_value, "deps"))
+            row = oban::pg::PrepareWorkflowJob(trigger, row);
+    }
+
+    Datum state = heap_getattr(row, columns.state, descriptor, &is_null);
+    if (!is_null &&
+        DatumGetObjectId(state) == AvailableLabel(TupleDescAttr(descriptor, columns.state - 1)->atttypid)) {
+        Datum queue = heap_getattr(row, columns.queue, descriptor, &is_null);
+        if (!is_null) oban::pg::RecordAvailableQueue(RelationGetNamespace(relation), queue);
+    }
+    return PointerGetDatum(row);
+}
