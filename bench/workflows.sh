@@ -8,7 +8,8 @@
 #      10,000 independent jobs acked the same way; and the time from the last dep's ack committing to
 #      the join becoming available (the background worker releases it), p50 and max over FANIN_RUNS.
 # Every run also counts deadlocks and serialization failures. Knobs: ROUNDS (3), DURATION (10 s),
-# FANIN (10000), FANIN_RUNS (5), SYNC (on off), KEEP_LOG (a path: the server log is copied there at exit).
+# FANIN (10000), FANIN_RUNS (5), SYNC (on off), SEED (10000 completed jobs seeded before each (i) run,
+# as in run.sh), KEEP_LOG (a path: the server log is copied there at exit).
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$BENCH_DIR/../scripts/lib.sh"
@@ -16,6 +17,7 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 FANIN=${FANIN:-10000}
 FANIN_RUNS=${FANIN_RUNS:-5}
+SEED=${SEED:-10000}
 SYNC=${SYNC:-on off}
 
 ensure_packages
@@ -44,15 +46,29 @@ SELECT count(*) FROM oban_insert_workflow(CASE WHEN :kind = 0 THEN '$chain' ELSE
 SQL
 chmod -R a+rX "$WORK"
 
+# seed DB: after a TRUNCATE, SEED completed plain jobs and VACUUM ANALYZE, as bench/run.sh does, so the
+# clients' prepared statements are planned from real statistics (on an empty, just-analyzed table
+# their cached plans are a lottery: seen here, a fetch planned as sequential scans and a nested loop
+# that read the whole table on every call as it grew).
+seed() {
+    local db=$1
+    if [ "$SEED" -gt 0 ]; then
+        q "$db" "INSERT INTO oban_jobs (worker, state, attempt, attempted_at, completed_at)
+                 SELECT 'Bench.Seed', 'completed', 1, timezone('UTC', now()), timezone('UTC', now())
+                 FROM generate_series(1, $SEED)" >/dev/null
+    fi
+    q "$db" "VACUUM ANALYZE oban_jobs" >/dev/null
+}
+
 # run_pgbench DB SCRIPTS... → prints "jobs_per_s failed deadlocks"
 run_pgbench() {
     local db=$1; shift
     q "$db" "TRUNCATE oban_jobs" >/dev/null
-    q "$db" "VACUUM ANALYZE oban_jobs" >/dev/null
+    seed "$db"
     local log=$WORK/pgbench.log
     as_postgres pgbench -n -M prepared -c 8 -j 2 -T "$DURATION" "$@" "$db" >"$log" 2>&1 || true
     local completed failed
-    completed=$(q "$db" "SELECT count(*) FROM oban_jobs WHERE state = 'completed'")
+    completed=$(q "$db" "SELECT count(*) - $SEED FROM oban_jobs WHERE state = 'completed'")
     failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$log")
     local deadlocks
     deadlocks=$(grep -c 'deadlock detected\|could not serialize' "$log" || true)

@@ -175,6 +175,10 @@ Statement count_down{R"sql(
                      {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID},
                      true};
 
+// Statements that pick jobs by id compare their state as text: written `state = 'suspended'`, a plan
+// made from statistics in which suspended jobs are rare walks the (state, queue, ...) index through
+// every suspended job instead of looking the ids up by primary key (as jobs.cpp's single-job acks).
+//
 // Releases jobs whose every dep completed (the counts say so: no per-dep check needed). A job is
 // scheduled only if its own scheduled_at is still ahead of the wall clock: now() would be the start
 // of this (possibly long) flush transaction, older than jobs inserted while it ran.
@@ -183,7 +187,7 @@ Statement release_ready{R"sql(
         UPDATE @extschema@.oban_jobs AS j
         SET state = CASE WHEN j.scheduled_at > timezone('UTC', clock_timestamp()) THEN 'scheduled' ELSE 'available' END
                         ::@extschema@.oban_job_state
-        WHERE j.id = ANY ($1) AND j.state = 'suspended' AND NOT j.meta ? 'wait_until'
+        WHERE j.id = ANY ($1) AND j.state::text = 'suspended' AND NOT j.meta ? 'wait_until'
         RETURNING j.id
     ), forget_waits AS (
         DELETE FROM @extschema@.oban_workflow_waits WHERE job_id = ANY ($1)
@@ -221,14 +225,14 @@ Statement settle_jobs{R"sql(
                         FILTER (WHERE verdict = 'failed'))[1] AS failed_outcome
             FROM @extschema@.oban_dep_verdicts(j.meta->>'workflow_id', j.meta, $2)
         ) AS v
-        WHERE j.id = ANY($1) AND j.state = 'suspended' AND j.meta ? 'workflow_id'
+        WHERE j.id = ANY($1) AND j.state::text = 'suspended' AND j.meta ? 'workflow_id'
           AND NOT j.meta ? 'wait_until'  -- parked awaiting a signal (signals.cpp): not waiting on deps
     ), released AS (
         UPDATE @extschema@.oban_jobs AS j
         SET state = CASE WHEN j.scheduled_at > timezone('UTC', clock_timestamp()) THEN 'scheduled' ELSE 'available' END
                         ::@extschema@.oban_job_state
         FROM candidates AS c
-        WHERE j.id = c.id AND c.failed_dep IS NULL AND c.pending = 0 AND j.state = 'suspended'
+        WHERE j.id = c.id AND c.failed_dep IS NULL AND c.pending = 0 AND j.state::text = 'suspended'
         RETURNING j.id
     ), cancelled AS (
         UPDATE @extschema@.oban_jobs AS j
@@ -238,7 +242,7 @@ Statement settle_jobs{R"sql(
                 'attempt', j.attempt, 'at', timezone('UTC', now()),
                 'error', format('upstream dep %s was %s', c.failed_dep, c.failed_outcome)))
         FROM candidates AS c
-        WHERE j.id = c.id AND c.failed_dep IS NOT NULL AND j.state = 'suspended'
+        WHERE j.id = c.id AND c.failed_dep IS NOT NULL AND j.state::text = 'suspended'
         RETURNING j.id
     ), recounted AS (
         UPDATE @extschema@.oban_workflow_waits AS w SET remaining = c.pending
@@ -282,20 +286,25 @@ Statement release_in_ack{R"sql(
         SELECT e.job_id, e.dep_workflow_id, e.dep_name FROM @extschema@.oban_workflow_edges AS e
         WHERE e.job_id IN (SELECT job_id FROM waiting)
         FOR UPDATE OF e SKIP LOCKED
+    ), locked_per_job AS MATERIALIZED (
+        -- Each locked edge checked once (correlated with `waiting`, the check ran once per edge of
+        -- every waiting job the statement touched: quadratic in a fan-out): done if this statement
+        -- completed the dep, or if the dep's job is completed (an aggregate, not EXISTS: a lookup
+        -- per dep, never a hash of every job).
+        SELECT l.job_id, count(*) AS locked,
+               bool_and(EXISTS (SELECT FROM finished AS f
+                                WHERE f.workflow_id = l.dep_workflow_id AND f.name = l.dep_name)
+                        OR coalesce(l.dep_name <> '*' AND (
+                               SELECT bool_and(dep.state = 'completed') FROM @extschema@.oban_jobs AS dep
+                               WHERE dep.meta ? 'workflow_id' AND dep.meta->>'workflow_id' = l.dep_workflow_id
+                                 AND dep.meta->>'name' = l.dep_name), false)) AS all_done
+        FROM locked_edges AS l
+        GROUP BY l.job_id
     ), satisfied AS (
         SELECT w.job_id FROM waiting AS w
-        WHERE (SELECT count(*) FROM locked_edges AS l WHERE l.job_id = w.job_id)
-              = (SELECT count(*) FROM @extschema@.oban_workflow_edges AS e WHERE e.job_id = w.job_id)
-          AND NOT EXISTS (
-              SELECT FROM locked_edges AS l
-              WHERE l.job_id = w.job_id
-                AND NOT EXISTS (SELECT FROM finished AS f
-                                WHERE f.workflow_id = l.dep_workflow_id AND f.name = l.dep_name)
-                -- an aggregate, not EXISTS: a lookup per dep, never a hash of every job
-                AND NOT coalesce(l.dep_name <> '*' AND (
-                        SELECT bool_and(dep.state = 'completed') FROM @extschema@.oban_jobs AS dep
-                        WHERE dep.meta ? 'workflow_id' AND dep.meta->>'workflow_id' = l.dep_workflow_id
-                          AND dep.meta->>'name' = l.dep_name), false))
+        JOIN locked_per_job AS c ON c.job_id = w.job_id
+        WHERE c.all_done
+          AND c.locked = (SELECT count(*) FROM @extschema@.oban_workflow_edges AS e WHERE e.job_id = w.job_id)
     )
     -- The jobs to release, locked (by primary key only: state as text, so no state index applies).
     SELECT j.id FROM @extschema@.oban_jobs AS j
