@@ -161,10 +161,15 @@ Statement write_journal{
         GROUP BY workflow_id
     ) AS e USING (workflow_id)
     )
+    -- One fenced probe per completed step (OFFSET 0: never pulled up into a join, which a plan made
+    -- from stale statistics of these churning tables could run over whole tables), the wait by key.
     SELECT EXISTS (
         SELECT FROM unnest($11::text[], $12::text[], $13::text[]) AS f(workflow_id, name, state)
-        JOIN @extschema@.oban_workflow_edges AS e ON e.dep_workflow_id = f.workflow_id AND e.dep_name = f.name
-        JOIN @extschema@.oban_workflow_waits AS w ON w.job_id = e.job_id AND w.remaining <= $14
+        CROSS JOIN LATERAL (
+            SELECT FROM @extschema@.oban_workflow_edges AS e
+            WHERE e.dep_workflow_id = f.workflow_id AND e.dep_name = f.name
+              AND (SELECT w.remaining FROM @extschema@.oban_workflow_waits AS w WHERE w.job_id = e.job_id) <= $14
+            OFFSET 0) AS x
         WHERE f.state = 'completed'))sql",
     14,
     {TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID,
