@@ -82,7 +82,7 @@ Statement fold_journal{R"sql(
     WITH batch AS (
         SELECT id FROM @extschema@.oban_workflow_journal ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
     ), taken AS (
-        DELETE FROM @extschema@.oban_workflow_journal AS j USING batch WHERE j.id = batch.id
+        DELETE FROM @extschema@.oban_workflow_journal AS j WHERE j.id = ANY (ARRAY(SELECT id FROM batch))
         RETURNING j.*
     ), per_workflow AS (
         SELECT workflow_id,
@@ -155,12 +155,14 @@ Statement finished_trees{R"sql(
 // count is exactly its edges left. Returns each dependent touched, whether nothing is left to wait
 // for, and whether a dep ended other than completed (then the precise check decides).
 //
-// Written so that no plan can join whole tables: the edges and waits churn, and a plan made from
-// statistics taken while they were nearly empty (edges "1 row") put a whole table on the outer side
-// of a nested loop over the finished steps (a 10,000-dep fan-in's flush: 27 s). Each finished step
-// is one fenced primary-key probe (OFFSET 0: the lateral subquery is run per step, never pulled up
-// into a join), the edges are deleted by ctid, a failed dep is looked up in a jsonb object rather
-// than joined, and the waits are reached through an indexable list of their ids.
+// Written so that no plan can join whole tables, as every statement here that reads the edges,
+// waits or journal by a list (`= ANY (ARRAY(...))`, an index condition, rather than `IN` or a
+// join): these tables churn, and a plan made from statistics taken while they were nearly empty
+// (edges "1 row") put a whole table on the outer side of a nested loop over the finished steps (a
+// 10,000-dep fan-in's flush: 27 s). Each finished step is one fenced primary-key probe (OFFSET 0:
+// the lateral subquery runs per step, never pulled up into a join), the edges are deleted by ctid,
+// a failed dep is looked up in a jsonb object rather than joined, and the waits are reached through
+// an indexable list of their ids.
 Statement count_down{R"sql(
     WITH finished AS (
         SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS f(workflow_id, name, state)
@@ -270,9 +272,9 @@ Statement settle_jobs{R"sql(
         UNION ALL
         SELECT id FROM unnest($1) AS gone(id) WHERE id NOT IN (SELECT id FROM candidates)
     ), forget_waits AS (
-        DELETE FROM @extschema@.oban_workflow_waits WHERE job_id IN (SELECT id FROM done)
+        DELETE FROM @extschema@.oban_workflow_waits WHERE job_id = ANY (ARRAY(SELECT id FROM done))
     ), forget_edges AS (
-        DELETE FROM @extschema@.oban_workflow_edges WHERE job_id IN (SELECT id FROM done)
+        DELETE FROM @extschema@.oban_workflow_edges WHERE job_id = ANY (ARRAY(SELECT id FROM done))
     )
     SELECT (SELECT count(*) FROM released) + (SELECT count(*) FROM cancelled))sql",
                       2,
@@ -293,15 +295,19 @@ Statement release_in_ack{R"sql(
         SELECT * FROM unnest($1::text[], $2::text[]) AS f(workflow_id, name)
     ), waiting AS (
         SELECT w.job_id FROM @extschema@.oban_workflow_waits AS w
-        WHERE w.job_id IN (SELECT e.job_id FROM @extschema@.oban_workflow_edges AS e
-                           JOIN finished AS f ON e.dep_workflow_id = f.workflow_id AND e.dep_name = f.name)
+        WHERE w.job_id = ANY (ARRAY(
+                  SELECT x.job_id FROM finished AS f
+                  CROSS JOIN LATERAL (  -- fenced: one primary-key probe per finished step (count_down)
+                      SELECT e.job_id FROM @extschema@.oban_workflow_edges AS e
+                      WHERE e.dep_workflow_id = f.workflow_id AND e.dep_name = f.name
+                      OFFSET 0) AS x))
           AND w.remaining <= $3
           AND (SELECT count(*) FROM (SELECT FROM @extschema@.oban_workflow_edges AS e
                                      WHERE e.job_id = w.job_id LIMIT $3 + 1) AS few) <= $3
         FOR UPDATE OF w SKIP LOCKED
     ), locked_edges AS (
         SELECT e.job_id, e.dep_workflow_id, e.dep_name FROM @extschema@.oban_workflow_edges AS e
-        WHERE e.job_id IN (SELECT job_id FROM waiting)
+        WHERE e.job_id = ANY (ARRAY(SELECT job_id FROM waiting))
         FOR UPDATE OF e SKIP LOCKED
     ), locked_per_job AS MATERIALIZED (
         -- Each locked edge checked once (correlated with `waiting`, the check ran once per edge of
