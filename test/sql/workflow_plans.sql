@@ -1,0 +1,34 @@
+-- Releases read the churning workflow tables (edges, waits) by key, whatever their statistics say.
+-- Statistics taken while the tables hold only dead rows ("empty") once made the flush's count-down
+-- and the ack's release probe run as nested loops over a whole table: a 10,000-dep fan-in's acks
+-- and flush took 15-30 s. Each statement here must finish well within the timeout (the whole file
+-- runs in about 2 s).
+SET client_min_messages = warning;
+TRUNCATE oban_jobs;
+-- A first fan-in, consumed: the edges and waits tables are left with dead rows only.
+SELECT count(*) FROM oban_insert_workflow(jsonb_build_object('workflow_id', 'first',
+    'jobs', (SELECT jsonb_agg(jsonb_build_object('name', 'd' || n, 'worker', 'W')) FROM generate_series(1, 10000) n)
+            || jsonb_build_array(jsonb_build_object('name', 'join', 'worker', 'W', 'queue', 'joins',
+                'deps', (SELECT jsonb_agg('d' || n) FROM generate_series(1, 10000) n)))));
+SELECT oban_ack_jobs(jsonb_agg(jsonb_build_object('id', id, 'state', 'completed')))
+FROM oban_fetch_jobs('default', 10000);
+SELECT oban_flush_workflows(100000) > 0 AS folded;
+SELECT state FROM oban_jobs WHERE meta->>'workflow_id' = 'first' AND meta->>'name' = 'join';
+ANALYZE oban_workflow_edges, oban_workflow_waits, oban_workflow_journal;
+SELECT relname, reltuples FROM pg_class
+WHERE relname IN ('oban_workflow_edges', 'oban_workflow_waits') ORDER BY 1;
+-- A second fan-in, planned from those statistics.
+SET statement_timeout = '10s';
+SELECT count(*) FROM oban_insert_workflow(jsonb_build_object('workflow_id', 'second',
+    'jobs', (SELECT jsonb_agg(jsonb_build_object('name', 'd' || n, 'worker', 'W')) FROM generate_series(1, 10000) n)
+            || jsonb_build_array(jsonb_build_object('name', 'join', 'worker', 'W', 'queue', 'joins',
+                'deps', (SELECT jsonb_agg('d' || n) FROM generate_series(1, 10000) n)))));
+SELECT oban_ack_jobs(jsonb_agg(jsonb_build_object('id', id, 'state', 'completed')))
+FROM oban_fetch_jobs('default', 9999);
+SELECT oban_flush_workflows(100000) > 0 AS folded;
+SELECT remaining FROM oban_workflow_waits;
+SELECT oban_ack_jobs(jsonb_agg(jsonb_build_object('id', id, 'state', 'completed')))
+FROM oban_fetch_jobs('default', 1);
+SELECT state FROM oban_jobs WHERE meta->>'workflow_id' = 'second' AND meta->>'name' = 'join';
+RESET statement_timeout;
+TRUNCATE oban_jobs;
