@@ -45,26 +45,14 @@ cp "$BENCH_DIR"/plain_produce.sql "$BENCH_DIR"/plain_consume.sql "$BENCH_DIR"/pr
    "$BENCH_DIR"/produce_many_workflows.sql "$S/"
 chmod -R a+rX "$WORK"
 
-# seed DB: after a TRUNCATE, SEED completed plain jobs and VACUUM ANALYZE, as bench/run.sh does, so the
-# clients' prepared statements are planned from real statistics (on an empty, just-analyzed table
-# their cached plans are a lottery: seen here, a fetch planned as sequential scans and a nested loop
-# that read the whole table on every call as it grew).
-seed() {
-    local db=$1
-    if [ "$SEED" -gt 0 ]; then
-        q "$db" "INSERT INTO oban_jobs (worker, state, attempt, attempted_at, completed_at)
-                 SELECT 'Bench.Seed', 'completed', 1, timezone('UTC', now()), timezone('UTC', now())
-                 FROM generate_series(1, $SEED)" >/dev/null
-    fi
-    q "$db" "VACUUM ANALYZE oban_jobs" >/dev/null
-}
-
 # run DB PRODUCE → "jobs_per_s failed deadlocks"
 run() {
     local db=$1 produce=$2
     q "$db" "TRUNCATE oban_jobs" >/dev/null
     [ "$db" = agg_naive ] && q "$db" "TRUNCATE oban_workflows" >/dev/null
-    seed "$db"
+    # Seeded as bench/run.sh does: on an empty, just-analyzed table the clients' cached plans are a
+    # lottery (seen here: a fetch planned as sequential scans and a nested loop over the whole table).
+    seed_finished_jobs "$db" "$SEED"
     as_postgres pgbench -n -M prepared -c 8 -j 2 -T "$DURATION" -f "$S/$produce@1" -f "$S/plain_consume.sql@1" \
         "$db" >"$WORK/pgbench.log" 2>&1 || true
     local completed failed deadlocks

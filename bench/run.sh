@@ -226,13 +226,7 @@ PLAIN_SHAPE=$(shape bench_plain)
 prepare_table() {
     local db=$1
     q "$db" "TRUNCATE oban_jobs RESTART IDENTITY"
-    if [ "$SEED" -gt 0 ]; then
-        q "$db" "INSERT INTO oban_jobs (worker, args, state, attempt, attempted_at, attempted_by, completed_at)
-                 SELECT 'Bench.Worker', jsonb_build_object('n', g), 'completed', 1,
-                        timezone('UTC', now()), ARRAY['seed'], timezone('UTC', now())
-                 FROM generate_series(1, $SEED) g"
-        q "$db" "VACUUM ANALYZE oban_jobs"
-    fi
+    seed_finished_jobs "$db" "$SEED"
     [ "$STATS" = 1 ] && q "$db" "SELECT pg_stat_statements_reset()" >/dev/null
     q postgres "CHECKPOINT"
 }

@@ -46,25 +46,13 @@ SELECT count(*) FROM oban_insert_workflow(CASE WHEN :kind = 0 THEN '$chain' ELSE
 SQL
 chmod -R a+rX "$WORK"
 
-# seed DB: after a TRUNCATE, SEED completed plain jobs and VACUUM ANALYZE, as bench/run.sh does, so the
-# clients' prepared statements are planned from real statistics (on an empty, just-analyzed table
-# their cached plans are a lottery: seen here, a fetch planned as sequential scans and a nested loop
-# that read the whole table on every call as it grew).
-seed() {
-    local db=$1
-    if [ "$SEED" -gt 0 ]; then
-        q "$db" "INSERT INTO oban_jobs (worker, state, attempt, attempted_at, completed_at)
-                 SELECT 'Bench.Seed', 'completed', 1, timezone('UTC', now()), timezone('UTC', now())
-                 FROM generate_series(1, $SEED)" >/dev/null
-    fi
-    q "$db" "VACUUM ANALYZE oban_jobs" >/dev/null
-}
-
 # run_pgbench DB SCRIPTS... → prints "jobs_per_s failed deadlocks"
 run_pgbench() {
     local db=$1; shift
     q "$db" "TRUNCATE oban_jobs" >/dev/null
-    seed "$db"
+    # Seeded as bench/run.sh does: on an empty, just-analyzed table the clients' cached plans are a
+    # lottery (seen here: a fetch planned as sequential scans and a nested loop over the whole table).
+    seed_finished_jobs "$db" "$SEED"
     local log=$WORK/pgbench.log
     as_postgres pgbench -n -M prepared -c 8 -j 2 -T "$DURATION" "$@" "$db" >"$log" 2>&1 || true
     local completed failed

@@ -84,6 +84,20 @@ stop_cluster() {
     as_postgres "$PG_BIN/pg_ctl" -D "$CLUSTER_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
 }
 
+# seed_finished_jobs DB COUNT: COUNT completed jobs in DB's oban_jobs, then VACUUM ANALYZE, so the
+# benchmarks' prepared statements are planned from real statistics (bench/README.md, "SEED").
+# COUNT 0 does nothing: the table stays empty and never analyzed.
+seed_finished_jobs() {
+    local db=$1 count=$2
+    [ "$count" -gt 0 ] || return 0
+    psql -X -q -v ON_ERROR_STOP=1 -d "$db" \
+        -c "INSERT INTO oban_jobs (worker, args, state, attempt, attempted_at, attempted_by, completed_at)
+            SELECT 'Bench.Worker', jsonb_build_object('n', g), 'completed', 1,
+                   timezone('UTC', now()), ARRAY['seed'], timezone('UTC', now())
+            FROM generate_series(1, $count) g" \
+        -c "VACUUM ANALYZE oban_jobs" >/dev/null
+}
+
 # A scratch directory the postgres user can write, removed on exit.
 make_workdir() {
     local dir

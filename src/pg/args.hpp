@@ -4,10 +4,24 @@
 #include "pg/boundary.hpp"
 
 extern "C" {
+#include "commands/trigger.h"
 #include "datatype/timestamp.h"
 }
 
 namespace oban::pg {
+
+// The TriggerData of a BEFORE INSERT ROW trigger call of `function`; 39P01 for any other call.
+inline TriggerData *RequireBeforeInsertRowTrigger(FunctionCallInfo fcinfo, const char *function) {
+    if (!CALLED_AS_TRIGGER(fcinfo))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("%s() was not called by a trigger", function)));
+    auto *trigger = reinterpret_cast<TriggerData *>(fcinfo->context);
+    if (!TRIGGER_FIRED_BEFORE(trigger->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigger->tg_event) ||
+        !TRIGGER_FIRED_BY_INSERT(trigger->tg_event))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("%s() must be a BEFORE INSERT ROW trigger", function)));
+    return trigger;
+}
 
 // 22004 when argument `position` is SQL NULL.
 inline void RequireArgument(FunctionCallInfo fcinfo, int position, const char *name) {

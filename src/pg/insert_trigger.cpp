@@ -8,6 +8,7 @@
 // its queue for the insert notification. A row seen here may still not be stored (ON CONFLICT DO
 // NOTHING, a later user BEFORE trigger): its queue then gets a notification for nothing, which
 // costs a producer one empty fetch.
+#include "pg/args.hpp"
 #include "pg/meta.hpp"
 #include "pg/uniqueness.hpp"
 #include "pg/worker.hpp"
@@ -60,24 +61,12 @@ JobColumns FindJobColumns(TupleDesc descriptor) {
     return found;
 }
 
-bool MetaHas(Jsonb *meta, const char *key) {
-    JsonbValue value;
-    return JB_ROOT_IS_OBJECT(meta) &&
-           getKeyJsonValueFromContainer(&meta->root, key, (uint32)strlen(key), &value) != nullptr;
-}
-
 }  // namespace
 
-OBAN_FUNCTION(oban_jobs_before_insert) {
-    if (!CALLED_AS_TRIGGER(fcinfo))
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("oban_jobs_before_insert() was not called by a trigger")));
-    auto *trigger = reinterpret_cast<TriggerData *>(fcinfo->context);
-    if (!TRIGGER_FIRED_BEFORE(trigger->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigger->tg_event) ||
-        !TRIGGER_FIRED_BY_INSERT(trigger->tg_event))
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("oban_jobs_before_insert() must be a BEFORE INSERT ROW trigger")));
+using namespace oban::pg;
 
+OBAN_FUNCTION(oban_jobs_before_insert) {
+    TriggerData *trigger = RequireBeforeInsertRowTrigger(fcinfo, "oban_jobs_before_insert");
     Relation relation = trigger->tg_relation;
     TupleDesc descriptor = RelationGetDescr(relation);
     HeapTuple row = trigger->tg_trigtuple;
@@ -88,19 +77,19 @@ OBAN_FUNCTION(oban_jobs_before_insert) {
     Datum meta = heap_getattr(row, columns.meta, descriptor, &is_null);
     if (!is_null && VARSIZE_ANY_EXHDR(DatumGetPointer(meta)) > sizeof(uint32)) {
         Jsonb *meta_value = DatumGetJsonbP(meta);
-        if (oban::pg::MetaTrue(meta_value, "workflow_unique")) {
-            row = oban::pg::ClaimUniqueWorkflowJob(trigger, row);
+        if (MetaTrue(meta_value, "workflow_unique")) {
+            row = ClaimUniqueWorkflowJob(trigger, row);
             if (row == nullptr) return PointerGetDatum(nullptr);
         }
         if (MetaHas(meta_value, "workflow_id") && MetaHas(meta_value, "deps"))
-            row = oban::pg::PrepareWorkflowJob(trigger, row);
+            row = PrepareWorkflowJob(trigger, row);
     }
 
     Datum state = heap_getattr(row, columns.state, descriptor, &is_null);
     if (!is_null &&
         DatumGetObjectId(state) == AvailableLabel(TupleDescAttr(descriptor, columns.state - 1)->atttypid)) {
         Datum queue = heap_getattr(row, columns.queue, descriptor, &is_null);
-        if (!is_null) oban::pg::RecordAvailableQueue(RelationGetNamespace(relation), queue);
+        if (!is_null) RecordAvailableQueue(RelationGetNamespace(relation), queue);
     }
     return PointerGetDatum(row);
 }

@@ -531,14 +531,13 @@ bool AllPlainCompletes(const ParsedAck *first, const ParsedAck *last) {
 int ApplyBatch(Oid schema, const ParsedAck *first, const ParsedAck *last) {
     static const char *const kinds[] = {"complete", "error", "cancel", "discard", "snooze"};
     MemoryContext context = CurrentMemoryContext;
+    ArrayBuildState *ids = initArrayResult(INT8OID, context, false);
+    for (const ParsedAck *entry = first; entry != last; ++entry)
+        accumArrayResult(ids, Int64GetDatum(entry->ack.id), false, INT8OID, context);
     if (AllPlainCompletes(first, last)) {
-        ArrayBuildState *ids = initArrayResult(INT8OID, context, false);
-        for (const ParsedAck *entry = first; entry != last; ++entry)
-            accumArrayResult(ids, Int64GetDatum(entry->ack.id), false, INT8OID, context);
         Datum values[1] = {makeArrayResult(ids, context)};
         return (int)Execute(&complete_batch, schema, values, nullptr);
     }
-    ArrayBuildState *ids = initArrayResult(INT8OID, context, false);
     ArrayBuildState *kind = initArrayResult(TEXTOID, context, false);
     ArrayBuildState *error = initArrayResult(TEXTOID, context, false);
     ArrayBuildState *backoff = initArrayResult(FLOAT8OID, context, false);
@@ -546,7 +545,6 @@ int ApplyBatch(Oid schema, const ParsedAck *first, const ParsedAck *last) {
     ArrayBuildState *recorded = initArrayResult(JSONBOID, context, false);
     for (const ParsedAck *entry = first; entry != last; ++entry) {
         const oban::core::Ack &ack = entry->ack;
-        accumArrayResult(ids, Int64GetDatum(ack.id), false, INT8OID, context);
         accumArrayResult(kind, CStringGetTextDatum(kinds[static_cast<int>(ack.kind)]), false, TEXTOID,
                          context);
         accumArrayResult(

@@ -14,6 +14,12 @@ char *MetaText(Jsonb *meta, const char *key, MemoryContext context) {
     return text;
 }
 
+bool MetaHas(Jsonb *meta, const char *key) {
+    JsonbValue value;
+    return JB_ROOT_IS_OBJECT(meta) &&
+           getKeyJsonValueFromContainer(&meta->root, key, (uint32)strlen(key), &value) != nullptr;
+}
+
 bool MetaTrue(Jsonb *meta, const char *key) {
     JsonbValue value;
     if (!JB_ROOT_IS_OBJECT(meta) ||

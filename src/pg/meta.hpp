@@ -12,6 +12,9 @@ namespace oban::pg {
 // is missing or not a string.
 char *MetaText(Jsonb *meta, const char *key, MemoryContext context);
 
+// Whether meta is an object with `key` (the jsonb `?` operator on an object).
+bool MetaHas(Jsonb *meta, const char *key);
+
 // Whether meta->key is the JSON boolean true.
 bool MetaTrue(Jsonb *meta, const char *key);
 

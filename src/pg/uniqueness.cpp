@@ -22,6 +22,8 @@
 // INSERT of one workflow goes in whole or not at all even if the holder finishes meanwhile.
 #include "pg/uniqueness.hpp"
 
+#include "pg/args.hpp"
+
 #include "pg/meta.hpp"
 #include "pg/restore.hpp"
 #include "pg/sql.hpp"
@@ -215,13 +217,6 @@ HeapTuple ClaimUniqueWorkflowJob(TriggerData *trigger, HeapTuple row) {
 // The trigger function of 0.6.0 schemas (0.6.1 calls ClaimUniqueWorkflowJob from
 // oban_jobs_before_insert): BEFORE INSERT, FOR EACH ROW, on rows whose meta says workflow_unique: true.
 OBAN_FUNCTION(oban_jobs_workflow_claim) {
-    if (!CALLED_AS_TRIGGER(fcinfo))
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("oban_jobs_workflow_claim() was not called by a trigger")));
-    auto *trigger = reinterpret_cast<TriggerData *>(fcinfo->context);
-    if (!TRIGGER_FIRED_BEFORE(trigger->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigger->tg_event) ||
-        !TRIGGER_FIRED_BY_INSERT(trigger->tg_event))
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("oban_jobs_workflow_claim() must be a BEFORE INSERT ROW trigger")));
+    TriggerData *trigger = RequireBeforeInsertRowTrigger(fcinfo, "oban_jobs_workflow_claim");
     return PointerGetDatum(ClaimUniqueWorkflowJob(trigger, trigger->tg_trigtuple));
 }

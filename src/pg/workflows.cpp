@@ -658,14 +658,7 @@ HeapTuple PrepareWorkflowJob(TriggerData *trigger, HeapTuple row) {
 
 // The trigger function of 0.6.0 schemas (0.6.1 calls PrepareWorkflowJob from oban_jobs_before_insert).
 OBAN_FUNCTION(oban_jobs_workflow_prepare) {
-    if (!CALLED_AS_TRIGGER(fcinfo))
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("oban_jobs_workflow_prepare() was not called by a trigger")));
-    auto *trigger = reinterpret_cast<TriggerData *>(fcinfo->context);
-    if (!TRIGGER_FIRED_BEFORE(trigger->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigger->tg_event) ||
-        !TRIGGER_FIRED_BY_INSERT(trigger->tg_event))
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("oban_jobs_workflow_prepare() must be a BEFORE INSERT ROW trigger")));
+    TriggerData *trigger = RequireBeforeInsertRowTrigger(fcinfo, "oban_jobs_workflow_prepare");
     return PointerGetDatum(PrepareWorkflowJob(trigger, trigger->tg_trigtuple));
 }
 
