@@ -19,6 +19,7 @@ namespace oban::pg {
 int max_error_bytes = 64 * 1024;
 char *database_name = nullptr;
 int flush_interval_ms = 1000;
+int flush_delay_ms = 10;
 
 // Defaults are Oban's plugins' (Stager, Pruner, Lifeline and Pro's workflow repair).
 bool maintenance_enabled = false;
@@ -104,6 +105,10 @@ void _PG_init(void) {
         "The worker also flushes as soon as a transaction that finished workflow steps commits.",
         &oban::pg::flush_interval_ms, 1000, 10, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,
         nullptr);
+    DefineCustomIntVariable(
+        "oban_pro.flush_delay", "Shortest time between two flushes that commits asked for.",
+        "Commits within it are folded together by the next flush. 0: one flush per request.",
+        &oban::pg::flush_delay_ms, 10, 0, 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
     oban::pg::DefineMaintenanceSettings();
     oban::pg::InitSignals();
     MarkGUCPrefixReserved("oban_pro");

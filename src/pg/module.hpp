@@ -11,6 +11,9 @@ extern int max_error_bytes;
 extern char *database_name;
 // oban_pro.flush_interval: the longest the worker waits between two flushes, in milliseconds.
 extern int flush_interval_ms;
+// oban_pro.flush_delay: the shortest time between two flushes asked for by commits, in milliseconds;
+// the commits within it are folded by one flush.
+extern int flush_delay_ms;
 
 // Maintenance by the worker (maintenance_worker.cpp). Intervals in milliseconds (0: that duty is
 // off), ages in seconds.

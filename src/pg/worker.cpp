@@ -415,22 +415,29 @@ void oban_pro_worker_main(Datum slot) {
             last_send = GetCurrentTimestamp();
         }
         // Flush when a commit asked for it, or every flush_interval anyway (a wake-up for a
-        // notification alone costs no flush).
+        // notification alone costs no flush). A request within flush_delay of the last flush waits
+        // for its end: busy clients commit thousands of times a second, and one flush of all their
+        // journal rows costs the worker a fraction of one flush each.
         SpinLockAcquire(&worker_state->mutex);
         bool requested = worker_state->flush_requested;
-        worker_state->flush_requested = false;
         SpinLockRelease(&worker_state->mutex);
         TimestampTz now = GetCurrentTimestamp();
-        if (requested || TimestampDifferenceExceeds(last_flush, now, flush_interval_ms)) {
+        bool delayed = requested && !TimestampDifferenceExceeds(last_flush, now, flush_delay_ms);
+        if ((requested && !delayed) || TimestampDifferenceExceeds(last_flush, now, flush_interval_ms)) {
+            SpinLockAcquire(&worker_state->mutex);
+            worker_state->flush_requested = false;
+            SpinLockRelease(&worker_state->mutex);
             FlushOnce();
             last_flush = now;
+            delayed = false;
         }
         // At most one maintenance duty per round, so notifications and flushes go out between them.
         bool ran = RunDueMaintenance(GetCurrentTimestamp());
 
         // Sleep on the latch until the next flush or duty is due (or a backend wakes us).
         now = GetCurrentTimestamp();
-        TimestampTz next_flush = TimestampTzPlusMilliseconds(last_flush, flush_interval_ms);
+        TimestampTz next_flush =
+            TimestampTzPlusMilliseconds(last_flush, delayed ? flush_delay_ms : flush_interval_ms);
         long timeout = next_flush <= now ? 0 : Max(TimestampDifferenceMilliseconds(now, next_flush), 1L);
         long maintenance = MaintenanceTimeoutMs(now);
         if (maintenance >= 0 && maintenance < timeout) timeout = maintenance;
