@@ -312,6 +312,15 @@ GRANT EXECUTE ON FUNCTION
   TO oban_worker;
 -- END README GRANTS
 
+-- The journal trigger appends its rows without an INSERT statement, and still checks the caller's
+-- INSERT privilege on the journal: without it, a workflow job's insert is refused and leaves nothing.
+REVOKE INSERT ON oban.oban_workflow_journal FROM oban_client;
+SET ROLE oban_client;
+SELECT oban.oban_insert_job('W', meta => '{"workflow_id": "no-journal-grant"}');
+RESET ROLE;
+GRANT INSERT ON oban.oban_workflow_journal TO oban_client;
+SELECT count(*) AS left_behind FROM oban.oban_jobs WHERE meta->>'workflow_id' = 'no-journal-grant';
+
 TRUNCATE oban.oban_jobs;
 SET ROLE oban_client;
 SET search_path = oban;
