@@ -109,7 +109,7 @@ uint64 ExecuteInto(Statement *statement, Oid schema, Datum *values, const char *
 
 int PlanForIndexLookups() {
     int level = NewGUCNestLevel();
-    for (const char *name : {"enable_seqscan", "enable_bitmapscan", "enable_hashjoin", "enable_mergejoin"})
+    for (const char *name : {"enable_seqscan", "enable_hashjoin", "enable_mergejoin"})
         (void)set_config_option(name, "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
     return level;
 }

@@ -44,13 +44,11 @@ uint64 Execute(Statement *statement, Oid schema, Datum *values, const char *null
 // materialized set-returning function (one copy per row; SPI_tuptable is left unset).
 uint64 ExecuteInto(Statement *statement, Oid schema, Datum *values, const char *nulls, ReturnSetInfo *result);
 
-// Makes the planner choose index lookups (no sequential or bitmap scans, hash or merge joins) for
-// the statements run until `AtEOXact_GUC(true, level)` with the returned level (or the transaction's
+// Makes the planner choose index lookups (no sequential scans, hash or merge joins) for the
+// statements run until `AtEOXact_GUC(true, level)` with the returned level (or the transaction's
 // end). For statements that pick a few rows out of tables that only grow or churn: left to the
 // planner, their small estimates (or a table that is small when the plan is made and kept) choose
-// hash joins over sequential scans of whole tables, a cost per call that grows with the table. A
-// bitmap scan, which the planner picks for the workflow index's lookups of a step by name, builds
-// and walks a bitmap for the one row a plain index scan finds: 8% of small workflows' throughput.
+// hash joins over sequential scans of whole tables, a cost per call that grows with the table.
 int PlanForIndexLookups();
 
 }  // namespace oban::pg
