@@ -26,6 +26,7 @@ extern "C" {
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
+#include "catalog/objectaddress.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
@@ -266,16 +267,8 @@ void OpenJournal(JournalWriter *writer, Oid schema) {
     writer->slot = MakeSingleTupleTableSlot(RelationGetDescr(writer->relation), &TTSOpsVirtual);
 }
 
-Datum TextArray(List *texts) {
-    int count = list_length(texts);
-    Datum *items = static_cast<Datum *>(palloc(sizeof(Datum) * Max(count, 1)));
-    ListCell *cell;
-    foreach (cell, texts)
-        items[foreach_current_index(cell)] = CStringGetTextDatum(static_cast<char *>(lfirst(cell)));
-    return PointerGetDatum(construct_array(items, count, TEXTOID, -1, false, TYPALIGN_INT));
-}
-
-void AppendJournalRow(JournalWriter *writer, const WorkflowDelta *delta) {
+// `workflow_id`: the delta's workflow id as text, which the caller has made already.
+void AppendJournalRow(JournalWriter *writer, const WorkflowDelta *delta, Datum workflow_id) {
     const JournalShape &shape = *writer->shape;
     TupleTableSlot *slot = writer->slot;
     ExecClearTuple(slot);
@@ -288,11 +281,11 @@ void AppendJournalRow(JournalWriter *writer, const WorkflowDelta *delta) {
         slot->tts_isnull[column - 1] = false;
     };
     set(shape.id, Int64GetDatum(nextval_internal(shape.sequence, false)));
-    set(shape.workflow_id, CStringGetTextDatum(delta->key.workflow_id));
+    set(shape.workflow_id, workflow_id);
     for (int s = 0; s < kStateCount; s++) set(shape.counts[s], Int32GetDatum(delta->counts[s]));
     if (delta->started) set(shape.started_at, TimestampGetDatum(delta->started_at));
-    set(shape.finished_names, TextArray(delta->finished_names));
-    set(shape.finished_states, TextArray(delta->finished_states));
+    set(shape.finished_names, PointerGetDatum(strlist_to_textarray(delta->finished_names)));
+    set(shape.finished_states, PointerGetDatum(strlist_to_textarray(delta->finished_states)));
     // timezone('UTC', now()): a timestamptz counts microseconds from UTC midnight, so it reads as a
     // UTC timestamp.
     set(shape.recorded_at, TimestampGetDatum(GetCurrentTransactionStartTimestamp()));
@@ -329,9 +322,9 @@ void WriteJournal(Oid schema) {
     WorkflowDelta *delta;
     while ((delta = static_cast<WorkflowDelta *>(hash_seq_search(&scan))) != nullptr) {
         if (delta->key.subid != subid || delta->schema != schema) continue;
-        if (journal.relation == nullptr) OpenJournal(&journal, schema);
-        AppendJournalRow(&journal, delta);
         Datum id = CStringGetTextDatum(delta->key.workflow_id);
+        if (journal.relation == nullptr) OpenJournal(&journal, schema);
+        AppendJournalRow(&journal, delta, id);
         ListCell *name, *state;
         forboth(name, delta->finished_names, state, delta->finished_states) {
             if (strcmp(static_cast<char *>(lfirst(state)), "completed") == 0) {

@@ -240,51 +240,31 @@ const char *const kChurningTables[] = {"oban_workflow_journal", "oban_workflow_e
                                        "oban_workflow_rows"};
 
 // VACUUM (SKIP_LOCKED) of the churning tables, as a top-level command: VACUUM commits the
-// transaction it is given and runs each table in one of its own, so it cannot run in
-// RunInTransaction's. Its statement lives in a context of its own, which outlives those
-// transactions. SKIP_LOCKED: never wait behind an autovacuum or DDL on the same table.
+// transaction it is given and runs each table in one of its own, so it gets no snapshot, and its
+// statement lives in a context that outlives those transactions. SKIP_LOCKED: never wait behind an
+// autovacuum or DDL on the same table.
+void VacuumBody(void *statement_context) {
+    Oid schema = WorkerSchema();
+    if (!OidIsValid(schema)) return;
+    MemoryContextSwitchTo(static_cast<MemoryContext>(statement_context));
+    VacuumStmt *vacuum = makeNode(VacuumStmt);
+    vacuum->options = list_make1(makeDefElem(pstrdup("skip_locked"), (Node *)makeBoolean(true), -1));
+    vacuum->is_vacuumcmd = true;
+    char *schema_name = get_namespace_name(schema);
+    for (const char *table : kChurningTables)
+        vacuum->rels = lappend(
+            vacuum->rels, makeVacuumRelation(makeRangeVar(schema_name, pstrdup(table), -1), InvalidOid, NIL));
+    ExecVacuum(make_parsestate(nullptr), vacuum, true);
+}
+
 void VacuumWorkflowTables() {
-    static const char activity[] = "oban_pro worker: vacuuming the workflow tables";
-    MemoryContext worker_context = CurrentMemoryContext;
     MemoryContext statement_context =
         AllocSetContextCreate(TopMemoryContext, "oban_pro worker vacuum", ALLOCSET_DEFAULT_SIZES);
     MemoryContext saved_portal_context = PortalContext;
-    SetCurrentStatementStartTimestamp();
-    StartTransactionCommand();
-    pgstat_report_activity(STATE_RUNNING, activity);
-    ErrorContextCallback context{error_context_stack, ActivityContext, const_cast<char *>(activity)};
-    PG_TRY();
-    {
-        error_context_stack = &context;
-        Oid schema = WorkerSchema();
-        if (OidIsValid(schema)) {
-            MemoryContextSwitchTo(statement_context);
-            VacuumStmt *vacuum = makeNode(VacuumStmt);
-            vacuum->options = list_make1(makeDefElem(pstrdup("skip_locked"), (Node *)makeBoolean(true), -1));
-            vacuum->is_vacuumcmd = true;
-            char *schema_name = get_namespace_name(schema);
-            for (const char *table : kChurningTables)
-                vacuum->rels = lappend(
-                    vacuum->rels,
-                    makeVacuumRelation(makeRangeVar(schema_name, pstrdup(table), -1), InvalidOid, NIL));
-            PortalContext = statement_context;  // VACUUM keeps its working memory under it
-            ExecVacuum(make_parsestate(nullptr), vacuum, true);
-        }
-        error_context_stack = context.previous;
-        CommitTransactionCommand();
-    }
-    PG_CATCH();
-    {
-        MemoryContextSwitchTo(worker_context);
-        EmitErrorReport();
-        FlushErrorState();
-        AbortCurrentTransaction();
-    }
-    PG_END_TRY();
+    PortalContext = statement_context;  // VACUUM keeps its working memory under it
+    RunInTransaction("oban_pro worker: vacuuming the workflow tables", VacuumBody, statement_context, false);
     PortalContext = saved_portal_context;
-    MemoryContextSwitchTo(worker_context);
     MemoryContextDelete(statement_context);
-    pgstat_report_activity(STATE_IDLE, nullptr);
 }
 
 }  // namespace
@@ -348,11 +328,11 @@ bool CheckDatabaseList(char **newval, void **, GucSource) {
     return valid;
 }
 
-void RunInTransaction(const char *activity, void (*body)(void *), void *arg) {
+void RunInTransaction(const char *activity, void (*body)(void *), void *arg, bool snapshot) {
     MemoryContext worker_context = CurrentMemoryContext;
     SetCurrentStatementStartTimestamp();
     StartTransactionCommand();
-    PushActiveSnapshot(GetTransactionSnapshot());
+    if (snapshot) PushActiveSnapshot(GetTransactionSnapshot());
     pgstat_report_activity(STATE_RUNNING, activity);
     ErrorContextCallback context{error_context_stack, ActivityContext, const_cast<char *>(activity)};
     PG_TRY();
@@ -360,7 +340,7 @@ void RunInTransaction(const char *activity, void (*body)(void *), void *arg) {
         error_context_stack = &context;
         body(arg);
         error_context_stack = context.previous;
-        PopActiveSnapshot();
+        if (snapshot) PopActiveSnapshot();
         CommitTransactionCommand();
     }
     PG_CATCH();

@@ -19,8 +19,9 @@ bool CheckDatabaseList(char **newval, void **extra, GucSource source);
 
 // In the worker: runs `body(arg)` in a transaction of its own, reporting `activity` in
 // pg_stat_activity. An error is logged (with `activity` as context) and the transaction rolled
-// back; the worker carries on. `body` must hold no C++ object with a destructor.
-void RunInTransaction(const char *activity, void (*body)(void *), void *arg);
+// back; the worker carries on. `body` must hold no C++ object with a destructor. Without
+// `snapshot`, no snapshot is pushed for `body` (a utility command that manages its own, as VACUUM).
+void RunInTransaction(const char *activity, void (*body)(void *), void *arg, bool snapshot = true);
 
 // In the worker, inside RunInTransaction: the schema oban_pro is installed in, or InvalidOid when
 // it is not installed in this database (logged once, until it appears).
