@@ -139,3 +139,18 @@ CREATE TRIGGER oban_jobs_before_insert
     BEFORE INSERT ON @extschema@.oban_jobs
     FOR EACH ROW
     EXECUTE FUNCTION @extschema@.oban_jobs_before_insert();
+
+-- oban_fetch_jobs starts at the queue's fetch floor: an available job that moves publishes its new
+-- key (and its queue is notified), as a job that becomes available does.
+CREATE FUNCTION @extschema@.oban_jobs_available_moved()
+RETURNS trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'oban_jobs_available_moved';
+REVOKE ALL ON FUNCTION @extschema@.oban_jobs_available_moved() FROM PUBLIC;
+
+CREATE TRIGGER oban_jobs_available_moved
+    AFTER UPDATE OF queue, priority, scheduled_at ON @extschema@.oban_jobs
+    FOR EACH ROW WHEN (NEW.state = 'available' AND OLD.state = 'available'
+                       AND (NEW.queue, NEW.priority, NEW.scheduled_at)
+                           IS DISTINCT FROM (OLD.queue, OLD.priority, OLD.scheduled_at))
+    EXECUTE FUNCTION @extschema@.oban_jobs_available_moved();

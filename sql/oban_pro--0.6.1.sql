@@ -380,6 +380,21 @@ CREATE TRIGGER oban_jobs_notify_update
     FOR EACH ROW WHEN (NEW.state = 'available' AND OLD.state <> 'available')
     EXECUTE FUNCTION @extschema@.oban_jobs_notify_available();
 
+-- The same for an available job that moves (another queue, priority or scheduled_at): oban_fetch_jobs
+-- starts each walk of a queue at the queue's fetch floor, which every job that becomes available or
+-- moves below it lowers (README: "Fetch floors").
+CREATE FUNCTION @extschema@.oban_jobs_available_moved()
+RETURNS trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'oban_jobs_available_moved';
+
+CREATE TRIGGER oban_jobs_available_moved
+    AFTER UPDATE OF queue, priority, scheduled_at ON @extschema@.oban_jobs
+    FOR EACH ROW WHEN (NEW.state = 'available' AND OLD.state = 'available'
+                       AND (NEW.queue, NEW.priority, NEW.scheduled_at)
+                           IS DISTINCT FROM (OLD.queue, OLD.priority, OLD.scheduled_at))
+    EXECUTE FUNCTION @extschema@.oban_jobs_available_moved();
+
 -------------------------------------------------------------------------------------------------------
 -- Workflows (SPEC §4). Jobs carry meta workflow_id, name and deps; the extension keeps:
 --   oban_workflow_rows     one row per workflow: identity, options, counts folded from the journal;

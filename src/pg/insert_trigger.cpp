@@ -5,10 +5,11 @@
 //
 // In order: a unique workflow's job claims its name (or the row is left out); a workflow job with
 // deps is prepared (suspended, cancelled or made available); a row that ends up available records
-// its queue for the insert notification. A row seen here may still not be stored (ON CONFLICT DO
-// NOTHING, a later user BEFORE trigger): its queue then gets a notification for nothing, which
-// costs a producer one empty fetch.
+// its queue for the insert notification and its key for the queue's fetch floor (fetch_floor.hpp). A row seen
+// here may still not be stored (ON CONFLICT DO NOTHING, a later user BEFORE trigger): its queue then gets a
+// notification for nothing, which costs a producer one empty fetch.
 #include "pg/args.hpp"
+#include "pg/fetch_floor.hpp"
 #include "pg/meta.hpp"
 #include "pg/uniqueness.hpp"
 #include "pg/worker.hpp"
@@ -24,6 +25,8 @@ extern "C" {
 
 namespace {
 
+using oban::pg::FetchKeyOf;
+
 // The OID of the label 'available' of the job state enum: compared with each row's state.
 Oid AvailableLabel(Oid state_type) {
     static Oid cached_type = InvalidOid;
@@ -37,8 +40,11 @@ Oid AvailableLabel(Oid state_type) {
 }
 
 struct JobColumns {
+    int id = 0;
     int state = 0;
     int queue = 0;
+    int priority = 0;
+    int scheduled_at = 0;
     int meta = 0;
 };
 
@@ -49,16 +55,31 @@ JobColumns FindJobColumns(TupleDesc descriptor) {
         Form_pg_attribute column = TupleDescAttr(descriptor, i);
         if (column->attisdropped) continue;
         const char *name = NameStr(column->attname);
-        int *slot = strcmp(name, "state") == 0   ? &found.state
-                    : strcmp(name, "queue") == 0 ? &found.queue
-                    : strcmp(name, "meta") == 0  ? &found.meta
-                                                 : nullptr;
+        int *slot = strcmp(name, "id") == 0             ? &found.id
+                    : strcmp(name, "state") == 0        ? &found.state
+                    : strcmp(name, "queue") == 0        ? &found.queue
+                    : strcmp(name, "priority") == 0     ? &found.priority
+                    : strcmp(name, "scheduled_at") == 0 ? &found.scheduled_at
+                    : strcmp(name, "meta") == 0         ? &found.meta
+                                                        : nullptr;
         if (slot != nullptr) *slot = i + 1;
     }
-    if (found.state == 0 || found.queue == 0 || found.meta == 0)
+    if (found.id == 0 || found.state == 0 || found.queue == 0 || found.priority == 0 ||
+        found.scheduled_at == 0 || found.meta == 0)
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
-                        errmsg("oban_jobs_before_insert() needs columns \"state\", \"queue\" and \"meta\"")));
+                        errmsg("oban_jobs_before_insert() needs columns \"id\", \"state\", \"queue\", "
+                               "\"priority\", \"scheduled_at\" and \"meta\"")));
     return found;
+}
+
+// The row's fetch key (a NULL column, which the table's constraints forbid, counts as the lowest).
+oban::core::FetchKey JobFetchKey(HeapTuple row, TupleDesc descriptor, const JobColumns &columns) {
+    bool is_null[3] = {false, false, false};
+    Datum priority = heap_getattr(row, columns.priority, descriptor, &is_null[0]);
+    Datum scheduled_at = heap_getattr(row, columns.scheduled_at, descriptor, &is_null[1]);
+    Datum id = heap_getattr(row, columns.id, descriptor, &is_null[2]);
+    if (is_null[0] || is_null[1] || is_null[2]) return oban::core::kLowestFetchKey;
+    return FetchKeyOf(priority, scheduled_at, id);
 }
 
 }  // namespace
@@ -89,7 +110,10 @@ OBAN_FUNCTION(oban_jobs_before_insert) {
     if (!is_null &&
         DatumGetObjectId(state) == AvailableLabel(TupleDescAttr(descriptor, columns.state - 1)->atttypid)) {
         Datum queue = heap_getattr(row, columns.queue, descriptor, &is_null);
-        if (!is_null) RecordAvailableQueue(RelationGetNamespace(relation), queue);
+        if (!is_null) {
+            RecordAvailableQueue(RelationGetNamespace(relation), queue);
+            RecordAvailableJob(RelationGetRelid(relation), queue, JobFetchKey(row, descriptor, columns));
+        }
     }
     return PointerGetDatum(row);
 }

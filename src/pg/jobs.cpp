@@ -6,6 +6,7 @@
 #include "core/backoff.hpp"
 #include "pg/module.hpp"
 #include "pg/args.hpp"
+#include "pg/fetch_floor.hpp"
 #include "pg/sql.hpp"
 
 extern "C" {
@@ -18,6 +19,7 @@ extern "C" {
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/numeric.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
@@ -61,11 +63,14 @@ Statement insert_jobs{R"sql(
                       {JSONBOID},
                       true};
 
-// Claims in Oban's order; `attempt < max_attempts` keeps a damaged row from failing every fetch.
+// Claims in Oban's order from the queue's fetch floor ($5, $6, $7; fetch_floor.hpp), which the
+// index serves as the start of its walk; `attempt < max_attempts` keeps a damaged row from failing
+// every fetch.
 Statement fetch_jobs{R"sql(
     WITH locked_jobs AS (
         SELECT id FROM @extschema@.oban_jobs
         WHERE state = 'available' AND queue = $1 AND attempt < max_attempts
+          AND (priority, scheduled_at, id) >= ($5, $6, $7)
         ORDER BY priority, scheduled_at, id
         LIMIT $2
         FOR UPDATE SKIP LOCKED
@@ -79,8 +84,8 @@ Statement fetch_jobs{R"sql(
         RETURNING job.*
     )
     SELECT * FROM claimed ORDER BY priority, scheduled_at, id)sql",
-                     4,
-                     {TEXTOID, INT4OID, TEXTOID, UUIDOID},
+                     7,
+                     {TEXTOID, INT4OID, TEXTOID, UUIDOID, INT2OID, TIMESTAMPOID, INT8OID},
                      true};
 
 // The single-job statements compare state as text: written as `state = 'executing'`, their one
@@ -631,6 +636,52 @@ int AckJobs(Oid schema, Jsonb *acks) {
     return applied;
 }
 
+// Passes the claimed rows on to the function's result and notes the lowest and highest fetch key
+// among them, for the queue's floor.
+struct KeyWatcher {
+    DestReceiver receiver;  // first: Postgres calls the callbacks with a pointer to it
+    DestReceiver *result;
+    int columns[3];  // priority, scheduled_at, id
+    bool any;
+    oban::core::FetchKey first;
+    oban::core::FetchKey last;
+};
+
+void StartWatching(DestReceiver *self, int operation, TupleDesc rows) {
+    auto *watcher = reinterpret_cast<KeyWatcher *>(self);
+    const char *const names[3] = {"priority", "scheduled_at", "id"};
+    for (int i = 0; i < 3; i++) {
+        watcher->columns[i] = 0;
+        for (int column = 0; column < rows->natts; column++)
+            if (strcmp(NameStr(TupleDescAttr(rows, column)->attname), names[i]) == 0)
+                watcher->columns[i] = column + 1;
+        if (watcher->columns[i] == 0) elog(ERROR, "oban_pro fetch rows have no column \"%s\"", names[i]);
+    }
+    watcher->result->rStartup(watcher->result, operation, rows);
+}
+
+bool WatchRow(TupleTableSlot *row, DestReceiver *self) {
+    auto *watcher = reinterpret_cast<KeyWatcher *>(self);
+    bool is_null[3] = {false, false, false};
+    Datum priority = slot_getattr(row, watcher->columns[0], &is_null[0]);
+    Datum scheduled_at = slot_getattr(row, watcher->columns[1], &is_null[1]);
+    Datum id = slot_getattr(row, watcher->columns[2], &is_null[2]);
+    if (!is_null[0] && !is_null[1] && !is_null[2]) {
+        oban::core::FetchKey key = FetchKeyOf(priority, scheduled_at, id);
+        watcher->first = watcher->any ? std::min(watcher->first, key) : key;
+        watcher->last = watcher->any ? std::max(watcher->last, key) : key;
+        watcher->any = true;
+    }
+    return watcher->result->receiveSlot(row, watcher->result);
+}
+
+void StopWatching(DestReceiver *self) {
+    auto *watcher = reinterpret_cast<KeyWatcher *>(self);
+    watcher->result->rShutdown(watcher->result);
+}
+
+void NoDestroy(DestReceiver *) {}
+
 // Claims up to `demand` available jobs of `queue` into the function's result (C-style).
 void FetchJobs(FunctionCallInfo fcinfo, Oid schema, int queue_arg) {
     RequireArgument(fcinfo, queue_arg, "queue");
@@ -642,12 +693,28 @@ void FetchJobs(FunctionCallInfo fcinfo, Oid schema, int queue_arg) {
     auto *result = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
     if (demand == 0) return;
     bool no_producer = PG_ARGISNULL(queue_arg + 3);
-    Datum values[4] = {PG_GETARG_DATUM(queue_arg), Int32GetDatum(demand), PG_GETARG_DATUM(queue_arg + 2),
-                       no_producer ? (Datum)0 : PG_GETARG_DATUM(queue_arg + 3)};
-    const char nulls[4] = {' ', ' ', ' ', no_producer ? 'n' : ' '};
+    Datum queue = PG_GETARG_DATUM(queue_arg);
+    FloorFetch floor = BeginFetch(get_relname_relid("oban_jobs", schema), queue);
+    Datum values[7] = {queue,
+                       Int32GetDatum(demand),
+                       PG_GETARG_DATUM(queue_arg + 2),
+                       no_producer ? (Datum)0 : PG_GETARG_DATUM(queue_arg + 3),
+                       Int16GetDatum(static_cast<int16>(floor.start.from.priority)),
+                       TimestampGetDatum(floor.start.from.scheduled_at),
+                       Int64GetDatum(floor.start.from.id)};
+    const char nulls[7] = {' ', ' ', ' ', no_producer ? 'n' : ' ', ' ', ' ', ' '};
+    KeyWatcher watcher{};
+    watcher.receiver.receiveSlot = WatchRow;
+    watcher.receiver.rStartup = StartWatching;
+    watcher.receiver.rShutdown = StopWatching;
+    watcher.receiver.rDestroy = NoDestroy;
+    watcher.receiver.mydest = DestTuplestore;
+    watcher.result = ResultReceiver(result);
     BeginSql(schema);
-    ExecuteInto(&fetch_jobs, schema, values, nulls, result);
+    ExecuteTo(&fetch_jobs, schema, values, nulls, &watcher.receiver);
     EndSql();
+    watcher.result->rDestroy(watcher.result);
+    if (watcher.any) EndFetch(floor, watcher.first, watcher.last);
 }
 
 }  // namespace

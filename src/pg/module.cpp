@@ -1,6 +1,7 @@
 // Module entry: magic block, settings, and per-transaction hooks.
 #include "pg/boundary.hpp"
 #include "pg/aggregation.hpp"
+#include "pg/fetch_floor.hpp"
 #include "pg/module.hpp"
 #include "pg/uniqueness.hpp"
 #include "pg/worker.hpp"
@@ -111,6 +112,7 @@ void _PG_init(void) {
         &oban::pg::flush_delay_ms, 10, 0, 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
     oban::pg::DefineMaintenanceSettings();
     oban::pg::InitSignals();
+    oban::pg::InitFetchFloors();
     MarkGUCPrefixReserved("oban_pro");
 
     oban::pg::InitNotify();

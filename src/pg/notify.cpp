@@ -4,11 +4,13 @@
 // just before the transaction commits, so Postgres delivers them at commit. A prepared (two-phase)
 // transaction sends none: Postgres cannot prepare a transaction that notifies, and producers poll.
 #include "pg/boundary.hpp"
+#include "pg/fetch_floor.hpp"
 #include "pg/module.hpp"
 #include "pg/worker.hpp"
 
 extern "C" {
 #include "access/xact.h"
+#include "catalog/pg_collation.h"
 #include "commands/async.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -163,26 +165,74 @@ void InitNotify() {
 
 }  // namespace oban::pg
 
-// AFTER UPDATE OF state, on rows that became available (inserts are recorded by
-// oban_jobs_before_insert; AFTER INSERT is the trigger of 0.6.0 schemas).
-OBAN_FUNCTION(oban_jobs_notify_available) {
+namespace {
+
+// The row an AFTER ROW trigger on oban_jobs fired for (the new version of an update), with its
+// queue and fetch key; false when a column is NULL, which the table's constraints forbid.
+bool AvailableRow(FunctionCallInfo fcinfo, const char *function, TriggerData **trigger_out, Datum *queue,
+                  oban::core::FetchKey *key) {
     if (!CALLED_AS_TRIGGER(fcinfo))
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("oban_jobs_notify_available() was not called by a trigger")));
+                        errmsg("%s() was not called by a trigger", function)));
     auto *trigger = reinterpret_cast<TriggerData *>(fcinfo->context);
     if (!TRIGGER_FIRED_AFTER(trigger->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigger->tg_event))
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("oban_jobs_notify_available() must be an AFTER ROW trigger")));
-
+                        errmsg("%s() must be an AFTER ROW trigger", function)));
+    *trigger_out = trigger;
     Relation relation = trigger->tg_relation;
     TupleDesc descriptor = RelationGetDescr(relation);
     HeapTuple row = TRIGGER_FIRED_BY_UPDATE(trigger->tg_event) ? trigger->tg_newtuple : trigger->tg_trigtuple;
-    int queue_column = SPI_fnumber(descriptor, "queue");
-    if (queue_column <= 0)
-        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
-                        errmsg("table \"%s\" has no column \"queue\"", RelationGetRelationName(relation))));
-    bool queue_is_null = false;
-    Datum queue = heap_getattr(row, queue_column, descriptor, &queue_is_null);
-    if (!queue_is_null) oban::pg::RecordAvailableQueue(RelationGetNamespace(relation), queue);
+    const char *const names[4] = {"queue", "priority", "scheduled_at", "id"};
+    Datum values[4];
+    bool any_null = false;
+    for (int i = 0; i < 4; i++) {
+        int column = SPI_fnumber(descriptor, names[i]);
+        if (column <= 0)
+            ereport(ERROR,
+                    (errcode(ERRCODE_UNDEFINED_COLUMN), errmsg("table \"%s\" has no column \"%s\"",
+                                                               RelationGetRelationName(relation), names[i])));
+        bool is_null = false;
+        values[i] = heap_getattr(row, column, descriptor, &is_null);
+        any_null |= is_null;
+    }
+    if (any_null) return false;
+    *queue = values[0];
+    *key = oban::pg::FetchKeyOf(values[1], values[2], values[3]);
+    return true;
+}
+
+}  // namespace
+
+// AFTER UPDATE OF state, on rows that became available (inserts are recorded by
+// oban_jobs_before_insert; AFTER INSERT is the trigger of 0.6.0 schemas): the queue is notified at
+// commit and the row's key published to the queue's fetch floor.
+OBAN_FUNCTION(oban_jobs_notify_available) {
+    TriggerData *trigger = nullptr;
+    Datum queue;
+    oban::core::FetchKey key;
+    if (AvailableRow(fcinfo, "oban_jobs_notify_available", &trigger, &queue, &key)) {
+        oban::pg::RecordAvailableQueue(RelationGetNamespace(trigger->tg_relation), queue);
+        oban::pg::RecordAvailableJob(RelationGetRelid(trigger->tg_relation), queue, key);
+    }
+    return PointerGetDatum(nullptr);
+}
+
+// AFTER UPDATE OF queue, priority, scheduled_at, on available rows that moved: the new key is
+// published to the queue's fetch floor; a row that moved to another queue also notifies that queue
+// (a change of priority or time alone does not notify: the job was there to fetch already).
+OBAN_FUNCTION(oban_jobs_available_moved) {
+    TriggerData *trigger = nullptr;
+    Datum queue;
+    oban::core::FetchKey key;
+    if (!AvailableRow(fcinfo, "oban_jobs_available_moved", &trigger, &queue, &key) ||
+        !TRIGGER_FIRED_BY_UPDATE(trigger->tg_event))
+        return PointerGetDatum(nullptr);
+    Relation relation = trigger->tg_relation;
+    bool old_is_null = false;
+    Datum old_queue = heap_getattr(trigger->tg_trigtuple, SPI_fnumber(RelationGetDescr(relation), "queue"),
+                                   RelationGetDescr(relation), &old_is_null);
+    if (old_is_null || !DatumGetBool(DirectFunctionCall2Coll(texteq, C_COLLATION_OID, old_queue, queue)))
+        oban::pg::RecordAvailableQueue(RelationGetNamespace(relation), queue);
+    oban::pg::RecordAvailableJob(RelationGetRelid(relation), queue, key);
     return PointerGetDatum(nullptr);
 }

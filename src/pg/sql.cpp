@@ -83,8 +83,16 @@ uint64 Execute(Statement *statement, Oid schema, Datum *values, const char *null
     return SPI_processed;
 }
 
-uint64 ExecuteInto(Statement *statement, Oid schema, Datum *values, const char *nulls,
-                   ReturnSetInfo *result) {
+DestReceiver *ResultReceiver(ReturnSetInfo *result) {
+    DestReceiver *into = CreateDestReceiver(DestTuplestore);
+    // By position: the statement's live columns onto the result's row type, whose dropped columns
+    // (of an altered or adopted table) are skipped.
+    SetTuplestoreDestReceiverParams(into, result->setResult, result->econtext->ecxt_per_query_memory, false,
+                                    result->setDesc, "oban_pro statement rows do not match the result type");
+    return into;
+}
+
+uint64 ExecuteTo(Statement *statement, Oid schema, Datum *values, const char *nulls, DestReceiver *into) {
     SPIPlanPtr plan = Prepared(statement, schema);
     ParamListInfo params = makeParamList(statement->nargs);
     for (int i = 0; i < statement->nargs; i++) {
@@ -93,18 +101,20 @@ uint64 ExecuteInto(Statement *statement, Oid schema, Datum *values, const char *
         params->params[i].pflags = PARAM_FLAG_CONST;
         params->params[i].ptype = statement->argtypes[i];
     }
-    DestReceiver *into = CreateDestReceiver(DestTuplestore);
-    // By position: the statement's live columns onto the result's row type, whose dropped columns
-    // (of an altered or adopted table) are skipped.
-    SetTuplestoreDestReceiverParams(into, result->setResult, result->econtext->ecxt_per_query_memory, false,
-                                    result->setDesc, "oban_pro statement rows do not match the result type");
     SPIExecuteOptions options{};
     options.params = params;
     options.dest = into;
     int rc = SPI_execute_plan_extended(plan, &options);
     if (rc < 0) elog(ERROR, "oban_pro statement failed: %s", SPI_result_code_string(rc));
-    into->rDestroy(into);
     return SPI_processed;
+}
+
+uint64 ExecuteInto(Statement *statement, Oid schema, Datum *values, const char *nulls,
+                   ReturnSetInfo *result) {
+    DestReceiver *into = ResultReceiver(result);
+    uint64 processed = ExecuteTo(statement, schema, values, nulls, into);
+    into->rDestroy(into);
+    return processed;
 }
 
 int PlanForIndexLookups() {

@@ -44,6 +44,12 @@ uint64 Execute(Statement *statement, Oid schema, Datum *values, const char *null
 // materialized set-returning function (one copy per row; SPI_tuptable is left unset).
 uint64 ExecuteInto(Statement *statement, Oid schema, Datum *values, const char *nulls, ReturnSetInfo *result);
 
+// The receiver ExecuteInto sends rows to: into `result`'s tuplestore (destroy it after use).
+DestReceiver *ResultReceiver(ReturnSetInfo *result);
+
+// Runs `statement` like Execute, its rows sent to `into`.
+uint64 ExecuteTo(Statement *statement, Oid schema, Datum *values, const char *nulls, DestReceiver *into);
+
 // Makes the planner choose index lookups (no sequential scans, hash or merge joins) for the
 // statements run until `AtEOXact_GUC(true, level)` with the returned level (or the transaction's
 // end). For statements that pick a few rows out of tables that only grow or churn: left to the

@@ -13,7 +13,7 @@
 -- and states), oban_signals, oban_workflow_names, the waits and edges is the same before and after.
 -- At the end the backend still answers and the postmaster was never reset (no crash).
 BEGIN;
-SELECT plan(296);
+SELECT plan(298);
 
 SET LOCAL search_path = public, pg_catalog;
 SET LOCAL client_min_messages = error;  -- oban_ack_jobs' WARNINGs for skipped entries
@@ -124,7 +124,7 @@ SELECT is(ARRAY(SELECT p.proname::text FROM pg_proc AS p
                     'oban_insert_jobs', 'oban_ack_fetch_jobs', 'oban_complete_job', 'oban_error_job',
                     'oban_cancel_job', 'oban_discard_job', 'oban_snooze_job', 'oban_retry_job',
                     'oban_ack_jobs', 'oban_stage_jobs', 'oban_prune_jobs', 'oban_rescue_jobs',
-                    'oban_jobs_notify_available', 'oban_workflow_state', 'oban_workflow_tree_counts',
+                    'oban_jobs_notify_available', 'oban_jobs_available_moved', 'oban_workflow_state', 'oban_workflow_tree_counts',
                     'oban_workflow_finished', 'oban_dep_outcomes', 'oban_dep_verdicts',
                     'oban_jobs_before_insert', 'oban_jobs_workflow_track',
                     'oban_jobs_workflow_journal', 'oban_jobs_workflow_truncate', 'oban_flush_workflows',
@@ -202,6 +202,8 @@ SELECT * FROM pg_temp.returns($$ SELECT jsonb_array_length(oban_errors_append('[
 -------------------------------------------------------------------------------------------------------
 SELECT * FROM pg_temp.rejects($$ SELECT oban_jobs_notify_available() $$, '39P01',
                               'oban_jobs_notify_available() called directly');
+SELECT * FROM pg_temp.rejects($$ SELECT oban_jobs_available_moved() $$, '39P01',
+                              'oban_jobs_available_moved() called directly');
 SELECT * FROM pg_temp.rejects($$ SELECT oban_jobs_before_insert() $$, '39P01',
                               'oban_jobs_before_insert() called directly');
 SELECT * FROM pg_temp.rejects($$ SELECT oban_jobs_workflow_track() $$, '39P01',
