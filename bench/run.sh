@@ -30,7 +30,9 @@
 #   EXT_ACK=ack         how ext_api acks: "ack" (one oban_ack_jobs call with the 10 acks) or
 #                       "complete" (oban_complete_job per id)
 #   EXT_INSERT=auto     how ext_api inserts: "each" (oban_insert_job x10 in one statement), "batch"
-#                       (one oban_insert_jobs call), "auto" (batch when the extension has it)
+#                       (one oban_insert_jobs call, its JSON built on the server by the script),
+#                       "param" (one oban_insert_jobs call, its JSON sent as a parameter, as a client
+#                       sends it), "auto" (param when the extension has oban_insert_jobs)
 #   SEED=10000          completed jobs inserted (then VACUUM ANALYZE) after each TRUNCATE, so every
 #                       plan is made from real statistics (see README.md); 0 = start each run on the
 #                       empty, never-analyzed table (plans then depend on timing)
@@ -70,7 +72,7 @@ CLEAN_CPU=${CLEAN_CPU:-5}
 OUT_DIR=${OUT_DIR:-$BENCH_DIR/out}
 
 case $EXT_ACK in ack | complete) ;; *) echo "EXT_ACK must be ack or complete" >&2; exit 2 ;; esac
-case $EXT_INSERT in auto | each | batch) ;; *) echo "EXT_INSERT must be auto, each or batch" >&2; exit 2 ;; esac
+case $EXT_INSERT in auto | each | batch | param) ;; *) echo "EXT_INSERT must be auto, each, batch or param" >&2; exit 2 ;; esac
 for n in ROUNDS DURATION SEED CLIENTS THREADS WARMUP WORKER STATS MAX_OTHER_CPU MAX_ATTEMPTS CLEAN_CPU; do
     [[ ${!n} =~ ^[0-9]+$ ]] || { echo "$n must be a non-negative integer" >&2; exit 2; }
 done
@@ -92,6 +94,7 @@ contender() {
     ext_api_complete) echo "bench_ext $EXT_PRODUCE ext_consume_complete.sql (c)_extension_API_(insert${i},_complete)" ;;
     ext_api_insert_each) echo "bench_ext ext_produce.sql ext_consume_$EXT_ACK.sql (c)_extension_API_(insert_each,_$EXT_ACK)" ;;
     ext_api_insert_batch) echo "bench_ext ext_produce_batch.sql ext_consume_$EXT_ACK.sql (c)_extension_API_(insert_batch,_$EXT_ACK)" ;;
+    ext_api_insert_param) echo "bench_ext ext_produce_param.sql ext_consume_$EXT_ACK.sql (c)_extension_API_(insert_param,_$EXT_ACK)" ;;
     ext_api_ackfetch) echo "bench_ext $EXT_PRODUCE ext_consume_ackfetch.sql not_(c):_API,_ack+fetch_in_1_transaction" ;;
     hybrid) echo "bench_ext $EXT_PRODUCE hybrid_consume.sql diag:_API_fetch_+_plain_UPDATE_ack" ;;
     *) echo "unknown contender $1" >&2; return 1 ;;
@@ -209,16 +212,20 @@ shape() {
 }
 has_function() { [ "$(q bench_ext "SELECT to_regprocedure('$1') IS NOT NULL")" = t ]; }
 if [ "$EXT_INSERT" = auto ]; then
-    if has_function 'oban_insert_jobs(jsonb)'; then EXT_INSERT=batch; else EXT_INSERT=each; fi
+    if has_function 'oban_insert_jobs(jsonb)'; then EXT_INSERT=param; else EXT_INSERT=each; fi
 fi
-if [ "$EXT_INSERT" = batch ]; then EXT_PRODUCE=ext_produce_batch.sql; else EXT_PRODUCE=ext_produce.sql; fi
+case $EXT_INSERT in
+batch) EXT_PRODUCE=ext_produce_batch.sql ;;
+param) EXT_PRODUCE=ext_produce_param.sql ;;
+*) EXT_PRODUCE=ext_produce.sql ;;
+esac
 for c in $CONTENDERS; do
     case $c in
-    ext_api_insert_batch) has_function 'oban_insert_jobs(jsonb)' || { echo "$c: this build has no oban_insert_jobs(jsonb)" >&2; exit 2; } ;;
+    ext_api_insert_batch | ext_api_insert_param) has_function 'oban_insert_jobs(jsonb)' || { echo "$c: this build has no oban_insert_jobs(jsonb)" >&2; exit 2; } ;;
     ext_api_ackfetch) has_function 'oban_ack_fetch_jobs(jsonb,text,integer,text,uuid)' || { echo "$c: this build has no oban_ack_fetch_jobs" >&2; exit 2; } ;;
     esac
 done
-[ "$EXT_INSERT" = batch ] && ! has_function 'oban_insert_jobs(jsonb)' && { echo "EXT_INSERT=batch: this build has no oban_insert_jobs(jsonb)" >&2; exit 2; }
+[[ $EXT_INSERT == batch || $EXT_INSERT == param ]] && ! has_function 'oban_insert_jobs(jsonb)' && { echo "EXT_INSERT=batch: this build has no oban_insert_jobs(jsonb)" >&2; exit 2; }
 EXT_SHAPE=$(shape bench_ext)
 PLAIN_SHAPE=$(shape bench_plain)
 
@@ -231,8 +238,15 @@ prepare_table() {
     q postgres "CHECKPOINT"
 }
 
-# ext_consume_ackfetch.sql acks the ids of the client's previous cycle: none before the first.
-extra_args() { [ "$1" = ext_api_ackfetch ] && echo "-D ids={}" || true; }
+# pgbench's extra arguments for contender $1, one per line: ext_consume_ackfetch.sql acks the ids of
+# the client's previous cycle (none before the first); ext_produce_param.sql sends its batch as the
+# parameter :jobs, the 10 jobs plain_produce.sql inserts.
+PARAM_JOBS=$(python3 -c 'import json; print(json.dumps([{"worker": "Bench.Worker", "args": {"n": g}} for g in range(1, 11)], separators=(",", ":")))')
+extra_args() {
+    [ "$1" = ext_api_ackfetch ] && printf '%s\n' "-Dids={}"
+    [[ $(contender "$1") == *ext_produce_param.sql* ]] && printf '%s\n' "-Djobs=$PARAM_JOBS"
+    true
+}
 
 field() { # field FILE REGEX AWK-FIELD: first matching line's field, or 0
     local v
@@ -269,12 +283,14 @@ run_one() {
         prepare_table "$db"
         {
             echo "# $(date -u +%FT%TZ) db=$db synchronous_commit=$(q "$db" 'SHOW synchronous_commit') oban_pro.maintenance=${MAINT_NOW:-n/a} attempt=$attempt"
-            echo "# pgbench -n -M prepared -c $CLIENTS -j $THREADS -T $DURATION --failures-detailed $(extra_args "$c") -f $produce@1 -f $consume@1 $db"
+            echo "# pgbench -n -M prepared -c $CLIENTS -j $THREADS -T $DURATION --failures-detailed $(extra_args "$c" | tr '\n' ' ')-f $produce@1 -f $consume@1 $db"
         } >"$logf"
         local b0 o0 t0 b1 o1 t1
         b0=$(busy_ticks); o0=$(our_ticks); t0=$(date +%s.%N)
+        local -a extra
+        mapfile -t extra < <(extra_args "$c")
         (cd "$BENCH_DIR" && pgbench -n -M prepared -c "$CLIENTS" -j "$THREADS" -T "$DURATION" --failures-detailed \
-            $(extra_args "$c") -f "$produce@1" -f "$consume@1" "$db") >>"$logf" 2>&1 || rc=$?
+            "${extra[@]}" -f "$produce@1" -f "$consume@1" "$db") >>"$logf" 2>&1 || rc=$?
         b1=$(busy_ticks); o1=$(our_ticks); t1=$(date +%s.%N)
         other=$(awk -v b="$((b1 - b0))" -v o="$((o1 - o0))" -v s="$(awk -v a="$t0" -v z="$t1" 'BEGIN { print z - a }')" \
             -v n="$(nproc)" -v hz="$HZ" 'BEGIN { v = 100 * (b - o) / (n * s * hz); printf "%.0f", (v < 0) ? 0 : v }')
@@ -339,8 +355,9 @@ if [ "$WARMUP" -gt 0 ]; then
         read -r db produce consume _ <<<"$(contender "$c")"
         set_maintenance "$c"
         prepare_table "$db"
+        mapfile -t extra < <(extra_args "$c")
         (cd "$BENCH_DIR" && pgbench -n -M prepared -c "$CLIENTS" -j "$THREADS" -T "$WARMUP" \
-            $(extra_args "$c") -f "$produce@1" -f "$consume@1" "$db") >"$RUN_DIR/warmup-$c.log" 2>&1 ||
+            "${extra[@]}" -f "$produce@1" -f "$consume@1" "$db") >"$RUN_DIR/warmup-$c.log" 2>&1 ||
             { echo "warm-up of $c failed:" >&2; cat "$RUN_DIR/warmup-$c.log" >&2; exit 1; }
         q "$db" "TRUNCATE oban_jobs RESTART IDENTITY"
     done
