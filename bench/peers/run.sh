@@ -17,6 +17,9 @@
 #        TICK_RATE=100 (PgQ ticker calls/s) PEERS="oban graphile pgboss pgq" WORKLOADS="a b c d"
 #        GRAPHILE_VERSION=0.18 PGBOSS_VERSION=12 OUT_DIR=bench/peers/out WRITE_RESULTS=0 (1: also
 #        replace the peers section of bench/RESULTS.md and bench/peers.png)
+#        OBAN_SEED=10000 (completed jobs left in oban_jobs after each reset, as bench/run.sh's SEED:
+#        Oban keeps finished jobs until the pruner removes them, so a live table is never empty, and
+#        on an empty analyzed table every kept plan of oban_pro's statements is a sequential scan)
 set -euo pipefail
 PEERS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BENCH_DIR=$(dirname "$PEERS_DIR")
@@ -37,7 +40,8 @@ GRAPHILE_VERSION=${GRAPHILE_VERSION:-0.18}
 PGBOSS_VERSION=${PGBOSS_VERSION:-12}
 OUT_DIR=${OUT_DIR:-$PEERS_DIR/out}
 WRITE_RESULTS=${WRITE_RESULTS:-0}
-for n in ROUNDS DURATION CLIENTS THREADS BACKLOG LAT_RATE TICK_RATE WRITE_RESULTS; do
+OBAN_SEED=${OBAN_SEED:-10000}
+for n in ROUNDS DURATION CLIENTS THREADS BACKLOG LAT_RATE TICK_RATE WRITE_RESULTS OBAN_SEED; do
     [[ ${!n} =~ ^[0-9]+$ ]] && [ "${!n}" -ge 0 ] || { echo "$n must be a non-negative integer" >&2; exit 2; }
 done
 [ $((BACKLOG % (CLIENTS * 10))) = 0 ] || { echo "BACKLOG must be a multiple of CLIENTS * 10" >&2; exit 2; }
@@ -48,7 +52,7 @@ RUN_DIR="$OUT_DIR/$STAMP"
 mkdir -p "$RUN_DIR"
 RAW="$RUN_DIR/raw.tsv"
 MD="$OUT_DIR/results-$STAMP.md"
-CMD_LINE="$(for v in ROUNDS DURATION SYNC_MODES CLIENTS BACKLOG LAT_RATE TICK_RATE PEERS WORKLOADS; do printf '%s="%s" ' "$v" "${!v}"; done)bash bench/peers/run.sh"
+CMD_LINE="$(for v in ROUNDS DURATION SYNC_MODES CLIENTS BACKLOG LAT_RATE TICK_RATE PEERS WORKLOADS OBAN_SEED; do printf '%s="%s" ' "$v" "${!v}"; done)bash bench/peers/run.sh"
 
 # ---- packages: PostgreSQL, PgQ, Node and npm, matplotlib --------------------------------------------
 ensure_packages
@@ -161,7 +165,10 @@ reset_peer() {
     local db
     db=$(db_of "$1")
     case $1 in
-    oban) q "$db" "TRUNCATE oban_jobs RESTART IDENTITY" ;; # its TRUNCATE trigger empties the workflow tables
+    oban) # its TRUNCATE trigger empties the workflow tables
+        q "$db" "TRUNCATE oban_jobs RESTART IDENTITY"
+        seed_finished_jobs "$db" "$OBAN_SEED"
+        ;;
     graphile) q "$db" "TRUNCATE graphile_worker._private_jobs RESTART IDENTITY" ;;
     pgboss) q "$db" "TRUNCATE pgboss.job, pgboss.job_dependency" ;;
     pgq)
@@ -187,7 +194,7 @@ done_count() { # done_count PEER [flow]
     case $1 in
     oban)
         if [ -n "$flow" ]; then q bench_oban "SELECT count(*) FROM oban_jobs WHERE worker = 'Bench.Flow' AND meta->>'name' = 'd' AND state = 'completed'"
-        else q bench_oban "SELECT count(*) FROM oban_jobs WHERE state = 'completed'"; fi ;;
+        else q bench_oban "SELECT count(*) FROM oban_jobs WHERE state = 'completed' AND NOT attempted_by = ARRAY['seed']"; fi ;;
     graphile) q bench_graphile "SELECT (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM $GW_SEQ) - count(*) FROM graphile_worker._private_jobs" ;;
     pgboss)
         if [ -n "$flow" ]; then q bench_pgboss "SELECT count(*) FROM pgboss.job WHERE name = 'bench_flow' AND data->>'step' = 'd' AND state = 'completed'"
