@@ -17,6 +17,7 @@
 // nothing. Nothing is locked while an await sleeps.
 #include "core/signal.hpp"
 #include "pg/args.hpp"
+#include "pg/fetch_floor.hpp"
 #include "pg/module.hpp"
 #include "pg/sql.hpp"
 
@@ -27,6 +28,7 @@ extern "C" {
 #include "common/hashfn.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/lsyscache.h"
 #include "nodes/bitmapset.h"
 #include "nodes/pg_list.h"
 #include "pgstat.h"
@@ -155,10 +157,12 @@ void OnSubtransactionEvent(SubXactEvent event, SubTransactionId, SubTransactionI
 // transaction that holds one — rows changed meanwhile are re-checked as they are now — then stores
 // the payload for each (after its lock: signals to one job are numbered in commit order) and makes
 // the parked ones available: their wait is over (the signal is received when they run), so its
-// deadline goes. Returns the jobs that took the payload.
+// deadline goes. Returns the jobs that took the payload, with the fetch key of each (an available
+// job held here is passed over by fetches meanwhile, so its key is published again at commit).
 Statement signal_jobs{R"sql(
     WITH locked AS (
-        SELECT id, state::text AS state, state::text = 'suspended' AND meta ? 'wait_until' AS parked
+        SELECT id, state::text AS state, state::text = 'suspended' AND meta ? 'wait_until' AS parked,
+               queue, priority, scheduled_at
         FROM @extschema@.oban_jobs
         WHERE id = ANY ($1) AND state::text IN ('available', 'scheduled', 'suspended', 'executing', 'retryable')
         ORDER BY id
@@ -171,7 +175,7 @@ Statement signal_jobs{R"sql(
         SET state = 'available', meta = job.meta - 'wait_until'
         WHERE job.id = ANY (ARRAY(SELECT id FROM locked WHERE parked))
     )
-    SELECT id, state FROM locked)sql",
+    SELECT id, state, queue, priority, scheduled_at FROM locked)sql",
                       2,
                       {INT8ARRAYOID, JSONBOID},
                       true};
@@ -272,12 +276,23 @@ void CheckPayload(FunctionCallInfo fcinfo, int position) {
 int SignalJobs(Oid schema, Datum job_ids, Datum payload) {
     Datum values[2] = {job_ids, payload};
     uint64 took = Execute(&signal_jobs, schema, values, nullptr);
+    Oid jobs_table = InvalidOid;
     for (uint64 i = 0; i < took; i++) {
-        bool is_null = false;
         HeapTuple row = SPI_tuptable->vals[i];
+        TupleDesc columns = SPI_tuptable->tupdesc;
+        bool is_null[5] = {false, false, false, false, false};
+        Datum id = SPI_getbinval(row, columns, 1, &is_null[0]);
+        const char *state = SPI_getvalue(row, columns, 2);
         // Only an executing job can have a backend awaiting it.
-        if (strcmp(SPI_getvalue(row, SPI_tuptable->tupdesc, 2), "executing") == 0)
-            RecordWake(DatumGetInt64(SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &is_null)));
+        if (strcmp(state, "executing") == 0) RecordWake(DatumGetInt64(id));
+        if (strcmp(state, "available") == 0) {
+            if (!OidIsValid(jobs_table)) jobs_table = get_relname_relid("oban_jobs", schema);
+            Datum queue = SPI_getbinval(row, columns, 3, &is_null[2]);
+            Datum priority = SPI_getbinval(row, columns, 4, &is_null[3]);
+            Datum scheduled_at = SPI_getbinval(row, columns, 5, &is_null[4]);
+            if (!is_null[2] && !is_null[3] && !is_null[4])
+                RecordAvailableJob(jobs_table, queue, FetchKeyOf(priority, scheduled_at, id));
+        }
     }
     return (int)took;
 }
