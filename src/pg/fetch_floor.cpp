@@ -226,6 +226,13 @@ FloorFetch BeginFetch(Oid jobs_table, Datum queue_text) {
     SpinLockAcquire(&entry->mutex);
     oban::core::FetchStart start = entry->floor.Start(now, int64(fetch_full_scan_interval_ms) * 1000);
     SpinLockRelease(&entry->mutex);
+    // Jobs this transaction made available are published only at its commit, but its own fetches
+    // see them now: start low enough to reach them.
+    ListCell *cell;
+    foreach (cell, pending_keys) {
+        auto *pending = static_cast<PendingKey *>(lfirst(cell));
+        if (pending->entry == entry && !pending->claimed) start.from = std::min(start.from, pending->key);
+    }
     return FloorFetch{entry, start};
 }
 

@@ -90,7 +90,11 @@ SQL
     echo "dumped:   $before"
     echo "restored: $after"
     [ "$before" = "$after" ] || fail "the restored database differs"
-    [ "$(value -d "$target" -c "SELECT count(*) FROM pg_trigger WHERE tgrelid = '$schema.oban_jobs'::regclass")" = 9 ] ||
+    # The same triggers as the dumped table, the extension's BEFORE INSERT trigger among them.
+    local triggers="SELECT string_agg(tgname, ',' ORDER BY tgname) FROM pg_trigger WHERE tgrelid = '$schema.oban_jobs'::regclass"
+    local dumped_triggers
+    dumped_triggers=$(value -d "$db" -c "$triggers")
+    [[ $dumped_triggers == *oban_jobs_before_insert* ]] && [ "$(value -d "$target" -c "$triggers")" = "$dumped_triggers" ] ||
         fail "the restored oban_jobs lacks the extension's triggers"
     local carried
     carried=$(value -d "$target" -c "SET search_path = $schema" \

@@ -52,6 +52,14 @@ UPDATE oban_jobs SET queue = 'floor', priority = 0 WHERE id = :moved_queue;
 SELECT array_agg(id) = ARRAY[:moved_queue, :moved_priority, :moved_time]::bigint[] AS moved_jobs_in_order
 FROM floor_fetch(3) id;
 
+-- A transaction's own fetches find the jobs it made available itself, before its commit publishes them.
+BEGIN;
+SELECT floor_job() AS mine_head \gset
+SELECT floor_fetch(1) = :mine_head AS claims_its_head;
+SELECT floor_job(scheduled_at => '2000-01-01') AS mine_early \gset
+SELECT floor_fetch(1) = :mine_early AS finds_its_own_job;
+COMMIT;
+
 -- Only a job made available behind the triggers' back is passed over, until a full walk.
 SELECT floor_job() AS seen \gset
 SELECT floor_fetch(1) = :seen AS claims_seen;
