@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# make valgrind-test: the pg_regress suite (test/schedule, or VALGRIND_SCHEDULE=FILE) against a
-# server running under valgrind memcheck, and a report of every error whose stack has a frame in
-# oban_pro (oban_pro.so, or a source file of src/). Fails if there is one.
+# make valgrind-test: the pg_regress suite (test/schedule without workflow_plans, or
+# VALGRIND_SCHEDULE=FILE) against a server running under valgrind memcheck with JIT off, and a report
+# of every error whose stack has a frame in oban_pro (oban_pro.so, or a source file of src/). Fails
+# if there is one. JIT is off because loading the JIT provider (dlopen) makes the loader's own string
+# functions read past their blocks, which memcheck reports under whichever statement crossed
+# jit_above_cost, and JIT-compiled code is opaque to memcheck anyway.
 #
 # Like sanitize-test.sh it builds a copy of the sources (with -O1 -g -fno-omit-frame-pointer, for
 # exact stacks) into a private copy of PostgreSQL. The postmaster runs under
@@ -40,7 +43,7 @@ cp "$REPO/test/valgrind/postgres.supp" "$VG/" && chown postgres: "$VG/postgres.s
 log "starting the server under valgrind"
 as_postgres valgrind --quiet --tool=memcheck --trace-children=yes --error-limit=no --num-callers=40 \
     --track-origins=yes --leak-check=no --fullpath-after= --suppressions="$VG/postgres.supp" \
-    --log-file="$VG/vg.%p.log" "$PG_BIN/postgres" -D "$CLUSTER_DIR/data" >"$CLUSTER_DIR/server.log" 2>&1 &
+    --log-file="$VG/vg.%p.log" "$PG_BIN/postgres" -D "$CLUSTER_DIR/data" -c jit=off >"$CLUSTER_DIR/server.log" 2>&1 &
 for _ in $(seq 600); do as_postgres "$PG_BIN/pg_isready" -q -h "$PGHOST" -p "$PGPORT" && break; sleep 1; done
 as_postgres "$PG_BIN/pg_isready" -q -h "$PGHOST" -p "$PGPORT" || { echo "FAIL: server did not start"; exit 1; }
 
@@ -48,7 +51,10 @@ INPUT=$WORK/input
 mkdir -p "$INPUT" "$WORK/regress"
 cp -r "$REPO/test/sql" "$REPO/expected" "$INPUT/"
 chown -R postgres: "$WORK"
-SCHEDULE=${VALGRIND_SCHEDULE:-$REPO/test/schedule}
+# workflow_plans times each statement against a statement_timeout set for native speed: under
+# valgrind (~50x slower) its 10,000-job fan-ins time out, so the default schedule leaves it out.
+grep -vx 'test: workflow_plans' "$REPO/test/schedule" >"$WORK/schedule"
+SCHEDULE=${VALGRIND_SCHEDULE:-$WORK/schedule}
 log "pg_regress under valgrind ($SCHEDULE)"
 regress=passed
 as_postgres "$PGXS_DIR/src/test/regress/pg_regress" --inputdir="$INPUT" --outputdir="$WORK/regress" \
