@@ -26,6 +26,7 @@ extern "C" {
 namespace {
 
 using oban::pg::FetchKeyOf;
+using oban::pg::RecordAvailableJob;
 
 // The OID of the label 'available' of the job state enum: compared with each row's state.
 Oid AvailableLabel(Oid state_type) {
@@ -72,14 +73,29 @@ JobColumns FindJobColumns(TupleDesc descriptor) {
     return found;
 }
 
-// The row's fetch key (a NULL column, which the table's constraints forbid, counts as the lowest).
-oban::core::FetchKey JobFetchKey(HeapTuple row, TupleDesc descriptor, const JobColumns &columns) {
+// The columns of the statement's table, found on the first row and kept in the trigger's FmgrInfo,
+// which lives as long as the statement (whose table cannot change shape meanwhile).
+const JobColumns &StatementJobColumns(FunctionCallInfo fcinfo, TupleDesc descriptor) {
+    FmgrInfo *flinfo = fcinfo->flinfo;
+    if (flinfo->fn_extra == nullptr) {
+        JobColumns found = FindJobColumns(descriptor);
+        auto *kept = static_cast<JobColumns *>(MemoryContextAlloc(flinfo->fn_mcxt, sizeof(JobColumns)));
+        *kept = found;
+        flinfo->fn_extra = kept;
+    }
+    return *static_cast<JobColumns *>(flinfo->fn_extra);
+}
+
+// Records the row's fetch key for the queue's floor (nothing for a NULL column, which the table's
+// constraints forbid: the insert fails).
+void RecordFetchKey(Relation relation, HeapTuple row, const JobColumns &columns, Datum queue) {
+    TupleDesc descriptor = RelationGetDescr(relation);
     bool is_null[3] = {false, false, false};
     Datum priority = heap_getattr(row, columns.priority, descriptor, &is_null[0]);
     Datum scheduled_at = heap_getattr(row, columns.scheduled_at, descriptor, &is_null[1]);
     Datum id = heap_getattr(row, columns.id, descriptor, &is_null[2]);
-    if (is_null[0] || is_null[1] || is_null[2]) return oban::core::kLowestFetchKey;
-    return FetchKeyOf(priority, scheduled_at, id);
+    if (!is_null[0] && !is_null[1] && !is_null[2])
+        RecordAvailableJob(RelationGetRelid(relation), queue, FetchKeyOf(priority, scheduled_at, id));
 }
 
 }  // namespace
@@ -91,7 +107,7 @@ OBAN_FUNCTION(oban_jobs_before_insert) {
     Relation relation = trigger->tg_relation;
     TupleDesc descriptor = RelationGetDescr(relation);
     HeapTuple row = trigger->tg_trigtuple;
-    JobColumns columns = FindJobColumns(descriptor);
+    const JobColumns &columns = StatementJobColumns(fcinfo, descriptor);
     bool is_null = false;
 
     // A plain job's meta is '{}': a jsonb of one 4-byte header (no key), read without detoasting.
@@ -112,7 +128,7 @@ OBAN_FUNCTION(oban_jobs_before_insert) {
         Datum queue = heap_getattr(row, columns.queue, descriptor, &is_null);
         if (!is_null) {
             RecordAvailableQueue(RelationGetNamespace(relation), queue);
-            RecordAvailableJob(RelationGetRelid(relation), queue, JobFetchKey(row, descriptor, columns));
+            RecordFetchKey(relation, row, columns, queue);
         }
     }
     return PointerGetDatum(row);

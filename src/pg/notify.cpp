@@ -167,6 +167,32 @@ void InitNotify() {
 
 namespace {
 
+// The columns the AFTER ROW triggers below read: queue, then the fetch key (priority,
+// scheduled_at, id). Found on the first row and kept in the trigger's FmgrInfo, which lives as long
+// as the statement.
+struct AvailableColumns {
+    int numbers[4];
+};
+constexpr const char *kAvailableColumnNames[4] = {"queue", "priority", "scheduled_at", "id"};
+
+const AvailableColumns &StatementAvailableColumns(FunctionCallInfo fcinfo, Relation relation) {
+    FmgrInfo *flinfo = fcinfo->flinfo;
+    if (flinfo->fn_extra == nullptr) {
+        AvailableColumns found;
+        for (int i = 0; i < 4; i++) {
+            found.numbers[i] = SPI_fnumber(RelationGetDescr(relation), kAvailableColumnNames[i]);
+            if (found.numbers[i] <= 0)
+                ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+                                errmsg("table \"%s\" has no column \"%s\"", RelationGetRelationName(relation),
+                                       kAvailableColumnNames[i])));
+        }
+        auto *kept = static_cast<AvailableColumns *>(MemoryContextAlloc(flinfo->fn_mcxt, sizeof(found)));
+        *kept = found;
+        flinfo->fn_extra = kept;
+    }
+    return *static_cast<AvailableColumns *>(flinfo->fn_extra);
+}
+
 // The row an AFTER ROW trigger on oban_jobs fired for (the new version of an update), with its
 // queue and fetch key; false when a column is NULL, which the table's constraints forbid.
 bool AvailableRow(FunctionCallInfo fcinfo, const char *function, TriggerData **trigger_out, Datum *queue,
@@ -180,19 +206,13 @@ bool AvailableRow(FunctionCallInfo fcinfo, const char *function, TriggerData **t
                         errmsg("%s() must be an AFTER ROW trigger", function)));
     *trigger_out = trigger;
     Relation relation = trigger->tg_relation;
-    TupleDesc descriptor = RelationGetDescr(relation);
+    const AvailableColumns &columns = StatementAvailableColumns(fcinfo, relation);
     HeapTuple row = TRIGGER_FIRED_BY_UPDATE(trigger->tg_event) ? trigger->tg_newtuple : trigger->tg_trigtuple;
-    const char *const names[4] = {"queue", "priority", "scheduled_at", "id"};
     Datum values[4];
     bool any_null = false;
     for (int i = 0; i < 4; i++) {
-        int column = SPI_fnumber(descriptor, names[i]);
-        if (column <= 0)
-            ereport(ERROR,
-                    (errcode(ERRCODE_UNDEFINED_COLUMN), errmsg("table \"%s\" has no column \"%s\"",
-                                                               RelationGetRelationName(relation), names[i])));
         bool is_null = false;
-        values[i] = heap_getattr(row, column, descriptor, &is_null);
+        values[i] = heap_getattr(row, columns.numbers[i], RelationGetDescr(relation), &is_null);
         any_null |= is_null;
     }
     if (any_null) return false;
@@ -229,8 +249,9 @@ OBAN_FUNCTION(oban_jobs_available_moved) {
         return PointerGetDatum(nullptr);
     Relation relation = trigger->tg_relation;
     bool old_is_null = false;
-    Datum old_queue = heap_getattr(trigger->tg_trigtuple, SPI_fnumber(RelationGetDescr(relation), "queue"),
-                                   RelationGetDescr(relation), &old_is_null);
+    Datum old_queue =
+        heap_getattr(trigger->tg_trigtuple, StatementAvailableColumns(fcinfo, relation).numbers[0],
+                     RelationGetDescr(relation), &old_is_null);
     if (old_is_null || !DatumGetBool(DirectFunctionCall2Coll(texteq, C_COLLATION_OID, old_queue, queue)))
         oban::pg::RecordAvailableQueue(RelationGetNamespace(relation), queue);
     oban::pg::RecordAvailableJob(RelationGetRelid(relation), queue, key);
