@@ -61,7 +61,10 @@ struct PendingNotification {
     char queue[NAMEDATALEN];
 };
 constexpr int kMaxPendingNotifications = 256;
-constexpr long kNotifyEveryMs = 2;
+// The worker sends what was handed off at most this often. While notifications keep coming it looks
+// for them on this clock instead of being woken by each committing backend (a wake is a signal: a
+// system call for the backend, a wake-up for the worker).
+constexpr long kNotifyEveryMs = 5;
 constexpr int kMaxDatabases = 16;
 
 // One per configured database, used by its worker and by the backends of that database.
@@ -71,6 +74,7 @@ struct WorkerState {
     Oid database;          // the database it serves
     bool flush_requested;  // a transaction that wrote journal rows committed
     bool overflow;         // more queues than fit were handed off: notify every available queue
+    bool notify_polling;   // the worker will look for handed-off queues without being woken
     int pending_count;
     PendingNotification pending[kMaxPendingNotifications];
 };
@@ -103,6 +107,7 @@ void StartSharedMemory() {
             state->pending_count = 0;
             state->flush_requested = false;
             state->overflow = false;
+            state->notify_polling = false;
         }
     }
     LWLockRelease(AddinShmemInitLock);
@@ -206,6 +211,7 @@ void SendNotifications() {
     worker_state->pending_count = 0;
     notifications.overflow = worker_state->overflow;
     worker_state->overflow = false;
+    worker_state->notify_polling = true;  // more may follow: look again after kNotifyEveryMs
     SpinLockRelease(&worker_state->mutex);
     if (notifications.count > 0 || notifications.overflow)
         RunInTransaction("oban_pro worker: sending insert notifications", SendNotificationsBody,
@@ -386,8 +392,13 @@ bool HandOffNotifications(Oid schema, const char *const *queues, int count) {
     WorkerState *worker_state = ThisDatabaseSlot();
     if (worker_state == nullptr) return false;
     Latch *latch = nullptr;
+    bool wake = false;
     SpinLockAcquire(&worker_state->mutex);
     if (worker_state->latch != nullptr && worker_state->database == MyDatabaseId) {
+        // Only a handoff that finds nothing pending, and the worker not polling, wakes the worker:
+        // otherwise it has been woken for what is pending, or will look on its own, and takes what
+        // is pending under this lock. (A wake during its coalescing sleep would also cut it short.)
+        bool nothing_pending = worker_state->pending_count == 0 && !worker_state->overflow;
         for (int i = 0; i < count; i++) {
             bool known = false;
             for (int j = 0; j < worker_state->pending_count && !known; j++)
@@ -403,9 +414,11 @@ bool HandOffNotifications(Oid schema, const char *const *queues, int count) {
             strlcpy(slot->queue, queues[i], NAMEDATALEN);
         }
         latch = worker_state->latch;
+        wake = nothing_pending && !worker_state->notify_polling &&
+               (worker_state->pending_count > 0 || worker_state->overflow);
     }
     SpinLockRelease(&worker_state->mutex);
-    if (latch != nullptr) SetLatch(latch);
+    if (wake) SetLatch(latch);
     return latch != nullptr;
 }
 
@@ -414,9 +427,12 @@ void WakeFlusher() {
     if (worker_state == nullptr) return;
     SpinLockAcquire(&worker_state->mutex);
     Latch *latch = worker_state->database == MyDatabaseId ? worker_state->latch : nullptr;
+    // A request already pending has woken the worker, which clears it under this lock when it
+    // flushes, or sleeps until the flush it delays is due.
+    bool wake = latch != nullptr && !worker_state->flush_requested;
     if (latch != nullptr) worker_state->flush_requested = true;
     SpinLockRelease(&worker_state->mutex);
-    if (latch != nullptr) SetLatch(latch);
+    if (wake) SetLatch(latch);
 }
 
 }  // namespace oban::pg
@@ -450,9 +466,12 @@ void oban_pro_worker_main(Datum slot) {
             ReloadMaintenance();
         }
         // Coalesce: at most one notification transaction every kNotifyEveryMs, so a burst of
-        // committing producers costs the worker one transaction, not one each.
+        // committing producers costs the worker one transaction, not one each. Nothing pending:
+        // stop polling, so the next handoff wakes the worker (decided under the handoffs' lock).
         SpinLockAcquire(&worker_state->mutex);
         bool notify = worker_state->pending_count > 0 || worker_state->overflow;
+        if (!notify) worker_state->notify_polling = false;
+        bool polling = worker_state->notify_polling;
         SpinLockRelease(&worker_state->mutex);
         if (notify) {
             long since_send = TimestampDifferenceMilliseconds(last_send, GetCurrentTimestamp());
@@ -493,6 +512,10 @@ void oban_pro_worker_main(Datum slot) {
         long timeout = next_flush <= now ? 0 : Max(TimestampDifferenceMilliseconds(now, next_flush), 1L);
         long maintenance = MaintenanceTimeoutMs(now);
         if (maintenance >= 0 && maintenance < timeout) timeout = maintenance;
+        if (polling || notify) {  // look for handed-off queues when the next send is allowed
+            long poll = Max(kNotifyEveryMs - TimestampDifferenceMilliseconds(last_send, now), 1L);
+            if (poll < timeout) timeout = poll;
+        }
         if (ran || timeout == 0) {  // more may be due: check for interrupts and go on
             if (!PostmasterIsAlive()) proc_exit(1);
             continue;
