@@ -154,3 +154,29 @@ CREATE TRIGGER oban_jobs_available_moved
                        AND (NEW.queue, NEW.priority, NEW.scheduled_at)
                            IS DISTINCT FROM (OLD.queue, OLD.priority, OLD.scheduled_at))
     EXECUTE FUNCTION @extschema@.oban_jobs_available_moved();
+
+-- One AFTER UPDATE OF state trigger whose WHEN clause is one function call does what two did (a job
+-- that became available is notified and published to its queue's fetch floor; a workflow job's
+-- counts move): Postgres compiles WHEN clauses anew for every statement.
+DROP TRIGGER oban_jobs_notify_update ON @extschema@.oban_jobs;
+DROP TRIGGER oban_jobs_workflow_update ON @extschema@.oban_jobs;
+DROP FUNCTION @extschema@.oban_jobs_notify_available();
+
+CREATE FUNCTION @extschema@.oban_jobs_state_change_matters(
+    old_state @extschema@.oban_job_state, new_state @extschema@.oban_job_state, meta jsonb)
+RETURNS boolean
+LANGUAGE c STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'oban_jobs_state_change_matters';
+CREATE FUNCTION @extschema@.oban_jobs_state_changed() RETURNS trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'oban_jobs_state_changed';
+REVOKE ALL ON FUNCTION @extschema@.oban_jobs_state_changed() FROM PUBLIC;
+-- The WHEN clause runs with the privileges of whoever changes a job's state (see the install script).
+REVOKE ALL ON FUNCTION @extschema@.oban_jobs_state_change_matters(
+    @extschema@.oban_job_state, @extschema@.oban_job_state, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.oban_jobs_state_change_matters(
+    @extschema@.oban_job_state, @extschema@.oban_job_state, jsonb) TO PUBLIC;
+
+CREATE TRIGGER oban_jobs_state_changed
+    AFTER UPDATE OF state ON @extschema@.oban_jobs
+    FOR EACH ROW WHEN (@extschema@.oban_jobs_state_change_matters(OLD.state, NEW.state, NEW.meta))
+    EXECUTE FUNCTION @extschema@.oban_jobs_state_changed();

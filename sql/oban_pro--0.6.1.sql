@@ -369,16 +369,8 @@ AS 'MODULE_PATHNAME', 'oban_rescue_jobs';
 
 -- Notify "<schema>.oban_insert" with {"queue": ...} once per queue per transaction whenever jobs
 -- become available, so Oban producers listening on that channel fetch at once. Inserted jobs are
--- recorded by oban_jobs_before_insert (below), jobs updated to available by this trigger.
-CREATE FUNCTION @extschema@.oban_jobs_notify_available()
-RETURNS trigger
-LANGUAGE c
-AS 'MODULE_PATHNAME', 'oban_jobs_notify_available';
-
-CREATE TRIGGER oban_jobs_notify_update
-    AFTER UPDATE OF state ON @extschema@.oban_jobs
-    FOR EACH ROW WHEN (NEW.state = 'available' AND OLD.state <> 'available')
-    EXECUTE FUNCTION @extschema@.oban_jobs_notify_available();
+-- recorded by oban_jobs_before_insert (below), jobs updated to available by oban_jobs_state_changed
+-- (below, with the workflow triggers).
 
 -- The same for an available job that moves (another queue, priority or scheduled_at): oban_fetch_jobs
 -- starts each walk of a queue at the queue's fetch floor, which every job that becomes available or
@@ -684,10 +676,22 @@ CREATE TRIGGER oban_jobs_workflow_insert
     FOR EACH ROW WHEN (NEW.meta ? 'workflow_id')
     EXECUTE FUNCTION @extschema@.oban_jobs_workflow_track();
 
-CREATE TRIGGER oban_jobs_workflow_update
+-- A job's state changed (src/pg/update_trigger.cpp): a job that became available has its queue
+-- notified and its key published to the queue's fetch floor; a workflow job's counts move. One
+-- trigger whose WHEN clause is one function call: Postgres compiles WHEN clauses anew for every
+-- statement, and plain jobs' fetches and acks change the state of rows for which neither applies.
+CREATE FUNCTION @extschema@.oban_jobs_state_change_matters(
+    old_state @extschema@.oban_job_state, new_state @extschema@.oban_job_state, meta jsonb)
+RETURNS boolean
+LANGUAGE c STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'oban_jobs_state_change_matters';
+CREATE FUNCTION @extschema@.oban_jobs_state_changed() RETURNS trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'oban_jobs_state_changed';
+
+CREATE TRIGGER oban_jobs_state_changed
     AFTER UPDATE OF state ON @extschema@.oban_jobs
-    FOR EACH ROW WHEN (NEW.state IS DISTINCT FROM OLD.state AND NEW.meta ? 'workflow_id')
-    EXECUTE FUNCTION @extschema@.oban_jobs_workflow_track();
+    FOR EACH ROW WHEN (@extschema@.oban_jobs_state_change_matters(OLD.state, NEW.state, NEW.meta))
+    EXECUTE FUNCTION @extschema@.oban_jobs_state_changed();
 
 CREATE TRIGGER oban_jobs_workflow_delete
     AFTER DELETE ON @extschema@.oban_jobs
@@ -956,3 +960,10 @@ BEGIN
     END LOOP;
 END
 $revoke$;
+
+-- The one function PUBLIC may execute: the WHEN clause of the oban_jobs_state_changed trigger.
+-- Postgres checks a WHEN clause's functions against the role whose statement fires the trigger, so
+-- every role that changes a job's state (a plain UPDATE with no grant but the table's) calls it. It
+-- reads and writes nothing: a boolean of its three arguments.
+GRANT EXECUTE ON FUNCTION @extschema@.oban_jobs_state_change_matters(
+    @extschema@.oban_job_state, @extschema@.oban_job_state, jsonb) TO PUBLIC;

@@ -484,20 +484,8 @@ void InitAggregation() {
     RegisterSubXactCallback(OnSubtransactionEvent, nullptr);
 }
 
-}  // namespace oban::pg
-
-using namespace oban::pg;
-
-// AFTER INSERT / UPDATE OF state / DELETE, FOR EACH ROW, on rows whose meta has a workflow_id.
-OBAN_FUNCTION(oban_jobs_workflow_track) {
-    if (!CALLED_AS_TRIGGER(fcinfo))
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("oban_jobs_workflow_track() was not called by a trigger")));
-    auto *trigger = reinterpret_cast<TriggerData *>(fcinfo->context);
-    if (!TRIGGER_FIRED_AFTER(trigger->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigger->tg_event))
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("oban_jobs_workflow_track() must be an AFTER ROW trigger")));
-    if (RestoringDump(trigger->tg_relation)) return PointerGetDatum(nullptr);  // counts come with the dump
+void TrackWorkflowRow(TriggerData *trigger) {
+    if (RestoringDump(trigger->tg_relation)) return;  // counts come with the dump
 
     Relation relation = trigger->tg_relation;
     TupleDesc descriptor = RelationGetDescr(relation);
@@ -519,13 +507,13 @@ OBAN_FUNCTION(oban_jobs_workflow_track) {
     JobState old_state = kUnknownState, new_state = kUnknownState;
     if (old_row != nullptr) old_state = StateOf(Column(old_row, descriptor, columns.state, &is_null));
     if (new_row != nullptr) new_state = StateOf(Column(new_row, descriptor, columns.state, &is_null));
-    if (old_state == new_state) return PointerGetDatum(nullptr);
+    if (old_state == new_state) return;
 
     HeapTuple row = new_row != nullptr ? new_row : old_row;
     Jsonb *meta = DatumGetJsonbP(Column(row, descriptor, columns.meta, &is_null));
-    if (is_null) return PointerGetDatum(nullptr);
+    if (is_null) return;
     char *workflow_id = MetaText(meta, "workflow_id", CurrentMemoryContext);
-    if (workflow_id == nullptr) return PointerGetDatum(nullptr);
+    if (workflow_id == nullptr) return;
 
     WorkflowDelta *delta = DeltaFor(workflow_id, schema, subid);
     MemoryContext caller = MemoryContextSwitchTo(TopTransactionContext);
@@ -566,6 +554,23 @@ OBAN_FUNCTION(oban_jobs_workflow_track) {
         deleted_waits = lappend(deleted_waits, wait);
     }
     MemoryContextSwitchTo(caller);
+}
+
+}  // namespace oban::pg
+
+using namespace oban::pg;
+
+// AFTER INSERT / DELETE, FOR EACH ROW, on rows whose meta has a workflow_id (state changes go
+// through oban_jobs_state_changed, src/pg/update_trigger.cpp).
+OBAN_FUNCTION(oban_jobs_workflow_track) {
+    if (!CALLED_AS_TRIGGER(fcinfo))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("oban_jobs_workflow_track() was not called by a trigger")));
+    auto *trigger = reinterpret_cast<TriggerData *>(fcinfo->context);
+    if (!TRIGGER_FIRED_AFTER(trigger->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigger->tg_event))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("oban_jobs_workflow_track() must be an AFTER ROW trigger")));
+    TrackWorkflowRow(trigger);
     return PointerGetDatum(nullptr);
 }
 

@@ -223,17 +223,25 @@ bool AvailableRow(FunctionCallInfo fcinfo, const char *function, TriggerData **t
 
 }  // namespace
 
-// AFTER UPDATE OF state, on rows that became available (inserts are recorded by
-// oban_jobs_before_insert; AFTER INSERT is the trigger of 0.6.0 schemas): the queue is notified at
-// commit and the row's key published to the queue's fetch floor.
-OBAN_FUNCTION(oban_jobs_notify_available) {
+namespace oban::pg {
+
+void RecordAvailableRow(FunctionCallInfo fcinfo, const char *function) {
     TriggerData *trigger = nullptr;
     Datum queue;
     oban::core::FetchKey key;
-    if (AvailableRow(fcinfo, "oban_jobs_notify_available", &trigger, &queue, &key)) {
-        oban::pg::RecordAvailableQueue(RelationGetNamespace(trigger->tg_relation), queue);
-        oban::pg::RecordAvailableJob(RelationGetRelid(trigger->tg_relation), queue, key);
+    if (AvailableRow(fcinfo, function, &trigger, &queue, &key)) {
+        RecordAvailableQueue(RelationGetNamespace(trigger->tg_relation), queue);
+        RecordAvailableJob(RelationGetRelid(trigger->tg_relation), queue, key);
     }
+}
+
+}  // namespace oban::pg
+
+// The AFTER ROW trigger of 0.6.0 schemas on rows that became available (0.6.1 has
+// oban_jobs_state_changed): the queue is notified at commit and the row's key published to the
+// queue's fetch floor.
+OBAN_FUNCTION(oban_jobs_notify_available) {
+    oban::pg::RecordAvailableRow(fcinfo, "oban_jobs_notify_available");
     return PointerGetDatum(nullptr);
 }
 

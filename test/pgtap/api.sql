@@ -211,7 +211,7 @@ SELECT ok((SELECT 'oban_jobs'::regclass = ANY (extconfig) FROM pg_extension WHER
 
 -- Notification triggers (SPEC §3: plain INSERTs get the extension's behaviour).
 SELECT has_trigger('oban_jobs', 'oban_jobs_before_insert', 'oban_jobs has trigger oban_jobs_before_insert');
-SELECT has_trigger('oban_jobs', 'oban_jobs_notify_update', 'oban_jobs has trigger oban_jobs_notify_update');
+SELECT has_trigger('oban_jobs', 'oban_jobs_state_changed', 'oban_jobs has trigger oban_jobs_state_changed');
 
 -------------------------------------------------------------------------------------------------------
 -- SPEC §5: unique workflows are held by a primary key, for plain INSERTs too

@@ -13,7 +13,7 @@
 -- and states), oban_signals, oban_workflow_names, the waits and edges is the same before and after.
 -- At the end the backend still answers and the postmaster was never reset (no crash).
 BEGIN;
-SELECT plan(298);
+SELECT plan(299);
 
 SET LOCAL search_path = public, pg_catalog;
 SET LOCAL client_min_messages = error;  -- oban_ack_jobs' WARNINGs for skipped entries
@@ -124,7 +124,7 @@ SELECT is(ARRAY(SELECT p.proname::text FROM pg_proc AS p
                     'oban_insert_jobs', 'oban_ack_fetch_jobs', 'oban_complete_job', 'oban_error_job',
                     'oban_cancel_job', 'oban_discard_job', 'oban_snooze_job', 'oban_retry_job',
                     'oban_ack_jobs', 'oban_stage_jobs', 'oban_prune_jobs', 'oban_rescue_jobs',
-                    'oban_jobs_notify_available', 'oban_jobs_available_moved', 'oban_workflow_state', 'oban_workflow_tree_counts',
+                    'oban_jobs_state_changed', 'oban_jobs_state_change_matters', 'oban_jobs_available_moved', 'oban_workflow_state', 'oban_workflow_tree_counts',
                     'oban_workflow_finished', 'oban_dep_outcomes', 'oban_dep_verdicts',
                     'oban_jobs_before_insert', 'oban_jobs_workflow_track',
                     'oban_jobs_workflow_journal', 'oban_jobs_workflow_truncate', 'oban_flush_workflows',
@@ -200,8 +200,11 @@ SELECT * FROM pg_temp.returns($$ SELECT jsonb_array_length(oban_errors_append('[
 -------------------------------------------------------------------------------------------------------
 -- 3. Trigger functions called directly: refused by their own check (39P01) or by PL/pgSQL (0A000).
 -------------------------------------------------------------------------------------------------------
-SELECT * FROM pg_temp.rejects($$ SELECT oban_jobs_notify_available() $$, '39P01',
-                              'oban_jobs_notify_available() called directly');
+SELECT * FROM pg_temp.rejects($$ SELECT oban_jobs_state_changed() $$, '39P01',
+                              'oban_jobs_state_changed() called directly');
+-- Its WHEN clause, which any role may call: a boolean of its arguments, false for NULL states.
+SELECT is(oban_jobs_state_change_matters(NULL, NULL, NULL), false,
+          'oban_jobs_state_change_matters with NULL states is false');
 SELECT * FROM pg_temp.rejects($$ SELECT oban_jobs_available_moved() $$, '39P01',
                               'oban_jobs_available_moved() called directly');
 SELECT * FROM pg_temp.rejects($$ SELECT oban_jobs_before_insert() $$, '39P01',

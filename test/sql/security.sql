@@ -269,6 +269,17 @@ SELECT * FROM pg_temp.refusals('relations');
 RESET ROLE;
 SELECT count(*) AS jobs_still_there FROM oban.oban_jobs;
 
+-- The one function refusals() found allowed: the WHEN clause of oban_jobs_state_changed, which
+-- Postgres runs with the privileges of whoever changes a job's state. So a role with the table's
+-- grants and no function grant (an oban-py client writing plain SQL) still moves jobs, the trigger
+-- acting on each change (the job made available again is published and its queue notified).
+GRANT SELECT, UPDATE ON oban.oban_jobs TO oban_nobody;
+SET ROLE oban_nobody;
+UPDATE oban.oban_jobs SET state = 'scheduled' WHERE worker = 'Setup' RETURNING state;
+UPDATE oban.oban_jobs SET state = 'available' WHERE worker = 'Setup' RETURNING state;
+RESET ROLE;
+REVOKE SELECT, UPDATE ON oban.oban_jobs FROM oban_nobody;
+
 -- 4. The README's client and worker roles, with exactly its grants (README "Security").
 -- BEGIN README GRANTS
 CREATE ROLE oban_client;
