@@ -20,6 +20,9 @@
 #        OBAN_SEED=10000 (completed jobs left in oban_jobs after each reset, as bench/run.sh's SEED:
 #        Oban keeps finished jobs until the pruner removes them, so a live table is never empty, and
 #        on an empty analyzed table every kept plan of oban_pro's statements is a sequential scan)
+#        OBAN_CONSUMER=two (oban_pro's consumer: fetch, then ack, two transactions per batch, as
+#        bench/run.sh's contender (c)) or ackfetch (one oban_ack_fetch_jobs call per batch, acking the
+#        previous one: oban_consume_ackfetch.sql) — for (a) and (b); the results name the mode
 set -euo pipefail
 PEERS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BENCH_DIR=$(dirname "$PEERS_DIR")
@@ -41,6 +44,8 @@ PGBOSS_VERSION=${PGBOSS_VERSION:-12}
 OUT_DIR=${OUT_DIR:-$PEERS_DIR/out}
 WRITE_RESULTS=${WRITE_RESULTS:-0}
 OBAN_SEED=${OBAN_SEED:-10000}
+OBAN_CONSUMER=${OBAN_CONSUMER:-two}
+case $OBAN_CONSUMER in two | ackfetch) ;; *) echo "OBAN_CONSUMER must be two or ackfetch" >&2; exit 2 ;; esac
 for n in ROUNDS DURATION CLIENTS THREADS BACKLOG LAT_RATE TICK_RATE WRITE_RESULTS OBAN_SEED; do
     [[ ${!n} =~ ^[0-9]+$ ]] && [ "${!n}" -ge 0 ] || { echo "$n must be a non-negative integer" >&2; exit 2; }
 done
@@ -52,7 +57,7 @@ RUN_DIR="$OUT_DIR/$STAMP"
 mkdir -p "$RUN_DIR"
 RAW="$RUN_DIR/raw.tsv"
 MD="$OUT_DIR/results-$STAMP.md"
-CMD_LINE="$(for v in ROUNDS DURATION SYNC_MODES CLIENTS BACKLOG LAT_RATE TICK_RATE PEERS WORKLOADS OBAN_SEED; do printf '%s="%s" ' "$v" "${!v}"; done)bash bench/peers/run.sh"
+CMD_LINE="$(for v in ROUNDS DURATION SYNC_MODES CLIENTS BACKLOG LAT_RATE TICK_RATE PEERS WORKLOADS OBAN_SEED OBAN_CONSUMER; do printf '%s="%s" ' "$v" "${!v}"; done)bash bench/peers/run.sh"
 
 # ---- packages: PostgreSQL, PgQ, Node and npm, matplotlib --------------------------------------------
 ensure_packages
@@ -149,7 +154,7 @@ OBAN_TRIGGERS=$(q bench_oban "SELECT string_agg(tgname, ', ' ORDER BY tgname) FR
 log "oban_pro: $WORKER_NOTE; triggers on oban_jobs: $OBAN_TRIGGERS"
 
 db_of() { case $1 in oban) echo bench_oban ;; graphile) echo bench_graphile ;; pgboss) echo bench_pgboss ;; pgq) echo bench_pgq ;; esac; }
-label() { case $1 in oban) echo "oban_pro ($COMMIT)" ;; graphile) echo "graphile-worker $GW_VER" ;; pgboss) echo "pg-boss $PB_VER" ;; pgq) echo "PgQ $PGQ_DEB" ;; esac; }
+label() { case $1 in oban) echo "oban_pro ($COMMIT$([ "$OBAN_CONSUMER" = ackfetch ] && echo ', ack+fetch in one call'))" ;; graphile) echo "graphile-worker $GW_VER" ;; pgboss) echo "pg-boss $PB_VER" ;; pgq) echo "PgQ $PGQ_DEB" ;; esac; }
 has_flows() { [ "$1" = oban ] || [ "$1" = pgboss ]; }
 
 pgq_setup_queues() {
@@ -213,10 +218,15 @@ left_count() {
 
 # pgbench argument lists per peer and workload.
 PGB=(pgbench -n -M prepared -j "$THREADS")
+# With ackfetch, a client's last claimed batch is acked by its next call: in (a) up to one batch per
+# client stays executing at the end (not counted); in (b) each client runs OBAN_DRAIN_MARGIN cycles
+# more than its share, so its last calls find the queue empty and ack what it holds.
+if [ "$OBAN_CONSUMER" = ackfetch ]; then OBAN_CONSUME=oban_consume_ackfetch.sql OBAN_CONSUME_ARGS="-D ids={}"
+else OBAN_CONSUME=oban_consume.sql OBAN_CONSUME_ARGS=""; fi
 scripts() { # scripts PEER WORKLOAD -> pgbench -f/-D arguments
     case "$1.$2" in
-    oban.a) echo "-f $S/oban_produce.sql@1 -f $S/oban_consume.sql@1" ;;
-    oban.b) echo "-f $S/oban_consume.sql" ;;
+    oban.a) echo "$OBAN_CONSUME_ARGS -f $S/oban_produce.sql@1 -f $S/$OBAN_CONSUME@1" ;;
+    oban.b) echo "$OBAN_CONSUME_ARGS -f $S/$OBAN_CONSUME" ;;
     oban.c) echo "-f $S/oban_flow_produce.sql@1 -f $S/oban_consume.sql@1" ;;
     graphile.a) echo "-D pool=bench-pool -D tasks=$GW_TASKS -f $S/graphile_produce.sql@1 -f $S/graphile_consume.sql@1" ;;
     graphile.b) echo "-D pool=bench-pool -D tasks=$GW_TASKS -f $S/graphile_consume.sql" ;;
@@ -328,6 +338,7 @@ run_b() { # drain
     q postgres "CHECKPOINT"
     start_background "$p"
     per=$((BACKLOG / CLIENTS / 10))
+    [ "$p" = oban ] && [ "$OBAN_CONSUMER" = ackfetch ] && per=$((per + per / 5 + 2))
     cpu_start
     t0=$(date +%s.%N)
     # shellcheck disable=SC2046
@@ -407,7 +418,7 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 OTHERS_END=$(others)
 
 # ---- summary -----------------------------------------------------------------------------------------
-export RAW MD RUN_DIR PEERS SYNC_MODES WORKLOADS CMD_LINE COMMIT GW_VER PB_VER PGQ_DEB NODE_VER CLIENTS DURATION ROUNDS BACKLOG LAT_RATE TICK_RATE LOAD_START LOAD_END OTHERS_START OTHERS_END
+export RAW MD RUN_DIR PEERS SYNC_MODES WORKLOADS CMD_LINE COMMIT OBAN_CONSUMER GW_VER PB_VER PGQ_DEB NODE_VER CLIENTS DURATION ROUNDS BACKLOG LAT_RATE TICK_RATE LOAD_START LOAD_END OTHERS_START OTHERS_END
 export MACHINE="$(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(. /etc/os-release && echo "$PRETTY_NAME"), $("$PG_BIN/postgres" --version)"
 /usr/bin/python3 "$PEERS_DIR/summary.py"
 log "results (also in $MD; chart $RUN_DIR/peers.png)"

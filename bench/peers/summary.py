@@ -8,7 +8,8 @@ import csv, os, shutil, statistics, sys
 env = os.environ
 raw = list(csv.DictReader(open(env["RAW"]), delimiter="\t"))
 peers, syncs, works = env["PEERS"].split(), env["SYNC_MODES"].split(), env["WORKLOADS"].split()
-names = {"oban": f"oban_pro ({env['COMMIT']})", "graphile": f"graphile-worker {env['GW_VER']}",
+mode = ", ack+fetch in one call" if env.get("OBAN_CONSUMER") == "ackfetch" else ""
+names = {"oban": f"oban_pro ({env['COMMIT']}{mode})", "graphile": f"graphile-worker {env['GW_VER']}",
          "pgboss": f"pg-boss {env['PB_VER']}", "pgq": f"PgQ {env['PGQ_DEB']}"}
 wl = {"a": "(a) steady lifecycle, jobs/s", "b": f"(b) drain {int(env['BACKLOG']):,} jobs, jobs/s",
       "c": "(c) 4-step diamond workflows, workflows/s", "d": f"(d) enqueue-to-start latency at {env['LAT_RATE']} jobs/s, ms (p50 / p99)"}
