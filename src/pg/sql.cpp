@@ -7,7 +7,9 @@ extern "C" {
 #include "nodes/pg_list.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/plancache.h"
 }
 
 namespace oban::pg {
@@ -76,9 +78,40 @@ SPIPlanPtr Prepared(Statement *statement, Oid schema) {
     return plan;
 }
 
-uint64 Execute(Statement *statement, Oid schema, Datum *values, const char *nulls, long limit) {
+// Whether running `plan` makes a new generic plan: it has none yet, or it was invalidated since (by
+// an ANALYZE of a table it reads, say). Invalidations already sent are taken in first, so they are
+// seen here rather than only when the execution locks its tables.
+static bool MakesGenericPlan(SPIPlanPtr plan) {
+    AcceptInvalidationMessages();
+    ListCell *cell;
+    foreach (cell, SPI_plan_get_plan_sources(plan)) {
+        auto *source = static_cast<CachedPlanSource *>(lfirst(cell));
+        if (!source->is_valid || source->gplan == nullptr || !source->gplan->is_valid) return true;
+    }
+    return false;
+}
+
+// The kept plan of `statement`, and, when it is about to be made, the planner steered to index
+// lookups for it (the GUC level to close after the run, or -1). A generic plan is kept for the
+// backend's life, or until the next invalidation: made while oban_jobs is empty and just analyzed
+// (a fresh install, a test, a TRUNCATE), it would read whole tables by sequential scans, and go on
+// doing so as they grow. The hot statements pick a few rows by key, which the indexes serve at any
+// size.
+static SPIPlanPtr PreparedForRun(Statement *statement, Oid schema, int *guc_level) {
     SPIPlanPtr plan = Prepared(statement, schema);
+    *guc_level = statement->generic_plan && MakesGenericPlan(plan) ? PlanForIndexLookups() : -1;
+    return plan;
+}
+
+static void AfterRun(int guc_level) {
+    if (guc_level >= 0) AtEOXact_GUC(true, guc_level);
+}
+
+uint64 Execute(Statement *statement, Oid schema, Datum *values, const char *nulls, long limit) {
+    int guc_level;
+    SPIPlanPtr plan = PreparedForRun(statement, schema, &guc_level);
     int rc = SPI_execute_plan(plan, values, nulls, false, limit);
+    AfterRun(guc_level);
     if (rc < 0) elog(ERROR, "oban_pro statement failed: %s", SPI_result_code_string(rc));
     return SPI_processed;
 }
@@ -93,7 +126,8 @@ DestReceiver *ResultReceiver(ReturnSetInfo *result) {
 }
 
 uint64 ExecuteTo(Statement *statement, Oid schema, Datum *values, const char *nulls, DestReceiver *into) {
-    SPIPlanPtr plan = Prepared(statement, schema);
+    int guc_level;
+    SPIPlanPtr plan = PreparedForRun(statement, schema, &guc_level);
     ParamListInfo params = makeParamList(statement->nargs);
     for (int i = 0; i < statement->nargs; i++) {
         params->params[i].value = values[i];
@@ -105,6 +139,7 @@ uint64 ExecuteTo(Statement *statement, Oid schema, Datum *values, const char *nu
     options.params = params;
     options.dest = into;
     int rc = SPI_execute_plan_extended(plan, &options);
+    AfterRun(guc_level);
     if (rc < 0) elog(ERROR, "oban_pro statement failed: %s", SPI_result_code_string(rc));
     return SPI_processed;
 }

@@ -17,9 +17,10 @@ struct Statement {
     const char *sql;
     int nargs;
     Oid argtypes[16];
-    // Plan once, for any values (the hot paths, written so one plan suits every call); otherwise
-    // Postgres decides per call, and may plan each call for its values (the set-based flushes,
-    // whose best join depends on how many rows they get).
+    // Plan once, for any values (the hot paths, written so one plan suits every call), preferring
+    // index lookups (PlanForIndexLookups: the plan is kept, and the table may be empty when it is
+    // made); otherwise Postgres decides per call, and may plan each call for its values (the
+    // set-based flushes, whose best join depends on how many rows they get).
     bool generic_plan = false;
     SPIPlanPtr plan = nullptr;
     Oid schema = InvalidOid;
