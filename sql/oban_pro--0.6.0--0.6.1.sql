@@ -170,7 +170,8 @@ AS 'MODULE_PATHNAME', 'oban_jobs_state_change_matters';
 CREATE FUNCTION @extschema@.oban_jobs_state_changed() RETURNS trigger
 LANGUAGE c AS 'MODULE_PATHNAME', 'oban_jobs_state_changed';
 REVOKE ALL ON FUNCTION @extschema@.oban_jobs_state_changed() FROM PUBLIC;
--- The WHEN clause runs with the privileges of whoever changes a job's state (see the install script).
+-- The WHEN clause runs with the privileges of whoever changes a job's state (see the install script),
+-- so PUBLIC may execute it; revoked and granted as the install script does, so both leave one ACL.
 REVOKE ALL ON FUNCTION @extschema@.oban_jobs_state_change_matters(
     @extschema@.oban_job_state, @extschema@.oban_job_state, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.oban_jobs_state_change_matters(

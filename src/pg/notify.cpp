@@ -6,6 +6,7 @@
 #include "pg/boundary.hpp"
 #include "pg/fetch_floor.hpp"
 #include "pg/module.hpp"
+#include "pg/states.hpp"
 #include "pg/worker.hpp"
 
 extern "C" {
@@ -168,18 +169,21 @@ void InitNotify() {
 namespace {
 
 // The columns the AFTER ROW triggers below read: queue, then the fetch key (priority,
-// scheduled_at, id). Found on the first row and kept in the trigger's FmgrInfo, which lives as long
-// as the statement.
+// scheduled_at, id), then state. Found on the first row and kept in the trigger's FmgrInfo, which
+// lives as long as the statement.
+constexpr int kAvailableColumnCount = 5;
+constexpr int kStateColumn = 4;
 struct AvailableColumns {
-    int numbers[4];
+    int numbers[kAvailableColumnCount];
 };
-constexpr const char *kAvailableColumnNames[4] = {"queue", "priority", "scheduled_at", "id"};
+constexpr const char *kAvailableColumnNames[kAvailableColumnCount] = {"queue", "priority", "scheduled_at",
+                                                                      "id", "state"};
 
 const AvailableColumns &StatementAvailableColumns(FunctionCallInfo fcinfo, Relation relation) {
     FmgrInfo *flinfo = fcinfo->flinfo;
     if (flinfo->fn_extra == nullptr) {
         AvailableColumns found;
-        for (int i = 0; i < 4; i++) {
+        for (int i = 0; i < kAvailableColumnCount; i++) {
             found.numbers[i] = SPI_fnumber(RelationGetDescr(relation), kAvailableColumnNames[i]);
             if (found.numbers[i] <= 0)
                 ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
@@ -221,18 +225,31 @@ bool AvailableRow(FunctionCallInfo fcinfo, const char *function, TriggerData **t
     return true;
 }
 
-}  // namespace
-
-namespace oban::pg {
-
+// The row an AFTER ROW trigger `function` fired for, available: its queue is notified at commit and
+// its key published to the queue's fetch floor.
 void RecordAvailableRow(FunctionCallInfo fcinfo, const char *function) {
     TriggerData *trigger = nullptr;
     Datum queue;
     oban::core::FetchKey key;
     if (AvailableRow(fcinfo, function, &trigger, &queue, &key)) {
-        RecordAvailableQueue(RelationGetNamespace(trigger->tg_relation), queue);
-        RecordAvailableJob(RelationGetRelid(trigger->tg_relation), queue, key);
+        oban::pg::RecordAvailableQueue(RelationGetNamespace(trigger->tg_relation), queue);
+        oban::pg::RecordAvailableJob(RelationGetRelid(trigger->tg_relation), queue, key);
     }
+}
+
+}  // namespace
+
+namespace oban::pg {
+
+void RecordIfBecameAvailable(FunctionCallInfo fcinfo, const char *function) {
+    auto *trigger = reinterpret_cast<TriggerData *>(fcinfo->context);
+    Relation relation = trigger->tg_relation;
+    int state = StatementAvailableColumns(fcinfo, relation).numbers[kStateColumn];
+    bool old_is_null = false, new_is_null = false;
+    Datum old_state = heap_getattr(trigger->tg_trigtuple, state, RelationGetDescr(relation), &old_is_null);
+    Datum new_state = heap_getattr(trigger->tg_newtuple, state, RelationGetDescr(relation), &new_is_null);
+    if (!old_is_null && !new_is_null && StateOf(new_state) == kAvailable && StateOf(old_state) != kAvailable)
+        RecordAvailableRow(fcinfo, function);
 }
 
 }  // namespace oban::pg
@@ -241,7 +258,7 @@ void RecordAvailableRow(FunctionCallInfo fcinfo, const char *function) {
 // oban_jobs_state_changed): the queue is notified at commit and the row's key published to the
 // queue's fetch floor.
 OBAN_FUNCTION(oban_jobs_notify_available) {
-    oban::pg::RecordAvailableRow(fcinfo, "oban_jobs_notify_available");
+    RecordAvailableRow(fcinfo, "oban_jobs_notify_available");
     return PointerGetDatum(nullptr);
 }
 

@@ -12,10 +12,7 @@
 #include "pg/worker.hpp"
 
 extern "C" {
-#include "access/htup_details.h"
 #include "commands/trigger.h"
-#include "executor/spi.h"
-#include "utils/rel.h"
 }
 
 using namespace oban::pg;
@@ -43,17 +40,6 @@ OBAN_FUNCTION(oban_jobs_state_changed) {
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
                         errmsg("oban_jobs_state_changed() must be an AFTER UPDATE ROW trigger")));
     TrackWorkflowRow(trigger);
-
-    TupleDesc descriptor = RelationGetDescr(trigger->tg_relation);
-    int state = SPI_fnumber(descriptor, "state");
-    if (state <= 0)
-        ereport(ERROR,
-                (errcode(ERRCODE_UNDEFINED_COLUMN), errmsg("table \"%s\" has no column \"state\"",
-                                                           RelationGetRelationName(trigger->tg_relation))));
-    bool old_is_null = false, new_is_null = false;
-    Datum old_state = heap_getattr(trigger->tg_trigtuple, state, descriptor, &old_is_null);
-    Datum new_state = heap_getattr(trigger->tg_newtuple, state, descriptor, &new_is_null);
-    if (!old_is_null && !new_is_null && StateOf(new_state) == kAvailable && StateOf(old_state) != kAvailable)
-        RecordAvailableRow(fcinfo, "oban_jobs_state_changed");
+    RecordIfBecameAvailable(fcinfo, "oban_jobs_state_changed");
     return PointerGetDatum(nullptr);
 }

@@ -39,10 +39,11 @@ void NotifyInsert(const char *schema_name, const char *queue);
 // transaction: "<schema>.oban_insert" is notified for it once, at commit. Defined in notify.cpp.
 void RecordAvailableQueue(Oid schema, Datum queue_text);
 
-// For the AFTER ROW trigger `function` (on an insert or the new version of an update) of a job that
-// is available: its queue is notified at commit and its key published to the queue's fetch floor.
-// Defined in notify.cpp.
-void RecordAvailableRow(FunctionCallInfo fcinfo, const char *function);
+// For the AFTER UPDATE ROW trigger `function` (its trigger data in fcinfo->context): when the row
+// became available, its queue is notified at commit and its key published to the queue's fetch
+// floor. The columns are found once per statement (kept in the trigger's FmgrInfo). Defined in
+// notify.cpp.
+void RecordIfBecameAvailable(FunctionCallInfo fcinfo, const char *function);
 
 // Whether a worker serves this database and so can send insert notifications for it.
 bool WorkerServesThisDatabase();
