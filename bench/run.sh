@@ -12,7 +12,8 @@
 # Each run: TRUNCATE, seed SEED completed jobs + VACUUM ANALYZE, CHECKPOINT, then
 #   pgbench -n -M prepared -c 8 -j 2 -T $DURATION -f <produce>@1 -f <consume>@1
 # and jobs/s = jobs in state 'completed' at the end (seeded rows excluded) / DURATION.
-# Rounds interleave the contenders (a,b,c,a,b,c,...) under synchronous_commit=on, then =off; the
+# Rounds interleave the contenders (a,b,c, then b,c,a, then c,a,b, ...: each takes every position in
+# turn) under synchronous_commit=on, then =off; the
 # medians and the ratios to (a) are printed and written as markdown under bench/out/.
 #
 # Usage (as root): bash bench/run.sh
@@ -375,7 +376,7 @@ for sync in $SYNC_MODES; do
         q postgres "ALTER DATABASE $db SET synchronous_commit = $sync"
     done
     for round in $(seq 1 "$ROUNDS"); do
-        for c in $CONTENDERS; do run_one "$sync" "$round" "$c"; done
+        for c in $(rotated "$round" $CONTENDERS); do run_one "$sync" "$round" "$c"; done
     done
 done
 

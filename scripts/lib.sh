@@ -87,6 +87,16 @@ stop_cluster() {
 # seed_finished_jobs DB COUNT: COUNT completed jobs in DB's oban_jobs, then VACUUM ANALYZE, so the
 # benchmarks' prepared statements are planned from real statistics (bench/README.md, "SEED").
 # COUNT 0 does nothing: the table stays empty and never analyzed.
+# rotated ROUND ITEM...: the items, starting from item number ROUND (1-based, wrapping), so that
+# benchmarks interleaving contenders give each one every position in turn: on this machine a run
+# can be slowed by what the run before it left behind (dirty pages being written back, autovacuum),
+# and a fixed order would charge that to the same contender every round.
+rotated() {
+    local round=$1; shift
+    local items=("$@") n=$# i
+    for ((i = 0; i < n; i++)); do printf '%s\n' "${items[(round - 1 + i) % n]}"; done
+}
+
 seed_finished_jobs() {
     local db=$1 count=$2
     [ "$count" -gt 0 ] || return 0

@@ -407,7 +407,7 @@ for sync in $SYNC_MODES; do
     for db in bench_oban bench_graphile bench_pgboss bench_pgq; do q postgres "ALTER DATABASE $db SET synchronous_commit = $sync"; done
     for round in $(seq 1 "$ROUNDS"); do
         for w in $WORKLOADS; do
-            for p in $PEERS; do
+            for p in $(rotated "$round" $PEERS); do
                 "run_$w" "$sync" "$round" "$p"
                 tail -n 1 "$RAW" | awk -F'\t' -v w="$w" -v p="$p" '$3 == w && $4 == p { printf "  sync=%-3s round %s (%s) %-9s %s %s%s  (other CPU %s%%; %s)\n", $1, $2, $3, $4, $5, $7, ($6 != "" ? " p99 " $6 " ms" : ""), $8, $9 }'
             done
