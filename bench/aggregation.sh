@@ -69,7 +69,7 @@ for sync in $SYNC; do
     q postgres "SELECT pg_reload_conf()" >/dev/null
     for round in $(seq "$ROUNDS"); do
         line="sync=$sync round $round:"
-        for contender in plain one many naive-one naive-many; do
+        for contender in $(rotated "$round" plain one many naive-one naive-many); do
             case $contender in
             plain) args="agg_plain plain_produce.sql" ;;
             one) args="agg_ext produce_one_workflow.sql" ;;

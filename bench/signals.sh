@@ -62,9 +62,10 @@ echo "| synchronous_commit | (a) plain: insert, fetch, complete | (b) signal rou
 echo "|---|---|---|---|---|---|"
 for mode in $SYNC_MODES; do
     plain=() signal=()
-    for _ in $(seq "$ROUNDS"); do
-        plain+=("$(run signal_plain.sql "$mode")")
-        signal+=("$(run signal_roundtrip.sql "$mode")")
+    for round in $(seq "$ROUNDS"); do
+        for script in $(rotated "$round" signal_plain.sql signal_roundtrip.sql); do
+            if [ "$script" = signal_plain.sql ]; then plain+=("$(run "$script" "$mode")"); else signal+=("$(run "$script" "$mode")"); fi
+        done
     done
     p=$(echo "${plain[*]}" | median)
     s=$(echo "${signal[*]}" | median)

@@ -72,16 +72,20 @@ for sync in $SYNC; do
     q postgres "SELECT pg_reload_conf()" >/dev/null
     sleep 0.5
     for round in $(seq "$ROUNDS"); do
-        read -r jps failed dl <<<"$(run_pgbench bench_plain -f "$S/plain_produce.sql@1" -f "$S/plain_consume.sql@1")"
-        printf '%s\tsmall\tplain\t%s\t%s\t%s\n' "$sync" "$jps" "$failed" "$dl" >>"$RESULTS"
-        read -r jps failed dl <<<"$(run_pgbench bench_wf -f "$S/wf_produce.sql@1" -f "$S/plain_consume.sql@1")"
-        printf '%s\tsmall\tworkflows\t%s\t%s\t%s\n' "$sync" "$jps" "$failed" "$dl" >>"$RESULTS"
+        for kind in $(rotated "$round" plain workflows); do
+            if [ "$kind" = plain ]; then
+                read -r jps failed dl <<<"$(run_pgbench bench_plain -f "$S/plain_produce.sql@1" -f "$S/plain_consume.sql@1")"
+            else
+                read -r jps failed dl <<<"$(run_pgbench bench_wf -f "$S/wf_produce.sql@1" -f "$S/plain_consume.sql@1")"
+            fi
+            printf '%s\tsmall\t%s\t%s\t%s\t%s\n' "$sync" "$kind" "$jps" "$failed" "$dl" >>"$RESULTS"
+        done
         echo "sync=$sync round $round: $(tail -n 2 "$RESULTS" | awk -F'\t' '{printf "%s=%s jobs/s  ", $3, $4}')"
     done
 
     # (ii) fan-in: 10,000 acks, then the join's release latency.
     for round in $(seq "$ROUNDS"); do
-        for kind in independent fanin; do
+        for kind in $(rotated "$round" independent fanin); do
             q bench_wf "TRUNCATE oban_jobs" >/dev/null
             if [ "$kind" = fanin ]; then
                 q bench_wf "SELECT count(*) FROM oban_insert_workflow(jsonb_build_object('workflow_id', 'fanin',
@@ -148,8 +152,9 @@ echo "| synchronous_commit | workload | contender | median | runs | ratio | fail
 echo "|---|---|---|---:|---|---:|---:|---:|"
 for sync in $SYNC; do
     for workload in small fanin; do
-        base=""
-        for contender in $(awk -F'\t' -v s="$sync" -v w="$workload" '$1==s && $2==w {print $3}' "$RESULTS" | awk '!seen[$0]++'); do
+        base=""  # the first contender's median: the plain lifecycle, or the independent jobs
+        case $workload in small) contenders="plain workflows" ;; fanin) contenders="independent fanin" ;; esac
+        for contender in $contenders; do
             rows=$(awk -F'\t' -v s="$sync" -v w="$workload" -v c="$contender" '$1==s && $2==w && $3==c' "$RESULTS")
             med=$(echo "$rows" | cut -f4 | median)
             runs=$(echo "$rows" | cut -f4 | paste -sd, -)
