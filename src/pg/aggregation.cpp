@@ -148,22 +148,6 @@ Datum Column(HeapTuple row, TupleDesc descriptor, int column, bool *is_null) {
 
 // --- writing the journal -----------------------------------------------------------------------
 
-// Whether a step the statement completed ($1, $2) is a dep of some job waiting on few deps ($3 at
-// most), which the ack may then release itself (ReleaseInAck). One fenced probe per completed step
-// (OFFSET 0: never pulled up into a join, which a plan made from stale statistics of these churning
-// tables could run over whole tables), the wait by key.
-Statement probe_release_in_ack{
-    R"sql(
-    SELECT EXISTS (
-        SELECT FROM unnest($1::text[], $2::text[]) AS f(workflow_id, name)
-        CROSS JOIN LATERAL (
-            SELECT FROM @extschema@.oban_workflow_edges AS e
-            WHERE e.dep_workflow_id = f.workflow_id AND e.dep_name = f.name
-              AND (SELECT w.remaining FROM @extschema@.oban_workflow_waits AS w WHERE w.job_id = e.job_id) <= $3
-            OFFSET 0) AS x))sql",
-    3,
-    {TEXTARRAYOID, TEXTARRAYOID, INT4OID}};
-
 Statement create_workflows{R"sql(
     INSERT INTO @extschema@.oban_workflow_rows
         (id, name, parent_id, sub_name, is_unique, ignore_cancelled, ignore_discarded, ignore_deleted)
@@ -367,7 +351,6 @@ void WriteJournal(Oid schema) {
         forgotten++;
     }
     if (created == 0 && completed == 0 && forgotten == 0) return;
-    bool release_in_ack = false;
     // Made here, in the trigger's memory: what is made after BeginSql goes with EndSql.
     Datum completed_steps = completed > 0 ? makeArrayResult(completed_ids, CurrentMemoryContext) : (Datum)0;
     Datum completed_names_array =
@@ -385,23 +368,14 @@ void WriteJournal(Oid schema) {
                            makeArrayResult(new_flags[3], CurrentMemoryContext)};
         Execute(&create_workflows, schema, values, nullptr);
     }
-    if (completed > 0) {
-        Datum values[3] = {completed_steps, completed_names_array, Int32GetDatum(kAckReleaseDeps)};
-        // The probe joins a few finished steps to their edges: index lookups, whatever the size
-        // of the edge and wait tables when the plan is made.
-        int guc_level = PlanForIndexLookups();
-        Execute(&probe_release_in_ack, schema, values, nullptr);
-        AtEOXact_GUC(true, guc_level);
-        bool is_null = false;
-        release_in_ack =
-            DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &is_null));
-    }
     if (forgotten > 0) {
         Datum values[1] = {makeArrayResult(deleted, CurrentMemoryContext)};
         Execute(&forget_deleted_waits, schema, values, nullptr);
     }
     EndSql();
-    if (release_in_ack) ReleaseInAck(schema, completed_steps, completed_names_array);
+    if (completed > 0 && AnyDependentNearRelease(schema, completed_ids->dvalues, completed_names->dvalues,
+                                                 completed, kAckReleaseDeps))
+        ReleaseInAck(schema, completed_steps, completed_names_array);
 }
 
 // --- transaction bookkeeping ---------------------------------------------------------------------

@@ -19,17 +19,27 @@
 #include "pg/workflows.hpp"
 
 extern "C" {
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
+#include "catalog/objectaddress.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/acl.h"
 #include "utils/datum.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 #include "utils/jsonb.h"
 #include "utils/rel.h"
+#include "utils/relcache.h"
 #include "utils/resowner.h"
+#include "utils/snapmgr.h"
 }
 
 namespace oban::pg {
@@ -419,6 +429,86 @@ void ReleaseInAckBody(void *arg) {
 }  // namespace
 
 bool workflow_deps_prepared = false;
+
+namespace {
+
+// A workflow table of `schema`, opened for reading as the current user may read it (as a statement
+// reading it would be checked).
+Relation OpenForReading(Oid schema, const char *name) {
+    Oid relation = get_relname_relid(name, schema);
+    if (!OidIsValid(relation))
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
+                        errmsg("relation \"%s.%s\" does not exist", get_namespace_name(schema), name)));
+    Relation opened = table_open(relation, AccessShareLock);
+    AclResult access = pg_class_aclcheck(relation, GetUserId(), ACL_SELECT);
+    if (access != ACLCHECK_OK)
+        aclcheck_error(access, get_relkind_objtype(opened->rd_rel->relkind), RelationGetRelationName(opened));
+    return opened;
+}
+
+AttrNumber ColumnOf(Relation relation, const char *name) {
+    AttrNumber column = get_attnum(RelationGetRelid(relation), name);
+    if (column == InvalidAttrNumber)
+        ereport(ERROR,
+                (errcode(ERRCODE_UNDEFINED_COLUMN), errmsg("column \"%s\" of relation \"%s\" does not exist",
+                                                           name, RelationGetRelationName(relation))));
+    return column;
+}
+
+// An equality key on `column` of `relation` for systable_beginscan (which maps it to the index's
+// column), compared with the column's collation.
+void EqualityKey(ScanKey key, Relation relation, AttrNumber column, RegProcedure equals, Datum value) {
+    ScanKeyInit(key, column, BTEqualStrategyNumber, equals, value);
+    key->sk_collation = TupleDescAttr(RelationGetDescr(relation), column - 1)->attcollation;
+}
+
+}  // namespace
+
+// Primary-key lookups, an edge per step and a wait per edge, rather than an SPI statement: most
+// statements that complete workflow jobs have no dependent near release (the deps of a big fan-in,
+// the jobs of workflows without deps), and starting the executor for a statement cost more than the
+// lookups (bench/RESULTS.md, session 8). Sees what a statement run here would see. (Without their
+// primary keys, which the extension creates, the tables are scanned.)
+bool AnyDependentNearRelease(Oid schema, const Datum *workflow_ids, const Datum *names, int count,
+                             int limit) {
+    Relation edges = OpenForReading(schema, "oban_workflow_edges");
+    Relation waits = OpenForReading(schema, "oban_workflow_waits");
+    AttrNumber edge_workflow = ColumnOf(edges, "dep_workflow_id"), edge_name = ColumnOf(edges, "dep_name"),
+               edge_job = ColumnOf(edges, "job_id");
+    AttrNumber wait_job = ColumnOf(waits, "job_id"), wait_remaining = ColumnOf(waits, "remaining");
+    Oid edges_key = RelationGetPrimaryKeyIndex(edges), waits_key = RelationGetPrimaryKeyIndex(waits);
+    CommandCounterIncrement();  // as SPI does before a statement: this statement's changes are seen
+    Snapshot snapshot = RegisterSnapshot(GetTransactionSnapshot());
+    bool near = false;
+    for (int i = 0; i < count && !near; i++) {
+        ScanKeyData step[2];
+        EqualityKey(&step[0], edges, edge_workflow, F_TEXTEQ, workflow_ids[i]);
+        EqualityKey(&step[1], edges, edge_name, F_TEXTEQ, names[i]);
+        SysScanDesc edge_scan =
+            systable_beginscan(edges, edges_key, OidIsValid(edges_key), snapshot, 2, step);
+        HeapTuple edge;
+        while (!near && HeapTupleIsValid(edge = systable_getnext(edge_scan))) {
+            bool is_null = false;
+            Datum job = heap_getattr(edge, edge_job, RelationGetDescr(edges), &is_null);
+            if (is_null) continue;
+            ScanKeyData waiting;
+            EqualityKey(&waiting, waits, wait_job, F_INT8EQ, job);
+            SysScanDesc wait_scan =
+                systable_beginscan(waits, waits_key, OidIsValid(waits_key), snapshot, 1, &waiting);
+            HeapTuple wait = systable_getnext(wait_scan);
+            if (HeapTupleIsValid(wait)) {
+                Datum remaining = heap_getattr(wait, wait_remaining, RelationGetDescr(waits), &is_null);
+                near = !is_null && DatumGetInt32(remaining) <= limit;
+            }
+            systable_endscan(wait_scan);
+        }
+        systable_endscan(edge_scan);
+    }
+    UnregisterSnapshot(snapshot);
+    table_close(waits, AccessShareLock);
+    table_close(edges, AccessShareLock);
+    return near;
+}
 
 void ReleaseInAck(Oid schema, Datum workflow_ids, Datum names) {
     AckReleaseCall call{schema, workflow_ids, names};

@@ -23,6 +23,11 @@ int64 SettleJobs(Oid schema, int64 *job_ids, int count, bool repair);
 // them (ReleaseInAck); bigger fan-ins by the flush, so no ack reads a fan-in's edges.
 constexpr int kAckReleaseDeps = 8;
 
+// Whether a step the current statement completed (workflow_ids[i], names[i]: text, `count` of them)
+// has a dependent with at most `limit` deps left, so that ReleaseInAck may have work. Called by the
+// journal trigger after every statement that completes workflow jobs.
+bool AnyDependentNearRelease(Oid schema, const Datum *workflow_ids, const Datum *names, int count, int limit);
+
 // Releases the dependents of the steps the current statement completed (`workflow_ids`, `names`:
 // text[]) whose other deps have all completed, in a subtransaction that never waits on a lock;
 // whatever it cannot release is left to the flush. Called by the journal trigger.
