@@ -216,6 +216,21 @@ SELECT name, state FROM oban_append_workflow('nope', '[{"name": "x", "worker": "
 SELECT name, state FROM oban_append_workflow('diamond', '[{"name": "a", "worker": "W"}]');
 SELECT name, state FROM oban_append_workflow('diamond', '[{"name": "z", "worker": "W", "deps": ["nope"]}]');
 
+-- The statement that completes a job's deps releases it itself when at most 8 of them were left to
+-- count down; a job waiting on more is left to the flush. One ack call completes the 9 deps of
+-- "nine" and the 8 of "eight" (one statement), before any flush.
+SELECT count(*) FROM oban_insert_workflow(jsonb_build_object('workflow_id', 'near', 'jobs',
+    (SELECT jsonb_agg(jsonb_build_object('name', 'd' || n, 'worker', 'W')) FROM generate_series(1, 9) n)
+    || jsonb_build_array(
+        jsonb_build_object('name', 'eight', 'worker', 'W', 'deps', (SELECT jsonb_agg('d' || n) FROM generate_series(1, 8) n)),
+        jsonb_build_object('name', 'nine', 'worker', 'W', 'deps', (SELECT jsonb_agg('d' || n) FROM generate_series(1, 9) n)))));
+UPDATE oban_jobs SET state = 'executing', attempt = 1 WHERE meta->>'workflow_id' = 'near' AND meta->>'name' LIKE 'd_';
+SELECT oban_ack_jobs((SELECT jsonb_agg(jsonb_build_object('id', id, 'state', 'completed'))
+                      FROM oban_jobs WHERE meta->>'workflow_id' = 'near' AND meta->>'name' LIKE 'd_')) AS acked;
+SELECT * FROM steps('near') WHERE name IN ('eight', 'nine');  -- eight released by the ack
+SELECT oban_flush_workflows() >= 0 AS flushed;
+SELECT * FROM steps('near') WHERE name IN ('eight', 'nine');  -- nine by the flush
+
 DROP FUNCTION rejects(jsonb);
 DROP FUNCTION run(text, text, text);
 DROP FUNCTION steps(text);
