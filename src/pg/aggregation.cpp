@@ -26,14 +26,11 @@ extern "C" {
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
-#include "catalog/objectaddress.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
-#include "miscadmin.h"
-#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
@@ -193,15 +190,6 @@ void ForgetJournalShape(Datum, Oid relation) {
     if (relation == InvalidOid || relation == journal_shape.relation) journal_shape.relation = InvalidOid;
 }
 
-AttrNumber JournalColumn(Oid relation, const char *name) {
-    AttrNumber column = get_attnum(relation, name);
-    if (column == InvalidAttrNumber)
-        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
-                        errmsg("column \"%s\" of oban_workflow_journal is missing", name),
-                        errhint("The extension's tables were altered; reinstall or update the extension.")));
-    return column;
-}
-
 const JournalShape &ShapeOf(Relation journal) {
     Oid relation = RelationGetRelid(journal);
     if (journal_shape.relation == relation) return journal_shape;
@@ -211,13 +199,13 @@ const JournalShape &ShapeOf(Relation journal) {
         callback_registered = true;
     }
     JournalShape shape;
-    shape.id = JournalColumn(relation, "id");
-    shape.workflow_id = JournalColumn(relation, "workflow_id");
-    for (int s = 0; s < kStateCount; s++) shape.counts[s] = JournalColumn(relation, kStateNames[s]);
-    shape.started_at = JournalColumn(relation, "started_at");
-    shape.finished_names = JournalColumn(relation, "finished_names");
-    shape.finished_states = JournalColumn(relation, "finished_states");
-    shape.recorded_at = JournalColumn(relation, "recorded_at");
+    shape.id = ExtensionTableColumn(relation, "id");
+    shape.workflow_id = ExtensionTableColumn(relation, "workflow_id");
+    for (int s = 0; s < kStateCount; s++) shape.counts[s] = ExtensionTableColumn(relation, kStateNames[s]);
+    shape.started_at = ExtensionTableColumn(relation, "started_at");
+    shape.finished_names = ExtensionTableColumn(relation, "finished_names");
+    shape.finished_states = ExtensionTableColumn(relation, "finished_states");
+    shape.recorded_at = ExtensionTableColumn(relation, "recorded_at");
     shape.sequence = getIdentitySequence(relation, shape.id, false);
     shape.relation = relation;
     journal_shape = shape;
@@ -233,16 +221,7 @@ struct JournalWriter {
 };
 
 void OpenJournal(JournalWriter *writer, Oid schema) {
-    Oid relation = get_relname_relid("oban_workflow_journal", schema);
-    if (!OidIsValid(relation))
-        ereport(ERROR,
-                (errcode(ERRCODE_UNDEFINED_TABLE),
-                 errmsg("relation \"%s.oban_workflow_journal\" does not exist", get_namespace_name(schema))));
-    writer->relation = table_open(relation, RowExclusiveLock);
-    AclResult access = pg_class_aclcheck(relation, GetUserId(), ACL_INSERT);
-    if (access != ACLCHECK_OK)
-        aclcheck_error(access, get_relkind_objtype(writer->relation->rd_rel->relkind),
-                       RelationGetRelationName(writer->relation));
+    writer->relation = OpenExtensionTable(schema, "oban_workflow_journal", RowExclusiveLock, ACL_INSERT);
     writer->shape = &ShapeOf(writer->relation);
     writer->estate = CreateExecutorState();
     writer->result = makeNode(ResultRelInfo);

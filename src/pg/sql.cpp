@@ -1,10 +1,14 @@
 #include "pg/sql.hpp"
 
 extern "C" {
+#include "access/table.h"
 #include "catalog/namespace.h"
+#include "catalog/objectaddress.h"
 #include "executor/tstoreReceiver.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "nodes/pg_list.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
@@ -157,6 +161,27 @@ int PlanForIndexLookups() {
     for (const char *name : {"enable_seqscan", "enable_hashjoin", "enable_mergejoin"})
         (void)set_config_option(name, "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
     return level;
+}
+
+Relation OpenExtensionTable(Oid schema, const char *name, LOCKMODE lock, AclMode required) {
+    Oid relation = get_relname_relid(name, schema);
+    if (!OidIsValid(relation))
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
+                        errmsg("relation \"%s.%s\" does not exist", get_namespace_name(schema), name)));
+    Relation opened = table_open(relation, lock);
+    AclResult access = pg_class_aclcheck(relation, GetUserId(), required);
+    if (access != ACLCHECK_OK)
+        aclcheck_error(access, get_relkind_objtype(opened->rd_rel->relkind), RelationGetRelationName(opened));
+    return opened;
+}
+
+AttrNumber ExtensionTableColumn(Oid relation, const char *column) {
+    AttrNumber number = get_attnum(relation, column);
+    if (number == InvalidAttrNumber)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+                        errmsg("column \"%s\" of %s is missing", column, get_rel_name(relation)),
+                        errhint("The extension's tables were altered; reinstall or update the extension.")));
+    return number;
 }
 
 }  // namespace oban::pg

@@ -23,13 +23,10 @@ extern "C" {
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
-#include "catalog/objectaddress.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
-#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/acl.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -432,29 +429,6 @@ bool workflow_deps_prepared = false;
 
 namespace {
 
-// A workflow table of `schema`, opened for reading as the current user may read it (as a statement
-// reading it would be checked).
-Relation OpenForReading(Oid schema, const char *name) {
-    Oid relation = get_relname_relid(name, schema);
-    if (!OidIsValid(relation))
-        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
-                        errmsg("relation \"%s.%s\" does not exist", get_namespace_name(schema), name)));
-    Relation opened = table_open(relation, AccessShareLock);
-    AclResult access = pg_class_aclcheck(relation, GetUserId(), ACL_SELECT);
-    if (access != ACLCHECK_OK)
-        aclcheck_error(access, get_relkind_objtype(opened->rd_rel->relkind), RelationGetRelationName(opened));
-    return opened;
-}
-
-AttrNumber ColumnOf(Relation relation, const char *name) {
-    AttrNumber column = get_attnum(RelationGetRelid(relation), name);
-    if (column == InvalidAttrNumber)
-        ereport(ERROR,
-                (errcode(ERRCODE_UNDEFINED_COLUMN), errmsg("column \"%s\" of relation \"%s\" does not exist",
-                                                           name, RelationGetRelationName(relation))));
-    return column;
-}
-
 // An equality key on `column` of `relation` for systable_beginscan (which maps it to the index's
 // column), compared with the column's collation.
 void EqualityKey(ScanKey key, Relation relation, AttrNumber column, RegProcedure equals, Datum value) {
@@ -471,11 +445,13 @@ void EqualityKey(ScanKey key, Relation relation, AttrNumber column, RegProcedure
 // primary keys, which the extension creates, the tables are scanned.)
 bool AnyDependentNearRelease(Oid schema, const Datum *workflow_ids, const Datum *names, int count,
                              int limit) {
-    Relation edges = OpenForReading(schema, "oban_workflow_edges");
-    Relation waits = OpenForReading(schema, "oban_workflow_waits");
-    AttrNumber edge_workflow = ColumnOf(edges, "dep_workflow_id"), edge_name = ColumnOf(edges, "dep_name"),
-               edge_job = ColumnOf(edges, "job_id");
-    AttrNumber wait_job = ColumnOf(waits, "job_id"), wait_remaining = ColumnOf(waits, "remaining");
+    Relation edges = OpenExtensionTable(schema, "oban_workflow_edges", AccessShareLock, ACL_SELECT);
+    Relation waits = OpenExtensionTable(schema, "oban_workflow_waits", AccessShareLock, ACL_SELECT);
+    AttrNumber edge_workflow = ExtensionTableColumn(RelationGetRelid(edges), "dep_workflow_id"),
+               edge_name = ExtensionTableColumn(RelationGetRelid(edges), "dep_name"),
+               edge_job = ExtensionTableColumn(RelationGetRelid(edges), "job_id");
+    AttrNumber wait_job = ExtensionTableColumn(RelationGetRelid(waits), "job_id"),
+               wait_remaining = ExtensionTableColumn(RelationGetRelid(waits), "remaining");
     Oid edges_key = RelationGetPrimaryKeyIndex(edges), waits_key = RelationGetPrimaryKeyIndex(waits);
     CommandCounterIncrement();  // as SPI does before a statement: this statement's changes are seen
     Snapshot snapshot = RegisterSnapshot(GetTransactionSnapshot());
