@@ -265,12 +265,49 @@ void CloseJournal(JournalWriter *writer) {
     table_close(writer->relation, NoLock);  // the lock is held to the end of the transaction
 }
 
-// Appends the journal rows of every delta recorded by the current subtransaction for `schema`.
+// The steps that the current subtransaction's deltas for `schema` record as completed: their
+// workflow ids and names (text), `*count` of them.
+void CompletedSteps(Oid schema, SubTransactionId subid, ArrayBuildState *ids, ArrayBuildState *names,
+                    int *count) {
+    HASH_SEQ_STATUS scan;
+    hash_seq_init(&scan, deltas);
+    WorkflowDelta *delta;
+    while ((delta = static_cast<WorkflowDelta *>(hash_seq_search(&scan))) != nullptr) {
+        if (delta->key.subid != subid || delta->schema != schema) continue;
+        ListCell *name, *state;
+        forboth(name, delta->finished_names, state, delta->finished_states) {
+            if (strcmp(static_cast<char *>(lfirst(state)), "completed") != 0) continue;
+            accumArrayResult(ids, CStringGetTextDatum(delta->key.workflow_id), false, TEXTOID,
+                             CurrentMemoryContext);
+            accumArrayResult(names, CStringGetTextDatum(static_cast<char *>(lfirst(name))), false, TEXTOID,
+                             CurrentMemoryContext);
+            (*count)++;
+        }
+    }
+}
+
+// Set while the journal trigger releases dependents in the ack (ReleaseInAck): the release's own
+// statement then leaves its deltas (the released jobs leaving `suspended`) to the ack's journal rows,
+// which the subtransaction passes them to when it commits, rather than writing a second row per
+// workflow for the flush to fold. Only a saving: a statement that writes its own rows is as exact.
+bool deferring_to_ack = false;
+
+// Appends the journal rows of every delta recorded by the current subtransaction for `schema`,
+// after releasing the dependents that the completed steps leave with nothing to wait for.
 void WriteJournal(Oid schema) {
     SubTransactionId subid = GetCurrentSubTransactionId();
     ArrayBuildState *completed_ids = initArrayResult(TEXTOID, CurrentMemoryContext, false);
     ArrayBuildState *completed_names = initArrayResult(TEXTOID, CurrentMemoryContext, false);
     int completed = 0;
+    CompletedSteps(schema, subid, completed_ids, completed_names, &completed);
+    if (completed > 0 && AnyDependentNearRelease(schema, completed_ids->dvalues, completed_names->dvalues,
+                                                 completed, kAckReleaseDeps)) {
+        deferring_to_ack = true;
+        ReleaseInAck(schema, makeArrayResult(completed_ids, CurrentMemoryContext),
+                     makeArrayResult(completed_names, CurrentMemoryContext));
+        deferring_to_ack = false;
+    }
+
     ArrayBuildState *new_ids = initArrayResult(TEXTOID, CurrentMemoryContext, false);
     ArrayBuildState *new_names = initArrayResult(TEXTOID, CurrentMemoryContext, false);
     ArrayBuildState *new_parents = initArrayResult(TEXTOID, CurrentMemoryContext, false);
@@ -288,15 +325,6 @@ void WriteJournal(Oid schema) {
         Datum id = CStringGetTextDatum(delta->key.workflow_id);
         if (journal.relation == nullptr) OpenJournal(&journal, schema);
         AppendJournalRow(&journal, delta, id);
-        ListCell *name, *state;
-        forboth(name, delta->finished_names, state, delta->finished_states) {
-            if (strcmp(static_cast<char *>(lfirst(state)), "completed") == 0) {
-                accumArrayResult(completed_ids, id, false, TEXTOID, CurrentMemoryContext);
-                accumArrayResult(completed_names, CStringGetTextDatum(static_cast<char *>(lfirst(name))),
-                                 false, TEXTOID, CurrentMemoryContext);
-                completed++;
-            }
-        }
         if (delta->inserted) {
             bool is_null;
             accumArrayResult(new_ids, id, false, TEXTOID, CurrentMemoryContext);
@@ -329,11 +357,7 @@ void WriteJournal(Oid schema) {
         deleted_waits = foreach_delete_current(deleted_waits, cell);
         forgotten++;
     }
-    if (created == 0 && completed == 0 && forgotten == 0) return;
-    // Made here, in the trigger's memory: what is made after BeginSql goes with EndSql.
-    Datum completed_steps = completed > 0 ? makeArrayResult(completed_ids, CurrentMemoryContext) : (Datum)0;
-    Datum completed_names_array =
-        completed > 0 ? makeArrayResult(completed_names, CurrentMemoryContext) : (Datum)0;
+    if (created == 0 && forgotten == 0) return;
 
     BeginSql(schema);
     if (created > 0) {
@@ -352,9 +376,6 @@ void WriteJournal(Oid schema) {
         Execute(&forget_deleted_waits, schema, values, nullptr);
     }
     EndSql();
-    if (completed > 0 && AnyDependentNearRelease(schema, completed_ids->dvalues, completed_names->dvalues,
-                                                 completed, kAckReleaseDeps))
-        ReleaseInAck(schema, completed_steps, completed_names_array);
 }
 
 // --- transaction bookkeeping ---------------------------------------------------------------------
@@ -371,6 +392,7 @@ void OnTransactionEvent(XactEvent event, void *) {
             deltas = nullptr;  // its memory goes with TopTransactionContext
             deleted_waits = NIL;
             journal_written = false;
+            deferring_to_ack = false;        // in case a query cancel left the release
             workflow_deps_prepared = false;  // in case the insert that set it failed
             break;
         default:
@@ -382,7 +404,7 @@ void OnTransactionEvent(XactEvent event, void *) {
 // those of a committed one pass to its parent.
 void OnSubtransactionEvent(SubXactEvent event, SubTransactionId subid, SubTransactionId parent, void *) {
     if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB) return;
-    if (event == SUBXACT_EVENT_ABORT_SUB) workflow_deps_prepared = false;
+    if (event == SUBXACT_EVENT_ABORT_SUB) workflow_deps_prepared = deferring_to_ack = false;
     ListCell *cell;
     foreach (cell, deleted_waits) {
         auto *wait = static_cast<DeletedWait *>(lfirst(cell));
@@ -533,6 +555,7 @@ OBAN_FUNCTION(oban_jobs_workflow_journal) {
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
                         errmsg("oban_jobs_workflow_journal() was not called by a trigger")));
     if (deltas == nullptr && deleted_waits == NIL) return PointerGetDatum(nullptr);
+    if (deferring_to_ack) return PointerGetDatum(nullptr);  // the ack's own rows carry them
     auto *trigger = reinterpret_cast<TriggerData *>(fcinfo->context);
     WriteJournal(RelationGetNamespace(trigger->tg_relation));
     return PointerGetDatum(nullptr);

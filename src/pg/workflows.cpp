@@ -205,23 +205,28 @@ Statement count_down{R"sql(
 // made from statistics in which suspended jobs are rare walks the (state, queue, ...) index through
 // every suspended job instead of looking the ids up by primary key (as jobs.cpp's single-job acks).
 //
-// Releases jobs whose every dep completed (the counts say so: no per-dep check needed). A job is
-// scheduled only if its own scheduled_at is still ahead of the wall clock: now() would be the start
-// of this (possibly long) flush transaction, older than jobs inserted while it ran.
-Statement release_ready{R"sql(
-    WITH released AS (
+// Releases the jobs of the CTE `to_release(id)` that precedes it (jobs whose every dep completed,
+// as the counts or the ack's checks say), and forgets their waits and edges. A job is scheduled only
+// if its own scheduled_at is still ahead of the wall clock: now() would be the start of this
+// (possibly long) flush transaction, older than jobs inserted while it ran. Shared by the flush's
+// release (release_ready) and the ack's lock-and-release (release_in_ack), each one statement.
+constexpr char kReleaseToRelease[] = R"sql(
+    released AS (
         UPDATE @extschema@.oban_jobs AS j
         SET state = CASE WHEN j.scheduled_at > timezone('UTC', clock_timestamp()) THEN 'scheduled' ELSE 'available' END
                         ::@extschema@.oban_job_state
-        WHERE j.id = ANY ($1) AND j.state::text = 'suspended' AND NOT j.meta ? 'wait_until'
+        WHERE j.id = ANY (ARRAY(SELECT id FROM to_release)) AND j.state::text = 'suspended'
+          AND NOT j.meta ? 'wait_until'
         RETURNING j.id
     ), forget_waits AS (
-        DELETE FROM @extschema@.oban_workflow_waits WHERE job_id = ANY ($1)
+        DELETE FROM @extschema@.oban_workflow_waits WHERE job_id = ANY (ARRAY(SELECT id FROM to_release))
     )
-    DELETE FROM @extschema@.oban_workflow_edges WHERE job_id = ANY ($1))sql",
-                        1,
-                        {INT8ARRAYOID},
-                        true};
+    DELETE FROM @extschema@.oban_workflow_edges WHERE job_id = ANY (ARRAY(SELECT id FROM to_release)))sql";
+
+// Releases the jobs $1 whose every dep completed (the counts say so: no per-dep check needed).
+constexpr auto kReleaseReady =
+    JoinSql("WITH to_release AS (SELECT unnest($1::bigint[]) AS id),", kReleaseToRelease);
+Statement release_ready{kReleaseReady.data(), 1, {INT8ARRAYOID}, true};
 
 struct ReleaseCall {
     Oid schema;
@@ -289,7 +294,7 @@ Statement settle_jobs{R"sql(
 
 // Finds and locks, for the statement that completed $1/$2 (workflow ids, step names), the
 // dependents of those steps whose every other dep has completed too (at most kAckReleaseDeps deps
-// left, so an ack never reads a big fan-in's edges); release_ready then releases them, and they
+// left, so an ack never reads a big fan-in's edges), and releases them in the same statement: they
 // become available when the ack commits, without waiting for a flush. Exactly once: of two acks that complete
 // a job's last two deps at the same moment, neither sees the other's completion before it commits (both leave
 // the job to the flush), and at most one can see the other's; the job's wait, every edge and the job row are
@@ -297,7 +302,7 @@ Statement settle_jobs{R"sql(
 // edge and counts down the wait, in that order) either waits for this release, then finds the job's
 // edges gone, or holds a row and leaves this release nothing to do. An ack therefore never waits
 // here, and never deadlocks with a flush.
-Statement release_in_ack{R"sql(
+constexpr char kLockSatisfied[] = R"sql(
     WITH finished AS (
         SELECT * FROM unnest($1::text[], $2::text[]) AS f(workflow_id, name)
     ), waiting AS (
@@ -335,15 +340,15 @@ Statement release_in_ack{R"sql(
         JOIN locked_per_job AS c ON c.job_id = w.job_id
         WHERE c.all_done
           AND c.locked = (SELECT count(*) FROM @extschema@.oban_workflow_edges AS e WHERE e.job_id = w.job_id)
-    )
-    -- The jobs to release, locked (by primary key only: state as text, so no state index applies).
-    SELECT j.id FROM @extschema@.oban_jobs AS j
-    WHERE j.id = ANY (ARRAY(SELECT job_id FROM satisfied)) AND j.state::text = 'suspended'
-      AND NOT j.meta ? 'wait_until'
-    FOR NO KEY UPDATE OF j SKIP LOCKED)sql",
-                         3,
-                         {TEXTARRAYOID, TEXTARRAYOID, INT4OID},
-                         true};
+    ), to_release AS MATERIALIZED (
+        -- The jobs to release, locked (by primary key only: state as text, so no state index applies).
+        SELECT j.id FROM @extschema@.oban_jobs AS j
+        WHERE j.id = ANY (ARRAY(SELECT job_id FROM satisfied)) AND j.state::text = 'suspended'
+          AND NOT j.meta ? 'wait_until'
+        FOR NO KEY UPDATE OF j SKIP LOCKED
+    ),)sql";
+constexpr auto kReleaseInAck = JoinSql(kLockSatisfied, kReleaseToRelease);
+Statement release_in_ack{kReleaseInAck.data(), 3, {TEXTARRAYOID, TEXTARRAYOID, INT4OID}, true};
 
 Statement workflow_of_job{
     R"sql(SELECT meta->>'workflow_id' FROM @extschema@.oban_jobs WHERE id = $1)sql", 1, {INT8OID}};
@@ -409,16 +414,7 @@ void ReleaseInAckBody(void *arg) {
     Datum values[3] = {call->workflow_ids, call->names, Int32GetDatum(kAckReleaseDeps)};
     BeginSql(call->schema);
     int guc_level = PlanForIndexLookups();
-    uint64 ready = Execute(&release_in_ack, call->schema, values, nullptr);
-    if (ready > 0) {  // released as the flush releases them
-        int64 *ids = static_cast<int64 *>(palloc(sizeof(int64) * ready));
-        for (uint64 i = 0; i < ready; i++) {
-            bool is_null = false;
-            ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &is_null));
-        }
-        Datum job_ids[1] = {Int8Array(ids, (int)ready)};
-        Execute(&release_ready, call->schema, job_ids, nullptr);
-    }
+    Execute(&release_in_ack, call->schema, values, nullptr);
     AtEOXact_GUC(true, guc_level);
     EndSql();
 }
