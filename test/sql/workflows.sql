@@ -26,6 +26,18 @@ BEGIN
     RETURN step || ' ' || outcome;
 END $$;
 
+-- Whether oban_workflows counts the jobs of `workflow` as they are.
+CREATE FUNCTION counts_exact(workflow text) RETURNS boolean
+LANGUAGE sql AS $$
+    SELECT (w.suspended, w.available, w.scheduled, w.executing, w.retryable, w.completed, w.cancelled, w.discarded)
+           = (SELECT (count(*) FILTER (WHERE state = 'suspended'))::int, (count(*) FILTER (WHERE state = 'available'))::int,
+                     (count(*) FILTER (WHERE state = 'scheduled'))::int, (count(*) FILTER (WHERE state = 'executing'))::int,
+                     (count(*) FILTER (WHERE state = 'retryable'))::int, (count(*) FILTER (WHERE state = 'completed'))::int,
+                     (count(*) FILTER (WHERE state = 'cancelled'))::int, (count(*) FILTER (WHERE state = 'discarded'))::int
+              FROM oban_jobs WHERE meta->>'workflow_id' = workflow)
+    FROM oban_workflows AS w WHERE w.id = workflow
+$$;
+
 -- A chain and a diamond: a → (b, c) → d.
 SELECT name, state FROM oban_insert_workflow('{"workflow_id": "diamond", "name": "diamond", "jobs": [
     {"name": "a", "worker": "W"},
@@ -160,6 +172,7 @@ SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "isolated", "jobs": [
     {"name": "free", "worker": "W", "deps": ["a"]}]}');
 SELECT run('isolated', 'a');
 SELECT * FROM steps('isolated');
+SELECT counts_exact('isolated');  -- the refused release in the ack counted nothing
 DROP TRIGGER refuse_release ON oban_jobs;
 UPDATE oban_workflow_rows SET updated_at = updated_at - interval '5 minutes' WHERE id = 'isolated';
 SELECT oban_repair_workflows(interval '60 seconds') AS repaired;
@@ -228,10 +241,14 @@ UPDATE oban_jobs SET state = 'executing', attempt = 1 WHERE meta->>'workflow_id'
 SELECT oban_ack_jobs((SELECT jsonb_agg(jsonb_build_object('id', id, 'state', 'completed'))
                       FROM oban_jobs WHERE meta->>'workflow_id' = 'near' AND meta->>'name' LIKE 'd_')) AS acked;
 SELECT * FROM steps('near') WHERE name IN ('eight', 'nine');  -- eight released by the ack
+-- The release's counts went into the ack's journal row: one row each for the insert, the update
+-- to executing and the ack.
+SELECT count(*) AS journal_rows, counts_exact('near') FROM oban_workflow_journal WHERE workflow_id = 'near';
 SELECT oban_flush_workflows() >= 0 AS flushed;
 SELECT * FROM steps('near') WHERE name IN ('eight', 'nine');  -- nine by the flush
 
 DROP FUNCTION rejects(jsonb);
+DROP FUNCTION counts_exact(text);
 DROP FUNCTION run(text, text, text);
 DROP FUNCTION steps(text);
 DROP FUNCTION refuse_release();
