@@ -303,8 +303,7 @@ void WriteJournal(Oid schema) {
     if (completed > 0 && AnyDependentNearRelease(schema, completed_ids->dvalues, completed_names->dvalues,
                                                  completed, kAckReleaseDeps)) {
         deferring_to_ack = true;
-        ReleaseInAck(schema, makeArrayResult(completed_ids, CurrentMemoryContext),
-                     makeArrayResult(completed_names, CurrentMemoryContext));
+        ReleaseInAck(schema, completed_ids->dvalues, completed_names->dvalues, completed);
         deferring_to_ack = false;
     }
 

@@ -1,9 +1,6 @@
 // Running the extension's SQL from C: kept plans per statement, a pinned search_path, and the
 // extension's schema. Plain C-style code (no C++ objects live while these run).
 #pragma once
-#include <array>
-#include <cstddef>
-
 #include "pg/boundary.hpp"
 
 extern "C" {
@@ -16,15 +13,6 @@ namespace oban::pg {
 // One SQL statement of the extension. `sql` names the extension's objects as @extschema@; the
 // plan is prepared on first use (SPI_prepare + SPI_keepplan) and kept for the backend's life,
 // re-prepared only if the extension's schema changes. Postgres revalidates a kept plan after DDL.
-// The text of two string constants joined, at compile time: a statement made of a shared part and its own.
-template <std::size_t A, std::size_t B>
-constexpr std::array<char, A + B - 1> JoinSql(const char (&first)[A], const char (&second)[B]) {
-    std::array<char, A + B - 1> joined{};
-    for (std::size_t i = 0; i + 1 < A; i++) joined[i] = first[i];
-    for (std::size_t i = 0; i < B; i++) joined[A - 1 + i] = second[i];
-    return joined;
-}
-
 struct Statement {
     const char *sql;
     int nargs;

@@ -2,29 +2,35 @@
 //
 // A job inserted with deps that are not all satisfied is made `suspended` by a BEFORE INSERT
 // trigger, which records how many deps remain (oban_workflow_waits) and an edge from each pending
-// dep to the job (oban_workflow_edges). Acks never release anything themselves: the statement that
-// finishes a step appends it to the journal (aggregation.cpp), and oban_flush_workflows — run by the
-// background worker right after such a commit, or by any caller — folds the journal and counts down
-// the waits of the finished steps' dependents through the edges. A job whose count reaches zero gets
-// one precise check of its deps (O(its deps), once) and is released or cancelled. So:
+// dep to the job (oban_workflow_edges). The statement that finishes a step appends it to the journal
+// (aggregation.cpp), and oban_flush_workflows — run by the background worker right after such a
+// commit, or by any caller — folds the journal and counts down the waits of the finished steps'
+// dependents through the edges. A job whose count reaches zero gets one precise check of its deps
+// (O(its deps), once) and is released or cancelled. A statement that completes the last few deps of
+// a job releases it itself when it can do so without waiting (below: releasing in the ack). So:
 //  * an ack costs the same whatever the workflow's size, and never waits on another ack;
-//  * a failing release never undoes an ack: it runs later, in another transaction; a failure is
-//    reported with a WARNING and left for oban_repair_workflows;
+//  * a failing release never undoes an ack: it runs in a subtransaction of the ack, or later in
+//    another transaction; the flush reports a failure with a WARNING and leaves it for
+//    oban_repair_workflows;
 //  * the journal rows of a step are consumed exactly once (deleted in the transaction that counts
 //    them), and a release is `UPDATE ... WHERE state = 'suspended'`, so a job is released once.
 #include "pg/args.hpp"
 #include "pg/meta.hpp"
 #include "pg/restore.hpp"
 #include "pg/sql.hpp"
+#include "pg/states.hpp"
 #include "pg/workflows.hpp"
 
 extern "C" {
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "executor/tuptable.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -205,28 +211,24 @@ Statement count_down{R"sql(
 // made from statistics in which suspended jobs are rare walks the (state, queue, ...) index through
 // every suspended job instead of looking the ids up by primary key (as jobs.cpp's single-job acks).
 //
-// Releases the jobs of the CTE `to_release(id)` that precedes it (jobs whose every dep completed,
-// as the counts or the ack's checks say), and forgets their waits and edges. A job is scheduled only
-// if its own scheduled_at is still ahead of the wall clock: now() would be the start of this
-// (possibly long) flush transaction, older than jobs inserted while it ran. Shared by the flush's
-// release (release_ready) and the ack's lock-and-release (release_in_ack), each one statement.
-constexpr char kReleaseToRelease[] = R"sql(
-    released AS (
+// Releases jobs whose every dep completed (the counts say so, or the ack's checks: no per-dep
+// check needed). A job is scheduled only if its own scheduled_at is still ahead of the wall clock:
+// now() would be the start of this (possibly long) flush transaction, older than jobs inserted
+// while it ran.
+Statement release_ready{R"sql(
+    WITH released AS (
         UPDATE @extschema@.oban_jobs AS j
         SET state = CASE WHEN j.scheduled_at > timezone('UTC', clock_timestamp()) THEN 'scheduled' ELSE 'available' END
                         ::@extschema@.oban_job_state
-        WHERE j.id = ANY (ARRAY(SELECT id FROM to_release)) AND j.state::text = 'suspended'
-          AND NOT j.meta ? 'wait_until'
+        WHERE j.id = ANY ($1) AND j.state::text = 'suspended' AND NOT j.meta ? 'wait_until'
         RETURNING j.id
     ), forget_waits AS (
-        DELETE FROM @extschema@.oban_workflow_waits WHERE job_id = ANY (ARRAY(SELECT id FROM to_release))
+        DELETE FROM @extschema@.oban_workflow_waits WHERE job_id = ANY ($1)
     )
-    DELETE FROM @extschema@.oban_workflow_edges WHERE job_id = ANY (ARRAY(SELECT id FROM to_release)))sql";
-
-// Releases the jobs $1 whose every dep completed (the counts say so: no per-dep check needed).
-constexpr auto kReleaseReady =
-    JoinSql("WITH to_release AS (SELECT unnest($1::bigint[]) AS id),", kReleaseToRelease);
-Statement release_ready{kReleaseReady.data(), 1, {INT8ARRAYOID}, true};
+    DELETE FROM @extschema@.oban_workflow_edges WHERE job_id = ANY ($1))sql",
+                        1,
+                        {INT8ARRAYOID},
+                        true};
 
 struct ReleaseCall {
     Oid schema;
@@ -292,64 +294,6 @@ Statement settle_jobs{R"sql(
                       2,
                       {INT8ARRAYOID, BOOLOID}};
 
-// Finds and locks, for the statement that completed $1/$2 (workflow ids, step names), the
-// dependents of those steps whose every other dep has completed too (at most kAckReleaseDeps deps
-// left, so an ack never reads a big fan-in's edges), and releases them in the same statement: they
-// become available when the ack commits, without waiting for a flush. Exactly once: of two acks that complete
-// a job's last two deps at the same moment, neither sees the other's completion before it commits (both leave
-// the job to the flush), and at most one can see the other's; the job's wait, every edge and the job row are
-// locked with SKIP LOCKED and the job is released only when all of them were, so the flush (which consumes an
-// edge and counts down the wait, in that order) either waits for this release, then finds the job's
-// edges gone, or holds a row and leaves this release nothing to do. An ack therefore never waits
-// here, and never deadlocks with a flush.
-constexpr char kLockSatisfied[] = R"sql(
-    WITH finished AS (
-        SELECT * FROM unnest($1::text[], $2::text[]) AS f(workflow_id, name)
-    ), waiting AS (
-        SELECT w.job_id FROM @extschema@.oban_workflow_waits AS w
-        WHERE w.job_id = ANY (ARRAY(
-                  SELECT x.job_id FROM finished AS f
-                  CROSS JOIN LATERAL (  -- fenced: one primary-key probe per finished step (count_down)
-                      SELECT e.job_id FROM @extschema@.oban_workflow_edges AS e
-                      WHERE e.dep_workflow_id = f.workflow_id AND e.dep_name = f.name
-                      OFFSET 0) AS x))
-          AND w.remaining <= $3
-          AND (SELECT count(*) FROM (SELECT FROM @extschema@.oban_workflow_edges AS e
-                                     WHERE e.job_id = w.job_id LIMIT $3 + 1) AS few) <= $3
-        FOR UPDATE OF w SKIP LOCKED
-    ), locked_edges AS (
-        SELECT e.job_id, e.dep_workflow_id, e.dep_name FROM @extschema@.oban_workflow_edges AS e
-        WHERE e.job_id = ANY (ARRAY(SELECT job_id FROM waiting))
-        FOR UPDATE OF e SKIP LOCKED
-    ), locked_per_job AS MATERIALIZED (
-        -- Each locked edge checked once (correlated with `waiting`, the check ran once per edge of
-        -- every waiting job the statement touched: quadratic in a fan-out): done if this statement
-        -- completed the dep, or if the dep's job is completed (an aggregate, not EXISTS: a lookup
-        -- per dep, never a hash of every job).
-        SELECT l.job_id, count(*) AS locked,
-               bool_and(EXISTS (SELECT FROM finished AS f
-                                WHERE f.workflow_id = l.dep_workflow_id AND f.name = l.dep_name)
-                        OR coalesce(l.dep_name <> '*' AND (
-                               SELECT bool_and(dep.state = 'completed') FROM @extschema@.oban_jobs AS dep
-                               WHERE dep.meta ? 'workflow_id' AND dep.meta->>'workflow_id' = l.dep_workflow_id
-                                 AND dep.meta->>'name' = l.dep_name), false)) AS all_done
-        FROM locked_edges AS l
-        GROUP BY l.job_id
-    ), satisfied AS (
-        SELECT w.job_id FROM waiting AS w
-        JOIN locked_per_job AS c ON c.job_id = w.job_id
-        WHERE c.all_done
-          AND c.locked = (SELECT count(*) FROM @extschema@.oban_workflow_edges AS e WHERE e.job_id = w.job_id)
-    ), to_release AS MATERIALIZED (
-        -- The jobs to release, locked (by primary key only: state as text, so no state index applies).
-        SELECT j.id FROM @extschema@.oban_jobs AS j
-        WHERE j.id = ANY (ARRAY(SELECT job_id FROM satisfied)) AND j.state::text = 'suspended'
-          AND NOT j.meta ? 'wait_until'
-        FOR NO KEY UPDATE OF j SKIP LOCKED
-    ),)sql";
-constexpr auto kReleaseInAck = JoinSql(kLockSatisfied, kReleaseToRelease);
-Statement release_in_ack{kReleaseInAck.data(), 3, {TEXTARRAYOID, TEXTARRAYOID, INT4OID}, true};
-
 Statement workflow_of_job{
     R"sql(SELECT meta->>'workflow_id' FROM @extschema@.oban_jobs WHERE id = $1)sql", 1, {INT8OID}};
 
@@ -404,21 +348,6 @@ Datum Int8Array(int64 *values, int count) {
     return PointerGetDatum(construct_array(datums, count, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE));
 }
 
-struct AckReleaseCall {
-    Oid schema;
-    Datum workflow_ids, names;
-};
-
-void ReleaseInAckBody(void *arg) {
-    auto *call = static_cast<AckReleaseCall *>(arg);
-    Datum values[3] = {call->workflow_ids, call->names, Int32GetDatum(kAckReleaseDeps)};
-    BeginSql(call->schema);
-    int guc_level = PlanForIndexLookups();
-    Execute(&release_in_ack, call->schema, values, nullptr);
-    AtEOXact_GUC(true, guc_level);
-    EndSql();
-}
-
 }  // namespace
 
 bool workflow_deps_prepared = false;
@@ -430,6 +359,285 @@ namespace {
 void EqualityKey(ScanKey key, Relation relation, AttrNumber column, RegProcedure equals, Datum value) {
     ScanKeyInit(key, column, BTEqualStrategyNumber, equals, value);
     key->sk_collation = TupleDescAttr(RelationGetDescr(relation), column - 1)->attcollation;
+}
+
+// --- releasing in the ack ------------------------------------------------------------------------
+//
+// The statement that completes the last deps of a job (at most kAckReleaseDeps of them were left)
+// releases the job itself: it becomes available when the ack commits, without waiting for a flush.
+// Exactly once: of two acks that complete a job's last two deps at the same moment, neither sees the
+// other's completion before it commits (both leave the job to the flush), and at most one can see
+// the other's. The job's wait, every edge and the job row are locked, skipping any row another
+// transaction holds or changed since the snapshot, and the job is released only when all of them
+// were: the flush (which consumes an edge and counts down the wait, in that order) either waits for
+// this release, then finds the job's edges gone, or holds a row and leaves this release nothing to
+// do. An ack therefore never waits here, and never deadlocks with a flush; whatever it skips, the
+// flush releases from the ack's journal rows.
+//
+// Index lookups and tuple locks done directly, not an SQL statement: most acks of small workflows
+// release a dependent, and the executor's start and teardown for the statement this was cost more
+// than its lookups (bench/RESULTS.md, session 9). The release itself (release_ready) changes jobs,
+// whose triggers and indexes want the executor.
+
+// Of each (workflow id, name) in $1/$2, in order: whether its jobs are all completed (and one is).
+Statement deps_completed{R"sql(
+    SELECT coalesce((SELECT bool_and(dep.state = 'completed') FROM @extschema@.oban_jobs AS dep
+                     WHERE dep.meta ? 'workflow_id' AND dep.meta->>'workflow_id' = d.workflow_id
+                       AND dep.meta->>'name' = d.name), false)
+    FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS d(workflow_id, name, position)
+    ORDER BY d.position)sql",
+                         2,
+                         {TEXTARRAYOID, TEXTARRAYOID},
+                         true};
+
+struct AckReleaseCall {
+    Oid schema;
+    const Datum *workflow_ids, *names;  // text: the steps the ack completed
+    int count;
+};
+
+// A dep of a dependent whose edge the release locked; done if the ack completed it, or its jobs are
+// all completed.
+struct LockedDep {
+    Datum workflow_id, name;  // text
+    bool done;
+};
+
+struct Dependent {
+    int64 job_id;
+    LockedDep deps[kAckReleaseDeps];
+    int dep_count;
+};
+
+bool TextEquals(Datum a, Datum b) {
+    return DatumGetBool(DirectFunctionCall2Coll(texteq, C_COLLATION_OID, a, b));
+}
+
+bool CompletedByAck(const AckReleaseCall *call, Datum workflow_id, Datum name) {
+    for (int i = 0; i < call->count; i++)
+        if (TextEquals(call->names[i], name) && TextEquals(call->workflow_ids[i], workflow_id)) return true;
+    return false;
+}
+
+// Locks the row version at `tid` as FOR UPDATE SKIP LOCKED would, but never follows an update made
+// since `snapshot`: whether it was locked.
+bool LockSkipping(Relation relation, TupleTableSlot *slot, ItemPointer tid, Snapshot snapshot,
+                  LockTupleMode mode) {
+    TM_FailureData failure;
+    return table_tuple_lock(relation, tid, snapshot, slot, GetCurrentCommandId(true), mode, LockWaitSkip, 0,
+                            &failure) == TM_Ok;
+}
+
+// The tables the release reads and locks, with the columns and indexes it uses.
+struct ReleaseTables {
+    Relation edges, waits, jobs;
+    AttrNumber edge_workflow, edge_name, edge_job, wait_job, wait_remaining, job_id, job_state, job_meta;
+    Oid edges_key, edges_by_job, waits_key, jobs_key;
+    TupleTableSlot *edge_slot, *wait_slot, *job_slot;
+};
+
+void OpenReleaseTables(ReleaseTables *t, Oid schema) {
+    // UPDATE: what SELECT ... FOR UPDATE asks of the caller.
+    t->edges = OpenExtensionTable(schema, "oban_workflow_edges", RowShareLock, ACL_UPDATE);
+    t->waits = OpenExtensionTable(schema, "oban_workflow_waits", RowShareLock, ACL_UPDATE);
+    t->jobs = OpenExtensionTable(schema, "oban_jobs", RowShareLock, ACL_UPDATE);
+    Oid edges = RelationGetRelid(t->edges), waits = RelationGetRelid(t->waits),
+        jobs = RelationGetRelid(t->jobs);
+    t->edge_workflow = ExtensionTableColumn(edges, "dep_workflow_id");
+    t->edge_name = ExtensionTableColumn(edges, "dep_name");
+    t->edge_job = ExtensionTableColumn(edges, "job_id");
+    t->wait_job = ExtensionTableColumn(waits, "job_id");
+    t->wait_remaining = ExtensionTableColumn(waits, "remaining");
+    t->job_id = ExtensionTableColumn(jobs, "id");
+    t->job_state = ExtensionTableColumn(jobs, "state");
+    t->job_meta = ExtensionTableColumn(jobs, "meta");
+    // Without these indexes (the extension creates them; Oban's table has its primary key), the
+    // tables are scanned.
+    t->edges_key = RelationGetPrimaryKeyIndex(t->edges);
+    t->edges_by_job = get_relname_relid("oban_workflow_edges_job_index", schema);
+    t->waits_key = RelationGetPrimaryKeyIndex(t->waits);
+    t->jobs_key = RelationGetPrimaryKeyIndex(t->jobs);
+    t->edge_slot = table_slot_create(t->edges, nullptr);
+    t->wait_slot = table_slot_create(t->waits, nullptr);
+    t->job_slot = table_slot_create(t->jobs, nullptr);
+}
+
+void CloseReleaseTables(ReleaseTables *t) {
+    ExecDropSingleTupleTableSlot(t->edge_slot);
+    ExecDropSingleTupleTableSlot(t->wait_slot);
+    ExecDropSingleTupleTableSlot(t->job_slot);
+    table_close(t->jobs, NoLock);  // the locks are held to the end of the transaction
+    table_close(t->waits, NoLock);
+    table_close(t->edges, NoLock);
+}
+
+// Finds `job_id`'s wait and edges, and locks them if it waits on at most kAckReleaseDeps deps:
+// whether all were locked (`dependent` then has its deps).
+bool LockWaitAndEdges(ReleaseTables *t, Snapshot snapshot, int64 job_id, Dependent *dependent) {
+    ScanKeyData key;
+    EqualityKey(&key, t->waits, t->wait_job, F_INT8EQ, Int64GetDatum(job_id));
+    SysScanDesc scan =
+        systable_beginscan(t->waits, t->waits_key, OidIsValid(t->waits_key), snapshot, 1, &key);
+    HeapTuple wait = systable_getnext(scan);
+    bool near = false;
+    ItemPointerData wait_tid;
+    if (HeapTupleIsValid(wait)) {
+        bool is_null = false;
+        Datum remaining = heap_getattr(wait, t->wait_remaining, RelationGetDescr(t->waits), &is_null);
+        near = !is_null && DatumGetInt32(remaining) <= kAckReleaseDeps;
+        wait_tid = wait->t_self;
+    }
+    systable_endscan(scan);
+    if (!near) return false;
+
+    ItemPointerData edge_tids[kAckReleaseDeps];
+    dependent->job_id = job_id;
+    dependent->dep_count = 0;
+    EqualityKey(&key, t->edges, t->edge_job, F_INT8EQ, Int64GetDatum(job_id));
+    scan = systable_beginscan(t->edges, t->edges_by_job, OidIsValid(t->edges_by_job), snapshot, 1, &key);
+    HeapTuple edge;
+    while (HeapTupleIsValid(edge = systable_getnext(scan))) {
+        if (dependent->dep_count == kAckReleaseDeps) {  // more deps left than an ack releases
+            near = false;
+            break;
+        }
+        bool workflow_null = false, name_null = false;
+        Datum workflow = heap_getattr(edge, t->edge_workflow, RelationGetDescr(t->edges), &workflow_null);
+        Datum name = heap_getattr(edge, t->edge_name, RelationGetDescr(t->edges), &name_null);
+        if (workflow_null || name_null) {
+            near = false;
+            break;
+        }
+        LockedDep &dep = dependent->deps[dependent->dep_count];
+        dep.workflow_id = datumCopy(workflow, false, -1);
+        dep.name = datumCopy(name, false, -1);
+        dep.done = false;
+        edge_tids[dependent->dep_count++] = edge->t_self;
+    }
+    systable_endscan(scan);
+    if (!near || dependent->dep_count == 0) return false;
+
+    if (!LockSkipping(t->waits, t->wait_slot, &wait_tid, snapshot, LockTupleExclusive)) return false;
+    for (int i = 0; i < dependent->dep_count; i++)
+        if (!LockSkipping(t->edges, t->edge_slot, &edge_tids[i], snapshot, LockTupleExclusive)) return false;
+    return true;
+}
+
+// Locks the job if it is still suspended waiting on deps (not parked awaiting a signal): whether it did.
+bool LockSuspendedJob(ReleaseTables *t, Snapshot snapshot, int64 job_id) {
+    ScanKeyData key;
+    EqualityKey(&key, t->jobs, t->job_id, F_INT8EQ, Int64GetDatum(job_id));
+    SysScanDesc scan = systable_beginscan(t->jobs, t->jobs_key, OidIsValid(t->jobs_key), snapshot, 1, &key);
+    HeapTuple job = systable_getnext(scan);
+    bool waiting = false;
+    ItemPointerData tid;
+    if (HeapTupleIsValid(job)) {
+        bool state_null = false, meta_null = false;
+        Datum state = heap_getattr(job, t->job_state, RelationGetDescr(t->jobs), &state_null);
+        Datum meta = heap_getattr(job, t->job_meta, RelationGetDescr(t->jobs), &meta_null);
+        waiting = !state_null && StateOf(state) == kSuspended &&
+                  (meta_null || !MetaHas(DatumGetJsonbP(meta), "wait_until"));
+        tid = job->t_self;
+    }
+    systable_endscan(scan);
+    return waiting && LockSkipping(t->jobs, t->job_slot, &tid, snapshot, LockTupleNoKeyExclusive);
+}
+
+// Looks up, in one statement, the deps not completed by the ack (named steps only: a dep on a whole
+// workflow is left to the flush), and marks those whose jobs are all completed.
+void LookUpOtherDeps(Oid schema, Dependent *dependents, int count) {
+    ArrayBuildState *workflow_ids = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+    ArrayBuildState *names = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+    int asked = 0;
+    for (int d = 0; d < count; d++)
+        for (int i = 0; i < dependents[d].dep_count; i++) {
+            LockedDep &dep = dependents[d].deps[i];
+            if (dep.done || strcmp(TextDatumGetCString(dep.name), "*") == 0) continue;
+            accumArrayResult(workflow_ids, dep.workflow_id, false, TEXTOID, CurrentMemoryContext);
+            accumArrayResult(names, dep.name, false, TEXTOID, CurrentMemoryContext);
+            asked++;
+        }
+    if (asked == 0) return;
+    Datum values[2] = {makeArrayResult(workflow_ids, CurrentMemoryContext),
+                       makeArrayResult(names, CurrentMemoryContext)};
+    BeginSql(schema);
+    Execute(&deps_completed, schema, values, nullptr);
+    uint64 row = 0;
+    for (int d = 0; d < count; d++)
+        for (int i = 0; i < dependents[d].dep_count; i++) {
+            LockedDep &dep = dependents[d].deps[i];
+            if (dep.done || strcmp(TextDatumGetCString(dep.name), "*") == 0) continue;
+            bool is_null = false;
+            Datum completed = SPI_getbinval(SPI_tuptable->vals[row++], SPI_tuptable->tupdesc, 1, &is_null);
+            dep.done = !is_null && DatumGetBool(completed);
+        }
+    EndSql();
+}
+
+void ReleaseInAckBody(void *arg) {
+    auto *call = static_cast<AckReleaseCall *>(arg);
+    ReleaseTables t;
+    OpenReleaseTables(&t, call->schema);
+    CommandCounterIncrement();  // as SPI does before a statement: this statement's changes are seen
+    Snapshot snapshot = RegisterSnapshot(GetTransactionSnapshot());
+
+    // The dependents of the completed steps, each once.
+    int capacity = 16, found = 0;
+    int64 *job_ids = static_cast<int64 *>(palloc(sizeof(int64) * capacity));
+    for (int i = 0; i < call->count; i++) {
+        ScanKeyData step[2];
+        EqualityKey(&step[0], t.edges, t.edge_workflow, F_TEXTEQ, call->workflow_ids[i]);
+        EqualityKey(&step[1], t.edges, t.edge_name, F_TEXTEQ, call->names[i]);
+        SysScanDesc scan =
+            systable_beginscan(t.edges, t.edges_key, OidIsValid(t.edges_key), snapshot, 2, step);
+        HeapTuple edge;
+        while (HeapTupleIsValid(edge = systable_getnext(scan))) {
+            bool is_null = false;
+            Datum job = heap_getattr(edge, t.edge_job, RelationGetDescr(t.edges), &is_null);
+            if (is_null) continue;
+            int64 job_id = DatumGetInt64(job);
+            bool seen = false;
+            for (int j = 0; j < found && !seen; j++) seen = job_ids[j] == job_id;
+            if (seen) continue;
+            if (found == capacity) {
+                capacity *= 2;
+                job_ids = static_cast<int64 *>(repalloc(job_ids, sizeof(int64) * capacity));
+            }
+            job_ids[found++] = job_id;
+        }
+        systable_endscan(scan);
+    }
+
+    // Those with few deps left: their wait and edges locked, their deps the ack completed marked.
+    auto *dependents = static_cast<Dependent *>(palloc(sizeof(Dependent) * Max(found, 1)));
+    int locked = 0;
+    for (int j = 0; j < found; j++) {
+        Dependent *dependent = &dependents[locked];
+        if (!LockWaitAndEdges(&t, snapshot, job_ids[j], dependent)) continue;
+        for (int i = 0; i < dependent->dep_count; i++) {
+            LockedDep &dep = dependent->deps[i];
+            dep.done = CompletedByAck(call, dep.workflow_id, dep.name);
+        }
+        locked++;
+    }
+    LookUpOtherDeps(call->schema, dependents, locked);
+
+    // Those whose deps are all done: the job row locked, then released.
+    int64 *ready = static_cast<int64 *>(palloc(sizeof(int64) * Max(locked, 1)));
+    int ready_count = 0;
+    for (int d = 0; d < locked; d++) {
+        bool all_done = true;
+        for (int i = 0; i < dependents[d].dep_count && all_done; i++) all_done = dependents[d].deps[i].done;
+        if (all_done && LockSuspendedJob(&t, snapshot, dependents[d].job_id))
+            ready[ready_count++] = dependents[d].job_id;
+    }
+    UnregisterSnapshot(snapshot);
+    CloseReleaseTables(&t);
+    if (ready_count == 0) return;
+    Datum values[1] = {Int8Array(ready, ready_count)};
+    BeginSql(call->schema);
+    Execute(&release_ready, call->schema, values, nullptr);
+    EndSql();
 }
 
 }  // namespace
@@ -482,8 +690,8 @@ bool AnyDependentNearRelease(Oid schema, const Datum *workflow_ids, const Datum 
     return near;
 }
 
-void ReleaseInAck(Oid schema, Datum workflow_ids, Datum names) {
-    AckReleaseCall call{schema, workflow_ids, names};
+void ReleaseInAck(Oid schema, const Datum *workflow_ids, const Datum *names, int count) {
+    AckReleaseCall call{schema, workflow_ids, names, count};
     // In a subtransaction, so nothing that goes wrong here can undo the ack: the edges are then
     // still there, and the flush releases (or reports) those dependents from the journal.
     ErrorData *failure = InSubtransaction(ReleaseInAckBody, &call);

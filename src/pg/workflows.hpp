@@ -28,10 +28,10 @@ constexpr int kAckReleaseDeps = 8;
 // journal trigger after every statement that completes workflow jobs.
 bool AnyDependentNearRelease(Oid schema, const Datum *workflow_ids, const Datum *names, int count, int limit);
 
-// Releases the dependents of the steps the current statement completed (`workflow_ids`, `names`:
-// text[]) whose other deps have all completed, in a subtransaction that never waits on a lock;
-// whatever it cannot release is left to the flush. Called by the journal trigger.
-void ReleaseInAck(Oid schema, Datum workflow_ids, Datum names);
+// Releases the dependents of the steps the current statement completed (workflow_ids[i], names[i]:
+// text, `count` of them) whose other deps have all completed, in a subtransaction that never waits
+// on a lock; whatever it cannot release is left to the flush. Called by the journal trigger.
+void ReleaseInAck(Oid schema, const Datum *workflow_ids, const Datum *names, int count);
 
 // BEFORE INSERT of a job whose meta has a workflow_id and deps: a job whose deps are not all
 // satisfied waits `suspended`; one whose dep failed is inserted cancelled; one inserted suspended
