@@ -659,6 +659,10 @@ bool AnyDependentNearRelease(Oid schema, const Datum *workflow_ids, const Datum 
     Oid edges_key = RelationGetPrimaryKeyIndex(edges), waits_key = RelationGetPrimaryKeyIndex(waits);
     CommandCounterIncrement();  // as SPI does before a statement: this statement's changes are seen
     Snapshot snapshot = RegisterSnapshot(GetTransactionSnapshot());
+    // The dependents whose wait was read and found far from release: the steps of a fan-in all
+    // lead to one join, whose wait is read once.
+    int64 *far = static_cast<int64 *>(palloc(sizeof(int64) * Max(count, 1)));
+    int far_count = 0;
     bool near = false;
     for (int i = 0; i < count && !near; i++) {
         ScanKeyData step[2];
@@ -671,6 +675,9 @@ bool AnyDependentNearRelease(Oid schema, const Datum *workflow_ids, const Datum 
             bool is_null = false;
             Datum job = heap_getattr(edge, edge_job, RelationGetDescr(edges), &is_null);
             if (is_null) continue;
+            bool known_far = false;
+            for (int f = 0; f < far_count && !known_far; f++) known_far = far[f] == DatumGetInt64(job);
+            if (known_far) continue;
             ScanKeyData waiting;
             EqualityKey(&waiting, waits, wait_job, F_INT8EQ, job);
             SysScanDesc wait_scan =
@@ -681,6 +688,7 @@ bool AnyDependentNearRelease(Oid schema, const Datum *workflow_ids, const Datum 
                 near = !is_null && DatumGetInt32(remaining) <= limit;
             }
             systable_endscan(wait_scan);
+            if (!near && far_count < count) far[far_count++] = DatumGetInt64(job);
         }
         systable_endscan(edge_scan);
     }
