@@ -27,7 +27,6 @@ extern "C" {
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
-#include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/tuptable.h"
@@ -390,9 +389,14 @@ Statement deps_completed{R"sql(
                          {TEXTARRAYOID, TEXTARRAYOID},
                          true};
 
+// A step the ack completed: its workflow id and name (text).
+struct CompletedStep {
+    Datum workflow_id, name;
+};
+
 struct AckReleaseCall {
     Oid schema;
-    const Datum *workflow_ids, *names;  // text: the steps the ack completed
+    CompletedStep *steps;  // sorted (CompareSteps), for CompletedByAck's binary search
     int count;
 };
 
@@ -409,14 +413,24 @@ struct Dependent {
     int dep_count;
 };
 
-bool TextEquals(Datum a, Datum b) {
-    return DatumGetBool(DirectFunctionCall2Coll(texteq, C_COLLATION_OID, a, b));
+// Two texts compared byte by byte (any consistent order will do: only equality matters).
+int CompareText(Datum a, Datum b) {
+    text *x = DatumGetTextPP(a), *y = DatumGetTextPP(b);
+    size_t x_length = VARSIZE_ANY_EXHDR(x), y_length = VARSIZE_ANY_EXHDR(y);
+    int order = memcmp(VARDATA_ANY(x), VARDATA_ANY(y), Min(x_length, y_length));
+    return order != 0 ? order : (x_length > y_length) - (x_length < y_length);
 }
 
+int CompareSteps(const void *a, const void *b) {
+    auto *x = static_cast<const CompletedStep *>(a), *y = static_cast<const CompletedStep *>(b);
+    int order = CompareText(x->name, y->name);
+    return order != 0 ? order : CompareText(x->workflow_id, y->workflow_id);
+}
+
+// Whether the ack completed the step (workflow_id, name): a bulk ack may have completed thousands.
 bool CompletedByAck(const AckReleaseCall *call, Datum workflow_id, Datum name) {
-    for (int i = 0; i < call->count; i++)
-        if (TextEquals(call->names[i], name) && TextEquals(call->workflow_ids[i], workflow_id)) return true;
-    return false;
+    CompletedStep step{workflow_id, name};
+    return bsearch(&step, call->steps, call->count, sizeof(CompletedStep), CompareSteps) != nullptr;
 }
 
 // Locks the row version at `tid` as FOR UPDATE SKIP LOCKED would, but never follows an update made
@@ -574,6 +588,11 @@ void LookUpOtherDeps(Oid schema, Dependent *dependents, int count) {
     EndSql();
 }
 
+int CompareJobIds(const void *a, const void *b) {
+    int64 x = *static_cast<const int64 *>(a), y = *static_cast<const int64 *>(b);
+    return x < y ? -1 : x > y ? 1 : 0;
+}
+
 void ReleaseInAckBody(void *arg) {
     auto *call = static_cast<AckReleaseCall *>(arg);
     ReleaseTables t;
@@ -581,13 +600,13 @@ void ReleaseInAckBody(void *arg) {
     CommandCounterIncrement();  // as SPI does before a statement: this statement's changes are seen
     Snapshot snapshot = RegisterSnapshot(GetTransactionSnapshot());
 
-    // The dependents of the completed steps, each once.
+    // The dependents of the completed steps.
     int capacity = 16, found = 0;
     int64 *job_ids = static_cast<int64 *>(palloc(sizeof(int64) * capacity));
     for (int i = 0; i < call->count; i++) {
         ScanKeyData step[2];
-        EqualityKey(&step[0], t.edges, t.edge_workflow, F_TEXTEQ, call->workflow_ids[i]);
-        EqualityKey(&step[1], t.edges, t.edge_name, F_TEXTEQ, call->names[i]);
+        EqualityKey(&step[0], t.edges, t.edge_workflow, F_TEXTEQ, call->steps[i].workflow_id);
+        EqualityKey(&step[1], t.edges, t.edge_name, F_TEXTEQ, call->steps[i].name);
         SysScanDesc scan =
             systable_beginscan(t.edges, t.edges_key, OidIsValid(t.edges_key), snapshot, 2, step);
         HeapTuple edge;
@@ -595,18 +614,20 @@ void ReleaseInAckBody(void *arg) {
             bool is_null = false;
             Datum job = heap_getattr(edge, t.edge_job, RelationGetDescr(t.edges), &is_null);
             if (is_null) continue;
-            int64 job_id = DatumGetInt64(job);
-            bool seen = false;
-            for (int j = 0; j < found && !seen; j++) seen = job_ids[j] == job_id;
-            if (seen) continue;
             if (found == capacity) {
                 capacity *= 2;
                 job_ids = static_cast<int64 *>(repalloc(job_ids, sizeof(int64) * capacity));
             }
-            job_ids[found++] = job_id;
+            job_ids[found++] = DatumGetInt64(job);
         }
         systable_endscan(scan);
     }
+    // A job waiting on several of the steps is found once per step: sorted, each is kept once.
+    qsort(job_ids, found, sizeof(int64), CompareJobIds);
+    int distinct = 0;
+    for (int j = 0; j < found; j++)
+        if (distinct == 0 || job_ids[distinct - 1] != job_ids[j]) job_ids[distinct++] = job_ids[j];
+    found = distinct;
 
     // Those with few deps left: their wait and edges locked, their deps the ack completed marked.
     auto *dependents = static_cast<Dependent *>(palloc(sizeof(Dependent) * Max(found, 1)));
@@ -660,8 +681,9 @@ bool AnyDependentNearRelease(Oid schema, const Datum *workflow_ids, const Datum 
     CommandCounterIncrement();  // as SPI does before a statement: this statement's changes are seen
     Snapshot snapshot = RegisterSnapshot(GetTransactionSnapshot());
     // The dependents whose wait was read and found far from release: the steps of a fan-in all
-    // lead to one join, whose wait is read once.
-    int64 *far = static_cast<int64 *>(palloc(sizeof(int64) * Max(count, 1)));
+    // lead to one join, whose wait is read once. A few are enough (and keep each look-up short).
+    constexpr int kFarRemembered = 16;
+    int64 far[kFarRemembered];
     int far_count = 0;
     bool near = false;
     for (int i = 0; i < count && !near; i++) {
@@ -688,7 +710,7 @@ bool AnyDependentNearRelease(Oid schema, const Datum *workflow_ids, const Datum 
                 near = !is_null && DatumGetInt32(remaining) <= limit;
             }
             systable_endscan(wait_scan);
-            if (!near && far_count < count) far[far_count++] = DatumGetInt64(job);
+            if (!near && far_count < kFarRemembered) far[far_count++] = DatumGetInt64(job);
         }
         systable_endscan(edge_scan);
     }
@@ -699,7 +721,10 @@ bool AnyDependentNearRelease(Oid schema, const Datum *workflow_ids, const Datum 
 }
 
 void ReleaseInAck(Oid schema, const Datum *workflow_ids, const Datum *names, int count) {
-    AckReleaseCall call{schema, workflow_ids, names, count};
+    auto *steps = static_cast<CompletedStep *>(palloc(sizeof(CompletedStep) * Max(count, 1)));
+    for (int i = 0; i < count; i++) steps[i] = CompletedStep{workflow_ids[i], names[i]};
+    qsort(steps, count, sizeof(CompletedStep), CompareSteps);
+    AckReleaseCall call{schema, steps, count};
     // In a subtransaction, so nothing that goes wrong here can undo the ack: the edges are then
     // still there, and the flush releases (or reports) those dependents from the journal.
     ErrorData *failure = InSubtransaction(ReleaseInAckBody, &call);

@@ -247,6 +247,23 @@ SELECT count(*) AS journal_rows, counts_exact('near') FROM oban_workflow_journal
 SELECT oban_flush_workflows() >= 0 AS flushed;
 SELECT * FROM steps('near') WHERE name IN ('eight', 'nine');  -- nine by the flush
 
+-- One statement completing many steps: 200 two-step chains, and "pair"'s b waiting on two of the
+-- steps (found once per step, released once). Every b is released by the ack, before any flush.
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "pair", "jobs": [{"name": "a1", "worker": "W"},
+    {"name": "a2", "worker": "W"}, {"name": "b", "worker": "W", "deps": ["a1", "a2"]}]}');
+SELECT count(*) FROM generate_series(1, 200) AS n, LATERAL oban_insert_workflow(jsonb_build_object(
+    'workflow_id', 'chain-' || n, 'jobs', '[{"name": "a", "worker": "W"}, {"name": "b", "worker": "W", "deps": ["a"]}]'::jsonb));
+UPDATE oban_jobs SET state = 'executing', attempt = 1
+WHERE meta->>'workflow_id' = 'pair' AND meta->>'name' LIKE 'a_'
+   OR meta->>'workflow_id' LIKE 'chain-%' AND meta->>'name' = 'a';
+SELECT oban_ack_jobs((SELECT jsonb_agg(jsonb_build_object('id', id, 'state', 'completed')) FROM oban_jobs
+                      WHERE state = 'executing' AND (meta->>'workflow_id' = 'pair' OR meta->>'workflow_id' LIKE 'chain-%')))
+       IS NOT NULL AS acked;
+SELECT meta->>'workflow_id' = 'pair' AS pair, state, count(*) FROM oban_jobs
+WHERE (meta->>'workflow_id' = 'pair' OR meta->>'workflow_id' LIKE 'chain-%') AND meta->>'name' = 'b'
+GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT counts_exact('pair') AND counts_exact('chain-1') AND counts_exact('chain-200') AS exact;
+
 DROP FUNCTION rejects(jsonb);
 DROP FUNCTION counts_exact(text);
 DROP FUNCTION run(text, text, text);
