@@ -300,10 +300,14 @@ void WriteJournal(Oid schema) {
     ArrayBuildState *completed_names = initArrayResult(TEXTOID, CurrentMemoryContext, false);
     int completed = 0;
     CompletedSteps(schema, subid, completed_ids, completed_names, &completed);
-    if (completed > 0 && AnyDependentNearRelease(schema, completed_ids->dvalues, completed_names->dvalues,
-                                                 completed, kAckReleaseDeps)) {
+    int near = 0;
+    int64 *dependents = completed > 0
+                            ? DependentsNearRelease(schema, completed_ids->dvalues, completed_names->dvalues,
+                                                    completed, kAckReleaseDeps, &near)
+                            : nullptr;
+    if (near > 0) {
         deferring_to_ack = true;
-        ReleaseInAck(schema, completed_ids->dvalues, completed_names->dvalues, completed);
+        ReleaseInAck(schema, completed_ids->dvalues, completed_names->dvalues, completed, dependents, near);
         deferring_to_ack = false;
     }
 

@@ -398,6 +398,8 @@ struct AckReleaseCall {
     Oid schema;
     CompletedStep *steps;  // sorted (CompareSteps), for CompletedByAck's binary search
     int count;
+    const int64 *dependents;  // DependentsNearRelease's
+    int dependent_count;
 };
 
 // A dep of a dependent whose edge the release locked; done if the ack completed it, or its jobs are
@@ -600,41 +602,13 @@ void ReleaseInAckBody(void *arg) {
     CommandCounterIncrement();  // as SPI does before a statement: this statement's changes are seen
     Snapshot snapshot = RegisterSnapshot(GetTransactionSnapshot());
 
-    // The dependents of the completed steps.
-    int capacity = 16, found = 0;
-    int64 *job_ids = static_cast<int64 *>(palloc(sizeof(int64) * capacity));
-    for (int i = 0; i < call->count; i++) {
-        ScanKeyData step[2];
-        EqualityKey(&step[0], t.edges, t.edge_workflow, F_TEXTEQ, call->steps[i].workflow_id);
-        EqualityKey(&step[1], t.edges, t.edge_name, F_TEXTEQ, call->steps[i].name);
-        SysScanDesc scan =
-            systable_beginscan(t.edges, t.edges_key, OidIsValid(t.edges_key), snapshot, 2, step);
-        HeapTuple edge;
-        while (HeapTupleIsValid(edge = systable_getnext(scan))) {
-            bool is_null = false;
-            Datum job = heap_getattr(edge, t.edge_job, RelationGetDescr(t.edges), &is_null);
-            if (is_null) continue;
-            if (found == capacity) {
-                capacity *= 2;
-                job_ids = static_cast<int64 *>(repalloc(job_ids, sizeof(int64) * capacity));
-            }
-            job_ids[found++] = DatumGetInt64(job);
-        }
-        systable_endscan(scan);
-    }
-    // A job waiting on several of the steps is found once per step: sorted, each is kept once.
-    qsort(job_ids, found, sizeof(int64), CompareJobIds);
-    int distinct = 0;
-    for (int j = 0; j < found; j++)
-        if (distinct == 0 || job_ids[distinct - 1] != job_ids[j]) job_ids[distinct++] = job_ids[j];
-    found = distinct;
-
-    // Those with few deps left: their wait and edges locked, their deps the ack completed marked.
-    auto *dependents = static_cast<Dependent *>(palloc(sizeof(Dependent) * Max(found, 1)));
+    // The dependents with few deps left (the probe found them; their wait is read again here, under
+    // the locks): their wait and edges locked, their deps the ack completed marked.
+    auto *dependents = static_cast<Dependent *>(palloc(sizeof(Dependent) * Max(call->dependent_count, 1)));
     int locked = 0;
-    for (int j = 0; j < found; j++) {
+    for (int j = 0; j < call->dependent_count; j++) {
         Dependent *dependent = &dependents[locked];
-        if (!LockWaitAndEdges(&t, snapshot, job_ids[j], dependent)) continue;
+        if (!LockWaitAndEdges(&t, snapshot, call->dependents[j], dependent)) continue;
         for (int i = 0; i < dependent->dep_count; i++) {
             LockedDep &dep = dependent->deps[i];
             dep.done = CompletedByAck(call, dep.workflow_id, dep.name);
@@ -668,8 +642,8 @@ void ReleaseInAckBody(void *arg) {
 // the jobs of workflows without deps), and starting the executor for a statement cost more than the
 // lookups (bench/RESULTS.md, session 8). Sees what a statement run here would see. (Without their
 // primary keys, which the extension creates, the tables are scanned.)
-bool AnyDependentNearRelease(Oid schema, const Datum *workflow_ids, const Datum *names, int count,
-                             int limit) {
+int64 *DependentsNearRelease(Oid schema, const Datum *workflow_ids, const Datum *names, int count, int limit,
+                             int *found) {
     Relation edges = OpenExtensionTable(schema, "oban_workflow_edges", AccessShareLock, ACL_SELECT);
     Relation waits = OpenExtensionTable(schema, "oban_workflow_waits", AccessShareLock, ACL_SELECT);
     AttrNumber edge_workflow = ExtensionTableColumn(RelationGetRelid(edges), "dep_workflow_id"),
@@ -685,15 +659,17 @@ bool AnyDependentNearRelease(Oid schema, const Datum *workflow_ids, const Datum 
     constexpr int kFarRemembered = 16;
     int64 far[kFarRemembered];
     int far_count = 0;
-    bool near = false;
-    for (int i = 0; i < count && !near; i++) {
+    int capacity = 16;
+    int64 *near = static_cast<int64 *>(palloc(sizeof(int64) * capacity));
+    *found = 0;
+    for (int i = 0; i < count; i++) {
         ScanKeyData step[2];
         EqualityKey(&step[0], edges, edge_workflow, F_TEXTEQ, workflow_ids[i]);
         EqualityKey(&step[1], edges, edge_name, F_TEXTEQ, names[i]);
         SysScanDesc edge_scan =
             systable_beginscan(edges, edges_key, OidIsValid(edges_key), snapshot, 2, step);
         HeapTuple edge;
-        while (!near && HeapTupleIsValid(edge = systable_getnext(edge_scan))) {
+        while (HeapTupleIsValid(edge = systable_getnext(edge_scan))) {
             bool is_null = false;
             Datum job = heap_getattr(edge, edge_job, RelationGetDescr(edges), &is_null);
             if (is_null) continue;
@@ -705,26 +681,42 @@ bool AnyDependentNearRelease(Oid schema, const Datum *workflow_ids, const Datum 
             SysScanDesc wait_scan =
                 systable_beginscan(waits, waits_key, OidIsValid(waits_key), snapshot, 1, &waiting);
             HeapTuple wait = systable_getnext(wait_scan);
+            bool is_near = false;
             if (HeapTupleIsValid(wait)) {
                 Datum remaining = heap_getattr(wait, wait_remaining, RelationGetDescr(waits), &is_null);
-                near = !is_null && DatumGetInt32(remaining) <= limit;
+                is_near = !is_null && DatumGetInt32(remaining) <= limit;
             }
             systable_endscan(wait_scan);
-            if (!near && far_count < kFarRemembered) far[far_count++] = DatumGetInt64(job);
+            if (!is_near) {
+                if (far_count < kFarRemembered) far[far_count++] = DatumGetInt64(job);
+                continue;
+            }
+            if (*found == capacity) {
+                capacity *= 2;
+                near = static_cast<int64 *>(repalloc(near, sizeof(int64) * capacity));
+            }
+            near[(*found)++] = DatumGetInt64(job);
         }
         systable_endscan(edge_scan);
     }
     UnregisterSnapshot(snapshot);
     table_close(waits, AccessShareLock);
     table_close(edges, AccessShareLock);
+    // A job waiting on several of the steps is found once per step: sorted, each is kept once.
+    qsort(near, *found, sizeof(int64), CompareJobIds);
+    int distinct = 0;
+    for (int j = 0; j < *found; j++)
+        if (distinct == 0 || near[distinct - 1] != near[j]) near[distinct++] = near[j];
+    *found = distinct;
     return near;
 }
 
-void ReleaseInAck(Oid schema, const Datum *workflow_ids, const Datum *names, int count) {
+void ReleaseInAck(Oid schema, const Datum *workflow_ids, const Datum *names, int count,
+                  const int64 *dependents, int dependent_count) {
     auto *steps = static_cast<CompletedStep *>(palloc(sizeof(CompletedStep) * Max(count, 1)));
     for (int i = 0; i < count; i++) steps[i] = CompletedStep{workflow_ids[i], names[i]};
     qsort(steps, count, sizeof(CompletedStep), CompareSteps);
-    AckReleaseCall call{schema, steps, count};
+    AckReleaseCall call{schema, steps, count, dependents, dependent_count};
     // In a subtransaction, so nothing that goes wrong here can undo the ack: the edges are then
     // still there, and the flush releases (or reports) those dependents from the journal.
     ErrorData *failure = InSubtransaction(ReleaseInAckBody, &call);

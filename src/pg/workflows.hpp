@@ -23,15 +23,18 @@ int64 SettleJobs(Oid schema, int64 *job_ids, int count, bool repair);
 // them (ReleaseInAck); bigger fan-ins by the flush, so no ack reads a fan-in's edges.
 constexpr int kAckReleaseDeps = 8;
 
-// Whether a step the current statement completed (workflow_ids[i], names[i]: text, `count` of them)
-// has a dependent with at most `limit` deps left, so that ReleaseInAck may have work. Called by the
-// journal trigger after every statement that completes workflow jobs.
-bool AnyDependentNearRelease(Oid schema, const Datum *workflow_ids, const Datum *names, int count, int limit);
+// The dependents of the steps the current statement completed (workflow_ids[i], names[i]: text,
+// `count` of them) that wait on at most `limit` deps, so that ReleaseInAck may release them: their
+// job ids, sorted, each once, `*found` of them. Called by the journal trigger after every statement
+// that completes workflow jobs.
+int64 *DependentsNearRelease(Oid schema, const Datum *workflow_ids, const Datum *names, int count, int limit,
+                             int *found);
 
-// Releases the dependents of the steps the current statement completed (workflow_ids[i], names[i]:
-// text, `count` of them) whose other deps have all completed, in a subtransaction that never waits
-// on a lock; whatever it cannot release is left to the flush. Called by the journal trigger.
-void ReleaseInAck(Oid schema, const Datum *workflow_ids, const Datum *names, int count);
+// Releases those of `dependents` (DependentsNearRelease's) whose deps the current statement's
+// completed steps (as above) leave all completed, in a subtransaction that never waits on a lock;
+// whatever it cannot release is left to the flush. Called by the journal trigger.
+void ReleaseInAck(Oid schema, const Datum *workflow_ids, const Datum *names, int count,
+                  const int64 *dependents, int dependent_count);
 
 // BEFORE INSERT of a job whose meta has a workflow_id and deps: a job whose deps are not all
 // satisfied waits `suspended`; one whose dep failed is inserted cancelled; one inserted suspended
