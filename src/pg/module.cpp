@@ -21,6 +21,7 @@ int max_error_bytes = 64 * 1024;
 char *database_name = nullptr;
 int flush_interval_ms = 1000;
 int flush_delay_ms = 10;
+bool vacuum_jobs = true;
 
 // Defaults are Oban's plugins' (Stager, Pruner, Lifeline and Pro's workflow repair).
 bool maintenance_enabled = false;
@@ -110,6 +111,12 @@ void _PG_init(void) {
         "oban_pro.flush_delay", "Shortest time between two flushes that commits asked for.",
         "Commits within it are folded together by the next flush. 0: one flush per request.",
         &oban::pg::flush_delay_ms, 10, 0, 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
+    DefineCustomBoolVariable(
+        "oban_pro.vacuum_jobs",
+        "Whether the worker vacuums oban_jobs as soon as autovacuum's own rule says it is due.",
+        "Autovacuum visits a database once per autovacuum_naptime; the worker checks every second. Off: "
+        "vacuuming oban_jobs is left to autovacuum. Reload to change.",
+        &oban::pg::vacuum_jobs, true, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
     oban::pg::DefineMaintenanceSettings();
     oban::pg::InitSignals();
     oban::pg::InitFetchFloors();

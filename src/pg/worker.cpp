@@ -15,9 +15,11 @@
 extern "C" {
 #include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/relation.h"
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_extension.h"
 #include "commands/async.h"
 #include "commands/extension.h"
@@ -30,6 +32,7 @@ extern "C" {
 #include "utils/lsyscache.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "postmaster/autovacuum.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
@@ -49,6 +52,7 @@ extern "C" {
 #include "utils/wait_event.h"
 
 PGDLLEXPORT void oban_pro_worker_main(Datum);
+PGDLLEXPORT void oban_pro_vacuum_main(Datum);
 }
 
 namespace oban::pg {
@@ -245,32 +249,143 @@ constexpr long kVacuumEveryMs = 2000;
 const char *const kChurningTables[] = {"oban_workflow_journal", "oban_workflow_edges", "oban_workflow_waits",
                                        "oban_workflow_rows"};
 
-// VACUUM (SKIP_LOCKED) of the churning tables, as a top-level command: VACUUM commits the
-// transaction it is given and runs each table in one of its own, so it gets no snapshot, and its
-// statement lives in a context that outlives those transactions. SKIP_LOCKED: never wait behind an
-// autovacuum or DDL on the same table.
-void VacuumBody(void *statement_context) {
-    Oid schema = WorkerSchema();
+// What one VACUUM command of the worker processes.
+struct VacuumRun {
+    MemoryContext statement_context;
+    const char *const *tables;
+    int count;
+};
+
+// VACUUM (SKIP_LOCKED) of `tables`, as a top-level command: VACUUM commits the transaction it is
+// given and runs each table in one of its own, so it gets no snapshot, and its statement lives in a
+// context that outlives those transactions. SKIP_LOCKED: never wait behind an autovacuum or DDL on
+// the same table.
+void VacuumBody(void *arg) {
+    auto *run = static_cast<VacuumRun *>(arg);
+    Oid schema = ExtensionSchema();
     if (!OidIsValid(schema)) return;
-    MemoryContextSwitchTo(static_cast<MemoryContext>(statement_context));
+    MemoryContextSwitchTo(run->statement_context);
     VacuumStmt *vacuum = makeNode(VacuumStmt);
     vacuum->options = list_make1(makeDefElem(pstrdup("skip_locked"), (Node *)makeBoolean(true), -1));
     vacuum->is_vacuumcmd = true;
     char *schema_name = get_namespace_name(schema);
-    for (const char *table : kChurningTables)
+    for (int i = 0; i < run->count; i++)
         vacuum->rels = lappend(
-            vacuum->rels, makeVacuumRelation(makeRangeVar(schema_name, pstrdup(table), -1), InvalidOid, NIL));
+            vacuum->rels,
+            makeVacuumRelation(makeRangeVar(schema_name, pstrdup(run->tables[i]), -1), InvalidOid, NIL));
     ExecVacuum(make_parsestate(nullptr), vacuum, true);
 }
 
-void VacuumWorkflowTables() {
-    MemoryContext statement_context =
-        AllocSetContextCreate(TopMemoryContext, "oban_pro worker vacuum", ALLOCSET_DEFAULT_SIZES);
+void Vacuum(const char *activity, const char *const *tables, int count) {
+    VacuumRun run{AllocSetContextCreate(TopMemoryContext, "oban_pro worker vacuum", ALLOCSET_DEFAULT_SIZES),
+                  tables, count};
     MemoryContext saved_portal_context = PortalContext;
-    PortalContext = statement_context;  // VACUUM keeps its working memory under it
-    RunInTransaction("oban_pro worker: vacuuming the workflow tables", VacuumBody, statement_context, false);
+    PortalContext = run.statement_context;  // VACUUM keeps its working memory under it
+    RunInTransaction(activity, VacuumBody, &run, false);
     PortalContext = saved_portal_context;
-    MemoryContextDelete(statement_context);
+    MemoryContextDelete(run.statement_context);
+}
+
+void VacuumWorkflowTables() {
+    Vacuum("oban_pro worker: vacuuming the workflow tables", kChurningTables, lengthof(kChurningTables));
+}
+
+// oban_jobs (oban_pro.vacuum_jobs). Every job claimed since the last vacuum leaves its 'available'
+// entry in the (state, queue, priority, scheduled_at, id) index, at the head of its queue's range:
+// the first scan to visit one after its row is dead to every snapshot marks it dead, but it stays on
+// its page until a vacuum, and Oban's fetch walks those pages from the head of the range each time.
+// Autovacuum's rule for the table (its autovacuum_vacuum_threshold and _scale_factor, which Oban's
+// install sets low) soon says a vacuum is due, but autovacuum looks only once per
+// autovacuum_naptime (a minute by default): the worker applies the same rule every second. With 8
+// clients running Oban's own fetch and complete, that was worth about 10% of their throughput
+// (bench/RESULTS.md, session 10).
+//
+// The vacuum runs in a background worker of its own (oban_pro_vacuum_main), so folds and
+// notifications go on meanwhile, however big the table. The next one may start kJobsVacuumGapMs
+// after it ends, or three times its duration, whichever is later: a big table is vacuumed at most
+// a quarter of the time.
+constexpr long kJobsVacuumCheckMs = 1000;
+constexpr long kJobsVacuumGapMs = 2000;
+constexpr int kJobsVacuumGapsPerDuration = 3;
+const char *const kJobsTable[] = {"oban_jobs"};
+
+// Whether autovacuum's rule for dead rows says oban_jobs is due: more than the table's vacuum
+// threshold + its scale factor x its row count. Never while autovacuum is off, for the cluster or
+// the table (then its owner vacuums it).
+void JobsVacuumDueBody(void *due) {
+    *static_cast<bool *>(due) = false;
+    Oid schema = WorkerSchema();
+    if (!OidIsValid(schema) || !autovacuum_start_daemon) return;
+    Oid jobs = get_relname_relid("oban_jobs", schema);
+    if (!OidIsValid(jobs)) return;
+    Relation relation = try_relation_open(jobs, AccessShareLock);
+    if (relation == nullptr) return;
+    bool is_table = relation->rd_rel->relkind == RELKIND_RELATION;
+    const AutoVacOpts *options = is_table && relation->rd_options != nullptr
+                                     ? &reinterpret_cast<StdRdOptions *>(relation->rd_options)->autovacuum
+                                     : nullptr;
+    bool enabled = is_table && (options == nullptr || options->enabled);
+    double threshold = options != nullptr && options->vacuum_threshold >= 0 ? options->vacuum_threshold
+                                                                            : autovacuum_vac_thresh;
+    double scale = options != nullptr && options->vacuum_scale_factor >= 0 ? options->vacuum_scale_factor
+                                                                           : autovacuum_vac_scale;
+    double rows = Max(relation->rd_rel->reltuples, 0);
+    relation_close(relation, AccessShareLock);
+    if (!enabled) return;
+    pgstat_clear_snapshot();
+    PgStat_StatTabEntry *stats = pgstat_fetch_stat_tabentry(jobs);
+    *static_cast<bool *>(due) = stats != nullptr && stats->n_dead_tuples > threshold + scale * rows;
+}
+
+bool JobsVacuumDue() {
+    bool due = false;
+    RunInTransaction("oban_pro worker: checking oban_jobs for a vacuum", JobsVacuumDueBody, &due, false);
+    return due;
+}
+
+// The worker's vacuum of oban_jobs: when it may check next, and the one running, if any.
+struct JobsVacuum {
+    TimestampTz last_check = 0;
+    TimestampTz not_before = 0;
+    TimestampTz started = 0;
+    BackgroundWorkerHandle *running = nullptr;
+};
+
+// Starts a vacuum of oban_jobs in a background worker of its own (false when no worker slot is free:
+// max_worker_processes).
+bool StartJobsVacuum(JobsVacuum *vacuum) {
+    BackgroundWorker worker{};
+    worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+    worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+    worker.bgw_restart_time = BGW_NEVER_RESTART;
+    strlcpy(worker.bgw_library_name, "oban_pro", BGW_MAXLEN);
+    strlcpy(worker.bgw_function_name, "oban_pro_vacuum_main", BGW_MAXLEN);
+    snprintf(worker.bgw_name, BGW_MAXLEN, "oban_pro vacuum for database %.63s", MyBgworkerEntry->bgw_extra);
+    strlcpy(worker.bgw_type, "oban_pro vacuum", BGW_MAXLEN);
+    strlcpy(worker.bgw_extra, MyBgworkerEntry->bgw_extra, BGW_EXTRALEN);
+    if (!RegisterDynamicBackgroundWorker(&worker, &vacuum->running)) return false;
+    vacuum->started = GetCurrentTimestamp();
+    return true;
+}
+
+// One round of the main loop: notes the end of a running vacuum, or starts one when it is due.
+void TendJobsVacuum(JobsVacuum *vacuum) {
+    TimestampTz now = GetCurrentTimestamp();
+    if (vacuum->running != nullptr) {
+        pid_t pid;
+        if (GetBackgroundWorkerPid(vacuum->running, &pid) != BGWH_STOPPED) return;
+        pfree(vacuum->running);
+        vacuum->running = nullptr;
+        long gap = Max(kJobsVacuumGapMs,
+                       kJobsVacuumGapsPerDuration * TimestampDifferenceMilliseconds(vacuum->started, now));
+        vacuum->not_before = TimestampTzPlusMilliseconds(now, gap);
+    }
+    if (!vacuum_jobs || now < vacuum->not_before ||
+        !TimestampDifferenceExceeds(vacuum->last_check, now, kJobsVacuumCheckMs))
+        return;
+    vacuum->last_check = now;
+    if (JobsVacuumDue() && !StartJobsVacuum(vacuum))
+        vacuum->not_before = TimestampTzPlusMilliseconds(now, kJobsVacuumGapMs);  // no free slot: later
 }
 
 }  // namespace
@@ -457,6 +572,7 @@ void oban_pro_worker_main(Datum slot) {
     TimestampTz last_flush = 0;
     TimestampTz last_send = 0;
     TimestampTz last_vacuum = 0;
+    JobsVacuum jobs_vacuum;
     for (;;) {
         ResetLatch(MyLatch);
         CHECK_FOR_INTERRUPTS();
@@ -502,6 +618,7 @@ void oban_pro_worker_main(Datum slot) {
             folded_since_vacuum = 0;
             last_vacuum = GetCurrentTimestamp();
         }
+        TendJobsVacuum(&jobs_vacuum);
         // At most one maintenance duty per round, so notifications and flushes go out between them.
         bool ran = RunDueMaintenance(GetCurrentTimestamp());
 
@@ -524,4 +641,16 @@ void oban_pro_worker_main(Datum slot) {
         (void)pgstat_report_stat(false);
         (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout, PG_WAIT_EXTENSION);
     }
+}
+
+// A vacuum of oban_jobs started by the worker of the database named in bgw_extra (TendJobsVacuum).
+void oban_pro_vacuum_main(Datum) {
+    using namespace oban::pg;
+    pqsignal(SIGTERM, die);
+    BackgroundWorkerUnblockSignals();
+    BackgroundWorkerInitializeConnection(MyBgworkerEntry->bgw_extra, nullptr, 0);
+    SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+    SetConfigOption("application_name", "oban_pro vacuum", PGC_USERSET, PGC_S_OVERRIDE);
+    pgstat_report_appname("oban_pro vacuum");
+    Vacuum("oban_pro: vacuuming oban_jobs", kJobsTable, lengthof(kJobsTable));
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Maintenance by the background workers (SPEC §7), on a cluster of its own with short intervals:
 # one worker per database of oban_pro.database, each finding the extension's schema by itself (and
-# saying once that it is not installed), staging, pruning, rescue and workflow repair without any
-# client call, failing runs logged while the worker goes on, SIGHUP, SIGTERM and crash restarts.
+# saying once that it is not installed), staging, pruning, rescue, workflow repair and the vacuum of
+# oban_jobs without any client call, failing runs logged while the worker goes on, SIGHUP, SIGTERM
+# and crash restarts.
 # Usage: maintenance.sh WORKDIR
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
@@ -228,6 +229,42 @@ q postgres -c "ALTER SYSTEM RESET oban_pro.maintenance" -c "ALTER SYSTEM RESET o
 wait_for maint_a "SELECT state FROM oban_jobs WHERE args->>'n' = 'after reload'" available 2 >/dev/null \
     || fail "not staged once maintenance is back on"
 echo "reloads: a 1h stage_interval and maintenance = off held the job; back on, it was staged"
+
+# 7b. oban_jobs is vacuumed by the worker as soon as autovacuum's rule for it is met (its dead rows
+#     above the table's threshold + scale factor x rows: 50 + 2% with Oban's settings), not at
+#     autovacuum's next visit (autovacuum_naptime); not while the table's autovacuum is off, nor with
+#     oban_pro.vacuum_jobs off. The worker's vacuums count as manual ones (vacuum_count).
+vacuums() { q maint_a -c "SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'oban.oban_jobs'::regclass"; }
+churn() {  # N: N jobs inserted, then completed: N dead row versions
+    q maint_a -c "INSERT INTO oban_jobs (worker, args) SELECT 'Churn', jsonb_build_object('n', g) FROM generate_series(1, $1) g" \
+              -c "UPDATE oban_jobs SET state = 'completed', completed_at = timezone('UTC', now())
+                  WHERE worker = 'Churn' AND state = 'available'"
+}
+# Each case starts from a vacuum of its own, which leaves no dead row behind.
+q maint_a -c "VACUUM ANALYZE oban_jobs"
+before=$(vacuums)
+churn 10
+sleep 2.5
+[ "$(vacuums)" = "$before" ] || fail "oban_jobs vacuumed with 10 dead rows, below autovacuum's threshold"
+churn 2000
+wait_for maint_a "SELECT vacuum_count > $before FROM pg_stat_user_tables WHERE relid = 'oban.oban_jobs'::regclass" \
+    t 5 >/dev/null || fail "oban_jobs not vacuumed by the worker with 2,000 dead rows"
+q maint_a -c "ALTER TABLE oban_jobs SET (autovacuum_enabled = false)" -c "VACUUM oban_jobs"
+before=$(vacuums)
+churn 2000
+sleep 3.5
+[ "$(vacuums)" = "$before" ] || fail "oban_jobs vacuumed by the worker although its autovacuum is off"
+q maint_a -c "ALTER TABLE oban_jobs RESET (autovacuum_enabled)"
+q postgres -c "ALTER SYSTEM SET oban_pro.vacuum_jobs = off" -c "SELECT pg_reload_conf()" >/dev/null
+q maint_a -c "VACUUM oban_jobs"
+before=$(vacuums)
+churn 2000
+sleep 3.5
+[ "$(vacuums)" = "$before" ] || fail "oban_jobs vacuumed by the worker although oban_pro.vacuum_jobs is off"
+q postgres -c "ALTER SYSTEM RESET oban_pro.vacuum_jobs" -c "SELECT pg_reload_conf()" >/dev/null
+wait_for maint_a "SELECT vacuum_count > $before FROM pg_stat_user_tables WHERE relid = 'oban.oban_jobs'::regclass" \
+    t 5 >/dev/null || fail "oban_jobs not vacuumed once oban_pro.vacuum_jobs is back on"
+echo "vacuum of oban_jobs: not below the threshold, done above it; none with the table's autovacuum or vacuum_jobs off"
 
 # 8. maint_b: said once that the extension is missing; finds it in public once created.
 missing=$(grep -c 'extension "oban_pro" is not installed in database "maint_b"' "$LOG" || true)
