@@ -297,8 +297,8 @@ void VacuumWorkflowTables() {
 // Autovacuum's rule for the table (its autovacuum_vacuum_threshold and _scale_factor, which Oban's
 // install sets low) soon says a vacuum is due, but autovacuum looks only once per
 // autovacuum_naptime (a minute by default): the worker applies the same rule every second. With 8
-// clients running Oban's own fetch and complete, that was worth about 10% of their throughput
-// (bench/RESULTS.md, session 10).
+// clients running Oban's own fetch and complete, they completed 1.26-1.45x the jobs (bench/RESULTS.md,
+// session 10).
 //
 // The vacuum runs in a background worker of its own (oban_pro_vacuum_main), so folds and
 // notifications go on meanwhile, however big the table. The next one may start kJobsVacuumGapMs
@@ -629,6 +629,7 @@ void oban_pro_worker_main(Datum slot) {
         long timeout = next_flush <= now ? 0 : Max(TimestampDifferenceMilliseconds(now, next_flush), 1L);
         long maintenance = MaintenanceTimeoutMs(now);
         if (maintenance >= 0 && maintenance < timeout) timeout = maintenance;
+        if (vacuum_jobs && timeout > kJobsVacuumCheckMs) timeout = kJobsVacuumCheckMs;
         if (polling || notify) {  // look for handed-off queues when the next send is allowed
             long poll = Max(kNotifyEveryMs - TimestampDifferenceMilliseconds(last_send, now), 1L);
             if (poll < timeout) timeout = poll;
