@@ -2,9 +2,11 @@
 // oban_pro.database, each with a slot of shared memory. A worker folds the workflow journal and
 // releases dependents as soon as a transaction that wrote journal rows commits (that backend sets
 // the worker's latch), and at least every oban_pro.flush_interval otherwise; it sends the insert
-// notifications committing backends hand to it; with oban_pro.maintenance on it runs the
-// maintenance duties (maintenance_worker.cpp). Each flush, send and duty is its own short
-// transaction with synchronous_commit off: work lost in a crash is redone by the next run.
+// notifications committing backends hand to it; it has oban_jobs vacuumed when autovacuum's rule
+// for it is met (oban_pro.vacuum_jobs, by a short-lived worker of its own); with
+// oban_pro.maintenance on it runs the maintenance duties (maintenance_worker.cpp). Each flush, send
+// and duty is its own short transaction with synchronous_commit off: work lost in a crash is redone
+// by the next run.
 #include "pg/worker.hpp"
 
 #include "pg/maintenance_worker.hpp"

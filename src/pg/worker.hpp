@@ -1,5 +1,6 @@
 // The background workers, one per database of oban_pro.database (worker.cpp): each folds the
-// workflow journal, releases dependents, sends handed-off notifications and runs maintenance.
+// workflow journal, releases dependents, sends handed-off notifications, has oban_jobs vacuumed when
+// autovacuum's rule for it is met, and runs maintenance.
 #pragma once
 #include "pg/boundary.hpp"
 
