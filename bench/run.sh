@@ -28,6 +28,9 @@
 #                       and hybrid (extension fetch + the baseline's plain UPDATE ack, diagnostic);
 #                       ext_sql_maint, ext_api_maint: ext_sql / ext_api with the worker's maintenance on
 #                       (oban_pro.maintenance = on during their runs, off during the others'; needs WORKER=1)
+#                       ext_sql_novacuum, ext_api_novacuum: ext_sql / ext_api with oban_pro.vacuum_jobs off
+#                       during their runs (on during the others'; needs WORKER=1): what the worker's vacuum
+#                       of oban_jobs is worth, side by side
 #   MAINT_INTERVAL=5s   with a *_maint contender: oban_pro.prune_interval, rescue_interval and
 #                       repair_interval (default 1min each), so every duty runs within each run;
 #                       stage_interval stays at its default (1s)
@@ -95,6 +98,8 @@ contender() {
     ext_api) echo "bench_ext $EXT_PRODUCE ext_consume_$EXT_ACK.sql (c)_extension_API_(insert${i},_$EXT_ACK)" ;;
     ext_sql_maint) echo "bench_ext plain_produce.sql plain_consume.sql (b)_with_maintenance_on" ;;
     ext_api_maint) echo "bench_ext $EXT_PRODUCE ext_consume_$EXT_ACK.sql (c)_with_maintenance_on" ;;
+    ext_sql_novacuum) echo "bench_ext plain_produce.sql plain_consume.sql (b)_with_vacuum_jobs_off" ;;
+    ext_api_novacuum) echo "bench_ext $EXT_PRODUCE ext_consume_$EXT_ACK.sql (c)_with_vacuum_jobs_off" ;;
     ext_api_ack) echo "bench_ext $EXT_PRODUCE ext_consume_ack.sql (c)_extension_API_(insert${i},_ack)" ;;
     ext_api_complete) echo "bench_ext $EXT_PRODUCE ext_consume_complete.sql (c)_extension_API_(insert${i},_complete)" ;;
     ext_api_insert_each) echo "bench_ext ext_produce.sql ext_consume_$EXT_ACK.sql (c)_extension_API_(insert_each,_$EXT_ACK)" ;;
@@ -198,15 +203,35 @@ if [ "$MAINT" = 1 ]; then
     q postgres "SELECT pg_reload_conf()" >/dev/null
     WORKER_NOTE="$WORKER_NOTE; maintenance on during the *_maint runs only (stage_interval $(q postgres "SHOW oban_pro.stage_interval"), prune/rescue/repair every $MAINT_INTERVAL, prune_max_age $(q postgres "SHOW oban_pro.prune_max_age"))"
 fi
-set_maintenance() { # set_maintenance CONTENDER: on for *_maint, off otherwise
-    [ "$MAINT" = 1 ] || return 0
+# The worker's vacuum of oban_jobs (oban_pro.vacuum_jobs) is off during the runs of the *_novacuum
+# contenders only, toggled the same way.
+NOVAC=0
+[[ " $CONTENDERS " == *"_novacuum "* ]] && NOVAC=1
+VACUUM_NOW=""
+if [ "$NOVAC" = 1 ]; then
+    [ "$(q postgres "SELECT count(*) FROM pg_settings WHERE name = 'oban_pro.vacuum_jobs'")" = 1 ] ||
+        { echo "*_novacuum contenders: this build has no oban_pro.vacuum_jobs" >&2; exit 2; }
+    [[ $WORKER_NOTE == *"worker running in bench_ext"* ]] ||
+        { echo "*_novacuum contenders need the worker in bench_ext (WORKER=1)" >&2; exit 2; }
+    WORKER_NOTE="$WORKER_NOTE; oban_pro.vacuum_jobs off during the *_novacuum runs only"
+fi
+set_worker_settings() { # set_worker_settings CONTENDER: maintenance on for *_maint, vacuum_jobs off for *_novacuum
     local want=off
     [[ $1 == *_maint ]] && want=on
-    [ "$want" = "$MAINT_NOW" ] && return 0
-    q postgres "ALTER SYSTEM SET oban_pro.maintenance = $want"
-    q postgres "SELECT pg_reload_conf()" >/dev/null
-    MAINT_NOW=$want
-    sleep 0.2
+    if [ "$MAINT" = 1 ] && [ "$want" != "$MAINT_NOW" ]; then
+        q postgres "ALTER SYSTEM SET oban_pro.maintenance = $want"
+        q postgres "SELECT pg_reload_conf()" >/dev/null
+        MAINT_NOW=$want
+        sleep 0.2
+    fi
+    want=on
+    [[ $1 == *_novacuum ]] && want=off
+    if [ "$NOVAC" = 1 ] && [ "$want" != "$VACUUM_NOW" ]; then
+        q postgres "ALTER SYSTEM SET oban_pro.vacuum_jobs = $want"
+        q postgres "SELECT pg_reload_conf()" >/dev/null
+        VACUUM_NOW=$want
+        sleep 0.2
+    fi
 }
 
 shape() {
@@ -285,10 +310,10 @@ run_one() {
     while :; do
         attempt=$((attempt + 1))
         rc=0
-        set_maintenance "$c"
+        set_worker_settings "$c"
         prepare_table "$db"
         {
-            echo "# $(date -u +%FT%TZ) db=$db synchronous_commit=$(q "$db" 'SHOW synchronous_commit') oban_pro.maintenance=${MAINT_NOW:-n/a} attempt=$attempt"
+            echo "# $(date -u +%FT%TZ) db=$db synchronous_commit=$(q "$db" 'SHOW synchronous_commit') oban_pro.maintenance=${MAINT_NOW:-n/a} oban_pro.vacuum_jobs=${VACUUM_NOW:-n/a} attempt=$attempt"
             echo "# pgbench -n -M prepared -c $CLIENTS -j $THREADS -T $DURATION --failures-detailed $(extra_args "$c" | tr '\n' ' ')-f $produce@1 -f $consume@1 $db"
         } >"$logf"
         local b0 o0 t0 b1 o1 t1
@@ -359,7 +384,7 @@ if [ "$WARMUP" -gt 0 ]; then
     log "warm-up: ${WARMUP}s per contender, not counted"
     for c in $CONTENDERS; do
         read -r db produce consume _ <<<"$(contender "$c")"
-        set_maintenance "$c"
+        set_worker_settings "$c"
         prepare_table "$db"
         mapfile -t extra < <(extra_args "$c")
         (cd "$BENCH_DIR" && pgbench -n -M prepared -c "$CLIENTS" -j "$THREADS" -T "$WARMUP" \
@@ -453,10 +478,18 @@ sumcol() { col "$@" | awk '{ t += $1 } END { print t + 0 }'; }
                 r = (b > 0) ? m / b : 0
                 printf "- synchronous_commit=%s, maintenance on/off: %s/%s = %.2f [paired %.2f]: %s (bar 0.95)\n", s, c, o, r, p, (r >= 0.95) ? "meets" : "MISSES" }'
         done
+        for c in $CONTENDERS; do  # no bar: what the worker's vacuum of oban_jobs is worth
+            [[ $c == *_novacuum ]] || continue
+            on=${c%_novacuum}
+            [[ " $CONTENDERS " == *" $on "* ]] || continue
+            paired=$(paste <(col "$sync" "$on" 4) <(col "$sync" "$c" 4) | awk '$2 > 0 { printf "%.4f\n", $1 / $2 }' | median)
+            awk -v m="$(col "$sync" "$on" 4 | median)" -v b="$(col "$sync" "$c" 4 | median)" -v p="$paired" -v c="$c" -v o="$on" -v s="$sync" 'BEGIN {
+                printf "- synchronous_commit=%s, vacuum_jobs on/off: %s/%s = %.2f [paired %.2f]\n", s, o, c, (b > 0) ? m / b : 0, p }'
+        done
         base=$(col "$sync" plain 4 | median)
         for c in $CONTENDERS; do
             [ "$c" = plain ] && continue
-            case $c in ext_sql) bar=0.95 ;; hybrid | ext_api_ackfetch | *_maint | plain_oban_py) continue ;; *) bar=1.00 ;; esac
+            case $c in ext_sql) bar=0.95 ;; hybrid | ext_api_ackfetch | *_maint | *_novacuum | plain_oban_py) continue ;; *) bar=1.00 ;; esac
             med=$(col "$sync" "$c" 4 | median)
             awk -v m="$med" -v b="$base" -v bar="$bar" -v c="$c" -v s="$sync" 'BEGIN {
                 r = (b > 0) ? m / b : 0

@@ -299,8 +299,8 @@ void VacuumWorkflowTables() {
 // Autovacuum's rule for the table (its autovacuum_vacuum_threshold and _scale_factor, which Oban's
 // install sets low) soon says a vacuum is due, but autovacuum looks only once per
 // autovacuum_naptime (a minute by default): the worker applies the same rule every second. With 8
-// clients running Oban's own fetch and complete, they completed 1.26-1.45x the jobs (bench/RESULTS.md,
-// session 10).
+// clients running Oban's own fetch and complete, they completed 1.27x the jobs (1.09x with
+// synchronous_commit on) that they did with it off (bench/run.sh's ext_sql_novacuum, session 10).
 //
 // The vacuum runs in a background worker of its own (oban_pro_vacuum_main), so folds and
 // notifications go on meanwhile, however big the table. The next one may start kJobsVacuumGapMs

@@ -559,8 +559,16 @@ bool LockSuspendedJob(ReleaseTables *t, Snapshot snapshot, int64 job_id) {
     return waiting && LockSkipping(t->jobs, t->job_slot, &tid, snapshot, LockTupleNoKeyExclusive);
 }
 
-// Looks up, in one statement, the deps not completed by the ack (named steps only: a dep on a whole
-// workflow is left to the flush), and marks those whose jobs are all completed.
+// Whether LookUpOtherDeps asks about `dep`: one the ack did not complete, on a named step (a dep on
+// a whole workflow, "*", is left to the flush).
+bool AskedOfOthers(const LockedDep &dep) {
+    if (dep.done) return false;
+    text *name = DatumGetTextPP(dep.name);
+    return !(VARSIZE_ANY_EXHDR(name) == 1 && *VARDATA_ANY(name) == '*');
+}
+
+// Looks up, in one statement, the deps AskedOfOthers picks, and marks those whose jobs are all
+// completed.
 void LookUpOtherDeps(Oid schema, Dependent *dependents, int count) {
     ArrayBuildState *workflow_ids = initArrayResult(TEXTOID, CurrentMemoryContext, false);
     ArrayBuildState *names = initArrayResult(TEXTOID, CurrentMemoryContext, false);
@@ -568,7 +576,7 @@ void LookUpOtherDeps(Oid schema, Dependent *dependents, int count) {
     for (int d = 0; d < count; d++)
         for (int i = 0; i < dependents[d].dep_count; i++) {
             LockedDep &dep = dependents[d].deps[i];
-            if (dep.done || strcmp(TextDatumGetCString(dep.name), "*") == 0) continue;
+            if (!AskedOfOthers(dep)) continue;
             accumArrayResult(workflow_ids, dep.workflow_id, false, TEXTOID, CurrentMemoryContext);
             accumArrayResult(names, dep.name, false, TEXTOID, CurrentMemoryContext);
             asked++;
@@ -582,7 +590,7 @@ void LookUpOtherDeps(Oid schema, Dependent *dependents, int count) {
     for (int d = 0; d < count; d++)
         for (int i = 0; i < dependents[d].dep_count; i++) {
             LockedDep &dep = dependents[d].deps[i];
-            if (dep.done || strcmp(TextDatumGetCString(dep.name), "*") == 0) continue;
+            if (!AskedOfOthers(dep)) continue;
             bool is_null = false;
             Datum completed = SPI_getbinval(SPI_tuptable->vals[row++], SPI_tuptable->tupdesc, 1, &is_null);
             dep.done = !is_null && DatumGetBool(completed);
