@@ -8,11 +8,19 @@
 #   many         the extension, jobs spread over 100,000 workflows
 #   naive-one    the plain table + a PL/pgSQL trigger updating one counter row per workflow
 #   naive-many   the same, 100,000 workflows
+# Besides jobs/s, each run reports the cluster's CPU time per completed job (all its processes, the
+# background worker's folds included; not pgbench's): a disk stall lowers a run's jobs/s but not
+# what each job cost, so this column moves less from run to run than jobs/s.
+# With BREAKDOWN=1, three more contenders split what `many` costs over `plain` (a diagnosis: they
+# change the extension's objects in agg_ext for the length of their run, and put them back):
+#   ext-plain     the extension's table, jobs without workflow meta
+#   many-noindex  many, with oban_jobs_workflow_index dropped
+#   many-notrack  many-noindex, with the workflow triggers disabled too (no deltas, journal or fold)
 # then oban_workflow_status server-side time (EXPLAIN ANALYZE, median of STATUS_RUNS) for a workflow
 # of 100 jobs and one of BIG_JOBS jobs with 20 sub-workflows.
 # Knobs: ROUNDS (3), DURATION (8 s), SYNC ("on off"), BIG_JOBS (1000000), STATUS_RUNS (50),
 # STATUS_ONLY (0; 1 measures only the status latency), SEED (10000 completed plain jobs seeded before
-# each run, as in run.sh).
+# each run, as in run.sh), BREAKDOWN (0).
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$BENCH_DIR/../scripts/lib.sh"
@@ -22,6 +30,10 @@ SYNC=${SYNC-on off}
 BIG_JOBS=${BIG_JOBS:-1000000}
 STATUS_RUNS=${STATUS_RUNS:-50}
 SEED=${SEED:-10000}
+BREAKDOWN=${BREAKDOWN:-0}
+HZ=$(getconf CLK_TCK)
+CONTENDERS="plain one many naive-one naive-many"
+[ "$BREAKDOWN" = 1 ] && CONTENDERS="$CONTENDERS ext-plain many-noindex many-notrack"
 [ "${STATUS_ONLY:-0}" = 1 ] && SYNC=""
 
 ensure_packages
@@ -45,21 +57,41 @@ cp "$BENCH_DIR"/plain_produce.sql "$BENCH_DIR"/plain_consume.sql "$BENCH_DIR"/pr
    "$BENCH_DIR"/produce_many_workflows.sql "$S/"
 chmod -R a+rX "$WORK"
 
-# run DB PRODUCE → "jobs_per_s failed deadlocks"
+# The workflow triggers that many-notrack disables (src/pg/aggregation.cpp, update_trigger.cpp).
+TRACKING_TRIGGERS="oban_jobs_workflow_insert oban_jobs_state_changed oban_jobs_workflow_delete oban_jobs_workflow_journal"
+WORKFLOW_INDEX_DEF=$(q agg_ext "SELECT pg_get_indexdef('oban_jobs_workflow_index'::regclass)")
+# run_without CONTENDER DISABLE|ENABLE: takes away (or puts back) what the breakdown contender runs without.
+run_without() {
+    local trigger
+    case $1 in
+    many-noindex | many-notrack)
+        if [ "$2" = DISABLE ]; then q agg_ext "DROP INDEX oban_jobs_workflow_index" >/dev/null; else q agg_ext "$WORKFLOW_INDEX_DEF" >/dev/null; fi ;;
+    esac
+    if [ "$1" = many-notrack ]; then
+        for trigger in $TRACKING_TRIGGERS; do q agg_ext "ALTER TABLE oban_jobs $2 TRIGGER $trigger" >/dev/null; done
+    fi
+}
+
+# run CONTENDER DB PRODUCE → "jobs_per_s failed deadlocks cpu_us_per_job"
 run() {
-    local db=$1 produce=$2
+    local contender=$1 db=$2 produce=$3
     q "$db" "TRUNCATE oban_jobs" >/dev/null
     [ "$db" = agg_naive ] && q "$db" "TRUNCATE oban_workflows" >/dev/null
     # Seeded as bench/run.sh does: on an empty, just-analyzed table the clients' cached plans are a
     # lottery (seen here: a fetch planned as sequential scans and a nested loop over the whole table).
     seed_finished_jobs "$db" "$SEED"
+    run_without "$contender" DISABLE
+    local ticks0 ticks1
+    ticks0=$(cluster_ticks)
     as_postgres pgbench -n -M prepared -c 8 -j 2 -T "$DURATION" -f "$S/$produce@1" -f "$S/plain_consume.sql@1" \
         "$db" >"$WORK/pgbench.log" 2>&1 || true
+    ticks1=$(cluster_ticks)
+    run_without "$contender" ENABLE
     local completed failed deadlocks
     completed=$(q "$db" "SELECT count(*) - $SEED FROM oban_jobs WHERE state = 'completed'")
     failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$WORK/pgbench.log")
     deadlocks=$(grep -c 'deadlock detected' "$WORK/pgbench.log" || true)
-    echo "$((completed / DURATION)) ${failed:-0} $deadlocks"
+    echo "$((completed / DURATION)) ${failed:-0} $deadlocks $(((ticks1 - ticks0) * 1000000 / HZ / (completed > 0 ? completed : 1)))"
 }
 
 RESULTS=$WORK/results.tsv
@@ -69,17 +101,19 @@ for sync in $SYNC; do
     q postgres "SELECT pg_reload_conf()" >/dev/null
     for round in $(seq "$ROUNDS"); do
         line="sync=$sync round $round:"
-        for contender in $(rotated "$round" plain one many naive-one naive-many); do
+        # shellcheck disable=SC2086
+        for contender in $(rotated "$round" $CONTENDERS); do
             case $contender in
             plain) args="agg_plain plain_produce.sql" ;;
             one) args="agg_ext produce_one_workflow.sql" ;;
-            many) args="agg_ext produce_many_workflows.sql" ;;
+            many | many-noindex | many-notrack) args="agg_ext produce_many_workflows.sql" ;;
             naive-one) args="agg_naive produce_one_workflow.sql" ;;
             naive-many) args="agg_naive produce_many_workflows.sql" ;;
+            ext-plain) args="agg_ext plain_produce.sql" ;;
             esac
             # shellcheck disable=SC2086
-            read -r jps failed dl <<<"$(run $args)"
-            printf '%s\t%s\t%s\t%s\t%s\n' "$sync" "$contender" "$jps" "$failed" "$dl" >>"$RESULTS"
+            read -r jps failed dl cpu <<<"$(run $contender $args)"
+            printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$sync" "$contender" "$jps" "$failed" "$dl" "$cpu" >>"$RESULTS"
             line="$line $contender=$jps"
         done
         echo "$line"
@@ -131,15 +165,18 @@ big_ms=$(status_ms big)
 big_total=$(q agg_ext "SELECT oban_workflow_status('big')->'total'")
 
 echo
-[ -n "$SYNC" ] && echo "| synchronous_commit | contender | median jobs/s | runs | ratio to plain | failed tx | deadlocks |"
+[ -n "$SYNC" ] && echo "| synchronous_commit | contender | median jobs/s | runs | ratio to plain | CPU µs/job (median) | runs | plain's CPU/job ÷ this | failed tx | deadlocks |"
 [ -n "$SYNC" ] &&
-echo "|---|---|---:|---|---:|---:|---:|"
+echo "|---|---|---:|---|---:|---:|---|---:|---:|---:|"
+median_of() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 for sync in $SYNC; do
-    base=$(awk -F'\t' -v s="$sync" '$1==s && $2=="plain" {print $3}' "$RESULTS" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-    for contender in plain one many naive-one naive-many; do
+    base=$(awk -F'\t' -v s="$sync" '$1==s && $2=="plain" {print $3}' "$RESULTS" | median_of)
+    base_cpu=$(awk -F'\t' -v s="$sync" '$1==s && $2=="plain" {print $6}' "$RESULTS" | median_of)
+    for contender in $CONTENDERS; do
         rows=$(awk -F'\t' -v s="$sync" -v c="$contender" '$1==s && $2==c' "$RESULTS")
-        med=$(echo "$rows" | cut -f3 | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-        echo "| $sync | $contender | $med | $(echo "$rows" | cut -f3 | paste -sd, -) | $(python3 -c "print(f'{$med / $base:.2f}')") | $(echo "$rows" | cut -f4 | awk '{s+=$1} END {print s}') | $(echo "$rows" | cut -f5 | awk '{s+=$1} END {print s}') |"
+        med=$(echo "$rows" | cut -f3 | median_of)
+        cpu=$(echo "$rows" | cut -f6 | median_of)
+        echo "| $sync | $contender | $med | $(echo "$rows" | cut -f3 | paste -sd, -) | $(python3 -c "print(f'{$med / $base:.2f}')") | $cpu | $(echo "$rows" | cut -f6 | paste -sd, -) | $(python3 -c "print(f'{$base_cpu / $cpu:.2f}')") | $(echo "$rows" | cut -f4 | awk '{s+=$1} END {print s}') | $(echo "$rows" | cut -f5 | awk '{s+=$1} END {print s}') |"
     done
 done
 echo

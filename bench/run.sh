@@ -291,16 +291,7 @@ printf 'sync\tround\tcontender\tjobs_s\tcompleted\tinserted\ttps\tfailed\tdeadlo
 # script's children (pgbench, psql) and of our cluster's processes.
 HZ=$(getconf CLK_TCK)
 busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
-proc_ticks() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk -v all="$2" '{ print $12 + $13 + (all ? $14 + $15 : 0) }'; }
-our_ticks() {
-    local pm total t p
-    pm=$(head -1 "$CLUSTER_DIR/data/postmaster.pid")
-    total=$(( $(proc_ticks $$ 1) + $(proc_ticks "$pm" 1) ))
-    for p in $(ps -o pid= --ppid "$pm"); do
-        t=$(proc_ticks "$p" 0) && [ -n "$t" ] && total=$((total + t))
-    done
-    echo "$total"
-}
+our_ticks() { echo $(($(proc_ticks $$ 1) + $(cluster_ticks))); }
 
 run_one() {
     local sync=$1 round=$2 c=$3

@@ -79,6 +79,22 @@ CONF
     export PGHOST=$CLUSTER_DIR PGPORT=5499 PGUSER=postgres PGDATABASE=postgres
 }
 
+# CPU ticks (of getconf CLK_TCK per second) that process $1 has used; with $2 = 1, plus those of its
+# children that have exited and been waited for.
+proc_ticks() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk -v all="$2" '{ print $12 + $13 + (all ? $14 + $15 : 0) }'; }
+
+# CPU ticks used so far by the cluster started by start_cluster: the postmaster, its children still
+# running, and those that have exited (backends of clients gone, autovacuum and other workers).
+cluster_ticks() {
+    local pm total t p
+    pm=$(head -1 "$CLUSTER_DIR/data/postmaster.pid")
+    total=$(proc_ticks "$pm" 1)
+    for p in $(ps -o pid= --ppid "$pm"); do
+        t=$(proc_ticks "$p" 0) && [ -n "$t" ] && total=$((total + t))
+    done
+    echo "$total"
+}
+
 stop_cluster() {
     [ -n "${CLUSTER_DIR:-}" ] && [ -d "$CLUSTER_DIR/data" ] || return 0
     as_postgres "$PG_BIN/pg_ctl" -D "$CLUSTER_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
