@@ -89,12 +89,14 @@ Statement lock_jobs{"LOCK TABLE @extschema@.oban_jobs IN ROW EXCLUSIVE MODE", 0,
 
 // Takes a batch of journal rows, folds their counts into oban_workflow_rows, and returns the steps
 // that finished ('step', workflow, name, state) and the workflows whose own jobs all finished
-// ('workflow', id).
+// ('workflow', id). The oldest rows, deleted by ctid as they were found: only a flush deletes
+// journal rows (besides the TRUNCATE trigger, which flush_lock and lock_jobs keep out), one at a
+// time, so the rows need no lock before the DELETE (locking them cost a WAL record and a heap write
+// per row), and the DELETE returns exactly the rows it folds.
 Statement fold_journal{R"sql(
-    WITH batch AS (
-        SELECT id FROM @extschema@.oban_workflow_journal ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
-    ), taken AS (
-        DELETE FROM @extschema@.oban_workflow_journal AS j WHERE j.id = ANY (ARRAY(SELECT id FROM batch))
+    WITH taken AS (
+        DELETE FROM @extschema@.oban_workflow_journal AS j
+        WHERE j.ctid = ANY (ARRAY(SELECT ctid FROM @extschema@.oban_workflow_journal ORDER BY id LIMIT $1))
         RETURNING j.*
     ), per_workflow AS (
         SELECT workflow_id,
