@@ -9,8 +9,9 @@
 #   naive-one    the plain table + a PL/pgSQL trigger updating one counter row per workflow
 #   naive-many   the same, 100,000 workflows
 # Besides jobs/s, each run reports the cluster's CPU time per completed job (all its processes, the
-# background worker's folds included; not pgbench's): a disk stall lowers a run's jobs/s but not
-# what each job cost, so this column moves less from run to run than jobs/s.
+# background worker's folds, vacuums and checkpoints included; not pgbench's): with
+# synchronous_commit on, jobs/s is bound by WAL flushes, and this column shows what the work cost.
+# It is as noisy as jobs/s from run to run (a checkpoint lands in one run's CPU): compare medians.
 # With BREAKDOWN=1, three more contenders split what `many` costs over `plain` (a diagnosis: they
 # change the extension's objects in agg_ext for the length of their run, and put them back):
 #   ext-plain     the extension's table, jobs without workflow meta
@@ -81,10 +82,14 @@ run() {
     # lottery (seen here: a fetch planned as sequential scans and a nested loop over the whole table).
     seed_finished_jobs "$db" "$SEED"
     run_without "$contender" DISABLE
+    # The backends of the psql calls above, and then of pgbench's clients, have exited and been
+    # waited for by the postmaster (cluster_ticks counts them there) before each reading.
+    sleep 0.5
     local ticks0 ticks1
     ticks0=$(cluster_ticks)
     as_postgres pgbench -n -M prepared -c 8 -j 2 -T "$DURATION" -f "$S/$produce@1" -f "$S/plain_consume.sql@1" \
         "$db" >"$WORK/pgbench.log" 2>&1 || true
+    sleep 0.5
     ticks1=$(cluster_ticks)
     run_without "$contender" ENABLE
     local completed failed deadlocks
