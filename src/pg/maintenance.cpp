@@ -3,6 +3,7 @@
 #include "pg/boundary.hpp"
 #include "pg/args.hpp"
 #include "pg/sql.hpp"
+#include "pg/workflows.hpp"
 
 extern "C" {
 #include "catalog/pg_type.h"
@@ -82,7 +83,8 @@ Statement prune_jobs{R"sql(
                      {INTERVALOID, INT4OID}};
 
 // The rows of finished workflows with no job and no sub-workflow left (a parent goes on a later run,
-// once its sub-workflows are gone).
+// once its sub-workflows are gone), and their unfolded journal rows: the row's counts and those
+// rows add up to no job, and a workflow made again under the same id starts from nothing.
 Statement prune_workflows{R"sql(
     WITH gone AS (
         DELETE FROM @extschema@.oban_workflow_rows AS w
@@ -91,6 +93,8 @@ Statement prune_workflows{R"sql(
                           WHERE j.meta ? 'workflow_id' AND j.meta->>'workflow_id' = w.id)
           AND NOT EXISTS (SELECT FROM @extschema@.oban_workflow_rows AS child WHERE child.parent_id = w.id)
         RETURNING w.id, w.parent_id
+    ), journal AS (
+        DELETE FROM @extschema@.oban_workflow_journal AS j WHERE j.workflow_id = ANY (ARRAY(SELECT id FROM gone))
     ), names AS (  -- a pruned unique workflow's name goes with it
         DELETE FROM @extschema@.oban_workflow_names AS n USING gone WHERE n.workflow_id = gone.id
     )
@@ -171,7 +175,9 @@ OBAN_FUNCTION(oban_prune_jobs) {
             touched++;
         }
     }
-    // Walk up: a sub-workflow's row going may free its parent's.
+    // Walk up: a sub-workflow's row going may free its parent's. The rows go with their unfolded
+    // journal rows, which no flush may fold meanwhile.
+    if (touched > 0) LockOutFlushes(schema);
     while (touched > 0) {
         Datum ids[1] = {makeArrayResult(workflows, CurrentMemoryContext)};
         uint64 gone = Execute(&prune_workflows, schema, ids, nullptr);

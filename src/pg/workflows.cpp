@@ -90,9 +90,9 @@ Statement lock_jobs{"LOCK TABLE @extschema@.oban_jobs IN ROW EXCLUSIVE MODE", 0,
 // Takes a batch of journal rows, folds their counts into oban_workflow_rows, and returns the steps
 // that finished ('step', workflow, name, state) and the workflows whose own jobs all finished
 // ('workflow', id). The oldest rows, deleted by ctid as they were found: only a flush deletes
-// journal rows (besides the TRUNCATE trigger, which flush_lock and lock_jobs keep out), one at a
-// time, so the rows need no lock before the DELETE (locking them cost a WAL record and a heap write
-// per row), and the DELETE returns exactly the rows it folds.
+// journal rows, one at a time (and the TRUNCATE trigger and the prune of finished workflows, which
+// flush_lock and lock_jobs keep out), so the rows need no lock before the DELETE (locking them cost
+// a WAL record and a heap write per row), and the DELETE returns exactly the rows it folds.
 Statement fold_journal{R"sql(
     WITH taken AS (
         DELETE FROM @extschema@.oban_workflow_journal AS j
@@ -761,6 +761,11 @@ int64 SettleJobs(Oid schema, int64 *job_ids, int count, bool repair) {
                           errhint("oban_repair_workflows() releases or cancels it once the cause is gone.")));
     }
     return call.settled;
+}
+
+void LockOutFlushes(Oid schema) {
+    Execute(&lock_jobs, schema, nullptr, nullptr);
+    Execute(&flush_lock, schema, nullptr, nullptr);
 }
 
 int64 FlushWorkflows(Oid schema, int limit) {

@@ -14,6 +14,10 @@ namespace oban::pg {
 // stream of acks cannot keep the flush from committing). Returns how many journal rows were folded.
 int64 FlushWorkflows(Oid schema, int limit);
 
+// Waits for a running flush and keeps others out to the end of the transaction: the journal rows
+// and workflow rows are then the caller's to delete (the prune of finished workflows).
+void LockOutFlushes(Oid schema);
+
 // The precise check of `count` suspended jobs: release, cancel or keep waiting. With `repair`,
 // missing deps fail the job (or, with ignore_deleted, are satisfied). A job whose settling fails is
 // reported with a WARNING and left as it was. Returns how many jobs were released or cancelled.
