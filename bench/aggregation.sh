@@ -32,7 +32,6 @@ BIG_JOBS=${BIG_JOBS:-1000000}
 STATUS_RUNS=${STATUS_RUNS:-50}
 SEED=${SEED:-10000}
 BREAKDOWN=${BREAKDOWN:-0}
-HZ=$(getconf CLK_TCK)
 CONTENDERS="plain one many naive-one naive-many"
 [ "$BREAKDOWN" = 1 ] && CONTENDERS="$CONTENDERS ext-plain many-noindex many-notrack"
 [ "${STATUS_ONLY:-0}" = 1 ] && SYNC=""

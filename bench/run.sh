@@ -289,7 +289,6 @@ printf 'sync\tround\tcontender\tjobs_s\tcompleted\tinserted\ttps\tfailed\tdeadlo
 
 # CPU used by anything else on the machine during a run: busy ticks of all CPUs minus those of this
 # script's children (pgbench, psql) and of our cluster's processes.
-HZ=$(getconf CLK_TCK)
 busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
 our_ticks() { echo $(($(proc_ticks $$ 1) + $(cluster_ticks))); }
 

@@ -79,7 +79,9 @@ CONF
     export PGHOST=$CLUSTER_DIR PGPORT=5499 PGUSER=postgres PGDATABASE=postgres
 }
 
-# CPU ticks (of getconf CLK_TCK per second) that process $1 has used; with $2 = 1, plus those of its
+HZ=$(getconf CLK_TCK)
+
+# CPU ticks (HZ per second) that process $1 has used; with $2 = 1, plus those of its
 # children that have exited and been waited for.
 proc_ticks() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk -v all="$2" '{ print $12 + $13 + (all ? $14 + $15 : 0) }'; }
 

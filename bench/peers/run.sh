@@ -290,7 +290,6 @@ preload() { # preload PEER: BACKLOG jobs through the peer's own insert path, in 
 }
 
 # ---- CPU used by other processes (see bench/run.sh) ------------------------------------------------
-HZ=$(getconf CLK_TCK)
 busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
 our_ticks() {
     local total t p

@@ -776,8 +776,7 @@ int64 FlushWorkflows(Oid schema, int limit) {
     // One flush at a time per database (the lock is held to the end of the transaction): two
     // flushes can then never deadlock on the rows they fold, and a flush returns only once every
     // journal row committed before it began has been folded, by it or by the one it waited for.
-    Execute(&lock_jobs, schema, nullptr, nullptr);
-    Execute(&flush_lock, schema, nullptr, nullptr);
+    LockOutFlushes(schema);
     int64 folded = 0;
     // Go on while batches come full, or while releases cascade (their journal rows are this
     // transaction's own), but commit after kMaxRounds: under a steady stream of acks the journal
