@@ -27,6 +27,15 @@ wait_for() {
         sleep 0.05
     done
 }
+# logged_with_context ERROR CONTEXT: some logged ERROR line has CONTEXT within the 40 lines after it.
+# (One awk over the log, not grep -A40 | grep -q: under pipefail the early exit of grep -q could
+# kill the first grep with SIGPIPE and fail the check.)
+logged_with_context() {
+    awk -v error="$1" -v context="$2" '
+        index($0, error) { window = 40; next }
+        window > 0 { window--; if (index($0, context)) { found = 1; exit } }
+        END { exit !found }' "$LOG"
+}
 worker_pid() { q postgres -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'oban_pro worker' AND datname = '$1'"; }
 
 # Settings are validated (ALTER SYSTEM runs the same checks as the server's start).
@@ -182,7 +191,7 @@ SQL
 wait_for maint_a "SELECT state FROM oban_jobs WHERE args->>'n' = 'while pruning fails'" available 3 >/dev/null \
     || fail "staging stopped while pruning fails"
 duty_named() {  # the context of a logged failure names the duty
-    grep -A40 'ERROR:  no pruning today' "$LOG" | grep -q 'oban_pro worker: pruning jobs (oban_prune_jobs)'
+    logged_with_context 'ERROR:  no pruning today' 'oban_pro worker: pruning jobs (oban_prune_jobs)'
 }
 for _ in $(seq 200); do  # each pruning run (every 300 ms) fails and is logged
     errors=$(grep -c 'ERROR:  no pruning today' "$LOG" || true)
@@ -204,7 +213,7 @@ q maint_a -c "INSERT INTO oban_jobs (worker, state, scheduled_at, args)
 wait_for maint_a "SELECT state FROM oban_jobs WHERE args->>'n' = 'while locked'" available 3 >/dev/null \
     || fail "staging stopped while the rescue waits for a lock"
 wait "$locker"
-grep -A40 'ERROR:  canceling statement due to lock timeout' "$LOG" | grep -q 'oban_pro worker: rescuing jobs (oban_rescue_jobs)' \
+logged_with_context 'ERROR:  canceling statement due to lock timeout' 'oban_pro worker: rescuing jobs (oban_rescue_jobs)' \
     || fail "no lock timeout logged for the rescue"
 [ "$(worker_pid maint_a)" = "$PID_A" ] || fail "the maint_a worker restarted during the failures"
 echo "failing runs logged, worker $PID_A still serving"
