@@ -22,6 +22,7 @@
 #include "pg/workflows.hpp"
 
 extern "C" {
+#include "access/genam.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
@@ -41,6 +42,9 @@ extern "C" {
 #include "utils/numeric.h"
 #include "utils/guc.h"
 #include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/snapmgr.h"
+#include "utils/fmgroids.h"
 #include "utils/timestamp.h"
 }
 
@@ -145,15 +149,101 @@ Datum Column(HeapTuple row, TupleDesc descriptor, int column, bool *is_null) {
 
 // --- writing the journal -----------------------------------------------------------------------
 
+// The rows of new workflows; $9 marks those that exist already (held by HoldWorkflowRow). Returns
+// the rows it made: a row another transaction made since (ON CONFLICT) is held on another try.
 Statement create_workflows{R"sql(
     INSERT INTO @extschema@.oban_workflow_rows
         (id, name, parent_id, sub_name, is_unique, ignore_cancelled, ignore_discarded, ignore_deleted)
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::bool[],
-                         $7::bool[], $8::bool[])
+    SELECT id, name, parent_id, sub_name, is_unique, ignore_cancelled, ignore_discarded, ignore_deleted
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::bool[], $7::bool[],
+                $8::bool[], $9::bool[])
+        AS n(id, name, parent_id, sub_name, is_unique, ignore_cancelled, ignore_discarded, ignore_deleted, held)
+    WHERE NOT held
     ON CONFLICT (id) DO NOTHING)sql",
-                           8,
+                           9,
                            {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, BOOLARRAYOID,
-                            BOOLARRAYOID, BOOLARRAYOID, BOOLARRAYOID}};
+                            BOOLARRAYOID, BOOLARRAYOID, BOOLARRAYOID, BOOLARRAYOID}};
+
+// Another transaction making the same new workflow's row between one try and the next is a race
+// of new workflows' first jobs; a handful of tries is plenty.
+constexpr int kHoldWorkflowTries = 10;
+
+struct WorkflowRows {
+    Relation rows;
+    AttrNumber id;
+    Oid key;
+    TupleTableSlot *slot;
+};
+
+// A statement adding jobs to a workflow holds the workflow's row, and its parent's, FOR KEY SHARE
+// until it commits, so the prune, which passes over rows it cannot lock (lock_pruned_workflows,
+// src/pg/maintenance.cpp), never deletes a row a transaction still open is adding jobs to. KEY
+// SHARE conflicts with no lock the fold, repair or other inserts take: inserts into one workflow
+// never wait for each other. Locked here rather than by SELECT ... FOR KEY SHARE, which would ask
+// the caller for UPDATE on oban_workflow_rows: the lock is the insert's own, which needs INSERT.
+void OpenWorkflowRows(WorkflowRows *t, Oid schema) {
+    t->rows = OpenExtensionTable(schema, "oban_workflow_rows", RowShareLock, ACL_INSERT);
+    t->id = ExtensionTableColumn(RelationGetRelid(t->rows), "id");
+    t->key = RelationGetPrimaryKeyIndex(t->rows);
+    t->slot = table_slot_create(t->rows, nullptr);
+}
+
+void CloseWorkflowRows(WorkflowRows *t) {
+    ExecDropSingleTupleTableSlot(t->slot);
+    table_close(t->rows, NoLock);  // the lock is held to the end of the transaction
+}
+
+// Locks the latest version of workflow `id`'s row FOR KEY SHARE, waiting for a prune that holds or
+// deletes it: whether the row exists (and is now held).
+bool HoldWorkflowRow(WorkflowRows *t, Datum id) {
+    ScanKeyData key;
+    EqualityKey(&key, t->rows, t->id, F_TEXTEQ, id);
+    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+    SysScanDesc scan = systable_beginscan(t->rows, t->key, OidIsValid(t->key), snapshot, 1, &key);
+    HeapTuple row = systable_getnext(scan);
+    bool found = HeapTupleIsValid(row);
+    ItemPointerData tid;
+    if (found) tid = row->t_self;
+    systable_endscan(scan);
+    TM_FailureData failure;
+    bool held = found && table_tuple_lock(t->rows, &tid, snapshot, t->slot, GetCurrentCommandId(false),
+                                          LockTupleKeyShare, LockWaitBlock, TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
+                                          &failure) == TM_Ok;
+    UnregisterSnapshot(snapshot);
+    return held;
+}
+
+// Holds the rows of the workflows that the statement added jobs to (`columns`: create_workflows's
+// first eight arguments, `count` workflows) and their parents' rows, making those that are missing.
+void HoldWorkflowRows(Oid schema, Datum *columns, ArrayBuildState *ids, ArrayBuildState *parents, int count) {
+    WorkflowRows t{};
+    OpenWorkflowRows(&t, schema);
+    for (int i = 0; i < count; i++)
+        if (!parents->dnulls[i]) (void)HoldWorkflowRow(&t, parents->dvalues[i]);
+    auto *held = static_cast<bool *>(palloc0(count * sizeof(bool)));
+    Datum *held_values = static_cast<Datum *>(palloc(count * sizeof(Datum)));
+    for (int tries = 1;; tries++) {
+        int missing = 0;
+        for (int i = 0; i < count; i++) {
+            if (!held[i]) held[i] = HoldWorkflowRow(&t, ids->dvalues[i]);
+            missing += held[i] ? 0 : 1;
+        }
+        if (missing == 0) break;
+        if (tries == kHoldWorkflowTries)
+            ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+                            errmsg("could not hold the rows of the workflows being inserted"),
+                            errdetail("Other transactions kept making or pruning them."),
+                            errhint("Retry the transaction.")));
+        for (int i = 0; i < count; i++) held_values[i] = BoolGetDatum(held[i]);
+        Datum values[9];
+        memcpy(values, columns, 8 * sizeof(Datum));
+        values[8] = PointerGetDatum(construct_array(held_values, count, BOOLOID, 1, true, TYPALIGN_CHAR));
+        // Rows this statement makes are this transaction's until it commits: nothing else can
+        // delete them. Any it could not make (made by another transaction since) are held next time.
+        if (Execute(&create_workflows, schema, values, nullptr) == (uint64)missing) break;
+    }
+    CloseWorkflowRows(&t);
+}
 
 Statement forget_deleted_waits{R"sql(
     WITH gone AS (
@@ -372,7 +462,7 @@ void WriteJournal(Oid schema) {
                            makeArrayResult(new_flags[1], CurrentMemoryContext),
                            makeArrayResult(new_flags[2], CurrentMemoryContext),
                            makeArrayResult(new_flags[3], CurrentMemoryContext)};
-        Execute(&create_workflows, schema, values, nullptr);
+        HoldWorkflowRows(schema, values, new_ids, new_parents, created);
     }
     if (forgotten > 0) {
         Datum values[1] = {makeArrayResult(deleted, CurrentMemoryContext)};

@@ -9,6 +9,7 @@ extern "C" {
 #include "catalog/pg_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/timestamp.h"
 }
 
@@ -81,6 +82,19 @@ Statement prune_jobs{R"sql(
     SELECT workflow_id, count(*) FROM deleted GROUP BY workflow_id)sql",
                      2,
                      {INTERVALOID, INT4OID}};
+
+// The rows prune_workflows may delete: those no open transaction is adding jobs to. An insert
+// holds its workflow's row (FOR KEY SHARE, src/pg/aggregation.cpp) until it commits; such a row is
+// passed over, so the job it adds never ends up without one. (Should that transaction roll back,
+// the row stays until jobs of the workflow are pruned again.) Locked in id order, as inserts lock
+// them, and in a statement of its own: prune_workflows then looks for jobs with a snapshot taken
+// after every insert that held one of these rows has committed.
+Statement lock_pruned_workflows{R"sql(
+    SELECT coalesce(array_agg(id), '{}') FROM (
+        SELECT id FROM @extschema@.oban_workflow_rows WHERE id = ANY($1) ORDER BY id FOR UPDATE SKIP LOCKED
+    ) AS locked)sql",
+                                1,
+                                {TEXTARRAYOID}};
 
 // The rows of finished workflows with no job and no sub-workflow left (a parent goes on a later run,
 // once its sub-workflows are gone), and their unfolded journal rows: the row's counts and those
@@ -180,6 +194,9 @@ OBAN_FUNCTION(oban_prune_jobs) {
     if (touched > 0) LockOutFlushes(schema);
     while (touched > 0) {
         Datum ids[1] = {makeArrayResult(workflows, CurrentMemoryContext)};
+        Execute(&lock_pruned_workflows, schema, ids, nullptr);
+        bool is_null = false;
+        ids[0] = datumCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &is_null), false, -1);
         uint64 gone = Execute(&prune_workflows, schema, ids, nullptr);
         workflows = initArrayResult(TEXTOID, CurrentMemoryContext, false);
         touched = 0;

@@ -1,6 +1,7 @@
 #include "pg/sql.hpp"
 
 extern "C" {
+#include "access/stratnum.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/objectaddress.h"
@@ -14,6 +15,7 @@ extern "C" {
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/plancache.h"
+#include "utils/rel.h"
 }
 
 namespace oban::pg {
@@ -173,6 +175,11 @@ Relation OpenExtensionTable(Oid schema, const char *name, LOCKMODE lock, AclMode
     if (access != ACLCHECK_OK)
         aclcheck_error(access, get_relkind_objtype(opened->rd_rel->relkind), RelationGetRelationName(opened));
     return opened;
+}
+
+void EqualityKey(ScanKey key, Relation relation, AttrNumber column, RegProcedure equals, Datum value) {
+    ScanKeyInit(key, column, BTEqualStrategyNumber, equals, value);
+    key->sk_collation = TupleDescAttr(RelationGetDescr(relation), column - 1)->attcollation;
 }
 
 AttrNumber ExtensionTableColumn(Oid relation, const char *column) {

@@ -4,6 +4,7 @@
 #include "pg/boundary.hpp"
 
 extern "C" {
+#include "access/skey.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 }
@@ -65,5 +66,9 @@ Relation OpenExtensionTable(Oid schema, const char *name, LOCKMODE lock, AclMode
 
 // The number of `column` in the extension's table `relation`; an error if the table was altered.
 AttrNumber ExtensionTableColumn(Oid relation, const char *column);
+
+// An equality key on `column` of `relation` for systable_beginscan (which maps it to the index's
+// column), compared with the column's collation.
+void EqualityKey(ScanKey key, Relation relation, AttrNumber column, RegProcedure equals, Datum value);
 
 }  // namespace oban::pg

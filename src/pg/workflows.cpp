@@ -355,13 +355,6 @@ bool workflow_deps_prepared = false;
 
 namespace {
 
-// An equality key on `column` of `relation` for systable_beginscan (which maps it to the index's
-// column), compared with the column's collation.
-void EqualityKey(ScanKey key, Relation relation, AttrNumber column, RegProcedure equals, Datum value) {
-    ScanKeyInit(key, column, BTEqualStrategyNumber, equals, value);
-    key->sk_collation = TupleDescAttr(RelationGetDescr(relation), column - 1)->attcollation;
-}
-
 // --- releasing in the ack ------------------------------------------------------------------------
 //
 // The statement that completes the last deps of a job (at most kAckReleaseDeps of them were left)
@@ -985,7 +978,7 @@ Statement stuck_jobs{R"sql(
         WHERE suspended > 0 AND updated_at <= timezone('UTC', now()) - least($1, interval '5000 years')
         ORDER BY updated_at
         LIMIT $2
-        FOR UPDATE SKIP LOCKED
+        FOR NO KEY UPDATE SKIP LOCKED  -- not held back by inserts' FOR KEY SHARE
     ), seen AS (
         UPDATE @extschema@.oban_workflow_rows AS w SET updated_at = timezone('UTC', now())
         FROM stuck WHERE w.id = stuck.id
