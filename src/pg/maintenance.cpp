@@ -196,7 +196,8 @@ OBAN_FUNCTION(oban_prune_jobs) {
         Datum ids[1] = {makeArrayResult(workflows, CurrentMemoryContext)};
         Execute(&lock_pruned_workflows, schema, ids, nullptr);
         bool is_null = false;
-        ids[0] = datumCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &is_null), false, -1);
+        ids[0] =
+            datumCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &is_null), false, -1);
         uint64 gone = Execute(&prune_workflows, schema, ids, nullptr);
         workflows = initArrayResult(TEXTOID, CurrentMemoryContext, false);
         touched = 0;
