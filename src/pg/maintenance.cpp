@@ -86,9 +86,9 @@ Statement prune_jobs{R"sql(
 // The rows prune_workflows may delete: those no open transaction is adding jobs to. An insert
 // holds its workflow's row (FOR KEY SHARE, src/pg/aggregation.cpp) until it commits; such a row is
 // passed over, so the job it adds never ends up without one. (Should that transaction roll back,
-// the row stays until jobs of the workflow are pruned again.) Locked in id order, as inserts lock
-// them, and in a statement of its own: prune_workflows then looks for jobs with a snapshot taken
-// after every insert that held one of these rows has committed.
+// the row stays until jobs of the workflow are pruned again.) SKIP LOCKED: the prune never waits
+// for an insert, so no order of their locks can deadlock. A statement of its own: prune_workflows
+// then looks for jobs with a snapshot taken after every insert that held one of these rows committed.
 Statement lock_pruned_workflows{R"sql(
     SELECT coalesce(array_agg(id), '{}') FROM (
         SELECT id FROM @extschema@.oban_workflow_rows WHERE id = ANY($1) ORDER BY id FOR UPDATE SKIP LOCKED
