@@ -34,6 +34,7 @@ extern "C" {
 #include "executor/executor.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/inval.h"
 #include "utils/hsearch.h"
 #include "utils/json.h"
@@ -44,7 +45,6 @@ extern "C" {
 #include "utils/rel.h"
 #include "utils/relcache.h"
 #include "utils/snapmgr.h"
-#include "utils/fmgroids.h"
 #include "utils/timestamp.h"
 }
 
@@ -193,12 +193,11 @@ void CloseWorkflowRows(WorkflowRows *t) {
     table_close(t->rows, NoLock);  // the lock is held to the end of the transaction
 }
 
-// Locks the latest version of workflow `id`'s row FOR KEY SHARE, waiting for a prune that holds or
-// deletes it: whether the row exists (and is now held).
-bool HoldWorkflowRow(WorkflowRows *t, Datum id) {
+// Locks the latest version of workflow `id`'s row, as found with `snapshot`, FOR KEY SHARE, waiting
+// for a prune that holds or deletes it: whether the row exists (and is now held).
+bool HoldWorkflowRow(WorkflowRows *t, Snapshot snapshot, Datum id) {
     ScanKeyData key;
     EqualityKey(&key, t->rows, t->id, F_TEXTEQ, id);
-    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
     SysScanDesc scan = systable_beginscan(t->rows, t->key, OidIsValid(t->key), snapshot, 1, &key);
     HeapTuple row = systable_getnext(scan);
     bool found = HeapTupleIsValid(row);
@@ -209,7 +208,6 @@ bool HoldWorkflowRow(WorkflowRows *t, Datum id) {
     bool held = found && table_tuple_lock(t->rows, &tid, snapshot, t->slot, GetCurrentCommandId(false),
                                           LockTupleKeyShare, LockWaitBlock, TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
                                           &failure) == TM_Ok;
-    UnregisterSnapshot(snapshot);
     return held;
 }
 
@@ -218,16 +216,21 @@ bool HoldWorkflowRow(WorkflowRows *t, Datum id) {
 void HoldWorkflowRows(Oid schema, Datum *columns, ArrayBuildState *ids, ArrayBuildState *parents, int count) {
     WorkflowRows t{};
     OpenWorkflowRows(&t, schema);
-    for (int i = 0; i < count; i++)
-        if (!parents->dnulls[i]) (void)HoldWorkflowRow(&t, parents->dvalues[i]);
     auto *held = static_cast<bool *>(palloc0(count * sizeof(bool)));
     Datum *held_values = static_cast<Datum *>(palloc(count * sizeof(Datum)));
     for (int tries = 1;; tries++) {
+        // One snapshot per try: a row made after it is not found, fails to be made (ON CONFLICT)
+        // and is found by the next try's.
+        Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+        if (tries == 1)
+            for (int i = 0; i < count; i++)
+                if (!parents->dnulls[i]) (void)HoldWorkflowRow(&t, snapshot, parents->dvalues[i]);
         int missing = 0;
         for (int i = 0; i < count; i++) {
-            if (!held[i]) held[i] = HoldWorkflowRow(&t, ids->dvalues[i]);
+            if (!held[i]) held[i] = HoldWorkflowRow(&t, snapshot, ids->dvalues[i]);
             missing += held[i] ? 0 : 1;
         }
+        UnregisterSnapshot(snapshot);
         if (missing == 0) break;
         if (tries == kHoldWorkflowTries)
             ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),

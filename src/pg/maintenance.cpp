@@ -91,7 +91,7 @@ Statement prune_jobs{R"sql(
 // then looks for jobs with a snapshot taken after every insert that held one of these rows committed.
 Statement lock_pruned_workflows{R"sql(
     SELECT coalesce(array_agg(id), '{}') FROM (
-        SELECT id FROM @extschema@.oban_workflow_rows WHERE id = ANY($1) ORDER BY id FOR UPDATE SKIP LOCKED
+        SELECT id FROM @extschema@.oban_workflow_rows WHERE id = ANY($1) FOR UPDATE SKIP LOCKED
     ) AS locked)sql",
                                 1,
                                 {TEXTARRAYOID}};
