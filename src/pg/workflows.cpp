@@ -93,6 +93,11 @@ Statement lock_jobs{"LOCK TABLE @extschema@.oban_jobs IN ROW EXCLUSIVE MODE", 0,
 // journal rows, one at a time (and the TRUNCATE trigger and the prune of finished workflows, which
 // flush_lock and lock_jobs keep out), so the rows need no lock before the DELETE (locking them cost
 // a WAL record and a heap write per row), and the DELETE returns exactly the rows it folds.
+//
+// The workflow rows are found by key (`id = ANY`) and each finds its deltas in a jsonb object keyed
+// by workflow id, with no join between the two: joined, a plan made while oban_workflow_rows looked
+// empty (statistics taken after a prune or TRUNCATE deleted its rows) walked the whole table for
+// every workflow in the batch, a nested loop that took 16 s to fold 5,000 workflows.
 Statement fold_journal{R"sql(
     WITH taken AS (
         DELETE FROM @extschema@.oban_workflow_journal AS j
@@ -104,30 +109,37 @@ Statement fold_journal{R"sql(
                sum(scheduled)::int AS scheduled, sum(executing)::int AS executing,
                sum(retryable)::int AS retryable, sum(completed)::int AS completed,
                sum(cancelled)::int AS cancelled, sum(discarded)::int AS discarded,
+               sum(suspended + available + scheduled + executing + retryable)::int AS unfinished,
                min(started_at) AS started_at, max(recorded_at) AS recorded_at
         FROM taken GROUP BY workflow_id
+    ), deltas AS (
+        SELECT jsonb_object_agg(workflow_id, to_jsonb(p)) AS by_workflow FROM per_workflow AS p
     ), folded AS (
         UPDATE @extschema@.oban_workflow_rows AS w
-        SET suspended = w.suspended + p.suspended, available = w.available + p.available,
-            scheduled = w.scheduled + p.scheduled, executing = w.executing + p.executing,
-            retryable = w.retryable + p.retryable, completed = w.completed + p.completed,
-            cancelled = w.cancelled + p.cancelled, discarded = w.discarded + p.discarded,
-            started_at = least(w.started_at, p.started_at),
-            completed_at = CASE
-                WHEN w.suspended + p.suspended + w.available + p.available + w.scheduled + p.scheduled
-                     + w.executing + p.executing + w.retryable + p.retryable > 0 THEN NULL
-                WHEN w.suspended + w.available + w.scheduled + w.executing + w.retryable = 0
-                     AND w.completed_at IS NOT NULL THEN w.completed_at
-                ELSE p.recorded_at END,
-            -- Only repair reads it, for workflows with waiting jobs: left alone otherwise, the fold
-            -- changes no indexed column of a workflow without waiting jobs, so its update is HOT.
-            updated_at = CASE WHEN w.suspended + p.suspended > 0 THEN timezone('UTC', now())
-                              ELSE w.updated_at END
-        FROM per_workflow AS p
-        WHERE w.id = p.workflow_id
+        SET (suspended, available, scheduled, executing, retryable, completed, cancelled, discarded,
+             started_at, completed_at, updated_at) = (
+            SELECT w.suspended + p.suspended, w.available + p.available, w.scheduled + p.scheduled,
+                   w.executing + p.executing, w.retryable + p.retryable, w.completed + p.completed,
+                   w.cancelled + p.cancelled, w.discarded + p.discarded,
+                   least(w.started_at, p.started_at),
+                   CASE
+                       WHEN w.suspended + w.available + w.scheduled + w.executing + w.retryable
+                            + p.unfinished > 0 THEN NULL
+                       WHEN w.suspended + w.available + w.scheduled + w.executing + w.retryable = 0
+                            AND w.completed_at IS NOT NULL THEN w.completed_at
+                       ELSE p.recorded_at END,
+                   -- Only repair reads it, for workflows with waiting jobs: left alone otherwise,
+                   -- the fold changes no indexed column of a workflow without waiting jobs, so its
+                   -- update is HOT.
+                   CASE WHEN w.suspended + p.suspended > 0 THEN timezone('UTC', now()) ELSE w.updated_at END
+            FROM jsonb_to_record((SELECT by_workflow FROM deltas) -> w.id)
+                AS p(suspended int, available int, scheduled int, executing int, retryable int,
+                     completed int, cancelled int, discarded int, unfinished int,
+                     started_at timestamp, recorded_at timestamp))
+        WHERE w.id = ANY (ARRAY(SELECT workflow_id FROM per_workflow))
         RETURNING w.id,
                   w.suspended + w.available + w.scheduled + w.executing + w.retryable = 0
-                  AND p.suspended + p.available + p.scheduled + p.executing + p.retryable < 0
+                  AND ((SELECT by_workflow FROM deltas) -> w.id ->> 'unfinished')::int < 0
                   AS became_finished
     )
     SELECT 'step' AS kind, t.workflow_id, f.name, f.state
@@ -141,12 +153,17 @@ Statement fold_journal{R"sql(
                        true};
 
 // Workflows whose whole tree (with sub-workflows) just finished, and their finished ancestors,
-// when some job waits on them with a [workflow_id, "*"] dep.
+// when some job waits on them with a [workflow_id, "*"] dep. Each parent is one fenced primary-key
+// probe (OFFSET 0) and only workflows with such a waiter get their tree counted: a plan that joined
+// the rows to the batch could walk the whole table once per workflow (see fold_journal).
 Statement finished_trees{R"sql(
     WITH RECURSIVE up AS (
         SELECT w.id, w.parent_id FROM @extschema@.oban_workflow_rows AS w WHERE w.id = ANY($1)
         UNION
-        SELECT p.id, p.parent_id FROM @extschema@.oban_workflow_rows AS p JOIN up ON p.id = up.parent_id
+        SELECT p.id, p.parent_id
+        FROM up CROSS JOIN LATERAL (
+            SELECT p.id, p.parent_id FROM @extschema@.oban_workflow_rows AS p WHERE p.id = up.parent_id
+            OFFSET 0) AS p
     )
     SELECT tree.id, s.state
     FROM (SELECT DISTINCT id FROM up) AS tree
@@ -157,9 +174,9 @@ Statement finished_trees{R"sql(
         FROM @extschema@.oban_workflow_tree_counts(tree.id) AS c, @extschema@.oban_workflow_rows AS w
         WHERE w.id = tree.id
     ) AS s
-    WHERE s.state IN ('completed', 'cancelled', 'discarded')
-      AND EXISTS (SELECT FROM @extschema@.oban_workflow_edges AS e
-                  WHERE e.dep_workflow_id = tree.id AND e.dep_name = '*'))sql",
+    WHERE EXISTS (SELECT FROM @extschema@.oban_workflow_edges AS e
+                  WHERE e.dep_workflow_id = tree.id AND e.dep_name = '*')
+      AND s.state IN ('completed', 'cancelled', 'discarded'))sql",
                          1,
                          {TEXTARRAYOID},
                          true};
@@ -176,7 +193,8 @@ Statement finished_trees{R"sql(
 // 10,000-dep fan-in's flush: 27 s). Each finished step is one fenced primary-key probe (OFFSET 0:
 // the lateral subquery runs per step, never pulled up into a join), the edges are deleted by ctid,
 // a failed dep is looked up in a jsonb object rather than joined, and the waits are reached through
-// an indexable list of their ids.
+// an indexable list of their ids, each finding its hits in a jsonb object too (joined to the hits,
+// a wait table that looked empty made the hits the inner side, scanned again for every wait).
 Statement count_down{R"sql(
     WITH finished AS (
         SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS f(workflow_id, name, state)
@@ -198,12 +216,15 @@ Statement count_down{R"sql(
                bool_or(coalesce((SELECT by_workflow FROM failed_steps) -> c.dep_workflow_id ? c.dep_name,
                                 false)) AS failed
         FROM consumed AS c GROUP BY c.job_id
+    ), by_job AS (  -- {job_id: [finished, failed]}: each wait finds its hits by key, with no join
+        SELECT jsonb_object_agg(job_id::text, jsonb_build_array(finished, failed)) AS hit FROM hits
     )
     UPDATE @extschema@.oban_workflow_waits AS w
-    SET remaining = w.remaining - h.finished
-    FROM hits AS h
-    WHERE w.job_id = ANY (ARRAY(SELECT job_id FROM hits)) AND w.job_id = h.job_id
-    RETURNING w.job_id, w.remaining <= 0 AND NOT h.failed AS ready, h.failed)sql",
+    SET remaining = w.remaining - ((SELECT hit FROM by_job) -> w.job_id::text ->> 0)::int
+    WHERE w.job_id = ANY (ARRAY(SELECT job_id FROM hits))
+    RETURNING w.job_id,
+              w.remaining <= 0 AND NOT ((SELECT hit FROM by_job) -> w.job_id::text ->> 1)::bool AS ready,
+              ((SELECT hit FROM by_job) -> w.job_id::text ->> 1)::bool AS failed)sql",
                      3,
                      {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID},
                      true};
