@@ -692,12 +692,15 @@ namespace {
 // hand-written sup_workflow_id can make) revisits one: the recursion then goes on to its depth limit
 // (cheaper than a CYCLE clause's path array per row, which doubled the call), and LinkTree keeps
 // each workflow once, at its first depth. `depth` links the nodes (a node's parent is one level up).
+// Sub-workflows and deltas are fenced lookups by key (OFFSET 0), never joins: a plan made while
+// either table looked empty could otherwise walk all of it for every workflow of the tree.
 Statement status_tree{R"sql(
     WITH RECURSIVE tree AS (
         SELECT w.*, 0 AS depth FROM @extschema@.oban_workflow_rows AS w WHERE w.id = $1
         UNION ALL
         SELECT child.*, tree.depth + 1
-        FROM @extschema@.oban_workflow_rows AS child JOIN tree ON child.parent_id = tree.id
+        FROM tree CROSS JOIN LATERAL (
+            SELECT c.* FROM @extschema@.oban_workflow_rows AS c WHERE c.parent_id = tree.id OFFSET 0) AS child
         WHERE tree.depth < 16
     )
     SELECT t.id, t.name, t.parent_id, t.sub_name, t.suspended, t.available, t.scheduled, t.executing,
@@ -705,7 +708,8 @@ Statement status_tree{R"sql(
            t.ignore_cancelled, t.ignore_discarded,
            j.suspended, j.available, j.scheduled, j.executing, j.retryable, j.completed, j.cancelled,
            j.discarded, j.started_at, j.recorded_at, t.depth
-    FROM tree AS t LEFT JOIN @extschema@.oban_workflow_journal AS j ON j.workflow_id = t.id)sql",
+    FROM tree AS t LEFT JOIN LATERAL (
+        SELECT d.* FROM @extschema@.oban_workflow_journal AS d WHERE d.workflow_id = t.id OFFSET 0) AS j ON true)sql",
                       1,
                       {TEXTOID},
                       true};

@@ -992,7 +992,8 @@ namespace {
 // again only later. A job whose every remaining dep (edge) is a job still unfinished is waiting,
 // not stuck, and is passed over at the cost of an index lookup per dep; the others (a dep
 // finished, deleted or never inserted, a whole-sub-workflow dep, or no dep left) get the precise
-// check of settle_jobs.
+// check of settle_jobs. The rows and jobs are reached by key from the stuck workflows, never joined
+// to them: a plan made while a table looked empty would walk all of it once per stuck workflow.
 Statement stuck_jobs{R"sql(
     WITH stuck AS (
         SELECT id FROM @extschema@.oban_workflow_rows
@@ -1002,12 +1003,14 @@ Statement stuck_jobs{R"sql(
         FOR NO KEY UPDATE SKIP LOCKED  -- not held back by inserts' FOR KEY SHARE
     ), seen AS (
         UPDATE @extschema@.oban_workflow_rows AS w SET updated_at = timezone('UTC', now())
-        FROM stuck WHERE w.id = stuck.id
+        WHERE w.id = ANY (ARRAY(SELECT id FROM stuck))
     )
     SELECT j.id FROM stuck
-    JOIN @extschema@.oban_jobs AS j
-      ON j.meta ? 'workflow_id' AND j.meta->>'workflow_id' = stuck.id AND j.state = 'suspended'
-         AND NOT j.meta ? 'wait_until'
+    CROSS JOIN LATERAL (  -- OFFSET 0: each workflow's jobs by index, never a join of whole tables
+        SELECT j.id FROM @extschema@.oban_jobs AS j
+        WHERE j.meta ? 'workflow_id' AND j.meta->>'workflow_id' = stuck.id AND j.state = 'suspended'
+          AND NOT j.meta ? 'wait_until'
+        OFFSET 0) AS j
     CROSS JOIN LATERAL (  -- LIMIT 1: one index lookup per dep, never a hash of every job
         SELECT count(*) AS deps,
                count(*) FILTER (WHERE e.dep_name <> '*' AND (
