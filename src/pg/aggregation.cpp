@@ -685,100 +685,184 @@ OBAN_FUNCTION(oban_jobs_workflow_truncate) {
 
 namespace {
 
-// The workflow and its sub-workflows (oban_workflow_rows), each row once per unfolded journal
-// delta of its workflow (or once with NULL deltas): the exact counts of oban_workflows, summed
-// here rather than by the view's per-row aggregate, and no sort (the tree is rebuilt by parent_id).
-// A workflow has one parent, so only a parent_id cycle through the root (which plain INSERTs with a
-// hand-written sup_workflow_id can make) revisits one: the recursion then goes on to its depth limit
-// (cheaper than a CYCLE clause's path array per row, which doubled the call), and LinkTree keeps
-// each workflow once, at its first depth. `depth` links the nodes (a node's parent is one level up).
-// Sub-workflows and deltas are fenced lookups by key (OFFSET 0), never joins: a plan made while
-// either table looked empty could otherwise walk all of it for every workflow of the tree.
-Statement status_tree{R"sql(
-    WITH RECURSIVE tree AS (
-        SELECT w.*, 0 AS depth FROM @extschema@.oban_workflow_rows AS w WHERE w.id = $1
-        UNION ALL
-        SELECT child.*, tree.depth + 1
-        FROM tree CROSS JOIN LATERAL (
-            SELECT c.* FROM @extschema@.oban_workflow_rows AS c WHERE c.parent_id = tree.id OFFSET 0) AS child
-        WHERE tree.depth < 16
-    )
-    SELECT t.id, t.name, t.parent_id, t.sub_name, t.suspended, t.available, t.scheduled, t.executing,
-           t.retryable, t.completed, t.cancelled, t.discarded, t.inserted_at, t.started_at, t.completed_at,
-           t.ignore_cancelled, t.ignore_discarded,
-           j.suspended, j.available, j.scheduled, j.executing, j.retryable, j.completed, j.cancelled,
-           j.discarded, j.started_at, j.recorded_at, t.depth
-    FROM tree AS t LEFT JOIN LATERAL (
-        SELECT d.* FROM @extschema@.oban_workflow_journal AS d WHERE d.workflow_id = t.id OFFSET 0) AS j ON true)sql",
-                      1,
-                      {TEXTOID},
-                      true};
+// Where the status reads oban_workflow_rows and oban_workflow_journal: their columns and the
+// indexes it looks rows up by. Looked up once per backend, forgotten when either table changes.
+struct StatusShape {
+    Oid rows = InvalidOid, journal = InvalidOid;
+    Oid rows_key, children_index, deltas_index;
+    AttrNumber id, name, parent_id, sub_name, counts[kStateCount], inserted_at, started_at, completed_at,
+        ignore_cancelled, ignore_discarded;
+    AttrNumber delta_workflow_id, delta_counts[kStateCount], delta_started_at, delta_recorded_at;
+};
+
+StatusShape status_shape;
+
+void ForgetStatusShape(Datum, Oid relation) {
+    if (relation == InvalidOid || relation == status_shape.rows || relation == status_shape.journal)
+        status_shape.rows = status_shape.journal = InvalidOid;
+}
+
+Oid ExtensionIndex(Oid schema, const char *name) {
+    Oid index = get_relname_relid(name, schema);
+    if (!OidIsValid(index))
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("index \"%s\" is missing", name),
+                        errhint("The extension's tables were altered; reinstall or update the extension.")));
+    return index;
+}
+
+const StatusShape &StatusShapeOf(Relation rows, Relation journal) {
+    Oid rows_id = RelationGetRelid(rows), journal_id = RelationGetRelid(journal);
+    if (status_shape.rows == rows_id && status_shape.journal == journal_id) return status_shape;
+    static bool callback_registered = false;
+    if (!callback_registered) {
+        CacheRegisterRelcacheCallback(ForgetStatusShape, (Datum)0);
+        callback_registered = true;
+    }
+    Oid schema = RelationGetNamespace(rows);
+    StatusShape shape;
+    shape.rows_key = RelationGetPrimaryKeyIndex(rows);
+    if (!OidIsValid(shape.rows_key)) shape.rows_key = ExtensionIndex(schema, "oban_workflow_rows_pkey");
+    shape.children_index = ExtensionIndex(schema, "oban_workflow_rows_parent_index");
+    shape.deltas_index = ExtensionIndex(schema, "oban_workflow_journal_workflow_index");
+    shape.id = ExtensionTableColumn(rows_id, "id");
+    shape.name = ExtensionTableColumn(rows_id, "name");
+    shape.parent_id = ExtensionTableColumn(rows_id, "parent_id");
+    shape.sub_name = ExtensionTableColumn(rows_id, "sub_name");
+    for (int s = 0; s < kStateCount; s++) {
+        shape.counts[s] = ExtensionTableColumn(rows_id, kStateNames[s]);
+        shape.delta_counts[s] = ExtensionTableColumn(journal_id, kStateNames[s]);
+    }
+    shape.inserted_at = ExtensionTableColumn(rows_id, "inserted_at");
+    shape.started_at = ExtensionTableColumn(rows_id, "started_at");
+    shape.completed_at = ExtensionTableColumn(rows_id, "completed_at");
+    shape.ignore_cancelled = ExtensionTableColumn(rows_id, "ignore_cancelled");
+    shape.ignore_discarded = ExtensionTableColumn(rows_id, "ignore_discarded");
+    shape.delta_workflow_id = ExtensionTableColumn(journal_id, "workflow_id");
+    shape.delta_started_at = ExtensionTableColumn(journal_id, "started_at");
+    shape.delta_recorded_at = ExtensionTableColumn(journal_id, "recorded_at");
+    shape.rows = rows_id;
+    shape.journal = journal_id;
+    status_shape = shape;
+    return status_shape;
+}
 
 struct StatusNode {
-    char *id, *name, *parent_id, *sub_name;
+    char *id, *name, *sub_name;
     int64 own[kStateCount], tree[kStateCount];
     Timestamp inserted_at, started_at, completed_at;
     bool started, completed, ignore_cancelled, ignore_discarded;
     bool all_finished;  // every workflow of its tree finished, or empty (for completed_at)
     Timestamp latest_completed;
+    bool has_delta;         // an unfolded journal delta was added to `own`
+    Timestamp recorded_at;  // the latest one's
     int depth;
-    int first_child, next_sibling;  // its sub-workflows, in row order (-1: none)
-    bool repeated;                  // met again deeper through a parent_id loop: left out
+    int first_child, next_sibling;  // its sub-workflows, in index order (-1: none)
 };
 
-int CompareNodeIdsThenDepth(const void *a, const void *b, void *arg) {
-    const auto *nodes = static_cast<const StatusNode *>(arg);
-    const StatusNode &x = nodes[*static_cast<const int *>(a)], &y = nodes[*static_cast<const int *>(b)];
-    int order = strcmp(x.id, y.id);
-    return order != 0 ? order : (x.depth > y.depth) - (x.depth < y.depth);
+// A workflow's tree, read by key under one snapshot: the workflow's row, its sub-workflows' rows
+// (level by level, through the parent_id index), and each one's unfolded journal deltas (through
+// the workflow_id index), with no statement to plan or start. These are lookups by key whatever
+// the tables' statistics say; a plan could be made while a table looked empty and walk all of it.
+struct StatusReader {
+    Relation rows, journal;
+    const StatusShape *shape;
+    Snapshot snapshot;
+    Datum *values;  // a row of oban_workflow_rows or of the journal, deformed
+    bool *nulls;
+    StatusNode *nodes;
+    int count, capacity;
+};
+
+char *TextOrNullColumn(const StatusReader &r, AttrNumber column) {
+    return r.nulls[column - 1] ? nullptr : TextDatumGetCString(r.values[column - 1]);
 }
 
-// Links each node to the node one level up whose id is its parent_id, in O(n log n). The tree is
-// walked through these links only, so it is finite whatever parent_ids say: the query follows
-// parent_id loops down to its depth limit (cheaper than tracking paths), and a workflow met again
-// deeper (a workflow that is its own parent, two that are each other's) is left out here, so each
-// workflow is counted once, at its first depth.
-void LinkTree(StatusNode *nodes, int count) {
-    int *by_id = static_cast<int *>(palloc(sizeof(int) * count));
-    int *last_child = static_cast<int *>(palloc(sizeof(int) * count));
-    for (int i = 0; i < count; i++) {
-        by_id[i] = i;
-        last_child[i] = nodes[i].first_child = nodes[i].next_sibling = -1;
+void AddNode(StatusReader *r, HeapTuple row, int depth, int parent) {
+    heap_deform_tuple(row, RelationGetDescr(r->rows), r->values, r->nulls);
+    if (r->count == r->capacity) {
+        r->capacity *= 2;
+        r->nodes = static_cast<StatusNode *>(repalloc(r->nodes, sizeof(StatusNode) * r->capacity));
     }
-    qsort_arg(by_id, count, sizeof(int), CompareNodeIdsThenDepth, nodes);
-    // Keep the shallowest node of each id (first after the sort); the others get no links.
-    int kept = 0;
-    for (int k = 0; k < count; k++) {
-        if (kept > 0 && strcmp(nodes[by_id[kept - 1]].id, nodes[by_id[k]].id) == 0) {
-            nodes[by_id[k]].repeated = true;
-            continue;
-        }
-        by_id[kept++] = by_id[k];
+    const StatusShape &shape = *r->shape;
+    StatusNode &node = r->nodes[r->count];
+    memset(&node, 0, sizeof(node));
+    node.id = TextOrNullColumn(*r, shape.id);
+    node.name = TextOrNullColumn(*r, shape.name);
+    node.sub_name = TextOrNullColumn(*r, shape.sub_name);
+    for (int s = 0; s < kStateCount; s++) node.own[s] = DatumGetInt32(r->values[shape.counts[s] - 1]);
+    node.inserted_at = DatumGetTimestamp(r->values[shape.inserted_at - 1]);
+    node.started = !r->nulls[shape.started_at - 1];
+    node.started_at = node.started ? DatumGetTimestamp(r->values[shape.started_at - 1]) : 0;
+    node.completed = !r->nulls[shape.completed_at - 1];
+    node.latest_completed = node.completed ? DatumGetTimestamp(r->values[shape.completed_at - 1]) : 0;
+    node.ignore_cancelled = DatumGetBool(r->values[shape.ignore_cancelled - 1]);
+    node.ignore_discarded = DatumGetBool(r->values[shape.ignore_discarded - 1]);
+    node.depth = depth;
+    node.first_child = node.next_sibling = -1;
+    if (parent >= 0) {  // appended after its siblings
+        int *link = &r->nodes[parent].first_child;
+        while (*link >= 0) link = &r->nodes[*link].next_sibling;
+        *link = r->count;
     }
-    for (int i = 0; i < count; i++) {
-        if (nodes[i].repeated || nodes[i].parent_id == nullptr || nodes[i].depth == 0) continue;
-        int low = 0, high = kept - 1, parent = -1;
-        while (low <= high) {
-            int middle = low + (high - low) / 2;
-            int order = strcmp(nodes[by_id[middle]].id, nodes[i].parent_id);
-            if (order == 0) {
-                parent = by_id[middle];
-                break;
-            }
-            if (order < 0)
-                low = middle + 1;
-            else
-                high = middle - 1;
-        }
-        if (parent < 0 || nodes[parent].depth != nodes[i].depth - 1) continue;
-        if (last_child[parent] < 0)
-            nodes[parent].first_child = i;
-        else
-            nodes[last_child[parent]].next_sibling = i;
-        last_child[parent] = i;
+    r->count++;
+}
+
+// Calls `visit` with each row of `relation` whose `column` equals the text `value`, found through
+// `index` under the reader's snapshot.
+template <typename Visit>
+void ForEachByKey(StatusReader *r, Relation relation, Oid index, AttrNumber column, const char *value,
+                  Visit visit) {
+    ScanKeyData key;
+    EqualityKey(&key, relation, column, F_TEXTEQ, CStringGetTextDatum(value));
+    SysScanDesc scan = systable_beginscan(relation, index, true, r->snapshot, 1, &key);
+    HeapTuple row;
+    while (HeapTupleIsValid(row = systable_getnext(scan))) visit(row);
+    systable_endscan(scan);
+}
+
+// Adds the workflow's unfolded journal deltas to its own counts.
+void AddDeltas(StatusReader *r, StatusNode *node) {
+    const StatusShape &shape = *r->shape;
+    ForEachByKey(r, r->journal, shape.deltas_index, shape.delta_workflow_id, node->id,
+                 [r, node, &shape](HeapTuple row) {
+                     heap_deform_tuple(row, RelationGetDescr(r->journal), r->values, r->nulls);
+                     for (int s = 0; s < kStateCount; s++)
+                         node->own[s] += DatumGetInt32(r->values[shape.delta_counts[s] - 1]);
+                     if (!r->nulls[shape.delta_started_at - 1]) {
+                         Timestamp at = DatumGetTimestamp(r->values[shape.delta_started_at - 1]);
+                         if (!node->started || at < node->started_at) {
+                             node->started = true;
+                             node->started_at = at;
+                         }
+                     }
+                     Timestamp at = DatumGetTimestamp(r->values[shape.delta_recorded_at - 1]);
+                     node->recorded_at = node->has_delta ? Max(node->recorded_at, at) : at;
+                     node->has_delta = true;
+                 });
+}
+
+// Reads workflow `id` and its sub-workflows, breadth first, into r->nodes (the workflow first);
+// false if there is no such workflow. A workflow can be met twice only through a parent_id loop back
+// to the top one (every other row has one parent): it is left out there, and nesting stops at 16.
+bool ReadTree(StatusReader *r, const char *id) {
+    const StatusShape &shape = *r->shape;
+    ForEachByKey(r, r->rows, shape.rows_key, shape.id, id, [r](HeapTuple row) {
+        if (r->count == 0) AddNode(r, row, 0, -1);
+    });
+    if (r->count == 0) return false;
+    for (int i = 0; i < r->count; i++) {
+        AddDeltas(r, &r->nodes[i]);
+        if (r->nodes[i].depth >= 16) continue;
+        ForEachByKey(r, r->rows, shape.children_index, shape.parent_id, r->nodes[i].id,
+                     [r, i, &shape](HeapTuple row) {
+                         bool is_null;
+                         Datum child = heap_getattr(row, shape.id, RelationGetDescr(r->rows), &is_null);
+                         char *child_id = TextDatumGetCString(child);
+                         if (strcmp(child_id, r->nodes[0].id) != 0) AddNode(r, row, r->nodes[i].depth + 1, i);
+                         pfree(child_id);
+                     });
     }
-    pfree(last_child);
-    pfree(by_id);
+    return true;
 }
 
 const char *DerivedState(const StatusNode &node) {
@@ -906,75 +990,28 @@ void SumTree(StatusNode *nodes, int index) {
 
 }  // namespace
 
-// The SPEC §4 status object, from the workflow's and its sub-workflows' rows in oban_workflows:
-// one kept statement reads them all, the tree totals are summed here. NULL for an unknown id.
+// The SPEC §4 status object, from the workflow's and its sub-workflows' rows in oban_workflows,
+// read by key (ReadTree); the tree totals are summed here. NULL for an unknown id.
 OBAN_FUNCTION(oban_workflow_status) {
     RequireArgument(fcinfo, 0, "workflow_id");
     Oid schema = FunctionSchema(fcinfo);
-    MemoryContext caller = CurrentMemoryContext;
-    Datum values[1] = {PG_GETARG_DATUM(0)};
-    BeginSql(schema);
-    // A few rows by key out of tables that only grow: never a scan of them, whatever their size
-    // when the kept plan is made.
-    int guc_level = PlanForIndexLookups();
-    uint64 rows = Execute(&status_tree, schema, values, nullptr);
-    AtEOXact_GUC(true, guc_level);
-    if (rows == 0) {
-        EndSql();
-        PG_RETURN_NULL();
-    }
-    MemoryContext spi_context = MemoryContextSwitchTo(caller);
-    auto *nodes = static_cast<StatusNode *>(palloc0(sizeof(StatusNode) * rows));
-    auto *recorded = static_cast<Timestamp *>(palloc0(sizeof(Timestamp) * rows));  // latest delta
-    auto *has_delta = static_cast<bool *>(palloc0(sizeof(bool) * rows));
-    int count = 0;
-    TupleDesc descriptor = SPI_tuptable->tupdesc;
-    for (uint64 r = 0; r < rows; r++) {
-        HeapTuple row = SPI_tuptable->vals[r];
-        bool is_null = false;
-        char *id = SPI_getvalue(row, descriptor, 1);
-        // A workflow's rows come together (one per journal delta: each workflow is once in the tree,
-        // and its deltas are the inner side of a nested loop): the last node seen, or a new one (a
-        // search of all nodes would be O(n^2) in sub-workflows).
-        int depth = DatumGetInt32(SPI_getbinval(row, descriptor, 28, &is_null));
-        int index = count - 1;  // (a parent_id loop brings a workflow again, one level deeper)
-        if (index >= 0 && (strcmp(nodes[index].id, id) != 0 || nodes[index].depth != depth)) index = -1;
-        if (index < 0) {
-            index = count++;
-            StatusNode &node = nodes[index];
-            node.id = id;
-            node.name = SPI_getvalue(row, descriptor, 2);
-            node.parent_id = SPI_getvalue(row, descriptor, 3);
-            node.sub_name = SPI_getvalue(row, descriptor, 4);
-            for (int s = 0; s < kStateCount; s++)
-                node.own[s] = DatumGetInt32(SPI_getbinval(row, descriptor, 5 + s, &is_null));
-            node.inserted_at = DatumGetTimestamp(SPI_getbinval(row, descriptor, 13, &is_null));
-            Datum started = SPI_getbinval(row, descriptor, 14, &is_null);
-            node.started = !is_null;
-            node.started_at = node.started ? DatumGetTimestamp(started) : 0;
-            Datum completed = SPI_getbinval(row, descriptor, 15, &is_null);
-            node.completed = !is_null;
-            node.latest_completed = node.completed ? DatumGetTimestamp(completed) : 0;
-            node.ignore_cancelled = DatumGetBool(SPI_getbinval(row, descriptor, 16, &is_null));
-            node.ignore_discarded = DatumGetBool(SPI_getbinval(row, descriptor, 17, &is_null));
-            node.depth = depth;
-        }
-        StatusNode &node = nodes[index];
-        (void)SPI_getbinval(row, descriptor, 18, &is_null);
-        if (is_null) continue;  // no unfolded delta
-        for (int s = 0; s < kStateCount; s++)
-            node.own[s] += DatumGetInt32(SPI_getbinval(row, descriptor, 18 + s, &is_null));
-        Datum started = SPI_getbinval(row, descriptor, 26, &is_null);
-        if (!is_null && (!node.started || DatumGetTimestamp(started) < node.started_at)) {
-            node.started = true;
-            node.started_at = DatumGetTimestamp(started);
-        }
-        Timestamp at = DatumGetTimestamp(SPI_getbinval(row, descriptor, 27, &is_null));
-        recorded[index] = has_delta[index] ? Max(recorded[index], at) : at;
-        has_delta[index] = true;
-    }
-    MemoryContextSwitchTo(spi_context);
-    EndSql();
+    char *id = TextDatumGetCString(PG_GETARG_DATUM(0));
+    StatusReader reader{};
+    reader.rows = OpenExtensionTable(schema, "oban_workflow_rows", AccessShareLock, ACL_SELECT);
+    reader.journal = OpenExtensionTable(schema, "oban_workflow_journal", AccessShareLock, ACL_SELECT);
+    reader.shape = &StatusShapeOf(reader.rows, reader.journal);
+    reader.snapshot = GetActiveSnapshot();
+    int columns = Max(RelationGetDescr(reader.rows)->natts, RelationGetDescr(reader.journal)->natts);
+    reader.values = static_cast<Datum *>(palloc(sizeof(Datum) * columns));
+    reader.nulls = static_cast<bool *>(palloc(sizeof(bool) * columns));
+    reader.capacity = 8;
+    reader.nodes = static_cast<StatusNode *>(palloc(sizeof(StatusNode) * reader.capacity));
+    bool found = ReadTree(&reader, id);
+    table_close(reader.journal, AccessShareLock);
+    table_close(reader.rows, AccessShareLock);
+    if (!found) PG_RETURN_NULL();
+    StatusNode *nodes = reader.nodes;
+    int count = reader.count;
 
     // As oban_workflows derives them: finished once nothing is unfinished and something finished,
     // at the folded completed_at, or else at the latest unfolded delta.
@@ -984,21 +1021,17 @@ OBAN_FUNCTION(oban_workflow_status) {
         int64 unfinished = c[kSuspended] + c[kAvailable] + c[kScheduled] + c[kExecuting] + c[kRetryable];
         int64 finished = c[kCompleted] + c[kCancelled] + c[kDiscarded];
         bool done = unfinished == 0 && finished > 0;
-        if (done && !node.completed && has_delta[i]) {
+        if (done && !node.completed && node.has_delta) {
             node.completed = true;
-            node.latest_completed = recorded[i];
+            node.latest_completed = node.recorded_at;
         }
         node.completed = done && node.completed;
         node.all_finished = done || unfinished + finished == 0;
         memcpy(node.tree, node.own, sizeof(node.tree));
     }
-    int root = 0;
-    while (nodes[root].depth != 0) root++;
-    LinkTree(nodes, count);
-    SumTree(nodes, root);
+    SumTree(nodes, 0);
 
     JsonbParseState *state = nullptr;
     // A timestamptz counts microseconds from UTC midnight, so it reads as a UTC timestamp.
-    PG_RETURN_POINTER(
-        JsonbValueToJsonb(PushStatus(&state, nodes, root, GetCurrentTransactionStartTimestamp())));
+    PG_RETURN_POINTER(JsonbValueToJsonb(PushStatus(&state, nodes, 0, GetCurrentTransactionStartTimestamp())));
 }

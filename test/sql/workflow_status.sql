@@ -113,6 +113,20 @@ SELECT oban_prune_jobs(interval '1 day') AS pruned;
 SELECT id FROM oban_workflows WHERE id LIKE 's1%';
 SELECT * FROM drift();
 
+-- Plain INSERTs can name any sup_workflow_id, so a parent_id loop can come back to the workflow
+-- asked about: each workflow is counted once, at its first depth, and unknown ids are NULL.
+INSERT INTO oban_jobs (worker, state, meta) VALUES
+    ('W', 'completed', '{"workflow_id": "loop-a", "sup_workflow_id": "loop-b", "sub_name": "a"}'),
+    ('W', 'available', '{"workflow_id": "loop-b", "sup_workflow_id": "loop-a", "sub_name": "b"}'),
+    ('W', 'available', '{"workflow_id": "loop-c", "sup_workflow_id": "loop-b", "sub_name": "c"}');
+SELECT s->>'state' AS state, s->>'total' AS total, s->'subs'->'b'->>'total' AS b_total,
+       s->'subs'->'b'->'subs'->'c'->>'total' AS c_total, s->'subs'->'b'->'subs'->'c'->'subs' AS c_subs,
+       s->'subs'->'b'->'subs' ? 'a' AS a_again
+FROM oban_workflow_status('loop-a') AS s;
+SELECT jsonb_object_keys(oban_workflow_status('loop-b')->'subs') AS subs_of_b;
+SELECT oban_workflow_status('loop-b')->'subs'->'a'->'subs' AS subs_of_a_under_b;
+SELECT oban_workflow_status('no-such-workflow') IS NULL AS unknown_is_null;
+
 TRUNCATE oban_jobs;
 SELECT count(*) AS workflows_after_truncate FROM oban_workflows;
 SELECT count(*) AS journal_after_truncate FROM oban_workflow_journal;
