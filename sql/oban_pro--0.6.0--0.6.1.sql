@@ -181,3 +181,16 @@ CREATE TRIGGER oban_jobs_state_changed
     AFTER UPDATE OF state ON @extschema@.oban_jobs
     FOR EACH ROW WHEN (@extschema@.oban_jobs_state_change_matters(OLD.state, NEW.state, NEW.meta))
     EXECUTE FUNCTION @extschema@.oban_jobs_state_changed();
+
+-- oban_dep_outcomes and oban_dep_verdicts run kept statements in C (src/pg/workflows.cpp): as SQL
+-- functions called from other statements, their bodies were planned again for every job inserted
+-- with deps and every job a flush or repair settled.
+CREATE OR REPLACE FUNCTION @extschema@.oban_dep_outcomes(workflow_id text, deps jsonb)
+RETURNS TABLE (dep_workflow_id text, dep_name text, outcome text)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'oban_dep_outcomes';
+
+CREATE OR REPLACE FUNCTION @extschema@.oban_dep_verdicts(workflow_id text, meta jsonb, missing_fails boolean)
+RETURNS TABLE (dep_workflow_id text, dep_name text, outcome text, verdict text)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'oban_dep_verdicts';

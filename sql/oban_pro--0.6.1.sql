@@ -584,48 +584,12 @@ $$;
 
 -- What each dep of a job stands at: its target (workflow, step name or '*') and the outcome, the
 -- dep job's state, the derived state of a whole (sub-)workflow, or NULL when it does not exist.
--- A bare name is a step of the job's own workflow, or the name of one of its sub-workflows.
+-- A bare name is a step of the job's own workflow, or the name of one of its sub-workflows. Both
+-- functions run kept statements (src/pg/workflows.cpp, where the SQL is).
 CREATE FUNCTION @extschema@.oban_dep_outcomes(workflow_id text, deps jsonb)
 RETURNS TABLE (dep_workflow_id text, dep_name text, outcome text)
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    WITH named AS (
-        SELECT DISTINCT
-               CASE jsonb_typeof(dep) WHEN 'string' THEN workflow_id ELSE dep->>0 END AS wf,
-               CASE jsonb_typeof(dep) WHEN 'string' THEN dep#>>'{}' ELSE dep->>1 END AS name,
-               jsonb_typeof(dep) = 'string' AS bare
-        FROM jsonb_array_elements(CASE jsonb_typeof(deps) WHEN 'array' THEN deps ELSE '[]' END) AS dep
-        WHERE jsonb_typeof(dep) = 'string'
-           OR (jsonb_typeof(dep) = 'array' AND jsonb_typeof(dep->0) = 'string'
-               AND jsonb_typeof(dep->1) = 'string')
-    ), targets AS (
-        SELECT DISTINCT coalesce(sub.id, named.wf) AS wf, CASE WHEN sub.id IS NULL THEN named.name ELSE '*' END AS name
-        FROM named
-        LEFT JOIN LATERAL (
-            SELECT w.id FROM @extschema@.oban_workflow_rows AS w
-            WHERE named.bare AND w.parent_id = named.wf AND w.sub_name = named.name
-              AND NOT EXISTS (SELECT 1 FROM @extschema@.oban_jobs AS j
-                              WHERE j.meta ? 'workflow_id' AND j.meta->>'workflow_id' = named.wf
-                                AND j.meta->>'name' = named.name)
-            LIMIT 1
-        ) AS sub ON true
-    )
-    SELECT t.wf, t.name,
-           CASE WHEN t.name = '*' THEN (
-                    SELECT @extschema@.oban_workflow_state(c.suspended, c.available, c.scheduled,
-                               c.executing, c.retryable, c.completed, c.cancelled, c.discarded,
-                               w.ignore_cancelled, w.ignore_discarded, c.started_at IS NOT NULL)
-                    FROM @extschema@.oban_workflow_tree_counts(t.wf) AS c,
-                         @extschema@.oban_workflow_rows AS w
-                    WHERE w.id = t.wf)
-                ELSE (SELECT j.state::text FROM @extschema@.oban_jobs AS j
-                      WHERE j.meta ? 'workflow_id' AND j.meta->>'workflow_id' = t.wf
-                        AND j.meta->>'name' = t.name
-                      ORDER BY j.id LIMIT 1)
-           END
-    FROM targets AS t
-$$;
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'oban_dep_outcomes';
 
 -- The verdict on each dep of a job: 'satisfied' (completed, or ended in a state the job's ignore_*
 -- options accept), 'failed' (cancelled or discarded otherwise) or 'pending'. A missing dep is
@@ -633,22 +597,8 @@ $$;
 -- ignore_deleted, is satisfied.
 CREATE FUNCTION @extschema@.oban_dep_verdicts(workflow_id text, meta jsonb, missing_fails boolean)
 RETURNS TABLE (dep_workflow_id text, dep_name text, outcome text, verdict text)
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT o.dep_workflow_id, o.dep_name, coalesce(o.outcome, 'deleted'),
-           CASE
-               WHEN o.outcome = 'completed' THEN 'satisfied'
-               WHEN o.outcome = 'cancelled' THEN
-                   CASE WHEN coalesce(meta->'ignore_cancelled' = 'true', false) THEN 'satisfied' ELSE 'failed' END
-               WHEN o.outcome = 'discarded' THEN
-                   CASE WHEN coalesce(meta->'ignore_discarded' = 'true', false) THEN 'satisfied' ELSE 'failed' END
-               WHEN o.outcome IS NULL AND missing_fails THEN
-                   CASE WHEN coalesce(meta->'ignore_deleted' = 'true', false) THEN 'satisfied' ELSE 'failed' END
-               ELSE 'pending'
-           END
-    FROM @extschema@.oban_dep_outcomes(workflow_id, meta->'deps') AS o
-$$;
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'oban_dep_verdicts';
 
 -- Every inserted row, before it is stored (src/pg/insert_trigger.cpp): a unique workflow's job
 -- claims its name (or is left out), a workflow job with deps is suspended, cancelled or made
