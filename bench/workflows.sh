@@ -3,7 +3,9 @@
 #   bash bench/workflows.sh
 # (i)  many small workflows (a mix of 10-step chains and 10-step diamonds) inserted by producers and
 #      run by consumers, 8 clients: completed jobs/s, against the plain-job lifecycle (oban-py's SQL
-#      on a plain table) in the same rounds;
+#      on a plain table) in the same rounds; the workflows are inserted two ways, by
+#      oban_insert_workflow (`workflows`) and by a plain INSERT of jobs carrying workflow meta, as
+#      Oban Pro's Elixir client does (`workflows_insert`);
 # (ii) a 10,000 → 1 fan-in: the 10,000 acks, by 8 clients fetching and acking 10 at a time, against
 #      10,000 independent jobs acked the same way; and the time from the last dep's ack committing to
 #      the join becoming available (the background worker releases it), p50 and max over FANIN_RUNS.
@@ -44,6 +46,15 @@ cat > "$S/wf_produce.sql" <<SQL
 \set kind random(0, 1)
 SELECT count(*) FROM oban_insert_workflow(CASE WHEN :kind = 0 THEN '$chain' ELSE '$diamond' END::jsonb);
 SQL
+# The same workflows inserted as Oban Pro's Elixir client does, one plain multi-row INSERT of jobs
+# carrying workflow meta (workflow_id, name, deps): the extension's triggers resolve the deps.
+cat > "$S/wf_produce_insert.sql" <<SQL
+\set kind random(0, 1)
+INSERT INTO oban_jobs (worker, meta)
+SELECT step->>'worker', (step - 'worker') || jsonb_build_object('workflow_id', w.id)
+FROM (SELECT gen_random_uuid()::text AS id) AS w,
+     jsonb_array_elements((CASE WHEN :kind = 0 THEN '$chain' ELSE '$diamond' END)::jsonb -> 'jobs') AS step;
+SQL
 chmod -R a+rX "$WORK"
 
 # run_pgbench DB SCRIPTS... → prints "jobs_per_s failed deadlocks"
@@ -72,15 +83,15 @@ for sync in $SYNC; do
     q postgres "SELECT pg_reload_conf()" >/dev/null
     sleep 0.5
     for round in $(seq "$ROUNDS"); do
-        for kind in $(rotated "$round" plain workflows); do
-            if [ "$kind" = plain ]; then
-                read -r jps failed dl <<<"$(run_pgbench bench_plain -f "$S/plain_produce.sql@1" -f "$S/plain_consume.sql@1")"
-            else
-                read -r jps failed dl <<<"$(run_pgbench bench_wf -f "$S/wf_produce.sql@1" -f "$S/plain_consume.sql@1")"
-            fi
+        for kind in $(rotated "$round" plain workflows workflows_insert); do
+            case $kind in
+            plain) read -r jps failed dl <<<"$(run_pgbench bench_plain -f "$S/plain_produce.sql@1" -f "$S/plain_consume.sql@1")" ;;
+            workflows) read -r jps failed dl <<<"$(run_pgbench bench_wf -f "$S/wf_produce.sql@1" -f "$S/plain_consume.sql@1")" ;;
+            workflows_insert) read -r jps failed dl <<<"$(run_pgbench bench_wf -f "$S/wf_produce_insert.sql@1" -f "$S/plain_consume.sql@1")" ;;
+            esac
             printf '%s\tsmall\t%s\t%s\t%s\t%s\n' "$sync" "$kind" "$jps" "$failed" "$dl" >>"$RESULTS"
         done
-        echo "sync=$sync round $round: $(tail -n 2 "$RESULTS" | awk -F'\t' '{printf "%s=%s jobs/s  ", $3, $4}')"
+        echo "sync=$sync round $round: $(tail -n 3 "$RESULTS" | awk -F'\t' '{printf "%s=%s jobs/s  ", $3, $4}')"
     done
 
     # (ii) fan-in: 10,000 acks, then the join's release latency.
@@ -153,7 +164,7 @@ echo "|---|---|---|---:|---|---:|---:|---:|"
 for sync in $SYNC; do
     for workload in small fanin; do
         base=""  # the first contender's median: the plain lifecycle, or the independent jobs
-        case $workload in small) contenders="plain workflows" ;; fanin) contenders="independent fanin" ;; esac
+        case $workload in small) contenders="plain workflows workflows_insert" ;; fanin) contenders="independent fanin" ;; esac
         for contender in $contenders; do
             rows=$(awk -F'\t' -v s="$sync" -v w="$workload" -v c="$contender" '$1==s && $2==w && $3==c' "$RESULTS")
             med=$(echo "$rows" | cut -f4 | median)
