@@ -720,8 +720,7 @@ const StatusShape &StatusShapeOf(Relation rows, Relation journal) {
     }
     Oid schema = RelationGetNamespace(rows);
     StatusShape shape;
-    shape.rows_key = RelationGetPrimaryKeyIndex(rows);
-    if (!OidIsValid(shape.rows_key)) shape.rows_key = ExtensionIndex(schema, "oban_workflow_rows_pkey");
+    shape.rows_key = ExtensionIndex(schema, "oban_workflow_rows_pkey");
     shape.children_index = ExtensionIndex(schema, "oban_workflow_rows_parent_index");
     shape.deltas_index = ExtensionIndex(schema, "oban_workflow_journal_workflow_index");
     shape.id = ExtensionTableColumn(rows_id, "id");
