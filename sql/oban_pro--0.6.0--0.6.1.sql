@@ -194,3 +194,16 @@ CREATE OR REPLACE FUNCTION @extschema@.oban_dep_verdicts(workflow_id text, meta 
 RETURNS TABLE (dep_workflow_id text, dep_name text, outcome text, verdict text)
 LANGUAGE c STABLE
 AS 'MODULE_PATHNAME', 'oban_dep_verdicts';
+
+-- The same for oban_workflow_tree_counts and oban_workflow_finished (src/pg/aggregation.cpp).
+CREATE OR REPLACE FUNCTION @extschema@.oban_workflow_tree_counts(workflow_id text)
+RETURNS TABLE (suspended integer, available integer, scheduled integer, executing integer,
+               retryable integer, completed integer, cancelled integer, discarded integer,
+               started_at timestamp, completed_at timestamp, workflows integer)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'oban_workflow_tree_counts';
+
+CREATE OR REPLACE FUNCTION @extschema@.oban_workflow_finished(workflow_id text)
+RETURNS boolean
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'oban_workflow_finished';

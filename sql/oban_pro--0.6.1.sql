@@ -539,48 +539,20 @@ CROSS JOIN LATERAL (
     WHERE j.workflow_id = w.id
 ) AS c;
 
--- Counts of a workflow and all its sub-workflows, recursively, read from oban_workflows alone.
+-- Counts of a workflow and all its sub-workflows, recursively, read from oban_workflows alone. This
+-- and the next run kept statements (src/pg/aggregation.cpp, where the SQL is).
 CREATE FUNCTION @extschema@.oban_workflow_tree_counts(workflow_id text)
 RETURNS TABLE (suspended integer, available integer, scheduled integer, executing integer,
                retryable integer, completed integer, cancelled integer, discarded integer,
                started_at timestamp, completed_at timestamp, workflows integer)
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    WITH RECURSIVE tree AS (
-        SELECT id FROM @extschema@.oban_workflow_rows WHERE id = workflow_id
-        UNION
-        SELECT child.id FROM @extschema@.oban_workflow_rows AS child JOIN tree ON child.parent_id = tree.id
-    )
-    SELECT sum(w.suspended)::integer, sum(w.available)::integer, sum(w.scheduled)::integer,
-           sum(w.executing)::integer, sum(w.retryable)::integer, sum(w.completed)::integer,
-           sum(w.cancelled)::integer, sum(w.discarded)::integer, min(w.started_at),
-           CASE WHEN bool_and(w.completed_at IS NOT NULL OR
-                              w.suspended + w.available + w.scheduled + w.executing + w.retryable
-                              + w.completed + w.cancelled + w.discarded = 0)
-                THEN max(w.completed_at) END,
-           count(*)::integer
-    FROM tree JOIN @extschema@.oban_workflows AS w ON w.id = tree.id
-    HAVING count(*) > 0
-$$;
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'oban_workflow_tree_counts';
 
 -- Whether the workflow's whole tree, from its top-level workflow down, has no unfinished job.
 CREATE FUNCTION @extschema@.oban_workflow_finished(workflow_id text)
 RETURNS boolean
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    WITH RECURSIVE up AS (
-        SELECT w.id, w.parent_id, 0 AS depth FROM @extschema@.oban_workflow_rows AS w WHERE w.id = workflow_id
-        UNION ALL
-        SELECT w.id, w.parent_id, up.depth + 1
-        FROM @extschema@.oban_workflow_rows AS w JOIN up ON w.id = up.parent_id
-        WHERE up.depth < 32
-    )
-    SELECT coalesce((SELECT c.suspended + c.available + c.scheduled + c.executing + c.retryable = 0
-                     FROM @extschema@.oban_workflow_tree_counts(
-                              (SELECT id FROM up ORDER BY depth DESC LIMIT 1)) AS c), true)
-$$;
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'oban_workflow_finished';
 
 -- What each dep of a job stands at: its target (workflow, step name or '*') and the outcome, the
 -- dep job's state, the derived state of a whole (sub-)workflow, or NULL when it does not exist.

@@ -32,6 +32,7 @@ extern "C" {
 #include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
+#include "funcapi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -1033,4 +1034,82 @@ OBAN_FUNCTION(oban_workflow_status) {
     JsonbParseState *state = nullptr;
     // A timestamptz counts microseconds from UTC midnight, so it reads as a UTC timestamp.
     PG_RETURN_POINTER(JsonbValueToJsonb(PushStatus(&state, nodes, 0, GetCurrentTransactionStartTimestamp())));
+}
+
+// --- tree counts ----------------------------------------------------------------------------------
+
+namespace {
+
+// Counts of workflow $1 and all its sub-workflows, recursively, from oban_workflows (exact for all
+// committed work); no row for an unknown workflow. Sub-workflows and their rows are fenced lookups by
+// key (OFFSET 0), never joins a plan made from "empty" statistics could turn into whole-table walks.
+// Kept statements, as oban_dep_outcomes' (src/pg/workflows.cpp): called from other statements as an
+// SQL function, its body was planned again on every call (0.8 ms a job inserted with a dep on a
+// sub-workflow, a workflow checked by the prune or a unique name claimed).
+Statement tree_counts{R"sql(
+    WITH RECURSIVE tree AS (
+        SELECT id FROM @extschema@.oban_workflow_rows WHERE id = $1
+        UNION
+        SELECT child.id
+        FROM tree CROSS JOIN LATERAL (
+            SELECT c.id FROM @extschema@.oban_workflow_rows AS c WHERE c.parent_id = tree.id OFFSET 0) AS child
+    )
+    SELECT sum(w.suspended)::integer, sum(w.available)::integer, sum(w.scheduled)::integer,
+           sum(w.executing)::integer, sum(w.retryable)::integer, sum(w.completed)::integer,
+           sum(w.cancelled)::integer, sum(w.discarded)::integer, min(w.started_at),
+           CASE WHEN bool_and(w.completed_at IS NOT NULL OR
+                              w.suspended + w.available + w.scheduled + w.executing + w.retryable
+                              + w.completed + w.cancelled + w.discarded = 0)
+                THEN max(w.completed_at) END,
+           count(*)::integer
+    FROM tree CROSS JOIN LATERAL (
+        SELECT * FROM @extschema@.oban_workflows AS v WHERE v.id = tree.id OFFSET 0) AS w
+    HAVING count(*) > 0)sql",
+                      1,
+                      {TEXTOID},
+                      true};
+
+// Whether the whole tree of workflow $1, from its top-level workflow down, has no unfinished job.
+Statement workflow_finished{R"sql(
+    WITH RECURSIVE up AS (
+        SELECT w.id, w.parent_id, 0 AS depth FROM @extschema@.oban_workflow_rows AS w WHERE w.id = $1
+        UNION ALL
+        SELECT w.id, w.parent_id, up.depth + 1
+        FROM up CROSS JOIN LATERAL (
+            SELECT p.id, p.parent_id FROM @extschema@.oban_workflow_rows AS p WHERE p.id = up.parent_id
+            OFFSET 0) AS w
+        WHERE up.depth < 32
+    )
+    SELECT coalesce((SELECT c.suspended + c.available + c.scheduled + c.executing + c.retryable = 0
+                     FROM @extschema@.oban_workflow_tree_counts(
+                              (SELECT id FROM up ORDER BY depth DESC LIMIT 1)) AS c), true))sql",
+                            1,
+                            {TEXTOID},
+                            true};
+
+}  // namespace
+
+// NULL (or an unknown id) is nothing: no row.
+OBAN_FUNCTION(oban_workflow_tree_counts) {
+    InitMaterializedSRF(fcinfo, 0);
+    Oid schema = FunctionSchema(fcinfo);
+    Datum values[1] = {PG_GETARG_DATUM(0)};
+    char nulls[1] = {PG_ARGISNULL(0) ? 'n' : ' '};
+    BeginSql(schema);
+    ExecuteInto(&tree_counts, schema, values, nulls, reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo));
+    EndSql();
+    return (Datum)0;
+}
+
+// NULL (or an unknown id) is true: nothing unfinished.
+OBAN_FUNCTION(oban_workflow_finished) {
+    Oid schema = FunctionSchema(fcinfo);
+    Datum values[1] = {PG_GETARG_DATUM(0)};
+    char nulls[1] = {PG_ARGISNULL(0) ? 'n' : ' '};
+    BeginSql(schema);
+    Execute(&workflow_finished, schema, values, nulls);
+    bool is_null = false;
+    bool finished = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &is_null));
+    EndSql();
+    PG_RETURN_BOOL(finished);
 }
