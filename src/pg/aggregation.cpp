@@ -32,7 +32,6 @@ extern "C" {
 #include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
-#include "funcapi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -194,17 +193,28 @@ void CloseWorkflowRows(WorkflowRows *t) {
     table_close(t->rows, NoLock);  // the lock is held to the end of the transaction
 }
 
+// Calls `visit` with each row of `relation` whose text `column` equals `value`, found through
+// `index` under `snapshot`: a look-up by key, whatever the table's statistics say.
+template <typename Visit>
+void ForEachRowWithKey(Relation relation, Oid index, AttrNumber column, Datum value, Snapshot snapshot,
+                       Visit visit) {
+    ScanKeyData key;
+    EqualityKey(&key, relation, column, F_TEXTEQ, value);
+    SysScanDesc scan = systable_beginscan(relation, index, OidIsValid(index), snapshot, 1, &key);
+    HeapTuple row;
+    while (HeapTupleIsValid(row = systable_getnext(scan))) visit(row);
+    systable_endscan(scan);
+}
+
 // Locks the latest version of workflow `id`'s row, as found with `snapshot`, FOR KEY SHARE, waiting
 // for a prune that holds or deletes it: whether the row exists (and is now held).
 bool HoldWorkflowRow(WorkflowRows *t, Snapshot snapshot, Datum id) {
-    ScanKeyData key;
-    EqualityKey(&key, t->rows, t->id, F_TEXTEQ, id);
-    SysScanDesc scan = systable_beginscan(t->rows, t->key, OidIsValid(t->key), snapshot, 1, &key);
-    HeapTuple row = systable_getnext(scan);
-    bool found = HeapTupleIsValid(row);
+    bool found = false;
     ItemPointerData tid;
-    if (found) tid = row->t_self;
-    systable_endscan(scan);
+    ForEachRowWithKey(t->rows, t->key, t->id, id, snapshot, [&found, &tid](HeapTuple row) {
+        if (!found) tid = row->t_self;
+        found = true;
+    });
     TM_FailureData failure;
     bool held = found && table_tuple_lock(t->rows, &tid, snapshot, t->slot, GetCurrentCommandId(false),
                                           LockTupleKeyShare, LockWaitBlock, TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
@@ -686,14 +696,14 @@ OBAN_FUNCTION(oban_jobs_workflow_truncate) {
 
 namespace {
 
-// Where the status reads oban_workflow_rows and oban_workflow_journal: their columns and the
-// indexes it looks rows up by. Looked up once per backend, forgotten when either table changes.
+// Where the status reads oban_workflow_rows (its columns) and the indexes it looks rows up by (the
+// journal's columns are its JournalShape). Looked up once per backend, forgotten when either table
+// changes.
 struct StatusShape {
     Oid rows = InvalidOid, journal = InvalidOid;
     Oid rows_key, children_index, deltas_index;
     AttrNumber id, name, parent_id, sub_name, counts[kStateCount], inserted_at, started_at, completed_at,
         ignore_cancelled, ignore_discarded;
-    AttrNumber delta_workflow_id, delta_counts[kStateCount], delta_started_at, delta_recorded_at;
 };
 
 StatusShape status_shape;
@@ -728,18 +738,12 @@ const StatusShape &StatusShapeOf(Relation rows, Relation journal) {
     shape.name = ExtensionTableColumn(rows_id, "name");
     shape.parent_id = ExtensionTableColumn(rows_id, "parent_id");
     shape.sub_name = ExtensionTableColumn(rows_id, "sub_name");
-    for (int s = 0; s < kStateCount; s++) {
-        shape.counts[s] = ExtensionTableColumn(rows_id, kStateNames[s]);
-        shape.delta_counts[s] = ExtensionTableColumn(journal_id, kStateNames[s]);
-    }
+    for (int s = 0; s < kStateCount; s++) shape.counts[s] = ExtensionTableColumn(rows_id, kStateNames[s]);
     shape.inserted_at = ExtensionTableColumn(rows_id, "inserted_at");
     shape.started_at = ExtensionTableColumn(rows_id, "started_at");
     shape.completed_at = ExtensionTableColumn(rows_id, "completed_at");
     shape.ignore_cancelled = ExtensionTableColumn(rows_id, "ignore_cancelled");
     shape.ignore_discarded = ExtensionTableColumn(rows_id, "ignore_discarded");
-    shape.delta_workflow_id = ExtensionTableColumn(journal_id, "workflow_id");
-    shape.delta_started_at = ExtensionTableColumn(journal_id, "started_at");
-    shape.delta_recorded_at = ExtensionTableColumn(journal_id, "recorded_at");
     shape.rows = rows_id;
     shape.journal = journal_id;
     status_shape = shape;
@@ -766,6 +770,7 @@ struct StatusNode {
 struct StatusReader {
     Relation rows, journal;
     const StatusShape *shape;
+    const JournalShape *deltas;
     Snapshot snapshot;
     Datum *values;  // a row of oban_workflow_rows or of the journal, deformed
     bool *nulls;
@@ -807,38 +812,25 @@ void AddNode(StatusReader *r, HeapTuple row, int depth, int parent) {
     r->count++;
 }
 
-// Calls `visit` with each row of `relation` whose `column` equals the text `value`, found through
-// `index` under the reader's snapshot.
-template <typename Visit>
-void ForEachByKey(StatusReader *r, Relation relation, Oid index, AttrNumber column, const char *value,
-                  Visit visit) {
-    ScanKeyData key;
-    EqualityKey(&key, relation, column, F_TEXTEQ, CStringGetTextDatum(value));
-    SysScanDesc scan = systable_beginscan(relation, index, true, r->snapshot, 1, &key);
-    HeapTuple row;
-    while (HeapTupleIsValid(row = systable_getnext(scan))) visit(row);
-    systable_endscan(scan);
-}
-
 // Adds the workflow's unfolded journal deltas to its own counts.
 void AddDeltas(StatusReader *r, StatusNode *node) {
-    const StatusShape &shape = *r->shape;
-    ForEachByKey(r, r->journal, shape.deltas_index, shape.delta_workflow_id, node->id,
-                 [r, node, &shape](HeapTuple row) {
-                     heap_deform_tuple(row, RelationGetDescr(r->journal), r->values, r->nulls);
-                     for (int s = 0; s < kStateCount; s++)
-                         node->own[s] += DatumGetInt32(r->values[shape.delta_counts[s] - 1]);
-                     if (!r->nulls[shape.delta_started_at - 1]) {
-                         Timestamp at = DatumGetTimestamp(r->values[shape.delta_started_at - 1]);
-                         if (!node->started || at < node->started_at) {
-                             node->started = true;
-                             node->started_at = at;
-                         }
-                     }
-                     Timestamp at = DatumGetTimestamp(r->values[shape.delta_recorded_at - 1]);
-                     node->recorded_at = node->has_delta ? Max(node->recorded_at, at) : at;
-                     node->has_delta = true;
-                 });
+    const JournalShape &deltas = *r->deltas;
+    ForEachRowWithKey(r->journal, r->shape->deltas_index, deltas.workflow_id, CStringGetTextDatum(node->id),
+                      r->snapshot, [r, node, &deltas](HeapTuple row) {
+                          heap_deform_tuple(row, RelationGetDescr(r->journal), r->values, r->nulls);
+                          for (int s = 0; s < kStateCount; s++)
+                              node->own[s] += DatumGetInt32(r->values[deltas.counts[s] - 1]);
+                          if (!r->nulls[deltas.started_at - 1]) {
+                              Timestamp at = DatumGetTimestamp(r->values[deltas.started_at - 1]);
+                              if (!node->started || at < node->started_at) {
+                                  node->started = true;
+                                  node->started_at = at;
+                              }
+                          }
+                          Timestamp at = DatumGetTimestamp(r->values[deltas.recorded_at - 1]);
+                          node->recorded_at = node->has_delta ? Max(node->recorded_at, at) : at;
+                          node->has_delta = true;
+                      });
 }
 
 // Reads workflow `id` and its sub-workflows, breadth first, into r->nodes (the workflow first);
@@ -846,21 +838,23 @@ void AddDeltas(StatusReader *r, StatusNode *node) {
 // to the top one (every other row has one parent): it is left out there, and nesting stops at 16.
 bool ReadTree(StatusReader *r, const char *id) {
     const StatusShape &shape = *r->shape;
-    ForEachByKey(r, r->rows, shape.rows_key, shape.id, id, [r](HeapTuple row) {
-        if (r->count == 0) AddNode(r, row, 0, -1);
-    });
+    ForEachRowWithKey(r->rows, shape.rows_key, shape.id, CStringGetTextDatum(id), r->snapshot,
+                      [r](HeapTuple row) {
+                          if (r->count == 0) AddNode(r, row, 0, -1);
+                      });
     if (r->count == 0) return false;
     for (int i = 0; i < r->count; i++) {
         AddDeltas(r, &r->nodes[i]);
         if (r->nodes[i].depth >= 16) continue;
-        ForEachByKey(r, r->rows, shape.children_index, shape.parent_id, r->nodes[i].id,
-                     [r, i, &shape](HeapTuple row) {
-                         bool is_null;
-                         Datum child = heap_getattr(row, shape.id, RelationGetDescr(r->rows), &is_null);
-                         char *child_id = TextDatumGetCString(child);
-                         if (strcmp(child_id, r->nodes[0].id) != 0) AddNode(r, row, r->nodes[i].depth + 1, i);
-                         pfree(child_id);
-                     });
+        ForEachRowWithKey(r->rows, shape.children_index, shape.parent_id, CStringGetTextDatum(r->nodes[i].id),
+                          r->snapshot, [r, i, &shape](HeapTuple row) {
+                              bool is_null;
+                              Datum child = heap_getattr(row, shape.id, RelationGetDescr(r->rows), &is_null);
+                              char *child_id = TextDatumGetCString(child);
+                              if (strcmp(child_id, r->nodes[0].id) != 0)
+                                  AddNode(r, row, r->nodes[i].depth + 1, i);
+                              pfree(child_id);
+                          });
     }
     return true;
 }
@@ -1000,6 +994,7 @@ OBAN_FUNCTION(oban_workflow_status) {
     reader.rows = OpenExtensionTable(schema, "oban_workflow_rows", AccessShareLock, ACL_SELECT);
     reader.journal = OpenExtensionTable(schema, "oban_workflow_journal", AccessShareLock, ACL_SELECT);
     reader.shape = &StatusShapeOf(reader.rows, reader.journal);
+    reader.deltas = &ShapeOf(reader.journal);
     reader.snapshot = GetActiveSnapshot();
     int columns = Max(RelationGetDescr(reader.rows)->natts, RelationGetDescr(reader.journal)->natts);
     reader.values = static_cast<Datum *>(palloc(sizeof(Datum) * columns));
@@ -1091,21 +1086,16 @@ Statement workflow_finished{R"sql(
 
 // NULL (or an unknown id) is nothing: no row.
 OBAN_FUNCTION(oban_workflow_tree_counts) {
-    InitMaterializedSRF(fcinfo, 0);
-    Oid schema = FunctionSchema(fcinfo);
-    Datum values[1] = {PG_GETARG_DATUM(0)};
-    char nulls[1] = {PG_ARGISNULL(0) ? 'n' : ' '};
-    BeginSql(schema);
-    ExecuteInto(&tree_counts, schema, values, nulls, reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo));
-    EndSql();
+    ReturnRowsOf(fcinfo, &tree_counts);
     return (Datum)0;
 }
 
 // NULL (or an unknown id) is true: nothing unfinished.
 OBAN_FUNCTION(oban_workflow_finished) {
     Oid schema = FunctionSchema(fcinfo);
-    Datum values[1] = {PG_GETARG_DATUM(0)};
-    char nulls[1] = {PG_ARGISNULL(0) ? 'n' : ' '};
+    Datum values[1];
+    char nulls[1];
+    FunctionArguments(fcinfo, &workflow_finished, values, nulls);
     BeginSql(schema);
     Execute(&workflow_finished, schema, values, nulls);
     bool is_null = false;

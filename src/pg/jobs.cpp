@@ -276,10 +276,7 @@ OBAN_FUNCTION(oban_insert_job) {
     Oid schema = FunctionSchema(fcinfo);
     Datum values[8];
     char nulls[8];
-    for (int i = 0; i < 8; i++) {
-        values[i] = PG_ARGISNULL(i) ? (Datum)0 : PG_GETARG_DATUM(i);
-        nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
-    }
+    FunctionArguments(fcinfo, &insert_job, values, nulls);
     TupleDesc job_type = nullptr;  // the table's row type, with its dropped columns
     if (get_call_result_type(fcinfo, nullptr, &job_type) != TYPEFUNC_COMPOSITE)
         elog(ERROR, "oban_insert_job must return the row type of oban_jobs");

@@ -6,6 +6,7 @@ extern "C" {
 #include "catalog/namespace.h"
 #include "catalog/objectaddress.h"
 #include "executor/tstoreReceiver.h"
+#include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/pg_list.h"
@@ -148,6 +149,24 @@ uint64 ExecuteTo(Statement *statement, Oid schema, Datum *values, const char *nu
     AfterRun(guc_level);
     if (rc < 0) elog(ERROR, "oban_pro statement failed: %s", SPI_result_code_string(rc));
     return SPI_processed;
+}
+
+void FunctionArguments(FunctionCallInfo fcinfo, const Statement *statement, Datum *values, char *nulls) {
+    for (int i = 0; i < statement->nargs; i++) {
+        values[i] = PG_ARGISNULL(i) ? (Datum)0 : PG_GETARG_DATUM(i);
+        nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
+    }
+}
+
+void ReturnRowsOf(FunctionCallInfo fcinfo, Statement *statement) {
+    InitMaterializedSRF(fcinfo, 0);
+    Oid schema = FunctionSchema(fcinfo);
+    Datum values[lengthof(statement->argtypes)];
+    char nulls[lengthof(statement->argtypes)];
+    FunctionArguments(fcinfo, statement, values, nulls);
+    BeginSql(schema);
+    ExecuteInto(statement, schema, values, nulls, reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo));
+    EndSql();
 }
 
 uint64 ExecuteInto(Statement *statement, Oid schema, Datum *values, const char *nulls,

@@ -46,6 +46,14 @@ uint64 Execute(Statement *statement, Oid schema, Datum *values, const char *null
 // materialized set-returning function (one copy per row; SPI_tuptable is left unset).
 uint64 ExecuteInto(Statement *statement, Oid schema, Datum *values, const char *nulls, ReturnSetInfo *result);
 
+// The calling SQL function's arguments as `statement`'s parameters, in order (NULL stays NULL):
+// values and nulls (SPI's ' '/'n') for its nargs parameters.
+void FunctionArguments(FunctionCallInfo fcinfo, const Statement *statement, Datum *values, char *nulls);
+
+// A materialized set-returning SQL function whose rows are those of `statement`, run with the
+// function's arguments (FunctionArguments) in the function's schema.
+void ReturnRowsOf(FunctionCallInfo fcinfo, Statement *statement);
+
 // The receiver ExecuteInto sends rows to: into `result`'s tuplestore (destroy it after use).
 DestReceiver *ResultReceiver(ReturnSetInfo *result);
 

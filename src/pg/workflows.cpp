@@ -30,7 +30,6 @@ extern "C" {
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/tuptable.h"
-#include "funcapi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -1098,24 +1097,12 @@ Statement stuck_jobs{R"sql(
 
 // The SQL helpers over dep_outcomes and dep_verdicts; NULL arguments are passed on (no rows).
 OBAN_FUNCTION(oban_dep_outcomes) {
-    InitMaterializedSRF(fcinfo, 0);
-    Oid schema = FunctionSchema(fcinfo);
-    Datum values[2] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1)};
-    char nulls[2] = {PG_ARGISNULL(0) ? 'n' : ' ', PG_ARGISNULL(1) ? 'n' : ' '};
-    BeginSql(schema);
-    ExecuteInto(&dep_outcomes, schema, values, nulls, reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo));
-    EndSql();
+    ReturnRowsOf(fcinfo, &dep_outcomes);
     return (Datum)0;
 }
 
 OBAN_FUNCTION(oban_dep_verdicts) {
-    InitMaterializedSRF(fcinfo, 0);
-    Oid schema = FunctionSchema(fcinfo);
-    Datum values[3] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2)};
-    char nulls[3] = {PG_ARGISNULL(0) ? 'n' : ' ', PG_ARGISNULL(1) ? 'n' : ' ', PG_ARGISNULL(2) ? 'n' : ' '};
-    BeginSql(schema);
-    ExecuteInto(&dep_verdicts, schema, values, nulls, reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo));
-    EndSql();
+    ReturnRowsOf(fcinfo, &dep_verdicts);
     return (Datum)0;
 }
 
