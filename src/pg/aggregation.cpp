@@ -13,6 +13,8 @@
 // are one statement per transaction, so this costs nothing over batching per transaction.
 #include "pg/aggregation.hpp"
 
+#include <algorithm>
+
 #include "pg/args.hpp"
 #include "pg/meta.hpp"
 #include "pg/restore.hpp"
@@ -763,27 +765,29 @@ struct StatusNode {
     int first_child, next_sibling;  // its sub-workflows, in index order (-1: none)
 };
 
-// A workflow's tree, read by key under one snapshot: the workflow's row, its sub-workflows' rows
-// (level by level, through the parent_id index), and each one's unfolded journal deltas (through
-// the workflow_id index), with no statement to plan or start. These are lookups by key whatever
-// the tables' statistics say; a plan could be made while a table looked empty and walk all of it.
+// A workflow's tree, read by key under one snapshot: the workflow's row, then level by level its
+// sub-workflows' rows (through the parent_id index) and each level's unfolded journal deltas
+// (through the workflow_id index), with no statement to plan or start. These are lookups by key
+// whatever the tables' statistics say; a plan could be made while a table looked empty and walk all
+// of it. Each level is one scan per index over an array of the level's ids (btree looks the keys up
+// one after the other, in index order), so a call makes a handful of scans however wide the tree:
+// a scan per workflow made the scans' set-up (index open and lock, a 27 kB btree scan state) most
+// of the call for a tree of 21 workflows.
 struct StatusReader {
     Relation rows, journal;
     const StatusShape *shape;
     const JournalShape *deltas;
     Snapshot snapshot;
-    Datum *values;  // a row of oban_workflow_rows or of the journal, deformed
-    bool *nulls;
     StatusNode *nodes;
     int count, capacity;
 };
 
-char *TextOrNullColumn(const StatusReader &r, AttrNumber column) {
-    return r.nulls[column - 1] ? nullptr : TextDatumGetCString(r.values[column - 1]);
+char *TextOrNullColumn(const Datum *values, const bool *nulls, AttrNumber column) {
+    return nulls[column - 1] ? nullptr : TextDatumGetCString(values[column - 1]);
 }
 
-void AddNode(StatusReader *r, HeapTuple row, int depth, int parent) {
-    heap_deform_tuple(row, RelationGetDescr(r->rows), r->values, r->nulls);
+// Adds the workflow whose row of oban_workflow_rows is `values`, `nulls` (deformed).
+void AddNode(StatusReader *r, const Datum *values, const bool *nulls, int depth, int parent) {
     if (r->count == r->capacity) {
         r->capacity *= 2;
         r->nodes = static_cast<StatusNode *>(repalloc(r->nodes, sizeof(StatusNode) * r->capacity));
@@ -791,17 +795,17 @@ void AddNode(StatusReader *r, HeapTuple row, int depth, int parent) {
     const StatusShape &shape = *r->shape;
     StatusNode &node = r->nodes[r->count];
     memset(&node, 0, sizeof(node));
-    node.id = TextOrNullColumn(*r, shape.id);
-    node.name = TextOrNullColumn(*r, shape.name);
-    node.sub_name = TextOrNullColumn(*r, shape.sub_name);
-    for (int s = 0; s < kStateCount; s++) node.own[s] = DatumGetInt32(r->values[shape.counts[s] - 1]);
-    node.inserted_at = DatumGetTimestamp(r->values[shape.inserted_at - 1]);
-    node.started = !r->nulls[shape.started_at - 1];
-    node.started_at = node.started ? DatumGetTimestamp(r->values[shape.started_at - 1]) : 0;
-    node.completed = !r->nulls[shape.completed_at - 1];
-    node.latest_completed = node.completed ? DatumGetTimestamp(r->values[shape.completed_at - 1]) : 0;
-    node.ignore_cancelled = DatumGetBool(r->values[shape.ignore_cancelled - 1]);
-    node.ignore_discarded = DatumGetBool(r->values[shape.ignore_discarded - 1]);
+    node.id = TextOrNullColumn(values, nulls, shape.id);
+    node.name = TextOrNullColumn(values, nulls, shape.name);
+    node.sub_name = TextOrNullColumn(values, nulls, shape.sub_name);
+    for (int s = 0; s < kStateCount; s++) node.own[s] = DatumGetInt32(values[shape.counts[s] - 1]);
+    node.inserted_at = DatumGetTimestamp(values[shape.inserted_at - 1]);
+    node.started = !nulls[shape.started_at - 1];
+    node.started_at = node.started ? DatumGetTimestamp(values[shape.started_at - 1]) : 0;
+    node.completed = !nulls[shape.completed_at - 1];
+    node.latest_completed = node.completed ? DatumGetTimestamp(values[shape.completed_at - 1]) : 0;
+    node.ignore_cancelled = DatumGetBool(values[shape.ignore_cancelled - 1]);
+    node.ignore_discarded = DatumGetBool(values[shape.ignore_discarded - 1]);
     node.depth = depth;
     node.first_child = node.next_sibling = -1;
     if (parent >= 0) {  // appended after its siblings
@@ -812,25 +816,73 @@ void AddNode(StatusReader *r, HeapTuple row, int depth, int parent) {
     r->count++;
 }
 
-// Adds the workflow's unfolded journal deltas to its own counts.
-void AddDeltas(StatusReader *r, StatusNode *node) {
-    const JournalShape &deltas = *r->deltas;
-    ForEachRowWithKey(r->journal, r->shape->deltas_index, deltas.workflow_id, CStringGetTextDatum(node->id),
-                      r->snapshot, [r, node, &deltas](HeapTuple row) {
-                          heap_deform_tuple(row, RelationGetDescr(r->journal), r->values, r->nulls);
-                          for (int s = 0; s < kStateCount; s++)
-                              node->own[s] += DatumGetInt32(r->values[deltas.counts[s] - 1]);
-                          if (!r->nulls[deltas.started_at - 1]) {
-                              Timestamp at = DatumGetTimestamp(r->values[deltas.started_at - 1]);
-                              if (!node->started || at < node->started_at) {
-                                  node->started = true;
-                                  node->started_at = at;
-                              }
-                          }
-                          Timestamp at = DatumGetTimestamp(r->values[deltas.recorded_at - 1]);
-                          node->recorded_at = node->has_delta ? Max(node->recorded_at, at) : at;
-                          node->has_delta = true;
-                      });
+// Adds an unfolded journal delta (`values`, `nulls`: a journal row) to the workflow's own counts.
+void AddDelta(const JournalShape &deltas, const Datum *values, const bool *nulls, StatusNode *node) {
+    for (int s = 0; s < kStateCount; s++) node->own[s] += DatumGetInt32(values[deltas.counts[s] - 1]);
+    if (!nulls[deltas.started_at - 1]) {
+        Timestamp at = DatumGetTimestamp(values[deltas.started_at - 1]);
+        if (!node->started || at < node->started_at) {
+            node->started = true;
+            node->started_at = at;
+        }
+    }
+    Timestamp at = DatumGetTimestamp(values[deltas.recorded_at - 1]);
+    node->recorded_at = node->has_delta ? Max(node->recorded_at, at) : at;
+    node->has_delta = true;
+}
+
+// The workflows of one level of the tree, nodes [begin, end), in the order of their ids, to find the
+// one a row belongs to by its key.
+struct Level {
+    const StatusReader *reader;  // not its nodes: adding the next level's may move them
+    int begin, end;
+    int *by_id;  // end - begin node numbers, sorted by id
+};
+
+Level LevelOf(const StatusReader &r, int begin, int end) {
+    Level level{&r, begin, end, static_cast<int *>(palloc(sizeof(int) * (end - begin)))};
+    for (int i = begin; i < end; i++) level.by_id[i - begin] = i;
+    std::sort(level.by_id, level.by_id + (end - begin),
+              [&r](int a, int b) { return strcmp(r.nodes[a].id, r.nodes[b].id) < 0; });
+    return level;
+}
+
+// The node whose id is the text `key`.
+int NodeWithId(const Level &level, Datum key) {
+    char *id = TextDatumGetCString(key);
+    const int *found = std::lower_bound(
+        level.by_id, level.by_id + (level.end - level.begin), id,
+        [&level](int node, const char *wanted) { return strcmp(level.reader->nodes[node].id, wanted) < 0; });
+    Assert(found < level.by_id + (level.end - level.begin) &&
+           strcmp(level.reader->nodes[*found].id, id) == 0);
+    pfree(id);
+    return *found;
+}
+
+// Calls `visit` with the values of each row of `relation` whose text `column` is one of the ids of
+// the level's nodes, found through `index` under `snapshot`.
+template <typename Visit>
+void ForEachRowOfLevel(Relation relation, Oid index_id, AttrNumber column, const StatusReader &r,
+                       const Level &level, Visit visit) {
+    int count = level.end - level.begin;
+    auto *ids = static_cast<Datum *>(palloc(sizeof(Datum) * count));
+    for (int i = 0; i < count; i++) ids[i] = CStringGetTextDatum(r.nodes[level.begin + i].id);
+    ScanKeyData key;
+    EqualityKey(&key, relation, column, F_TEXTEQ,
+                PointerGetDatum(construct_array(ids, count, TEXTOID, -1, false, TYPALIGN_INT)));
+    key.sk_attno = 1;  // the index's only column
+    key.sk_flags |= SK_SEARCHARRAY;
+    Relation index = index_open(index_id, AccessShareLock);
+    IndexScanDesc scan = index_beginscan(relation, index, r.snapshot, 1, 0);
+    index_rescan(scan, &key, 1, nullptr, 0);
+    TupleTableSlot *slot = table_slot_create(relation, nullptr);
+    while (index_getnext_slot(scan, ForwardScanDirection, slot)) {
+        slot_getallattrs(slot);
+        visit(slot->tts_values, slot->tts_isnull);
+    }
+    ExecDropSingleTupleTableSlot(slot);
+    index_endscan(scan);
+    index_close(index, AccessShareLock);
 }
 
 // Reads workflow `id` and its sub-workflows, breadth first, into r->nodes (the workflow first);
@@ -840,19 +892,30 @@ bool ReadTree(StatusReader *r, const char *id) {
     const StatusShape &shape = *r->shape;
     ForEachRowWithKey(r->rows, shape.rows_key, shape.id, CStringGetTextDatum(id), r->snapshot,
                       [r](HeapTuple row) {
-                          if (r->count == 0) AddNode(r, row, 0, -1);
+                          if (r->count > 0) return;
+                          TupleDesc descriptor = RelationGetDescr(r->rows);
+                          auto *values = static_cast<Datum *>(palloc(sizeof(Datum) * descriptor->natts));
+                          auto *nulls = static_cast<bool *>(palloc(sizeof(bool) * descriptor->natts));
+                          heap_deform_tuple(row, descriptor, values, nulls);
+                          AddNode(r, values, nulls, 0, -1);
                       });
     if (r->count == 0) return false;
-    for (int i = 0; i < r->count; i++) {
-        AddDeltas(r, &r->nodes[i]);
-        if (r->nodes[i].depth >= 16) continue;
-        ForEachRowWithKey(r->rows, shape.children_index, shape.parent_id, CStringGetTextDatum(r->nodes[i].id),
-                          r->snapshot, [r, i, &shape](HeapTuple row) {
-                              bool is_null;
-                              Datum child = heap_getattr(row, shape.id, RelationGetDescr(r->rows), &is_null);
-                              char *child_id = TextDatumGetCString(child);
-                              if (strcmp(child_id, r->nodes[0].id) != 0)
-                                  AddNode(r, row, r->nodes[i].depth + 1, i);
+    for (int begin = 0, end = r->count; begin < end; begin = end, end = r->count) {
+        Level level = LevelOf(*r, begin, end);
+        const JournalShape &deltas = *r->deltas;
+        ForEachRowOfLevel(r->journal, shape.deltas_index, deltas.workflow_id, *r, level,
+                          [r, &level, &deltas](const Datum *values, const bool *nulls) {
+                              int node = NodeWithId(level, values[deltas.workflow_id - 1]);
+                              AddDelta(deltas, values, nulls, &r->nodes[node]);
+                          });
+        if (r->nodes[begin].depth >= 16) break;
+        ForEachRowOfLevel(r->rows, shape.children_index, shape.parent_id, *r, level,
+                          [r, &level, &shape](const Datum *values, const bool *nulls) {
+                              char *child_id = TextDatumGetCString(values[shape.id - 1]);
+                              if (strcmp(child_id, r->nodes[0].id) != 0) {
+                                  int parent = NodeWithId(level, values[shape.parent_id - 1]);
+                                  AddNode(r, values, nulls, r->nodes[parent].depth + 1, parent);
+                              }
                               pfree(child_id);
                           });
     }
@@ -996,9 +1059,6 @@ OBAN_FUNCTION(oban_workflow_status) {
     reader.shape = &StatusShapeOf(reader.rows, reader.journal);
     reader.deltas = &ShapeOf(reader.journal);
     reader.snapshot = GetActiveSnapshot();
-    int columns = Max(RelationGetDescr(reader.rows)->natts, RelationGetDescr(reader.journal)->natts);
-    reader.values = static_cast<Datum *>(palloc(sizeof(Datum) * columns));
-    reader.nulls = static_cast<bool *>(palloc(sizeof(bool) * columns));
     reader.capacity = 8;
     reader.nodes = static_cast<StatusNode *>(palloc(sizeof(StatusNode) * reader.capacity));
     bool found = ReadTree(&reader, id);

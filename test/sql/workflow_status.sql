@@ -113,6 +113,55 @@ SELECT oban_prune_jobs(interval '1 day') AS pruned;
 SELECT id FROM oban_workflows WHERE id LIKE 's1%';
 SELECT * FROM drift();
 
+-- A wide tree three levels deep (1 + 12 + 36 + 36 workflows, ids whose byte order and collation
+-- order differ), with deltas not yet folded at every level: each workflow's status in the tree
+-- agrees with oban_workflow_tree_counts, which counts its tree separately.
+INSERT INTO oban_jobs (worker, state, meta)
+SELECT 'W', (ARRAY['available', 'completed', 'executing'])[1 + (n + j) % 3]::oban_job_state,
+       jsonb_build_object('workflow_id', w.id, 'sup_workflow_id', w.parent, 'sub_name', w.sub, 'name', 'j' || j)
+FROM (SELECT 'wide' AS id, NULL AS parent, NULL AS sub, 0 AS n
+      UNION ALL
+      SELECT 'wide-' || chr(CASE WHEN a % 2 = 0 THEN 65 ELSE 97 END + a), 'wide', 'sub' || a, a
+      FROM generate_series(0, 11) a
+      UNION ALL
+      SELECT 'wide-' || chr(CASE WHEN a % 2 = 0 THEN 65 ELSE 97 END + a) || '-' || b,
+             'wide-' || chr(CASE WHEN a % 2 = 0 THEN 65 ELSE 97 END + a), 'sub' || b, a + b
+      FROM generate_series(0, 11) a, generate_series(0, 2) b
+      UNION ALL
+      SELECT 'wide-' || chr(CASE WHEN a % 2 = 0 THEN 65 ELSE 97 END + a) || '-' || b || '-x',
+             'wide-' || chr(CASE WHEN a % 2 = 0 THEN 65 ELSE 97 END + a) || '-' || b, 'leaf', a * b
+      FROM generate_series(0, 11) a, generate_series(0, 2) b) AS w,
+     generate_series(1, 2) j;
+SELECT oban_flush_workflows() >= 0 AS flushed;
+UPDATE oban_jobs SET state = 'completed', completed_at = timezone('UTC', now())
+WHERE meta->>'workflow_id' LIKE 'wide%' AND state = 'executing';
+UPDATE oban_jobs SET state = 'executing', attempted_at = timezone('UTC', now()) - interval '1 hour'
+WHERE meta->>'workflow_id' LIKE 'wide%' AND meta->>'name' = 'j1' AND state = 'available';
+SELECT count(DISTINCT workflow_id) AS workflows_with_unfolded_deltas FROM oban_workflow_journal
+WHERE workflow_id LIKE 'wide%';
+CREATE FUNCTION status_disagreements(top text) RETURNS TABLE (workflows bigint, disagreeing bigint)
+LANGUAGE sql AS $$
+    WITH RECURSIVE node(s) AS (
+        SELECT oban_workflow_status(top)
+        UNION ALL
+        SELECT node.s->'subs'->key FROM node, jsonb_object_keys(node.s->'subs') AS key
+    )
+    SELECT count(*), count(*) FILTER (WHERE
+        (node.s->>'total')::int <> t.suspended + t.available + t.scheduled + t.executing + t.retryable
+                                   + t.completed + t.cancelled + t.discarded
+        OR node.s->'counts' <> jsonb_build_object('suspended', t.suspended, 'available', t.available,
+               'scheduled', t.scheduled, 'executing', t.executing, 'retryable', t.retryable,
+               'completed', t.completed, 'cancelled', t.cancelled, 'discarded', t.discarded)
+        OR (node.s->>'started_at')::timestamp IS DISTINCT FROM t.started_at)
+    FROM node, oban_workflow_tree_counts(node.s->>'id') AS t
+$$;
+SELECT * FROM status_disagreements('wide');
+SELECT * FROM status_disagreements('wide-b');
+SELECT jsonb_object_keys(oban_workflow_status('wide-C')->'subs') AS subs_of_wide_c;
+SELECT oban_flush_workflows() >= 0 AS flushed;
+SELECT * FROM status_disagreements('wide');
+DROP FUNCTION status_disagreements(text);
+
 -- Plain INSERTs can name any sup_workflow_id, so a parent_id loop can come back to the workflow
 -- asked about: each workflow is counted once, at its first depth, and unknown ids are NULL.
 INSERT INTO oban_jobs (worker, state, meta) VALUES
