@@ -36,6 +36,7 @@ extern "C" {
 #include "executor/executor.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datetime.h"
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
 #include "utils/hsearch.h"
@@ -933,93 +934,150 @@ const char *DerivedState(const StatusNode &node) {
     return "completed";
 }
 
-// Building the status as a JsonbValue tree (no JSON text to parse). The strings pushed must live
-// until JsonbValueToJsonb; they are all in the caller's memory context.
-void PushKey(JsonbParseState **state, const char *key) {
-    JsonbValue value{};
-    value.type = jbvString;
-    value.val.string.val = const_cast<char *>(key);
-    value.val.string.len = (int)strlen(key);
-    pushJsonbValue(state, WJB_KEY, &value);
+// The status is built as a JsonbValue tree and converted once (JsonbValueToJsonb): no JSON text to
+// parse. The objects' pairs are taken from one allocation made at the start, and added in jsonb's
+// key order (shorter keys first, then bytewise), the order convertToJsonb writes them in. Pushed one
+// by one (pushJsonbValue), each object's pairs grew by doubling and were sorted at its end: a
+// 21-workflow status took 100 kB of memory, enough to make glibc grow and trim the heap (two system
+// calls and fresh pages) on every call. The strings referred to must live until the conversion;
+// they are in the caller's memory context.
+struct StatusBuilder {
+    const StatusNode *nodes;
+    Timestamp now;     // for the duration of an unfinished workflow
+    Numeric zero;      // most counts are 0: one value for all of them
+    JsonbPair *pairs;  // room for every object's pairs
+    int pairs_used;
+};
+
+constexpr int kStatusKeys = 10;  // the keys of one workflow's status object
+
+StatusBuilder NewStatusBuilder(const StatusNode *nodes, int count, Timestamp now) {
+    // Each workflow's object and counts, and one subs entry for each workflow but the top one.
+    int pairs = count * (kStatusKeys + kStateCount) + count - 1;
+    return StatusBuilder{nodes, now, int64_to_numeric(0),
+                         static_cast<JsonbPair *>(palloc(sizeof(JsonbPair) * pairs)), 0};
 }
 
-void PushNull(JsonbParseState **state) {
+JsonbValue NullValue() {
     JsonbValue value{};
     value.type = jbvNull;
-    pushJsonbValue(state, WJB_VALUE, &value);
+    return value;
 }
 
-void PushString(JsonbParseState **state, const char *text) {
-    if (text == nullptr) return PushNull(state);
+JsonbValue StringValue(const char *text) {
+    if (text == nullptr) return NullValue();
     JsonbValue value{};
     value.type = jbvString;
     value.val.string.val = const_cast<char *>(text);
     value.val.string.len = (int)strlen(text);
-    pushJsonbValue(state, WJB_VALUE, &value);
+    return value;
 }
 
-void PushNumeric(JsonbParseState **state, Numeric number) {
+JsonbValue NumericValue(Numeric number) {
     JsonbValue value{};
     value.type = jbvNumeric;
     value.val.numeric = number;
-    pushJsonbValue(state, WJB_VALUE, &value);
+    return value;
 }
 
-void PushTimestamp(JsonbParseState **state, bool present, Timestamp at) {
-    if (!present) return PushNull(state);
-    PushString(state, JsonEncodeDateTime(nullptr, TimestampGetDatum(at), TIMESTAMPOID, nullptr));
+JsonbValue CountValue(const StatusBuilder *b, int64 count) {
+    return NumericValue(count == 0 ? b->zero : int64_to_numeric(count));
 }
 
-// jsonb keeps an object's keys sorted (shorter first, then bytewise) and sorts what it is given;
-// pushed in that order, the sort only confirms it. The counts' keys, all of one length:
+JsonbValue TimestampValue(bool present, Timestamp at) {
+    if (!present) return NullValue();
+    char text[MAXDATELEN + 1];
+    JsonEncodeDateTime(text, TimestampGetDatum(at), TIMESTAMPOID, nullptr);
+    return StringValue(pstrdup(text));  // its length, not MAXDATELEN
+}
+
+// An object with room for `capacity` pairs, to be added in key order.
+JsonbValue NewObject(StatusBuilder *b, int capacity) {
+    JsonbValue object{};
+    object.type = jbvObject;
+    object.val.object.pairs = b->pairs + b->pairs_used;
+    b->pairs_used += capacity;
+    return object;
+}
+
+void AddPair(JsonbValue *object, const char *key, int key_length, JsonbValue value) {
+    JsonbPair &pair = object->val.object.pairs[object->val.object.nPairs];
+    pair.key = JsonbValue{};
+    pair.key.type = jbvString;
+    pair.key.val.string.val = const_cast<char *>(key);
+    pair.key.val.string.len = key_length;
+    pair.value = value;
+    pair.order = object->val.object.nPairs++;
+}
+
+void AddPair(JsonbValue *object, const char *key, JsonbValue value) {
+    AddPair(object, key, (int)strlen(key), value);
+}
+
+// The counts' keys in key order (all of one length):
 constexpr JobState kStatesByName[kStateCount] = {kAvailable, kCancelled, kCompleted, kDiscarded,
                                                  kExecuting, kRetryable, kScheduled, kSuspended};
 
-// Returns the finished object when it is the outermost one.
-JsonbValue *PushStatus(JsonbParseState **state, StatusNode *nodes, int index, Timestamp now) {
-    StatusNode &node = nodes[index];
+JsonbValue StatusObject(StatusBuilder *b, int index);
+
+// The node's sub-workflows keyed by sub name (or id). Two with the same key keep the later one, as
+// a jsonb object keeps the last value given for a key.
+JsonbValue SubsObject(StatusBuilder *b, const StatusNode &node) {
+    struct Sub {
+        const char *key;
+        int length, position, node;
+    };
+    int count = 0;
+    for (int i = node.first_child; i >= 0; i = b->nodes[i].next_sibling) count++;
+    JsonbValue object = NewObject(b, count);
+    if (count == 0) return object;
+    auto *subs = static_cast<Sub *>(palloc(sizeof(Sub) * count));
+    int position = 0;
+    for (int i = node.first_child; i >= 0; i = b->nodes[i].next_sibling, position++) {
+        const char *key = b->nodes[i].sub_name != nullptr ? b->nodes[i].sub_name : b->nodes[i].id;
+        subs[position] = Sub{key, (int)strlen(key), position, i};
+    }
+    auto same_key = [](const Sub &x, const Sub &y) {
+        return x.length == y.length && memcmp(x.key, y.key, x.length) == 0;
+    };
+    std::sort(subs, subs + count, [](const Sub &x, const Sub &y) {
+        if (x.length != y.length) return x.length < y.length;
+        int order = memcmp(x.key, y.key, x.length);
+        return order != 0 ? order < 0 : x.position > y.position;  // the later one first
+    });
+    for (int k = 0; k < count; k++)
+        if (k == 0 || !same_key(subs[k - 1], subs[k]))
+            AddPair(&object, subs[k].key, subs[k].length, StatusObject(b, subs[k].node));
+    return object;
+}
+
+// The SPEC §4 status object of node `index` (its tree totals already summed).
+JsonbValue StatusObject(StatusBuilder *b, int index) {
+    const StatusNode &node = b->nodes[index];
     int64 total = 0;
     for (int s = 0; s < kStateCount; s++) total += node.tree[s];
     bool completed = node.all_finished && node.completed;
-    pushJsonbValue(state, WJB_BEGIN_OBJECT, nullptr);
-    PushKey(state, "id");
-    PushString(state, node.id);
-    PushKey(state, "name");
-    PushString(state, node.name);
-    PushKey(state, "subs");
-    pushJsonbValue(state, WJB_BEGIN_OBJECT, nullptr);
-    for (int i = node.first_child; i >= 0; i = nodes[i].next_sibling) {
-        PushKey(state, nodes[i].sub_name != nullptr ? nodes[i].sub_name : nodes[i].id);
-        PushStatus(state, nodes, i, now);
-    }
-    pushJsonbValue(state, WJB_END_OBJECT, nullptr);
-    PushKey(state, "state");
-    PushString(state, DerivedState(node));
-    PushKey(state, "total");
-    PushNumeric(state, int64_to_numeric(total));
-    PushKey(state, "counts");
-    pushJsonbValue(state, WJB_BEGIN_OBJECT, nullptr);
-    for (JobState s : kStatesByName) {
-        PushKey(state, kStateNames[s]);
-        PushNumeric(state, int64_to_numeric(node.tree[s]));
-    }
-    pushJsonbValue(state, WJB_END_OBJECT, nullptr);
-    PushKey(state, "duration");
+    JsonbValue status = NewObject(b, kStatusKeys);
+    AddPair(&status, "id", StringValue(node.id));
+    AddPair(&status, "name", StringValue(node.name));
+    AddPair(&status, "subs", SubsObject(b, node));
+    AddPair(&status, "state", StringValue(DerivedState(node)));
+    AddPair(&status, "total", CountValue(b, total));
+    JsonbValue counts = NewObject(b, kStateCount);
+    for (JobState s : kStatesByName) AddPair(&counts, kStateNames[s], CountValue(b, node.tree[s]));
+    AddPair(&status, "counts", counts);
+    JsonbValue duration = NullValue();
     if (node.started) {
-        Timestamp until = completed ? node.latest_completed : now;
+        Timestamp until = completed ? node.latest_completed : b->now;
         // Seconds with millisecond precision: an exact decimal, as numeric(…, 3) would print it.
         int64 micros = until - node.started_at;
-        PushNumeric(state, int64_div_fast_to_numeric((micros + (micros >= 0 ? 500 : -500)) / 1000, 3));
-    } else {
-        PushNull(state);
+        duration = NumericValue(int64_div_fast_to_numeric((micros + (micros >= 0 ? 500 : -500)) / 1000, 3));
     }
-    PushKey(state, "started_at");
-    PushTimestamp(state, node.started, node.started_at);
-    PushKey(state, "inserted_at");
-    PushTimestamp(state, true, node.inserted_at);
-    PushKey(state, "completed_at");
-    PushTimestamp(state, completed, node.latest_completed);
-    return pushJsonbValue(state, WJB_END_OBJECT, nullptr);
+    AddPair(&status, "duration", duration);
+    AddPair(&status, "started_at", TimestampValue(node.started, node.started_at));
+    AddPair(&status, "inserted_at", TimestampValue(true, node.inserted_at));
+    AddPair(&status, "completed_at", TimestampValue(completed, node.latest_completed));
+    return status;
 }
 
 }  // namespace
@@ -1086,9 +1144,10 @@ OBAN_FUNCTION(oban_workflow_status) {
     }
     SumTree(nodes, 0);
 
-    JsonbParseState *state = nullptr;
     // A timestamptz counts microseconds from UTC midnight, so it reads as a UTC timestamp.
-    PG_RETURN_POINTER(JsonbValueToJsonb(PushStatus(&state, nodes, 0, GetCurrentTransactionStartTimestamp())));
+    StatusBuilder builder = NewStatusBuilder(nodes, count, GetCurrentTransactionStartTimestamp());
+    JsonbValue status = StatusObject(&builder, 0);
+    PG_RETURN_POINTER(JsonbValueToJsonb(&status));
 }
 
 // --- tree counts ----------------------------------------------------------------------------------

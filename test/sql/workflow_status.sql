@@ -176,6 +176,16 @@ SELECT jsonb_object_keys(oban_workflow_status('loop-b')->'subs') AS subs_of_b;
 SELECT oban_workflow_status('loop-b')->'subs'->'a'->'subs' AS subs_of_a_under_b;
 SELECT oban_workflow_status('no-such-workflow') IS NULL AS unknown_is_null;
 
+-- Two sub-workflows under one sub name: the status object keeps one key, for the later one (as a
+-- jsonb object keeps the last value given for a key); the total counts both.
+INSERT INTO oban_jobs (worker, state, meta) VALUES
+    ('W', 'available', '{"workflow_id": "dup", "name": "a"}'),
+    ('W', 'available', '{"workflow_id": "dup-1", "sup_workflow_id": "dup", "sub_name": "same"}'),
+    ('W', 'completed', '{"workflow_id": "dup-2", "sup_workflow_id": "dup", "sub_name": "same"}'),
+    ('W', 'completed', '{"workflow_id": "dup-3", "sup_workflow_id": "dup", "sub_name": "other"}');
+SELECT s->>'total' AS total, s->'subs'->'same'->>'id' AS same_is, jsonb_object_keys(s->'subs') AS sub
+FROM oban_workflow_status('dup') AS s;
+
 TRUNCATE oban_jobs;
 SELECT count(*) AS workflows_after_truncate FROM oban_workflows;
 SELECT count(*) AS journal_after_truncate FROM oban_workflow_journal;
