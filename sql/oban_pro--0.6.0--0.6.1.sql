@@ -21,6 +21,12 @@ RETURN pg_catalog.array_append(errors, error);
 -- updated_at of a workflow without waiting jobs). Applies to pages written from now on.
 ALTER TABLE @extschema@.oban_workflow_rows SET (fillfactor = 70);
 
+-- Rows a prune passed over while a transaction adding jobs held them, to be looked at again by the
+-- next prune (src/pg/maintenance.cpp, lock_pruned_workflows). A constant default: no table rewrite.
+ALTER TABLE @extschema@.oban_workflow_rows ADD COLUMN prune_retry boolean NOT NULL DEFAULT false;
+CREATE INDEX oban_workflow_rows_prune_retry_index ON @extschema@.oban_workflow_rows (id)
+    WHERE prune_retry;
+
 -- As for every function of the extension: no EXECUTE for PUBLIC (README "Security").
 REVOKE ALL ON FUNCTION @extschema@.oban_errors_append(jsonb, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.oban_errors_append(jsonb[], jsonb) FROM PUBLIC;

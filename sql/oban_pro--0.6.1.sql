@@ -433,7 +433,10 @@ CREATE TABLE @extschema@.oban_workflow_rows (
     started_at timestamp WITHOUT TIME ZONE,
     completed_at timestamp WITHOUT TIME ZONE,
     -- When the fold last changed the workflow while it had waiting jobs (repair's clock).
-    updated_at timestamp WITHOUT TIME ZONE NOT NULL DEFAULT timezone('UTC', now())
+    updated_at timestamp WITHOUT TIME ZONE NOT NULL DEFAULT timezone('UTC', now()),
+    -- A prune passed the row over while a transaction adding jobs held it: the next prune looks
+    -- at it again, in case that transaction rolled back and left it with no job (0.6.1).
+    prune_retry boolean NOT NULL DEFAULT false
 )
 -- Room on each page for the fold's updates to stay HOT (0.6.1).
 WITH (fillfactor = 70);
@@ -442,6 +445,8 @@ CREATE INDEX oban_workflow_rows_parent_index ON @extschema@.oban_workflow_rows (
 -- Repair candidates: workflows with waiting jobs.
 CREATE INDEX oban_workflow_rows_suspended_index ON @extschema@.oban_workflow_rows (updated_at)
     WHERE suspended > 0;
+CREATE INDEX oban_workflow_rows_prune_retry_index ON @extschema@.oban_workflow_rows (id)
+    WHERE prune_retry;
 
 CREATE TABLE @extschema@.oban_workflow_journal (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

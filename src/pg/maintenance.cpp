@@ -85,16 +85,34 @@ Statement prune_jobs{R"sql(
 
 // The rows prune_workflows may delete: those no open transaction is adding jobs to. An insert
 // holds its workflow's row (FOR KEY SHARE, src/pg/aggregation.cpp) until it commits; such a row is
-// passed over, so the job it adds never ends up without one. (Should that transaction roll back,
-// the row stays until jobs of the workflow are pruned again.) SKIP LOCKED: the prune never waits
-// for an insert, so no order of their locks can deadlock. A statement of its own: prune_workflows
+// passed over, so the job it adds never ends up without one, and marked (prune_retry): should that
+// transaction roll back, the row would be left with no job, and no later prune of the workflow's
+// jobs would come back for it. The next run takes the marked rows up again (retried_workflows).
+// SKIP LOCKED: the prune never waits for an insert, so no order of their locks can deadlock. The
+// mark's NO KEY UPDATE lock does not conflict with an insert's KEY SHARE; a row another prune has
+// locked is that prune's to delete or keep, and is skipped. A statement of its own: prune_workflows
 // then looks for jobs with a snapshot taken after every insert that held one of these rows committed.
 Statement lock_pruned_workflows{R"sql(
-    SELECT coalesce(array_agg(id), '{}') FROM (
+    WITH locked AS (
         SELECT id FROM @extschema@.oban_workflow_rows WHERE id = ANY($1) FOR UPDATE SKIP LOCKED
-    ) AS locked)sql",
+    ), held AS (
+        UPDATE @extschema@.oban_workflow_rows AS w SET prune_retry = true
+        FROM (SELECT id FROM @extschema@.oban_workflow_rows
+              WHERE id = ANY($1) AND NOT prune_retry AND id NOT IN (SELECT id FROM locked)
+              FOR NO KEY UPDATE SKIP LOCKED) AS passed_over
+        WHERE w.id = passed_over.id
+    )
+    SELECT coalesce(array_agg(id), '{}') FROM locked)sql",
                                 1,
                                 {TEXTARRAYOID}};
+
+// Rows a previous prune passed over (lock_pruned_workflows), a bounded batch per run.
+Statement retried_workflows{R"sql(
+    SELECT coalesce(array_agg(id), '{}') FROM (
+        SELECT id FROM @extschema@.oban_workflow_rows WHERE prune_retry LIMIT 1000
+    ) AS marked)sql",
+                            0,
+                            {}};
 
 // The rows of finished workflows with no job and no sub-workflow left (a parent goes on a later run,
 // once its sub-workflows are gone), and their unfolded journal rows: the row's counts and those
@@ -107,6 +125,9 @@ Statement prune_workflows{R"sql(
                           WHERE j.meta ? 'workflow_id' AND j.meta->>'workflow_id' = w.id)
           AND NOT EXISTS (SELECT FROM @extschema@.oban_workflow_rows AS child WHERE child.parent_id = w.id)
         RETURNING w.id, w.parent_id
+    ), kept AS (  -- locked, so no insert holds them: a mark of a passed-over row has done its part
+        UPDATE @extschema@.oban_workflow_rows AS w SET prune_retry = false
+        WHERE w.id = ANY($1) AND w.prune_retry AND w.id NOT IN (SELECT id FROM gone)
     ), journal AS (
         DELETE FROM @extschema@.oban_workflow_journal AS j WHERE j.workflow_id = ANY (ARRAY(SELECT id FROM gone))
     ), names AS (  -- a pruned unique workflow's name goes with it
@@ -188,6 +209,20 @@ OBAN_FUNCTION(oban_prune_jobs) {
             accumArrayResult(workflows, workflow, false, TEXTOID, CurrentMemoryContext);
             touched++;
         }
+    }
+    // And the rows earlier runs passed over.
+    Execute(&retried_workflows, schema, nullptr, nullptr);
+    bool no_array = false;
+    ArrayType *retried =
+        DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &no_array));
+    int retried_count = ArrayGetNItems(ARR_NDIM(retried), ARR_DIMS(retried));
+    if (retried_count > 0) {
+        Datum *ids;
+        int count;
+        deconstruct_array(retried, TEXTOID, -1, false, TYPALIGN_INT, &ids, nullptr, &count);
+        for (int i = 0; i < count; i++)
+            accumArrayResult(workflows, ids[i], false, TEXTOID, CurrentMemoryContext);
+        touched += count;
     }
     // Walk up: a sub-workflow's row going may free its parent's. The rows go with their unfolded
     // journal rows, which no flush may fold meanwhile.
