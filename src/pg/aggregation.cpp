@@ -848,16 +848,16 @@ Level LevelOf(const StatusReader &r, int begin, int end) {
     return level;
 }
 
-// The node whose id is the text `key`.
+// The node whose id is the text `key` (-1 if none: the index found only the level's ids, so never).
 int NodeWithId(const Level &level, Datum key) {
     char *id = TextDatumGetCString(key);
-    const int *found = std::lower_bound(
-        level.by_id, level.by_id + (level.end - level.begin), id,
-        [&level](int node, const char *wanted) { return strcmp(level.reader->nodes[node].id, wanted) < 0; });
-    Assert(found < level.by_id + (level.end - level.begin) &&
-           strcmp(level.reader->nodes[*found].id, id) == 0);
+    const int *begin = level.by_id, *end = level.by_id + (level.end - level.begin);
+    const int *found = std::lower_bound(begin, end, id, [&level](int node, const char *wanted) {
+        return strcmp(level.reader->nodes[node].id, wanted) < 0;
+    });
+    int node = found < end && strcmp(level.reader->nodes[*found].id, id) == 0 ? *found : -1;
     pfree(id);
-    return *found;
+    return node;
 }
 
 // Calls `visit` with the values of each row of `relation` whose text `column` is one of the ids of
@@ -907,7 +907,7 @@ bool ReadTree(StatusReader *r, const char *id) {
         ForEachRowOfLevel(r->journal, shape.deltas_index, deltas.workflow_id, *r, level,
                           [r, &level, &deltas](const Datum *values, const bool *nulls) {
                               int node = NodeWithId(level, values[deltas.workflow_id - 1]);
-                              AddDelta(deltas, values, nulls, &r->nodes[node]);
+                              if (node >= 0) AddDelta(deltas, values, nulls, &r->nodes[node]);
                           });
         if (r->nodes[begin].depth >= 16) break;
         ForEachRowOfLevel(r->rows, shape.children_index, shape.parent_id, *r, level,
@@ -915,7 +915,8 @@ bool ReadTree(StatusReader *r, const char *id) {
                               char *child_id = TextDatumGetCString(values[shape.id - 1]);
                               if (strcmp(child_id, r->nodes[0].id) != 0) {
                                   int parent = NodeWithId(level, values[shape.parent_id - 1]);
-                                  AddNode(r, values, nulls, r->nodes[parent].depth + 1, parent);
+                                  if (parent >= 0)
+                                      AddNode(r, values, nulls, r->nodes[parent].depth + 1, parent);
                               }
                               pfree(child_id);
                           });
