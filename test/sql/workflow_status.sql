@@ -176,6 +176,21 @@ SELECT jsonb_object_keys(oban_workflow_status('loop-b')->'subs') AS subs_of_b;
 SELECT oban_workflow_status('loop-b')->'subs'->'a'->'subs' AS subs_of_a_under_b;
 SELECT oban_workflow_status('no-such-workflow') IS NULL AS unknown_is_null;
 
+-- Nesting deeper than 16 levels (plain INSERTs can make it): the status stops at the 16th level
+-- below the workflow asked about; the levels below it are left out of the object and its totals.
+INSERT INTO oban_jobs (worker, state, meta)
+SELECT 'W', 'available', jsonb_build_object('workflow_id', 'deep-' || n, 'sub_name', 'next',
+                                            'sup_workflow_id', CASE WHEN n > 0 THEN 'deep-' || (n - 1) END)
+FROM generate_series(0, 19) n;
+WITH RECURSIVE level(depth, s) AS (
+    SELECT 0, oban_workflow_status('deep-0')
+    UNION ALL
+    SELECT depth + 1, s->'subs'->'next' FROM level WHERE s->'subs' ? 'next'
+)
+SELECT max(depth) AS deepest, (SELECT s->>'total' FROM level WHERE depth = 0) AS total,
+       (SELECT s->>'total' FROM level WHERE depth = 10) AS total_at_10
+FROM level;
+
 -- Two sub-workflows under one sub name: the status object keeps one key, for the later one (as a
 -- jsonb object keeps the last value given for a key); the total counts both.
 INSERT INTO oban_jobs (worker, state, meta) VALUES
