@@ -212,18 +212,15 @@ OBAN_FUNCTION(oban_prune_jobs) {
     }
     // And the rows earlier runs passed over.
     Execute(&retried_workflows, schema, nullptr, nullptr);
-    bool no_array = false;
-    ArrayType *retried =
-        DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &no_array));
-    int retried_count = ArrayGetNItems(ARR_NDIM(retried), ARR_DIMS(retried));
-    if (retried_count > 0) {
-        Datum *ids;
-        int count;
-        deconstruct_array(retried, TEXTOID, -1, false, TYPALIGN_INT, &ids, nullptr, &count);
-        for (int i = 0; i < count; i++)
-            accumArrayResult(workflows, ids[i], false, TEXTOID, CurrentMemoryContext);
-        touched += count;
-    }
+    bool retried_null = false;  // never: coalesce
+    Datum retried = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &retried_null);
+    Datum *retried_ids;
+    int retried_count;
+    deconstruct_array(DatumGetArrayTypeP(retried), TEXTOID, -1, false, TYPALIGN_INT, &retried_ids, nullptr,
+                      &retried_count);
+    for (int i = 0; i < retried_count; i++)
+        accumArrayResult(workflows, retried_ids[i], false, TEXTOID, CurrentMemoryContext);
+    touched += retried_count;
     // Walk up: a sub-workflow's row going may free its parent's. The rows go with their unfolded
     // journal rows, which no flush may fold meanwhile.
     if (touched > 0) LockOutFlushes(schema);
