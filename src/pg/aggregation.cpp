@@ -210,7 +210,10 @@ void ForEachRowWithKey(Relation relation, Oid index, AttrNumber column, Datum va
 }
 
 // Locks the latest version of workflow `id`'s row, as found with `snapshot`, FOR KEY SHARE, waiting
-// for a prune that holds or deletes it: whether the row exists (and is now held).
+// for a prune that holds or deletes it: whether the row exists (and is now held). The lock follows
+// an update in progress to the row's new version (as SELECT ... FOR KEY SHARE does): a fold, or a
+// prune marking the row (prune_retry), may be updating it, and a lock left on the old version
+// alone would let a later prune lock the new one and delete the row under this insert's job.
 bool HoldWorkflowRow(WorkflowRows *t, Snapshot snapshot, Datum id) {
     bool found = false;
     ItemPointerData tid;
@@ -219,9 +222,11 @@ bool HoldWorkflowRow(WorkflowRows *t, Snapshot snapshot, Datum id) {
         found = true;
     });
     TM_FailureData failure;
-    bool held = found && table_tuple_lock(t->rows, &tid, snapshot, t->slot, GetCurrentCommandId(false),
-                                          LockTupleKeyShare, LockWaitBlock, TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
-                                          &failure) == TM_Ok;
+    bool held =
+        found && table_tuple_lock(t->rows, &tid, snapshot, t->slot, GetCurrentCommandId(false),
+                                  LockTupleKeyShare, LockWaitBlock,
+                                  TUPLE_LOCK_FLAG_FIND_LAST_VERSION | TUPLE_LOCK_FLAG_LOCK_UPDATE_IN_PROGRESS,
+                                  &failure) == TM_Ok;
     return held;
 }
 

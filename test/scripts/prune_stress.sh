@@ -33,7 +33,14 @@ echo "pruners:   $(tr '\n' ' ' <"$WORK/prune_pruners.out")"
 
 read -r checked mismatches <<<"$(psql_q -d "$DB" -F ' ' < "$REPO/test/check_counts.sql")"
 echo "workflows checked: $checked, count mismatches: $mismatches"
-[ "$mismatches" = 0 ] || { echo "FAIL: workflow counts drifted"; failed=1; }
+[ "$mismatches" = 0 ] || {
+    echo "FAIL: workflow counts drifted"
+    psql_q -d "$DB" -c "SELECT w.id, w.completed, (SELECT count(*) FROM oban_jobs AS j WHERE j.meta->>'workflow_id' = w.id)
+                        AS jobs, r.prune_retry FROM oban_workflows AS w JOIN oban_workflow_rows AS r USING (id) ORDER BY 1" \
+           -c "SELECT j.meta->>'workflow_id', count(*) FROM oban_jobs AS j
+               WHERE NOT EXISTS (SELECT FROM oban_workflows AS w WHERE w.id = j.meta->>'workflow_id') GROUP BY 1"
+    failed=1
+}
 marked=$(psql_q -d "$DB" -c "SELECT count(*) FROM oban_workflow_rows WHERE prune_retry")
 
 # Nothing is adding jobs now: a few prunes take every job and every row.
@@ -50,6 +57,6 @@ echo "rows marked at the end of the load: $marked; left after pruning: $jobs job
     failed=1
 }
 
-psql_q -d postgres -c "DROP DATABASE $DB"
+[ "$failed" = 0 ] && psql_q -d postgres -c "DROP DATABASE $DB"
 [ "$failed" = 0 ] && echo "prune stress: ok"
 exit "$failed"
