@@ -837,16 +837,21 @@ void AddDelta(const JournalShape &deltas, const Datum *values, const bool *nulls
     node->has_delta = true;
 }
 
-// The workflows of one level of the tree, nodes [begin, end), in the order of their ids, to find the
-// one a row belongs to by its key.
+// The workflows of one level of the tree, nodes [begin, end): their ids as the text array both of
+// the level's scans look up, and in the order of their ids, to find the one a row belongs to.
 struct Level {
     const StatusReader *reader;  // not its nodes: adding the next level's may move them
     int begin, end;
+    Datum ids;   // text[]
     int *by_id;  // end - begin node numbers, sorted by id
 };
 
 Level LevelOf(const StatusReader &r, int begin, int end) {
-    Level level{&r, begin, end, static_cast<int *>(palloc(sizeof(int) * (end - begin)))};
+    auto *ids = static_cast<Datum *>(palloc(sizeof(Datum) * (end - begin)));
+    for (int i = begin; i < end; i++) ids[i - begin] = CStringGetTextDatum(r.nodes[i].id);
+    Level level{&r, begin, end,
+                PointerGetDatum(construct_array(ids, end - begin, TEXTOID, -1, false, TYPALIGN_INT)),
+                static_cast<int *>(palloc(sizeof(int) * (end - begin)))};
     for (int i = begin; i < end; i++) level.by_id[i - begin] = i;
     std::sort(level.by_id, level.by_id + (end - begin),
               [&r](int a, int b) { return strcmp(r.nodes[a].id, r.nodes[b].id) < 0; });
@@ -870,12 +875,8 @@ int NodeWithId(const Level &level, Datum key) {
 template <typename Visit>
 void ForEachRowOfLevel(Relation relation, Oid index_id, AttrNumber column, const StatusReader &r,
                        const Level &level, Visit visit) {
-    int count = level.end - level.begin;
-    auto *ids = static_cast<Datum *>(palloc(sizeof(Datum) * count));
-    for (int i = 0; i < count; i++) ids[i] = CStringGetTextDatum(r.nodes[level.begin + i].id);
     ScanKeyData key;
-    EqualityKey(&key, relation, column, F_TEXTEQ,
-                PointerGetDatum(construct_array(ids, count, TEXTOID, -1, false, TYPALIGN_INT)));
+    EqualityKey(&key, relation, column, F_TEXTEQ, level.ids);
     key.sk_attno = 1;  // the index's only column
     key.sk_flags |= SK_SEARCHARRAY;
     Relation index = index_open(index_id, AccessShareLock);
