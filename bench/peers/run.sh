@@ -14,7 +14,9 @@
 #       enqueue time), consumers polling every 10 ms when idle, the same way for every peer.
 # Usage (as root): bash bench/peers/run.sh     (README.md "Peers" in bench/ has the method)
 # Knobs: ROUNDS=2 DURATION=10 SYNC_MODES="on off" CLIENTS=8 THREADS=2 BACKLOG=100000 LAT_RATE=200
-#        TICK_RATE=100 (PgQ ticker calls/s) PEERS="oban graphile pgboss pgq" WORKLOADS="a b c d"
+#        TICK_RATE=100 (PgQ ticker calls/s in (d); in (a) each producer ticks its queue after its
+#        10 events, and (b) is preloaded with a tick after every 10 events: batches of 10, as the
+#        other peers' fetches) PEERS="oban graphile pgboss pgq" WORKLOADS="a b c d"
 #        GRAPHILE_VERSION=0.18 PGBOSS_VERSION=12 OUT_DIR=bench/peers/out WRITE_RESULTS=0 (1: also
 #        replace the peers section of bench/RESULTS.md and bench/peers.png)
 #        OBAN_SEED=10000 (completed jobs left in oban_jobs after each reset, as bench/run.sh's SEED:
@@ -194,6 +196,9 @@ pgq_counts() { # "consumed total" over every queue: events visible in the snapsh
     done
     q bench_pgq "SELECT sum(c), sum(t) FROM ($sql) x(c, t)" | tr '|' ' '
 }
+pgq_batch_mean() { # pgq_batch_mean CONSUMED: events per batch the consumers finished (a queue's first tick opens it)
+    q bench_pgq "SELECT round($1::numeric / nullif(sum((SELECT count(*) FROM pgq.tick t WHERE t.tick_queue = s.sub_queue AND t.tick_id <= s.sub_last_tick) - 1), 0), 1) FROM pgq.subscription s"
+}
 done_count() { # done_count PEER [flow]
     local flow=${2:-}
     case $1 in
@@ -312,19 +317,18 @@ printf 'sync\tround\tworkload\tpeer\tvalue\tp99\tunit\tother_cpu_pct\tnote\n' >"
 row() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RAW"; }
 
 run_a() { # steady lifecycle
-    local sync=$1 round=$2 p=$3 db logf tick="" done other
+    local sync=$1 round=$2 p=$3 db logf done other note=""
     db=$(db_of "$p"); logf="$RUN_DIR/$sync-r$round-a-$p.log"
     reset_peer "$p"
     start_background "$p"
     cpu_start
-    [ "$p" = pgq ] && tick=$(ticker "$DURATION")
     # shellcheck disable=SC2046
     run_pgbench "$logf" "$db" -c "$CLIENTS" -T "$DURATION" --failures-detailed $(scripts "$p" a)
-    [ -n "$tick" ] && wait "$tick" 2>/dev/null || true
     other=$(cpu_other)
     stop_background
     done=$(done_count "$p")
-    row "$sync" "$round" a "$p" "$(awk -v n="$done" -v d="$DURATION" 'BEGIN { printf "%.0f", n / d }')" "" "jobs/s" "$other" "$(grep -c 'aborted\|rror' "$logf" || true) errors"
+    [ "$p" = pgq ] && note="; $(pgq_batch_mean "$done") events per batch"
+    row "$sync" "$round" a "$p" "$(awk -v n="$done" -v d="$DURATION" 'BEGIN { printf "%.0f", n / d }')" "" "jobs/s" "$other" "$(grep -c 'aborted\|rror' "$logf" || true) errors$note"
 }
 run_b() { # drain
     local sync=$1 round=$2 p=$3 db logf t0 t1 left tries=0 other per

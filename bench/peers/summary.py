@@ -34,7 +34,13 @@ out.append(f"Machine: {env['MACHINE']}. Load average at the start {env['LOAD_STA
            f"other PostgreSQL servers running on the machine: {env['OTHERS_START']} at the start, {env['OTHERS_END']} at the end.")
 out.append(f"Peers: {', '.join(names[p] for p in peers)}; graphile-worker and pg-boss from npm (node {env['NODE_VER']}), PgQ from Debian (postgresql-15-pgq3).")
 out.append(f"Settings: {env['CLIENTS']} clients (`pgbench -n -M prepared -c {env['CLIENTS']} -j 2`), batches of 10, {env['DURATION']} s runs, "
-           f"{env['ROUNDS']} rounds with the peers interleaved, under each synchronous_commit; PgQ ticker at {env['TICK_RATE']} calls/s.")
+           f"{env['ROUNDS']} rounds with the peers interleaved, under each synchronous_commit; PgQ: in (a) each producer ticks its queue "
+           f"after its 10 events, (b) is preloaded with a tick after every 10 events, (d) runs the ticker at {env['TICK_RATE']} calls/s.")
+batches = [(r["sync"], r["note"].split("; ")[1].split()[0]) for r in raw
+           if r["peer"] == "pgq" and r["workload"] == "a" and "events per batch" in r["note"]]
+if batches:
+    out.append("PgQ's batches in (a), events per batch its consumers finished: " + "; ".join(
+        f"synchronous_commit {s}: {', '.join(b for t, b in batches if t == s)}" for s in syncs if any(t == s for t, _ in batches)) + ".")
 out.append(f"Command: `{env['CMD_LINE']}`")
 out.append("")
 out.append("| synchronous_commit | workload | " + " | ".join(names[p] for p in peers) + " | " + " | ".join(f"oban_pro / {names[p].split()[0]}" for p in peers if p != "oban") + " |")
