@@ -4,6 +4,7 @@
 #include "pg/boundary.hpp"
 
 extern "C" {
+#include "access/xact.h"
 #include "commands/trigger.h"
 #include "datatype/timestamp.h"
 }
@@ -51,6 +52,16 @@ inline void RequireDelay(const Interval *interval, const char *name) {
     if (seconds > core::kMaxDelaySeconds)  // the same limit acks obey
         ereport(ERROR,
                 (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s must be at most 100 years", name)));
+}
+
+// 25000 when the transaction is REPEATABLE READ or SERIALIZABLE: `function` decides from what it
+// reads, and must see what committed after the transaction began (`why`: an errdetail).
+inline void RequireReadCommitted(const char *function, const char *why) {
+    if (IsolationUsesXactSnapshot())
+        ereport(ERROR,
+                (errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+                 errmsg("%s cannot run in a REPEATABLE READ or SERIALIZABLE transaction", function),
+                 errdetail("%s", why), errhint("Call it in READ COMMITTED, the default isolation level.")));
 }
 
 }  // namespace oban::pg

@@ -193,6 +193,11 @@ OBAN_FUNCTION(oban_prune_jobs) {
     RequireArgument(fcinfo, 1, "limit");
     RequireNonNegativeInterval(PG_GETARG_INTERVAL_P(0), "max_age");
     RequireNonNegative(PG_GETARG_INT32(1), "limit");
+    // With the transaction's snapshot, a job added to a finished workflow after the transaction
+    // began is not seen: the prune took the workflow for finished and deleted its row under the job.
+    RequireReadCommitted("oban_prune_jobs",
+                         "It must see jobs committed after the transaction began, or it could delete the "
+                         "row of a workflow they belong to.");
     Datum values[2] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1)};
     Oid schema = FunctionSchema(fcinfo);
     BeginSql(schema);

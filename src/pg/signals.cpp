@@ -452,12 +452,7 @@ OBAN_FUNCTION(oban_await_signal) {
     RequireArgument(fcinfo, 2, "wait_timeout");
     if (!PG_ARGISNULL(1)) RequireDelay(PG_GETARG_INTERVAL_P(1), "wait_for");
     RequireDelay(PG_GETARG_INTERVAL_P(2), "wait_timeout");
-    if (IsolationUsesXactSnapshot())
-        ereport(ERROR,
-                (errcode(ERRCODE_INVALID_TRANSACTION_STATE),
-                 errmsg("oban_await_signal cannot run in a REPEATABLE READ or SERIALIZABLE transaction"),
-                 errdetail("It must see signals committed while it waits."),
-                 errhint("Call it in READ COMMITTED, the default isolation level.")));
+    RequireReadCommitted("oban_await_signal", "It must see signals committed while it waits.");
     InitMaterializedSRF(fcinfo, 0);
     auto *result = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
 

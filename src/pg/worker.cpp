@@ -563,6 +563,9 @@ void oban_pro_worker_main(Datum slot) {
     const char *database = MyBgworkerEntry->bgw_extra;
     BackgroundWorkerInitializeConnection(database, nullptr, 0);
     SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+    // Its duties decide from what they read and must see every commit (oban_prune_jobs and
+    // oban_repair_workflows refuse to run otherwise), whatever default the database or cluster sets.
+    SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);
     SetConfigOption("application_name", "oban_pro worker", PGC_USERSET, PGC_S_OVERRIDE);
     pgstat_report_appname("oban_pro worker");
 

@@ -1123,6 +1123,11 @@ OBAN_FUNCTION(oban_repair_workflows) {
     RequireArgument(fcinfo, 1, "limit");
     RequireNonNegativeInterval(PG_GETARG_INTERVAL_P(0), "max_age");
     RequireNonNegative(PG_GETARG_INT32(1), "limit");
+    // With the transaction's snapshot, a dep inserted after the transaction began is not seen: the
+    // repair took it for deleted and cancelled the job waiting on it.
+    RequireReadCommitted("oban_repair_workflows",
+                         "It must see jobs committed after the transaction began, or it could take a dep "
+                         "inserted since for a deleted one.");
     Oid schema = FunctionSchema(fcinfo);
     BeginSql(schema);
     FlushWorkflows(schema, 5000);

@@ -3,7 +3,7 @@
 # one worker per database of oban_pro.database, each finding the extension's schema by itself (and
 # saying once that it is not installed), staging, pruning, rescue, workflow repair and the vacuum of
 # oban_jobs without any client call, failing runs logged while the worker goes on, SIGHUP, SIGTERM
-# and crash restarts.
+# and crash restarts; in READ COMMITTED whatever the database's default isolation.
 # Usage: maintenance.sh WORKDIR
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
@@ -14,7 +14,7 @@ fail() { echo "FAIL: $*"; failed=1; }
 
 start_cluster "$WORK/maintenance"
 LOG=$CLUSTER_DIR/server.log
-q() { local db=$1; shift; PGOPTIONS="-c client_min_messages=warning -c search_path=oban,public" \
+q() { local db=$1; shift; PGOPTIONS="-c client_min_messages=warning -c search_path=oban,public -c default_transaction_isolation=read\\ committed" \
     as_postgres psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" "$@"; }
 # wait_for DB SQL EXPECTED SECONDS: polls every 50 ms; prints the last value; fails when it never matched.
 wait_for() {
@@ -55,6 +55,9 @@ q postgres -c "ALTER SYSTEM SET oban_pro.prune_max_age = '2h'" -c "ALTER SYSTEM 
 
 # Two databases, one worker each; maint_b never gets the extension until the end.
 q postgres -c "CREATE DATABASE maint_a" -c "CREATE DATABASE maint_b"
+# A database whose sessions default to SERIALIZABLE: the worker runs its duties in READ COMMITTED
+# all the same (pruning and repair refuse any other level); this script's own sessions ask for it.
+q postgres -c "ALTER DATABASE maint_a SET default_transaction_isolation = 'serializable'"
 cat >>"$CLUSTER_DIR/data/postgresql.conf" <<'CONF'
 oban_pro.database = 'maint_a, maint_b'
 oban_pro.maintenance = on

@@ -51,3 +51,34 @@ SELECT args->>'n' AS n, state, meta->'rescued' AS rescued, discarded_at IS NOT N
 FROM oban_jobs ORDER BY id;
 SELECT oban_rescue_jobs(interval '0 seconds') AS rescue_everything_executing;
 SELECT count(*) FILTER (WHERE state = 'executing') AS still_executing FROM oban_jobs;
+
+-- prune and repair decide from what they read, and must see jobs committed after their
+-- transaction began: not under REPEATABLE READ or SERIALIZABLE (25000), and nothing changes.
+TRUNCATE oban_jobs RESTART IDENTITY;
+INSERT INTO oban_jobs (worker, state, completed_at, meta) VALUES
+    ('W', 'completed', timezone('UTC', now()) - interval '2 days', '{"workflow_id": "iso", "name": "a"}'),
+    ('W', 'completed', timezone('UTC', now()) - interval '2 days', '{}');
+INSERT INTO oban_jobs (worker, meta) VALUES ('W', '{"workflow_id": "iso-deps", "name": "b", "deps": ["gone"]}');
+SELECT oban_flush_workflows() >= 0 AS flushed;
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+\set VERBOSITY sqlstate
+SELECT oban_prune_jobs(interval '1 hour') AS pruned;
+\set VERBOSITY default
+ROLLBACK;
+BEGIN ISOLATION LEVEL SERIALIZABLE;
+SELECT oban_prune_jobs(interval '1 hour') AS pruned;
+ROLLBACK;
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT oban_repair_workflows(interval '0 seconds') AS repaired;
+ROLLBACK;
+SELECT meta->>'workflow_id' AS workflow, meta->>'name' AS name, state FROM oban_jobs ORDER BY id;
+SELECT id, state FROM oban_workflows ORDER BY id;
+-- In READ COMMITTED, the same calls prune the old jobs and the finished workflow's row, and repair
+-- cancels the job whose dep was never inserted.
+BEGIN;
+SELECT oban_prune_jobs(interval '1 hour') AS pruned;
+SELECT oban_repair_workflows(interval '0 seconds') AS repaired;
+COMMIT;
+SELECT meta->>'workflow_id' AS workflow, meta->>'name' AS name, state FROM oban_jobs ORDER BY id;
+SELECT id, state FROM oban_workflows ORDER BY id;
+TRUNCATE oban_jobs RESTART IDENTITY;
