@@ -213,3 +213,21 @@ CREATE OR REPLACE FUNCTION @extschema@.oban_workflow_finished(workflow_id text)
 RETURNS boolean
 LANGUAGE c STABLE
 AS 'MODULE_PATHNAME', 'oban_workflow_finished';
+
+-- A job's workflow_id, and in a workflow its step name, are fixed at insert: an update changing
+-- them is refused (0A000) rather than leaving the job counted in the wrong workflow.
+CREATE FUNCTION @extschema@.oban_jobs_workflow_identity_changed(old_meta jsonb, new_meta jsonb)
+RETURNS boolean
+LANGUAGE c IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'oban_jobs_workflow_identity_changed';
+CREATE FUNCTION @extschema@.oban_jobs_refuse_workflow_change() RETURNS trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'oban_jobs_refuse_workflow_change';
+REVOKE ALL ON FUNCTION @extschema@.oban_jobs_refuse_workflow_change() FROM PUBLIC;
+-- The WHEN clause runs with the privileges of whoever updates a job's meta (see the install script).
+REVOKE ALL ON FUNCTION @extschema@.oban_jobs_workflow_identity_changed(jsonb, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.oban_jobs_workflow_identity_changed(jsonb, jsonb) TO PUBLIC;
+
+CREATE TRIGGER oban_jobs_workflow_fixed
+    AFTER UPDATE OF meta ON @extschema@.oban_jobs
+    FOR EACH ROW WHEN (@extschema@.oban_jobs_workflow_identity_changed(OLD.meta, NEW.meta))
+    EXECUTE FUNCTION @extschema@.oban_jobs_refuse_workflow_change();

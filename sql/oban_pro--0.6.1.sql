@@ -620,6 +620,21 @@ CREATE TRIGGER oban_jobs_state_changed
     FOR EACH ROW WHEN (@extschema@.oban_jobs_state_change_matters(OLD.state, NEW.state, NEW.meta))
     EXECUTE FUNCTION @extschema@.oban_jobs_state_changed();
 
+-- A job's workflow_id, and in a workflow its step name, are fixed at insert (src/pg/update_trigger.cpp):
+-- an update changing them is refused (0A000) rather than leaving the job counted in the wrong
+-- workflow. AFTER UPDATE OF meta behind a one-call WHEN clause, as oban_jobs_state_changed.
+CREATE FUNCTION @extschema@.oban_jobs_workflow_identity_changed(old_meta jsonb, new_meta jsonb)
+RETURNS boolean
+LANGUAGE c IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'oban_jobs_workflow_identity_changed';
+CREATE FUNCTION @extschema@.oban_jobs_refuse_workflow_change() RETURNS trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'oban_jobs_refuse_workflow_change';
+
+CREATE TRIGGER oban_jobs_workflow_fixed
+    AFTER UPDATE OF meta ON @extschema@.oban_jobs
+    FOR EACH ROW WHEN (@extschema@.oban_jobs_workflow_identity_changed(OLD.meta, NEW.meta))
+    EXECUTE FUNCTION @extschema@.oban_jobs_refuse_workflow_change();
+
 CREATE TRIGGER oban_jobs_workflow_delete
     AFTER DELETE ON @extschema@.oban_jobs
     FOR EACH ROW WHEN (OLD.meta ? 'workflow_id')
@@ -888,9 +903,11 @@ BEGIN
 END
 $revoke$;
 
--- The one function PUBLIC may execute: the WHEN clause of the oban_jobs_state_changed trigger.
--- Postgres checks a WHEN clause's functions against the role whose statement fires the trigger, so
--- every role that changes a job's state (a plain UPDATE with no grant but the table's) calls it. It
--- reads and writes nothing: a boolean of its three arguments.
+-- The functions PUBLIC may execute: the WHEN clauses of the oban_jobs_state_changed and
+-- oban_jobs_workflow_fixed triggers. Postgres checks a WHEN clause's functions against the role
+-- whose statement fires the trigger, so every role that changes a job's state or meta (a plain
+-- UPDATE with no grant but the table's) calls them. They read and write nothing: a boolean of their
+-- arguments.
 GRANT EXECUTE ON FUNCTION @extschema@.oban_jobs_state_change_matters(
     @extschema@.oban_job_state, @extschema@.oban_job_state, jsonb) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.oban_jobs_workflow_identity_changed(jsonb, jsonb) TO PUBLIC;

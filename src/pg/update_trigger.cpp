@@ -12,7 +12,10 @@
 #include "pg/worker.hpp"
 
 extern "C" {
+#include "access/htup_details.h"
 #include "commands/trigger.h"
+#include "executor/spi.h"
+#include "utils/rel.h"
 }
 
 using namespace oban::pg;
@@ -41,5 +44,52 @@ OBAN_FUNCTION(oban_jobs_state_changed) {
                         errmsg("oban_jobs_state_changed() must be an AFTER UPDATE ROW trigger")));
     TrackWorkflowRow(trigger);
     RecordIfBecameAvailable(fcinfo, "oban_jobs_state_changed");
+    return PointerGetDatum(nullptr);
+}
+
+// A workflow job's workflow_id and name are fixed at insert: its counts, deps and dependents'
+// edges were set up under them, and a job gains or leaves a workflow only by insert or delete.
+
+namespace {
+
+// Whether meta->>key (a string, or none) differs between the two metas (NULL: no meta).
+bool MetaTextChanged(FunctionCallInfo fcinfo, const char *key) {
+    char *before = PG_ARGISNULL(0) ? nullptr : MetaText(PG_GETARG_JSONB_P(0), key, CurrentMemoryContext);
+    char *after = PG_ARGISNULL(1) ? nullptr : MetaText(PG_GETARG_JSONB_P(1), key, CurrentMemoryContext);
+    if (before == nullptr || after == nullptr) return before != after;
+    return strcmp(before, after) != 0;
+}
+
+}  // namespace
+
+// The WHEN clause of oban_jobs_workflow_fixed: whether an update changes the workflow a job belongs
+// to (meta.workflow_id, added or removed included) or, in a workflow, its step name (meta.name).
+OBAN_FUNCTION(oban_jobs_workflow_identity_changed) {
+    if (MetaTextChanged(fcinfo, "workflow_id")) PG_RETURN_BOOL(true);
+    bool in_workflow = (!PG_ARGISNULL(0) && MetaHas(PG_GETARG_JSONB_P(0), "workflow_id")) ||
+                       (!PG_ARGISNULL(1) && MetaHas(PG_GETARG_JSONB_P(1), "workflow_id"));
+    PG_RETURN_BOOL(in_workflow && MetaTextChanged(fcinfo, "name"));
+}
+
+// AFTER UPDATE OF meta, FOR EACH ROW, WHEN oban_jobs_workflow_identity_changed(OLD.meta, NEW.meta):
+// refuses the update (0A000), which would leave the job counted in the wrong workflow.
+OBAN_FUNCTION(oban_jobs_refuse_workflow_change) {
+    if (!CALLED_AS_TRIGGER(fcinfo))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("oban_jobs_refuse_workflow_change() was not called by a trigger")));
+    auto *trigger = reinterpret_cast<TriggerData *>(fcinfo->context);
+    if (!TRIGGER_FIRED_AFTER(trigger->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigger->tg_event) ||
+        !TRIGGER_FIRED_BY_UPDATE(trigger->tg_event))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("oban_jobs_refuse_workflow_change() must be an AFTER UPDATE ROW trigger")));
+    TupleDesc descriptor = RelationGetDescr(trigger->tg_relation);
+    bool is_null = false;
+    Datum id = heap_getattr(trigger->tg_trigtuple, SPI_fnumber(descriptor, "id"), descriptor, &is_null);
+    ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                    errmsg("job %lld cannot change its workflow or step name", (long long)DatumGetInt64(id)),
+                    errdetail("meta.workflow_id, and meta.name in a workflow, are fixed when the job is "
+                              "inserted: the workflow's counts and dependencies were set up under them."),
+                    errhint("Insert a new job into the other workflow (oban_append_workflow) and cancel or "
+                            "delete this one.")));
     return PointerGetDatum(nullptr);
 }

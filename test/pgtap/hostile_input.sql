@@ -13,7 +13,7 @@
 -- and states), oban_signals, oban_workflow_names, the waits and edges is the same before and after.
 -- At the end the backend still answers and the postmaster was never reset (no crash).
 BEGIN;
-SELECT plan(299);
+SELECT plan(302);
 
 SET LOCAL search_path = public, pg_catalog;
 SET LOCAL client_min_messages = error;  -- oban_ack_jobs' WARNINGs for skipped entries
@@ -125,6 +125,7 @@ SELECT is(ARRAY(SELECT p.proname::text FROM pg_proc AS p
                     'oban_cancel_job', 'oban_discard_job', 'oban_snooze_job', 'oban_retry_job',
                     'oban_ack_jobs', 'oban_stage_jobs', 'oban_prune_jobs', 'oban_rescue_jobs',
                     'oban_jobs_state_changed', 'oban_jobs_state_change_matters', 'oban_jobs_available_moved', 'oban_workflow_state', 'oban_workflow_tree_counts',
+                    'oban_jobs_refuse_workflow_change', 'oban_jobs_workflow_identity_changed',
                     'oban_workflow_finished', 'oban_dep_outcomes', 'oban_dep_verdicts',
                     'oban_jobs_before_insert', 'oban_jobs_workflow_track',
                     'oban_jobs_workflow_journal', 'oban_jobs_workflow_truncate', 'oban_flush_workflows',
@@ -207,6 +208,18 @@ SELECT is(oban_jobs_state_change_matters(NULL, NULL, NULL), false,
           'oban_jobs_state_change_matters with NULL states is false');
 SELECT * FROM pg_temp.rejects($$ SELECT oban_jobs_available_moved() $$, '39P01',
                               'oban_jobs_available_moved() called directly');
+SELECT * FROM pg_temp.rejects($$ SELECT oban_jobs_refuse_workflow_change() $$, '39P01',
+                              'oban_jobs_refuse_workflow_change() called directly');
+-- Its WHEN clause, which any role may call: a boolean of its arguments (NULL: no meta).
+SELECT is(ARRAY[oban_jobs_workflow_identity_changed(NULL, NULL),
+                oban_jobs_workflow_identity_changed('"not an object"', '[1, 2]'),
+                oban_jobs_workflow_identity_changed('{"workflow_id": 7}', '{"workflow_id": 8}'),
+                oban_jobs_workflow_identity_changed(NULL, '{"workflow_id": "w"}'),
+                oban_jobs_workflow_identity_changed('{"workflow_id": "w", "name": "a"}', '{"workflow_id": "w", "name": "a\u00e9"}'),
+                oban_jobs_workflow_identity_changed('{"name": "a"}', '{"name": "b"}'),
+                oban_jobs_workflow_identity_changed(pg_temp.deep(10000)::jsonb, pg_temp.deep(10000)::jsonb)],
+          ARRAY[false, false, false, true, true, false, false],
+          'oban_jobs_workflow_identity_changed: NULLs, non-objects, non-string ids, a renamed step, plain jobs, deep JSON');
 SELECT * FROM pg_temp.rejects($$ SELECT oban_jobs_before_insert() $$, '39P01',
                               'oban_jobs_before_insert() called directly');
 SELECT * FROM pg_temp.rejects($$ SELECT oban_jobs_workflow_track() $$, '39P01',

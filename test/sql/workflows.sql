@@ -264,6 +264,23 @@ WHERE (meta->>'workflow_id' = 'pair' OR meta->>'workflow_id' LIKE 'chain-%') AND
 GROUP BY 1, 2 ORDER BY 1, 2;
 SELECT counts_exact('pair') AND counts_exact('chain-1') AND counts_exact('chain-200') AS exact;
 
+-- A job's workflow_id, and in a workflow its step name, are fixed at insert (0A000), so an update
+-- never leaves a job counted in the wrong workflow; other meta keys change freely.
+TRUNCATE oban_jobs RESTART IDENTITY;
+SELECT id AS moved_id FROM oban_insert_jobs('[{"worker": "W", "meta": {"workflow_id": "fixed", "name": "a"}},
+                                             {"worker": "W", "meta": {"name": "plain"}}]') WHERE meta ? 'workflow_id' \gset
+\set VERBOSITY sqlstate
+UPDATE oban_jobs SET meta = meta || '{"workflow_id": "elsewhere"}' WHERE id = :moved_id;
+UPDATE oban_jobs SET meta = meta - 'workflow_id' WHERE id = :moved_id;
+UPDATE oban_jobs SET meta = meta || '{"name": "renamed"}' WHERE id = :moved_id;
+UPDATE oban_jobs SET meta = meta || '{"workflow_id": "joined"}' WHERE meta->>'name' = 'plain';
+\set VERBOSITY default
+UPDATE oban_jobs SET meta = meta || '{"name": "plain, renamed"}' WHERE meta->>'name' = 'plain';
+UPDATE oban_jobs SET meta = meta || '{"workflow_id": "elsewhere", "name": "b"}' WHERE id = :moved_id;
+UPDATE oban_jobs SET meta = meta || '{"note": "kept"}' WHERE id = :moved_id;
+SELECT meta FROM oban_jobs WHERE id = :moved_id OR meta->>'name' LIKE 'plain%' ORDER BY id;
+SELECT counts_exact('fixed') AS exact, (SELECT count(*) FROM oban_workflows WHERE id IN ('elsewhere', 'joined')) AS others;
+
 DROP FUNCTION rejects(jsonb);
 DROP FUNCTION counts_exact(text);
 DROP FUNCTION run(text, text, text);
