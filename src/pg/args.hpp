@@ -24,6 +24,19 @@ inline TriggerData *RequireBeforeInsertRowTrigger(FunctionCallInfo fcinfo, const
     return trigger;
 }
 
+// The TriggerData of an AFTER UPDATE ROW trigger call of `function`; 39P01 for any other call.
+inline TriggerData *RequireAfterUpdateRowTrigger(FunctionCallInfo fcinfo, const char *function) {
+    if (!CALLED_AS_TRIGGER(fcinfo))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("%s() was not called by a trigger", function)));
+    auto *trigger = reinterpret_cast<TriggerData *>(fcinfo->context);
+    if (!TRIGGER_FIRED_AFTER(trigger->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigger->tg_event) ||
+        !TRIGGER_FIRED_BY_UPDATE(trigger->tg_event))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("%s() must be an AFTER UPDATE ROW trigger", function)));
+    return trigger;
+}
+
 // 22004 when argument `position` is SQL NULL.
 inline void RequireArgument(FunctionCallInfo fcinfo, int position, const char *name) {
     if (PG_ARGISNULL(position))

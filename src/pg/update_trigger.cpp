@@ -7,6 +7,7 @@
 // clause, cost the UPDATEs of plain jobs' fetches and acks more than their checks did (measured:
 // about 2% of the CPU of oban-py's lifecycle on the extension's table, bench/RESULTS.md).
 #include "pg/aggregation.hpp"
+#include "pg/args.hpp"
 #include "pg/meta.hpp"
 #include "pg/states.hpp"
 #include "pg/worker.hpp"
@@ -15,6 +16,7 @@ extern "C" {
 #include "access/htup_details.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "utils/datum.h"
 #include "utils/rel.h"
 }
 
@@ -34,14 +36,7 @@ OBAN_FUNCTION(oban_jobs_state_change_matters) {
 // AFTER UPDATE OF state, FOR EACH ROW, WHEN oban_jobs_state_change_matters(OLD.state, NEW.state,
 // NEW.meta).
 OBAN_FUNCTION(oban_jobs_state_changed) {
-    if (!CALLED_AS_TRIGGER(fcinfo))
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("oban_jobs_state_changed() was not called by a trigger")));
-    auto *trigger = reinterpret_cast<TriggerData *>(fcinfo->context);
-    if (!TRIGGER_FIRED_AFTER(trigger->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigger->tg_event) ||
-        !TRIGGER_FIRED_BY_UPDATE(trigger->tg_event))
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("oban_jobs_state_changed() must be an AFTER UPDATE ROW trigger")));
+    TriggerData *trigger = RequireAfterUpdateRowTrigger(fcinfo, "oban_jobs_state_changed");
     TrackWorkflowRow(trigger);
     RecordIfBecameAvailable(fcinfo, "oban_jobs_state_changed");
     return PointerGetDatum(nullptr);
@@ -52,36 +47,36 @@ OBAN_FUNCTION(oban_jobs_state_changed) {
 
 namespace {
 
-// Whether meta->>key (a string, or none) differs between the two metas (NULL: no meta).
-bool MetaTextChanged(FunctionCallInfo fcinfo, const char *key) {
-    char *before = PG_ARGISNULL(0) ? nullptr : MetaText(PG_GETARG_JSONB_P(0), key, CurrentMemoryContext);
-    char *after = PG_ARGISNULL(1) ? nullptr : MetaText(PG_GETARG_JSONB_P(1), key, CurrentMemoryContext);
-    if (before == nullptr || after == nullptr) return before != after;
-    return strcmp(before, after) != 0;
+// Whether meta->>key (a string, or none) differs between the two metas (nullptr: no meta).
+bool MetaTextChanged(Jsonb *before, Jsonb *after, const char *key) {
+    char *old_text = before == nullptr ? nullptr : MetaText(before, key, CurrentMemoryContext);
+    char *new_text = after == nullptr ? nullptr : MetaText(after, key, CurrentMemoryContext);
+    if (old_text == nullptr || new_text == nullptr) return old_text != new_text;
+    return strcmp(old_text, new_text) != 0;
 }
 
 }  // namespace
 
 // The WHEN clause of oban_jobs_workflow_fixed: whether an update changes the workflow a job belongs
 // to (meta.workflow_id, added or removed included) or, in a workflow, its step name (meta.name).
+// Every update that sets meta calls it, most with meta as it was (oban_complete_job): an unchanged
+// image answers without reading either document.
 OBAN_FUNCTION(oban_jobs_workflow_identity_changed) {
-    if (MetaTextChanged(fcinfo, "workflow_id")) PG_RETURN_BOOL(true);
-    bool in_workflow = (!PG_ARGISNULL(0) && MetaHas(PG_GETARG_JSONB_P(0), "workflow_id")) ||
-                       (!PG_ARGISNULL(1) && MetaHas(PG_GETARG_JSONB_P(1), "workflow_id"));
-    PG_RETURN_BOOL(in_workflow && MetaTextChanged(fcinfo, "name"));
+    if (!PG_ARGISNULL(0) && !PG_ARGISNULL(1) &&
+        datum_image_eq(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), false, -1))
+        PG_RETURN_BOOL(false);
+    Jsonb *before = PG_ARGISNULL(0) ? nullptr : PG_GETARG_JSONB_P(0);
+    Jsonb *after = PG_ARGISNULL(1) ? nullptr : PG_GETARG_JSONB_P(1);
+    if (MetaTextChanged(before, after, "workflow_id")) PG_RETURN_BOOL(true);
+    bool in_workflow = (before != nullptr && MetaHas(before, "workflow_id")) ||
+                       (after != nullptr && MetaHas(after, "workflow_id"));
+    PG_RETURN_BOOL(in_workflow && MetaTextChanged(before, after, "name"));
 }
 
 // AFTER UPDATE OF meta, FOR EACH ROW, WHEN oban_jobs_workflow_identity_changed(OLD.meta, NEW.meta):
 // refuses the update (0A000), which would leave the job counted in the wrong workflow.
 OBAN_FUNCTION(oban_jobs_refuse_workflow_change) {
-    if (!CALLED_AS_TRIGGER(fcinfo))
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("oban_jobs_refuse_workflow_change() was not called by a trigger")));
-    auto *trigger = reinterpret_cast<TriggerData *>(fcinfo->context);
-    if (!TRIGGER_FIRED_AFTER(trigger->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigger->tg_event) ||
-        !TRIGGER_FIRED_BY_UPDATE(trigger->tg_event))
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("oban_jobs_refuse_workflow_change() must be an AFTER UPDATE ROW trigger")));
+    TriggerData *trigger = RequireAfterUpdateRowTrigger(fcinfo, "oban_jobs_refuse_workflow_change");
     TupleDesc descriptor = RelationGetDescr(trigger->tg_relation);
     bool is_null = false;
     Datum id = heap_getattr(trigger->tg_trigtuple, SPI_fnumber(descriptor, "id"), descriptor, &is_null);
