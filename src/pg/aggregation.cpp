@@ -34,6 +34,9 @@ extern "C" {
 #include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
+#include "optimizer/optimizer.h"
+#include "rewrite/rewriteHandler.h"
+#include "storage/lmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -152,20 +155,74 @@ Datum Column(HeapTuple row, TupleDesc descriptor, int column, bool *is_null) {
 
 // --- writing the journal -----------------------------------------------------------------------
 
-// The rows of new workflows; $9 marks those that exist already (held by HoldWorkflowRow). Returns
-// the rows it made: a row another transaction made since (ON CONFLICT) is held on another try.
-Statement create_workflows{R"sql(
-    INSERT INTO @extschema@.oban_workflow_rows
-        (id, name, parent_id, sub_name, is_unique, ignore_cancelled, ignore_discarded, ignore_deleted)
-    SELECT id, name, parent_id, sub_name, is_unique, ignore_cancelled, ignore_discarded, ignore_deleted
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::bool[], $7::bool[],
-                $8::bool[], $9::bool[])
-        AS n(id, name, parent_id, sub_name, is_unique, ignore_cancelled, ignore_discarded, ignore_deleted, held)
-    WHERE NOT held
-    ON CONFLICT (id) DO NOTHING)sql",
-                           9,
-                           {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, BOOLARRAYOID,
-                            BOOLARRAYOID, BOOLARRAYOID, BOOLARRAYOID, BOOLARRAYOID}};
+// A workflow the statement added jobs to: its id (text) and what its row is made with.
+struct NewWorkflow {
+    Datum id;
+    const char *name, *parent_id, *sub_name;
+    bool is_unique, ignore_cancelled, ignore_discarded, ignore_deleted;
+};
+
+// Where the columns of oban_workflow_rows that a new row is made with are, and the table's defaults
+// for the others, ready to evaluate (the others are the table's own business: counts, timestamps,
+// what later versions add). Made once per backend, and again when the table changes (or is dropped
+// and made again).
+struct RowsShape {
+    Oid relation = InvalidOid;
+    MemoryContext context = nullptr;  // the defaults' expression states
+    AttrNumber id, name, parent_id, sub_name, is_unique, ignore_cancelled, ignore_discarded, ignore_deleted;
+    int default_count;
+    AttrNumber *default_columns;
+    ExprState **defaults;
+};
+
+RowsShape rows_shape;
+
+void ForgetRowsShape(Datum, Oid relation) {
+    if (relation == InvalidOid || relation == rows_shape.relation) rows_shape.relation = InvalidOid;
+}
+
+const RowsShape &RowsShapeOf(Relation rows) {
+    Oid relation = RelationGetRelid(rows);
+    if (rows_shape.relation == relation) return rows_shape;
+    static bool callback_registered = false;
+    if (!callback_registered) {
+        CacheRegisterRelcacheCallback(ForgetRowsShape, (Datum)0);
+        callback_registered = true;
+    }
+    if (rows_shape.context != nullptr) MemoryContextDelete(rows_shape.context);
+    rows_shape.context = nullptr;
+    RowsShape shape;
+    shape.id = ExtensionTableColumn(relation, "id");
+    shape.name = ExtensionTableColumn(relation, "name");
+    shape.parent_id = ExtensionTableColumn(relation, "parent_id");
+    shape.sub_name = ExtensionTableColumn(relation, "sub_name");
+    shape.is_unique = ExtensionTableColumn(relation, "is_unique");
+    shape.ignore_cancelled = ExtensionTableColumn(relation, "ignore_cancelled");
+    shape.ignore_discarded = ExtensionTableColumn(relation, "ignore_discarded");
+    shape.ignore_deleted = ExtensionTableColumn(relation, "ignore_deleted");
+    shape.context =
+        AllocSetContextCreate(CacheMemoryContext, "oban_pro workflow row defaults", ALLOCSET_SMALL_SIZES);
+    MemoryContext caller = MemoryContextSwitchTo(shape.context);
+    TupleDesc descriptor = RelationGetDescr(rows);
+    shape.default_count = 0;
+    shape.default_columns = static_cast<AttrNumber *>(palloc(sizeof(AttrNumber) * descriptor->natts));
+    shape.defaults = static_cast<ExprState **>(palloc(sizeof(ExprState *) * descriptor->natts));
+    for (AttrNumber column = 1; column <= descriptor->natts; column++) {
+        if (TupleDescAttr(descriptor, column - 1)->attisdropped) continue;
+        if (column == shape.id || column == shape.name || column == shape.parent_id ||
+            column == shape.sub_name || column == shape.is_unique || column == shape.ignore_cancelled ||
+            column == shape.ignore_discarded || column == shape.ignore_deleted)
+            continue;
+        Node *value = build_column_default(rows, column);
+        if (value == nullptr) continue;  // NULL by default
+        shape.default_columns[shape.default_count] = column;
+        shape.defaults[shape.default_count++] = ExecInitExpr(expression_planner((Expr *)value), nullptr);
+    }
+    MemoryContextSwitchTo(caller);
+    shape.relation = relation;
+    rows_shape = shape;
+    return rows_shape;
+}
 
 // Another transaction making the same new workflow's row between one try and the next is a race
 // of new workflows' first jobs; a handful of tries is plenty.
@@ -176,6 +233,11 @@ struct WorkflowRows {
     AttrNumber id;
     Oid key;
     TupleTableSlot *slot;
+    // For making rows, set up by the first row made.
+    EState *estate;
+    ResultRelInfo *result;
+    TupleTableSlot *new_row;
+    List *arbiters;  // the primary key, as ON CONFLICT (id) names it
 };
 
 // A statement adding jobs to a workflow holds the workflow's row, and its parent's, FOR KEY SHARE
@@ -189,9 +251,15 @@ void OpenWorkflowRows(WorkflowRows *t, Oid schema) {
     t->id = ExtensionTableColumn(RelationGetRelid(t->rows), "id");
     t->key = RelationGetPrimaryKeyIndex(t->rows);
     t->slot = table_slot_create(t->rows, nullptr);
+    t->estate = nullptr;
 }
 
 void CloseWorkflowRows(WorkflowRows *t) {
+    if (t->estate != nullptr) {
+        ExecDropSingleTupleTableSlot(t->new_row);
+        ExecCloseIndices(t->result);
+        FreeExecutorState(t->estate);
+    }
     ExecDropSingleTupleTableSlot(t->slot);
     table_close(t->rows, NoLock);  // the lock is held to the end of the transaction
 }
@@ -230,23 +298,93 @@ bool HoldWorkflowRow(WorkflowRows *t, Snapshot snapshot, Datum id) {
     return held;
 }
 
-// Holds the rows of the workflows that the statement added jobs to (`columns`: create_workflows's
-// first eight arguments, `count` workflows) and their parents' rows, making those that are missing.
-void HoldWorkflowRows(Oid schema, Datum *columns, ArrayBuildState *ids, ArrayBuildState *parents, int count) {
+// Makes workflow `w`'s row as INSERT ... ON CONFLICT (id) DO NOTHING would, the columns it does not
+// set at their defaults: a speculative insertion, so a transaction making the same row at the same
+// moment is waited for and never duplicated. Whether it made the row (false: another transaction
+// did). Done directly, not by an INSERT statement: most workflows' first insert makes the row, and
+// the executor's setup and teardown of that statement cost more than the rest of the journal
+// trigger (bench/RESULTS.md, session 16).
+bool MakeWorkflowRow(WorkflowRows *t, const NewWorkflow &w) {
+    if (t->estate == nullptr) {
+        LockRelationOid(RelationGetRelid(t->rows), RowExclusiveLock);  // as an INSERT takes
+        t->estate = CreateExecutorState();
+        t->result = makeNode(ResultRelInfo);
+        InitResultRelInfo(t->result, t->rows, 1, nullptr, 0);
+        ExecOpenIndices(t->result, true);
+        t->new_row = MakeSingleTupleTableSlot(RelationGetDescr(t->rows), &TTSOpsVirtual);
+        t->arbiters = list_make1_oid(t->key);
+    }
+    const RowsShape &shape = RowsShapeOf(t->rows);
+    TupleTableSlot *slot = t->new_row;
+    ExecClearTuple(slot);
+    for (int column = 0; column < slot->tts_tupleDescriptor->natts; column++) {
+        slot->tts_values[column] = (Datum)0;
+        slot->tts_isnull[column] = true;  // dropped columns, and NULL by default
+    }
+    auto set = [slot](AttrNumber column, Datum value) {
+        slot->tts_values[column - 1] = value;
+        slot->tts_isnull[column - 1] = false;
+    };
+    auto set_text = [&set](AttrNumber column, const char *text) {
+        if (text != nullptr) set(column, CStringGetTextDatum(text));
+    };
+    set(shape.id, w.id);
+    set_text(shape.name, w.name);
+    set_text(shape.parent_id, w.parent_id);
+    set_text(shape.sub_name, w.sub_name);
+    set(shape.is_unique, BoolGetDatum(w.is_unique));
+    set(shape.ignore_cancelled, BoolGetDatum(w.ignore_cancelled));
+    set(shape.ignore_discarded, BoolGetDatum(w.ignore_discarded));
+    set(shape.ignore_deleted, BoolGetDatum(w.ignore_deleted));
+    ExprContext *context = GetPerTupleExprContext(t->estate);
+    for (int d = 0; d < shape.default_count; d++) {
+        AttrNumber column = shape.default_columns[d];
+        slot->tts_values[column - 1] =
+            ExecEvalExprSwitchContext(shape.defaults[d], context, &slot->tts_isnull[column - 1]);
+    }
+    ExecStoreVirtualTuple(slot);
+
+    bool made = true;
+    for (;;) {
+        ItemPointerData conflict;
+        // Waits for a transaction inserting the same id; a row that is there is not made again.
+        if (!ExecCheckIndexConstraints(t->result, slot, t->estate, &conflict, t->arbiters)) {
+            made = false;
+            break;
+        }
+        TransactionId xid = GetCurrentTransactionId();
+        uint32 token = SpeculativeInsertionLockAcquire(xid);
+        table_tuple_insert_speculative(t->rows, slot, GetCurrentCommandId(true), 0, nullptr, token);
+        bool conflicted = false;
+        List *recheck =
+            ExecInsertIndexTuples(t->result, slot, t->estate, false, true, &conflicted, t->arbiters);
+        table_tuple_complete_speculative(t->rows, slot, token, !conflicted);
+        SpeculativeInsertionLockRelease(xid);
+        list_free(recheck);
+        if (!conflicted) break;
+        // Another transaction inserted the same id meanwhile: check again (it may have aborted).
+    }
+    ResetPerTupleExprContext(t->estate);  // the defaults' values
+    return made;
+}
+
+// Holds the rows of the workflows that the statement added jobs to, and their parents' rows,
+// making those that are missing.
+void HoldWorkflowRows(Oid schema, const NewWorkflow *workflows, int count) {
     WorkflowRows t{};
     OpenWorkflowRows(&t, schema);
     auto *held = static_cast<bool *>(palloc0(count * sizeof(bool)));
-    Datum *held_values = static_cast<Datum *>(palloc(count * sizeof(Datum)));
     for (int tries = 1;; tries++) {
-        // One snapshot per try: a row made after it is not found, fails to be made (ON CONFLICT)
-        // and is found by the next try's.
+        // One snapshot per try: a row made after it is not found, fails to be made (another
+        // transaction made it) and is found by the next try's.
         Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
         if (tries == 1)
             for (int i = 0; i < count; i++)
-                if (!parents->dnulls[i]) (void)HoldWorkflowRow(&t, snapshot, parents->dvalues[i]);
+                if (workflows[i].parent_id != nullptr)
+                    (void)HoldWorkflowRow(&t, snapshot, CStringGetTextDatum(workflows[i].parent_id));
         int missing = 0;
         for (int i = 0; i < count; i++) {
-            if (!held[i]) held[i] = HoldWorkflowRow(&t, snapshot, ids->dvalues[i]);
+            if (!held[i]) held[i] = HoldWorkflowRow(&t, snapshot, workflows[i].id);
             missing += held[i] ? 0 : 1;
         }
         UnregisterSnapshot(snapshot);
@@ -256,13 +394,14 @@ void HoldWorkflowRows(Oid schema, Datum *columns, ArrayBuildState *ids, ArrayBui
                             errmsg("could not hold the rows of the workflows being inserted"),
                             errdetail("Other transactions kept making or pruning them."),
                             errhint("Retry the transaction.")));
-        for (int i = 0; i < count; i++) held_values[i] = BoolGetDatum(held[i]);
-        Datum values[9];
-        memcpy(values, columns, 8 * sizeof(Datum));
-        values[8] = PointerGetDatum(construct_array(held_values, count, BOOLOID, 1, true, TYPALIGN_CHAR));
         // Rows this statement makes are this transaction's until it commits: nothing else can
         // delete them. Any it could not make (made by another transaction since) are held next time.
-        if (Execute(&create_workflows, schema, values, nullptr) == (uint64)missing) break;
+        for (int i = 0; i < count; i++)
+            if (!held[i]) {
+                held[i] = MakeWorkflowRow(&t, workflows[i]);
+                missing -= held[i] ? 1 : 0;
+            }
+        if (missing == 0) break;
     }
     CloseWorkflowRows(&t);
 }
@@ -274,11 +413,6 @@ Statement forget_deleted_waits{R"sql(
     DELETE FROM @extschema@.oban_workflow_edges WHERE job_id = ANY($1))sql",
                                1,
                                {INT8ARRAYOID}};
-
-Datum TextOrNull(const char *text, bool *is_null) {
-    *is_null = text == nullptr;
-    return text == nullptr ? (Datum)0 : CStringGetTextDatum(text);
-}
 
 // --- appending to the journal ---------------------------------------------------------------------
 //
@@ -423,12 +557,8 @@ void WriteJournal(Oid schema) {
         deferring_to_ack = false;
     }
 
-    ArrayBuildState *new_ids = initArrayResult(TEXTOID, CurrentMemoryContext, false);
-    ArrayBuildState *new_names = initArrayResult(TEXTOID, CurrentMemoryContext, false);
-    ArrayBuildState *new_parents = initArrayResult(TEXTOID, CurrentMemoryContext, false);
-    ArrayBuildState *new_subs = initArrayResult(TEXTOID, CurrentMemoryContext, false);
-    ArrayBuildState *new_flags[4];
-    for (auto &f : new_flags) f = initArrayResult(BOOLOID, CurrentMemoryContext, false);
+    auto *created_workflows =
+        static_cast<NewWorkflow *>(palloc(sizeof(NewWorkflow) * hash_get_num_entries(deltas)));
     int created = 0;
     JournalWriter journal{};
 
@@ -440,21 +570,15 @@ void WriteJournal(Oid schema) {
         Datum id = CStringGetTextDatum(delta->key.workflow_id);
         if (journal.relation == nullptr) OpenJournal(&journal, schema);
         AppendJournalRow(&journal, delta, id);
-        if (delta->inserted) {
-            bool is_null;
-            accumArrayResult(new_ids, id, false, TEXTOID, CurrentMemoryContext);
-            Datum value = TextOrNull(delta->name, &is_null);
-            accumArrayResult(new_names, value, is_null, TEXTOID, CurrentMemoryContext);
-            value = TextOrNull(delta->parent_id, &is_null);
-            accumArrayResult(new_parents, value, is_null, TEXTOID, CurrentMemoryContext);
-            value = TextOrNull(delta->sub_name, &is_null);
-            accumArrayResult(new_subs, value, is_null, TEXTOID, CurrentMemoryContext);
-            bool flags[4] = {delta->is_unique, delta->ignore_cancelled, delta->ignore_discarded,
-                             delta->ignore_deleted};
-            for (int f = 0; f < 4; f++)
-                accumArrayResult(new_flags[f], BoolGetDatum(flags[f]), false, BOOLOID, CurrentMemoryContext);
-            created++;
-        }
+        if (delta->inserted)
+            created_workflows[created++] = NewWorkflow{id,
+                                                       delta->name,
+                                                       delta->parent_id,
+                                                       delta->sub_name,
+                                                       delta->is_unique,
+                                                       delta->ignore_cancelled,
+                                                       delta->ignore_discarded,
+                                                       delta->ignore_deleted};
         hash_search(deltas, &delta->key, HASH_REMOVE, nullptr);
     }
     if (journal.relation != nullptr) {
@@ -472,25 +596,13 @@ void WriteJournal(Oid schema) {
         deleted_waits = foreach_delete_current(deleted_waits, cell);
         forgotten++;
     }
-    if (created == 0 && forgotten == 0) return;
-
-    BeginSql(schema);
-    if (created > 0) {
-        Datum values[8] = {makeArrayResult(new_ids, CurrentMemoryContext),
-                           makeArrayResult(new_names, CurrentMemoryContext),
-                           makeArrayResult(new_parents, CurrentMemoryContext),
-                           makeArrayResult(new_subs, CurrentMemoryContext),
-                           makeArrayResult(new_flags[0], CurrentMemoryContext),
-                           makeArrayResult(new_flags[1], CurrentMemoryContext),
-                           makeArrayResult(new_flags[2], CurrentMemoryContext),
-                           makeArrayResult(new_flags[3], CurrentMemoryContext)};
-        HoldWorkflowRows(schema, values, new_ids, new_parents, created);
-    }
+    if (created > 0) HoldWorkflowRows(schema, created_workflows, created);
     if (forgotten > 0) {
         Datum values[1] = {makeArrayResult(deleted, CurrentMemoryContext)};
+        BeginSql(schema);
         Execute(&forget_deleted_waits, schema, values, nullptr);
+        EndSql();
     }
-    EndSql();
 }
 
 // --- transaction bookkeeping ---------------------------------------------------------------------
