@@ -87,6 +87,10 @@ struct DeletedWait {
 HTAB *deltas = nullptr;  // in TopTransactionContext
 List *deleted_waits = NIL;
 bool journal_written = false;
+// Whether a job may wait on what the transaction finished: then its commit asks the worker for a
+// flush within oban_pro.flush_delay (the flush releases it), otherwise within oban_pro.fold_delay
+// (the flush only folds counts, which oban_workflows reads exactly either way).
+bool flush_soon = false;
 
 uint32 HashDeltaKey(const void *key, Size) {
     auto *k = static_cast<const DeltaKey *>(key);
@@ -138,6 +142,15 @@ WorkflowDelta *DeltaFor(const char *workflow_id, Oid schema, SubTransactionId su
         delta->is_unique = delta->ignore_cancelled = delta->ignore_discarded = delta->ignore_deleted = false;
     }
     return delta;
+}
+
+// How the delta changes the workflow's count of unfinished jobs: below zero, the workflow may have
+// finished.
+int UnfinishedChange(const WorkflowDelta *delta) {
+    int change = 0;
+    for (int s = 0; s < kStateCount; s++)
+        if (!IsFinished(static_cast<JobState>(s))) change += delta->counts[s];
+    return change;
 }
 
 struct Columns {
@@ -547,10 +560,12 @@ void WriteJournal(Oid schema) {
     int completed = 0;
     CompletedSteps(schema, subid, completed_ids, completed_names, &completed);
     int near = 0;
+    bool waited_on = false;
     int64 *dependents = completed > 0
                             ? DependentsNearRelease(schema, completed_ids->dvalues, completed_names->dvalues,
-                                                    completed, kAckReleaseDeps, &near)
+                                                    completed, kAckReleaseDeps, &near, &waited_on)
                             : nullptr;
+    flush_soon = flush_soon || waited_on;
     if (near > 0) {
         deferring_to_ack = true;
         ReleaseInAck(schema, completed_ids->dvalues, completed_names->dvalues, completed, dependents, near);
@@ -561,6 +576,11 @@ void WriteJournal(Oid schema) {
         static_cast<NewWorkflow *>(palloc(sizeof(NewWorkflow) * hash_get_num_entries(deltas)));
     int created = 0;
     JournalWriter journal{};
+    // What else a job may wait on that the statement finished: steps that ended other than
+    // completed (their dependents are cancelled), and workflows that may have finished.
+    ArrayBuildState *finished_ids = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+    ArrayBuildState *finished_names = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+    int finished = 0;
 
     HASH_SEQ_STATUS scan;
     hash_seq_init(&scan, deltas);
@@ -570,6 +590,22 @@ void WriteJournal(Oid schema) {
         Datum id = CStringGetTextDatum(delta->key.workflow_id);
         if (journal.relation == nullptr) OpenJournal(&journal, schema);
         AppendJournalRow(&journal, delta, id);
+        if (!flush_soon) {
+            ListCell *name, *state;
+            forboth(name, delta->finished_names, state, delta->finished_states) {
+                if (strcmp(static_cast<char *>(lfirst(state)), "completed") == 0) continue;
+                accumArrayResult(finished_ids, id, false, TEXTOID, CurrentMemoryContext);
+                accumArrayResult(finished_names, CStringGetTextDatum(static_cast<char *>(lfirst(name))),
+                                 false, TEXTOID, CurrentMemoryContext);
+                finished++;
+            }
+            if (UnfinishedChange(delta) < 0) {
+                accumArrayResult(finished_ids, id, false, TEXTOID, CurrentMemoryContext);
+                accumArrayResult(finished_names, CStringGetTextDatum("*"), false, TEXTOID,
+                                 CurrentMemoryContext);
+                finished++;
+            }
+        }
         if (delta->inserted)
             created_workflows[created++] = NewWorkflow{id,
                                                        delta->name,
@@ -585,6 +621,8 @@ void WriteJournal(Oid schema) {
         CloseJournal(&journal);
         journal_written = true;
     }
+    if (!flush_soon && finished > 0)
+        flush_soon = AnyJobWaitsOn(schema, finished_ids->dvalues, finished_names->dvalues, finished);
 
     ArrayBuildState *deleted = initArrayResult(INT8OID, CurrentMemoryContext, false);
     int forgotten = 0;
@@ -611,7 +649,7 @@ void OnTransactionEvent(XactEvent event, void *) {
     switch (event) {
         case XACT_EVENT_COMMIT:
         case XACT_EVENT_PARALLEL_COMMIT:
-            if (journal_written) WakeFlusher();
+            if (journal_written) WakeFlusher(flush_soon);
             [[fallthrough]];
         case XACT_EVENT_ABORT:
         case XACT_EVENT_PARALLEL_ABORT:
@@ -619,6 +657,7 @@ void OnTransactionEvent(XactEvent event, void *) {
             deltas = nullptr;  // its memory goes with TopTransactionContext
             deleted_waits = NIL;
             journal_written = false;
+            flush_soon = false;
             deferring_to_ack = false;        // in case a query cancel left the release
             workflow_deps_prepared = false;  // in case the insert that set it failed
             break;

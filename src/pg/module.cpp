@@ -21,6 +21,7 @@ int max_error_bytes = 64 * 1024;
 char *database_name = nullptr;
 int flush_interval_ms = 1000;
 int flush_delay_ms = 10;
+int fold_delay_ms = 100;
 bool vacuum_jobs = true;
 
 // Defaults are Oban's plugins' (Stager, Pruner, Lifeline and Pro's workflow repair).
@@ -104,13 +105,20 @@ void _PG_init(void) {
             nullptr, nullptr);
     DefineCustomIntVariable(
         "oban_pro.flush_interval", "Longest wait between two flushes of the workflow journal.",
-        "The worker also flushes as soon as a transaction that finished workflow steps commits.",
+        "The worker also flushes soon after commits that wrote journal rows (oban_pro.flush_delay, "
+        "oban_pro.fold_delay).",
         &oban::pg::flush_interval_ms, 1000, 10, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,
         nullptr);
     DefineCustomIntVariable(
         "oban_pro.flush_delay", "Shortest time between two flushes that commits asked for.",
         "Commits within it are folded together by the next flush. 0: one flush per request.",
         &oban::pg::flush_delay_ms, 10, 0, 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "oban_pro.fold_delay", "Longest wait before the worker folds journal rows that no job waits on.",
+        "Commits whose finished steps or workflows no job depends on ask for a flush within this time, not "
+        "within oban_pro.flush_delay: the flush then only folds counts, which oban_workflows reads exactly "
+        "either way. 0: as soon as oban_pro.flush_delay allows.",
+        &oban::pg::fold_delay_ms, 100, 0, 60 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
     DefineCustomBoolVariable(
         "oban_pro.vacuum_jobs",
         "Whether the worker vacuums oban_jobs as soon as autovacuum's own rule says it is due.",

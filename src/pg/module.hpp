@@ -14,6 +14,9 @@ extern int flush_interval_ms;
 // oban_pro.flush_delay: the shortest time between two flushes asked for by commits, in milliseconds;
 // the commits within it are folded by one flush.
 extern int flush_delay_ms;
+// oban_pro.fold_delay: how long the worker may leave journal rows that no job waits on (counts
+// only) before folding them, in milliseconds.
+extern int fold_delay_ms;
 // oban_pro.vacuum_jobs: whether the worker vacuums oban_jobs as soon as autovacuum's own rule says
 // it is due, rather than at autovacuum's next visit of the database.
 extern bool vacuum_jobs;

@@ -78,7 +78,8 @@ struct WorkerState {
     slock_t mutex;
     Latch *latch;          // the running worker's latch, or nullptr
     Oid database;          // the database it serves
-    bool flush_requested;  // a transaction that wrote journal rows committed
+    bool flush_requested;  // a commit asked for a flush within flush_delay
+    bool fold_requested;   // a commit asked for a flush within fold_delay
     bool overflow;         // more queues than fit were handed off: notify every available queue
     bool notify_polling;   // the worker will look for handed-off queues without being woken
     int pending_count;
@@ -112,6 +113,7 @@ void StartSharedMemory() {
             state->database = InvalidOid;
             state->pending_count = 0;
             state->flush_requested = false;
+            state->fold_requested = false;
             state->overflow = false;
             state->notify_polling = false;
         }
@@ -539,15 +541,20 @@ bool HandOffNotifications(Oid schema, const char *const *queues, int count) {
     return latch != nullptr;
 }
 
-void WakeFlusher() {
+void WakeFlusher(bool soon) {
     WorkerState *worker_state = ThisDatabaseSlot();
     if (worker_state == nullptr) return;
     SpinLockAcquire(&worker_state->mutex);
     Latch *latch = worker_state->database == MyDatabaseId ? worker_state->latch : nullptr;
     // A request already pending has woken the worker, which clears it under this lock when it
-    // flushes, or sleeps until the flush it delays is due.
-    bool wake = latch != nullptr && !worker_state->flush_requested;
-    if (latch != nullptr) worker_state->flush_requested = true;
+    // flushes, or sleeps until the flush it delays is due (the sooner, for a flush_requested).
+    bool wake = latch != nullptr && !worker_state->flush_requested && (soon || !worker_state->fold_requested);
+    if (latch != nullptr) {
+        if (soon)
+            worker_state->flush_requested = true;
+        else
+            worker_state->fold_requested = true;
+    }
     SpinLockRelease(&worker_state->mutex);
     if (wake) SetLatch(latch);
 }
@@ -601,21 +608,23 @@ void oban_pro_worker_main(Datum slot) {
             last_send = GetCurrentTimestamp();
         }
         // Flush when a commit asked for it, or every flush_interval anyway (a wake-up for a
-        // notification alone costs no flush). A request within flush_delay of the last flush waits
-        // for its end: busy clients commit thousands of times a second, and one flush of all their
-        // journal rows costs the worker a fraction of one flush each.
+        // notification alone costs no flush). A commit that a job may be waiting on asks for a
+        // flush within flush_delay of the last one, any other within fold_delay: busy clients
+        // commit thousands of times a second, and one flush of all their journal rows costs the
+        // worker a fraction of one flush each.
         SpinLockAcquire(&worker_state->mutex);
-        bool requested = worker_state->flush_requested;
+        long due_after = worker_state->flush_requested  ? flush_delay_ms
+                         : worker_state->fold_requested ? Min(fold_delay_ms, flush_interval_ms)
+                                                        : flush_interval_ms;
         SpinLockRelease(&worker_state->mutex);
         TimestampTz now = GetCurrentTimestamp();
-        bool delayed = requested && !TimestampDifferenceExceeds(last_flush, now, flush_delay_ms);
-        if ((requested && !delayed) || TimestampDifferenceExceeds(last_flush, now, flush_interval_ms)) {
+        if (TimestampDifferenceExceeds(last_flush, now, (int)due_after)) {
             SpinLockAcquire(&worker_state->mutex);
-            worker_state->flush_requested = false;
+            worker_state->flush_requested = worker_state->fold_requested = false;
             SpinLockRelease(&worker_state->mutex);
             FlushOnce();
             last_flush = now;
-            delayed = false;
+            due_after = flush_interval_ms;
         }
         if (folded_since_vacuum >= kVacuumAfterFoldedRows &&
             TimestampDifferenceExceeds(last_vacuum, GetCurrentTimestamp(), kVacuumEveryMs)) {
@@ -629,8 +638,7 @@ void oban_pro_worker_main(Datum slot) {
 
         // Sleep on the latch until the next flush or duty is due (or a backend wakes us).
         now = GetCurrentTimestamp();
-        TimestampTz next_flush =
-            TimestampTzPlusMilliseconds(last_flush, delayed ? flush_delay_ms : flush_interval_ms);
+        TimestampTz next_flush = TimestampTzPlusMilliseconds(last_flush, due_after);
         long timeout = next_flush <= now ? 0 : Max(TimestampDifferenceMilliseconds(now, next_flush), 1L);
         long maintenance = MaintenanceTimeoutMs(now);
         if (maintenance >= 0 && maintenance < timeout) timeout = maintenance;

@@ -28,9 +28,10 @@ void RunInTransaction(const char *activity, void (*body)(void *), void *arg, boo
 // it is not installed in this database (logged once, until it appears).
 Oid WorkerSchema();
 
-// Wakes the worker of this database, if any, so it flushes at once. Called after a commit that
-// wrote journal rows; cheap and safe when the library was not preloaded.
-void WakeFlusher();
+// Asks the worker of this database, if any, for a flush: within oban_pro.flush_delay if `soon` (a
+// job may wait on what the commit finished), otherwise within oban_pro.fold_delay. Called after a
+// commit that wrote journal rows; cheap and safe when the library was not preloaded.
+void WakeFlusher(bool soon);
 
 // Queues a notification of channel "<schema_name>.oban_insert" with {"queue": queue} (skipped
 // when the channel or payload is too long for Postgres). Defined in notify.cpp.

@@ -735,7 +735,7 @@ void ReleaseInAckBody(void *arg) {
 // lookups (bench/RESULTS.md, session 8). Sees what a statement run here would see. (Without their
 // primary keys, which the extension creates, the tables are scanned.)
 int64 *DependentsNearRelease(Oid schema, const Datum *workflow_ids, const Datum *names, int count, int limit,
-                             int *found) {
+                             int *found, bool *waited_on) {
     Relation edges = OpenExtensionTable(schema, "oban_workflow_edges", AccessShareLock, ACL_SELECT);
     Relation waits = OpenExtensionTable(schema, "oban_workflow_waits", AccessShareLock, ACL_SELECT);
     AttrNumber edge_workflow = ExtensionTableColumn(RelationGetRelid(edges), "dep_workflow_id"),
@@ -754,6 +754,7 @@ int64 *DependentsNearRelease(Oid schema, const Datum *workflow_ids, const Datum 
     int capacity = 16;
     int64 *near = static_cast<int64 *>(palloc(sizeof(int64) * capacity));
     *found = 0;
+    *waited_on = false;
     for (int i = 0; i < count; i++) {
         ScanKeyData step[2];
         EqualityKey(&step[0], edges, edge_workflow, F_TEXTEQ, workflow_ids[i]);
@@ -765,6 +766,7 @@ int64 *DependentsNearRelease(Oid schema, const Datum *workflow_ids, const Datum 
             bool is_null = false;
             Datum job = heap_getattr(edge, edge_job, RelationGetDescr(edges), &is_null);
             if (is_null) continue;
+            *waited_on = true;
             bool known_far = false;
             for (int f = 0; f < far_count && !known_far; f++) known_far = far[f] == DatumGetInt64(job);
             if (known_far) continue;
@@ -801,6 +803,61 @@ int64 *DependentsNearRelease(Oid schema, const Datum *workflow_ids, const Datum 
         if (distinct == 0 || near[distinct - 1] != near[j]) near[distinct++] = near[j];
     *found = distinct;
     return near;
+}
+
+// Edge and parent look-ups by primary key, as DependentsNearRelease's, under the latest snapshot.
+// Only a hint for when the worker flushes (WakeFlusher): a job whose edge is not seen yet (its insert
+// commits after this look) is released by a flush at most oban_pro.fold_delay later.
+bool AnyJobWaitsOn(Oid schema, const Datum *workflow_ids, const Datum *names, int count) {
+    Relation edges = OpenExtensionTable(schema, "oban_workflow_edges", AccessShareLock, ACL_SELECT);
+    Relation rows = OpenExtensionTable(schema, "oban_workflow_rows", AccessShareLock, ACL_SELECT);
+    AttrNumber edge_workflow = ExtensionTableColumn(RelationGetRelid(edges), "dep_workflow_id"),
+               edge_name = ExtensionTableColumn(RelationGetRelid(edges), "dep_name");
+    AttrNumber row_id = ExtensionTableColumn(RelationGetRelid(rows), "id"),
+               row_parent = ExtensionTableColumn(RelationGetRelid(rows), "parent_id");
+    Oid edges_key = RelationGetPrimaryKeyIndex(edges), rows_key = RelationGetPrimaryKeyIndex(rows);
+    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+    Datum whole = CStringGetTextDatum("*");
+    auto has_edge = [&](Datum workflow_id, Datum name) {
+        ScanKeyData key[2];
+        EqualityKey(&key[0], edges, edge_workflow, F_TEXTEQ, workflow_id);
+        EqualityKey(&key[1], edges, edge_name, F_TEXTEQ, name);
+        SysScanDesc scan = systable_beginscan(edges, edges_key, OidIsValid(edges_key), snapshot, 2, key);
+        bool found = HeapTupleIsValid(systable_getnext(scan));
+        systable_endscan(scan);
+        return found;
+    };
+    // The workflow's parent (text), or 0 for none.
+    auto parent_of = [&](Datum workflow_id) {
+        ScanKeyData key;
+        EqualityKey(&key, rows, row_id, F_TEXTEQ, workflow_id);
+        SysScanDesc scan = systable_beginscan(rows, rows_key, OidIsValid(rows_key), snapshot, 1, &key);
+        HeapTuple row = systable_getnext(scan);
+        bool is_null = true;
+        Datum parent =
+            HeapTupleIsValid(row) ? heap_getattr(row, row_parent, RelationGetDescr(rows), &is_null) : 0;
+        parent = is_null ? (Datum)0 : datumCopy(parent, false, -1);
+        systable_endscan(scan);
+        return parent;
+    };
+    bool waited_on = false;
+    for (int i = 0; i < count && !waited_on; i++) {
+        if (CompareText(names[i], whole) != 0) {
+            waited_on = has_edge(workflow_ids[i], names[i]);
+            continue;
+        }
+        // Sub-workflows nest at most kMaxNesting deep (src/core/workflow_spec.hpp); the bound only
+        // guards against a cycle of parent ids written by hand.
+        Datum workflow_id = workflow_ids[i];
+        for (int depth = 0; depth < 64 && workflow_id != (Datum)0 && !waited_on; depth++) {
+            waited_on = has_edge(workflow_id, whole);
+            if (!waited_on) workflow_id = parent_of(workflow_id);
+        }
+    }
+    UnregisterSnapshot(snapshot);
+    table_close(rows, AccessShareLock);
+    table_close(edges, AccessShareLock);
+    return waited_on;
 }
 
 void ReleaseInAck(Oid schema, const Datum *workflow_ids, const Datum *names, int count,

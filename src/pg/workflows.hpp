@@ -29,10 +29,14 @@ constexpr int kAckReleaseDeps = 8;
 
 // The dependents of the steps the current statement completed (workflow_ids[i], names[i]: text,
 // `count` of them) that wait on at most `limit` deps, so that ReleaseInAck may release them: their
-// job ids, sorted, each once, `*found` of them. Called by the journal trigger after every statement
-// that completes workflow jobs.
+// job ids, sorted, each once, `*found` of them. `*waited_on`: whether any job waits on the steps at
+// all. Called by the journal trigger after every statement that completes workflow jobs.
 int64 *DependentsNearRelease(Oid schema, const Datum *workflow_ids, const Datum *names, int count, int limit,
-                             int *found);
+                             int *found, bool *waited_on);
+
+// Whether any job waits on one of `count` targets (workflow_ids[i], names[i]: text): on the step
+// of that name, or, for the name "*", on the whole workflow or on a workflow it is a sub-workflow of.
+bool AnyJobWaitsOn(Oid schema, const Datum *workflow_ids, const Datum *names, int count);
 
 // Releases those of `dependents` (DependentsNearRelease's) whose deps the current statement's
 // completed steps (as above) leave all completed, in a subtransaction that never waits on a lock;
