@@ -72,9 +72,12 @@ struct WorkflowDelta {
     Timestamp started_at;
     List *finished_names;   // char *, steps that reached completed, cancelled or discarded
     List *finished_states;  // char *, their states
+    // The workflow's parent (meta.sup_workflow_id of the first of its jobs the statement changed).
+    bool parent_known;
+    char *parent_id;
     // Set when a job of the workflow was inserted: its identity, to create the workflow's row.
     bool inserted;
-    char *name, *parent_id, *sub_name;
+    char *name, *sub_name;
     bool is_unique, ignore_cancelled, ignore_discarded, ignore_deleted;
 };
 
@@ -137,6 +140,7 @@ WorkflowDelta *DeltaFor(const char *workflow_id, Oid schema, SubTransactionId su
         delta->started_at = 0;
         delta->finished_names = NIL;
         delta->finished_states = NIL;
+        delta->parent_known = false;
         delta->inserted = false;
         delta->name = delta->parent_id = delta->sub_name = nullptr;
         delta->is_unique = delta->ignore_cancelled = delta->ignore_discarded = delta->ignore_deleted = false;
@@ -578,9 +582,7 @@ void WriteJournal(Oid schema) {
     JournalWriter journal{};
     // What else a job may wait on that the statement finished: steps that ended other than
     // completed (their dependents are cancelled), and workflows that may have finished.
-    ArrayBuildState *finished_ids = initArrayResult(TEXTOID, CurrentMemoryContext, false);
-    ArrayBuildState *finished_names = initArrayResult(TEXTOID, CurrentMemoryContext, false);
-    int finished = 0;
+    List *finished = NIL;
 
     HASH_SEQ_STATUS scan;
     hash_seq_init(&scan, deltas);
@@ -594,16 +596,16 @@ void WriteJournal(Oid schema) {
             ListCell *name, *state;
             forboth(name, delta->finished_names, state, delta->finished_states) {
                 if (strcmp(static_cast<char *>(lfirst(state)), "completed") == 0) continue;
-                accumArrayResult(finished_ids, id, false, TEXTOID, CurrentMemoryContext);
-                accumArrayResult(finished_names, CStringGetTextDatum(static_cast<char *>(lfirst(name))),
-                                 false, TEXTOID, CurrentMemoryContext);
-                finished++;
+                auto *step = static_cast<WaitTarget *>(palloc(sizeof(WaitTarget)));
+                *step = WaitTarget{id, CStringGetTextDatum(static_cast<char *>(lfirst(name))), (Datum)0};
+                finished = lappend(finished, step);
             }
             if (UnfinishedChange(delta) < 0) {
-                accumArrayResult(finished_ids, id, false, TEXTOID, CurrentMemoryContext);
-                accumArrayResult(finished_names, CStringGetTextDatum("*"), false, TEXTOID,
-                                 CurrentMemoryContext);
-                finished++;
+                auto *whole = static_cast<WaitTarget *>(palloc(sizeof(WaitTarget)));
+                *whole = WaitTarget{
+                    id, CStringGetTextDatum("*"),
+                    delta->parent_id == nullptr ? (Datum)0 : CStringGetTextDatum(delta->parent_id)};
+                finished = lappend(finished, whole);
             }
         }
         if (delta->inserted)
@@ -621,8 +623,7 @@ void WriteJournal(Oid schema) {
         CloseJournal(&journal);
         journal_written = true;
     }
-    if (!flush_soon && finished > 0)
-        flush_soon = AnyJobWaitsOn(schema, finished_ids->dvalues, finished_names->dvalues, finished);
+    if (!flush_soon && finished != NIL) flush_soon = AnyJobWaitsOn(schema, finished);
 
     ArrayBuildState *deleted = initArrayResult(INT8OID, CurrentMemoryContext, false);
     int forgotten = 0;
@@ -705,10 +706,13 @@ void OnSubtransactionEvent(SubXactEvent event, SubTransactionId subid, SubTransa
         }
         into->finished_names = list_concat(into->finished_names, from->finished_names);
         into->finished_states = list_concat(into->finished_states, from->finished_states);
+        if (from->parent_known && !into->parent_known) {
+            into->parent_known = true;
+            into->parent_id = from->parent_id;
+        }
         if (from->inserted && !into->inserted) {
             into->inserted = true;
             into->name = from->name;
-            into->parent_id = from->parent_id;
             into->sub_name = from->sub_name;
             into->is_unique = from->is_unique;
             into->ignore_cancelled = from->ignore_cancelled;
@@ -777,10 +781,13 @@ void TrackWorkflowRow(TriggerData *trigger) {
             delta->finished_states = lappend(delta->finished_states, pstrdup(kStateNames[new_state]));
         }
     }
+    if (!delta->parent_known) {
+        delta->parent_known = true;
+        delta->parent_id = MetaText(meta, "sup_workflow_id", TopTransactionContext);
+    }
     if (old_row == nullptr && !delta->inserted) {
         delta->inserted = true;
         delta->name = MetaText(meta, "workflow_name", TopTransactionContext);
-        delta->parent_id = MetaText(meta, "sup_workflow_id", TopTransactionContext);
         delta->sub_name = MetaText(meta, "sub_name", TopTransactionContext);
         delta->is_unique = MetaTrue(meta, "workflow_unique");
         delta->ignore_cancelled = MetaTrue(meta, "ignore_cancelled");

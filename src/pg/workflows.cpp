@@ -805,18 +805,17 @@ int64 *DependentsNearRelease(Oid schema, const Datum *workflow_ids, const Datum 
     return near;
 }
 
-// Edge and parent look-ups by primary key, as DependentsNearRelease's, under the latest snapshot.
-// Only a hint for when the worker flushes (WakeFlusher): a job whose edge is not seen yet (its insert
-// commits after this look) is released by a flush at most oban_pro.fold_delay later.
-bool AnyJobWaitsOn(Oid schema, const Datum *workflow_ids, const Datum *names, int count) {
+// Edge look-ups by primary key, as DependentsNearRelease's, under the statement's snapshot, and
+// the rows of grandparents and further ancestors (rare: a parent's comes with the target). Only a
+// hint for when the worker flushes (WakeFlusher): a job whose edge is not seen (its insert committed
+// after the statement began) is released by a flush at most oban_pro.fold_delay later.
+bool AnyJobWaitsOn(Oid schema, List *targets) {
     Relation edges = OpenExtensionTable(schema, "oban_workflow_edges", AccessShareLock, ACL_SELECT);
-    Relation rows = OpenExtensionTable(schema, "oban_workflow_rows", AccessShareLock, ACL_SELECT);
+    Relation rows = nullptr;
     AttrNumber edge_workflow = ExtensionTableColumn(RelationGetRelid(edges), "dep_workflow_id"),
                edge_name = ExtensionTableColumn(RelationGetRelid(edges), "dep_name");
-    AttrNumber row_id = ExtensionTableColumn(RelationGetRelid(rows), "id"),
-               row_parent = ExtensionTableColumn(RelationGetRelid(rows), "parent_id");
-    Oid edges_key = RelationGetPrimaryKeyIndex(edges), rows_key = RelationGetPrimaryKeyIndex(rows);
-    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+    Oid edges_key = RelationGetPrimaryKeyIndex(edges);
+    Snapshot snapshot = RegisterSnapshot(ActiveSnapshotSet() ? GetActiveSnapshot() : GetLatestSnapshot());
     Datum whole = CStringGetTextDatum("*");
     auto has_edge = [&](Datum workflow_id, Datum name) {
         ScanKeyData key[2];
@@ -829,33 +828,42 @@ bool AnyJobWaitsOn(Oid schema, const Datum *workflow_ids, const Datum *names, in
     };
     // The workflow's parent (text), or 0 for none.
     auto parent_of = [&](Datum workflow_id) {
+        if (rows == nullptr)
+            rows = OpenExtensionTable(schema, "oban_workflow_rows", AccessShareLock, ACL_SELECT);
         ScanKeyData key;
-        EqualityKey(&key, rows, row_id, F_TEXTEQ, workflow_id);
+        EqualityKey(&key, rows, ExtensionTableColumn(RelationGetRelid(rows), "id"), F_TEXTEQ, workflow_id);
+        Oid rows_key = RelationGetPrimaryKeyIndex(rows);
         SysScanDesc scan = systable_beginscan(rows, rows_key, OidIsValid(rows_key), snapshot, 1, &key);
         HeapTuple row = systable_getnext(scan);
         bool is_null = true;
-        Datum parent =
-            HeapTupleIsValid(row) ? heap_getattr(row, row_parent, RelationGetDescr(rows), &is_null) : 0;
+        Datum parent = 0;
+        if (HeapTupleIsValid(row))
+            parent = heap_getattr(row, ExtensionTableColumn(RelationGetRelid(rows), "parent_id"),
+                                  RelationGetDescr(rows), &is_null);
         parent = is_null ? (Datum)0 : datumCopy(parent, false, -1);
         systable_endscan(scan);
         return parent;
     };
     bool waited_on = false;
-    for (int i = 0; i < count && !waited_on; i++) {
-        if (CompareText(names[i], whole) != 0) {
-            waited_on = has_edge(workflow_ids[i], names[i]);
-            continue;
+    ListCell *cell;
+    foreach (cell, targets) {
+        auto *target = static_cast<WaitTarget *>(lfirst(cell));
+        if (CompareText(target->name, whole) != 0) {
+            waited_on = has_edge(target->workflow_id, target->name);
+        } else {
+            waited_on = has_edge(target->workflow_id, whole);
+            // Sub-workflows nest at most kMaxNesting deep (src/core/workflow_spec.hpp); the bound
+            // only guards against a cycle of parent ids written by hand.
+            Datum ancestor = target->parent;
+            for (int depth = 0; depth < 64 && ancestor != (Datum)0 && !waited_on; depth++) {
+                waited_on = has_edge(ancestor, whole);
+                if (!waited_on) ancestor = parent_of(ancestor);
+            }
         }
-        // Sub-workflows nest at most kMaxNesting deep (src/core/workflow_spec.hpp); the bound only
-        // guards against a cycle of parent ids written by hand.
-        Datum workflow_id = workflow_ids[i];
-        for (int depth = 0; depth < 64 && workflow_id != (Datum)0 && !waited_on; depth++) {
-            waited_on = has_edge(workflow_id, whole);
-            if (!waited_on) workflow_id = parent_of(workflow_id);
-        }
+        if (waited_on) break;
     }
     UnregisterSnapshot(snapshot);
-    table_close(rows, AccessShareLock);
+    if (rows != nullptr) table_close(rows, AccessShareLock);
     table_close(edges, AccessShareLock);
     return waited_on;
 }

@@ -34,9 +34,15 @@ constexpr int kAckReleaseDeps = 8;
 int64 *DependentsNearRelease(Oid schema, const Datum *workflow_ids, const Datum *names, int count, int limit,
                              int *found, bool *waited_on);
 
-// Whether any job waits on one of `count` targets (workflow_ids[i], names[i]: text): on the step
-// of that name, or, for the name "*", on the whole workflow or on a workflow it is a sub-workflow of.
-bool AnyJobWaitsOn(Oid schema, const Datum *workflow_ids, const Datum *names, int count);
+// What a job may wait on: the step `name` of a workflow, or for the name "*" the whole workflow
+// (`parent`: its parent's id, or 0 for none; unused for a step). Texts.
+struct WaitTarget {
+    Datum workflow_id, name, parent;
+};
+
+// Whether any job waits on one of `targets` (WaitTarget *): on the step, or on the whole workflow or
+// a workflow it is a sub-workflow of.
+bool AnyJobWaitsOn(Oid schema, List *targets);
 
 // Releases those of `dependents` (DependentsNearRelease's) whose deps the current statement's
 // completed steps (as above) leave all completed, in a subtransaction that never waits on a lock;

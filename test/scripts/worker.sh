@@ -103,7 +103,15 @@ psql_q -c "SELECT count(*) FROM oban_insert_workflow('{\"workflow_id\": \"counts
     {\"name\": \"o1\", \"worker\": \"W\"},
     {\"name\": \"inner\", \"workflow\": {\"workflow_id\": \"inner-sub\", \"jobs\": [{\"name\": \"i1\", \"worker\": \"W\"}]}}]}')" \
     -c "SELECT count(*) FROM oban_insert_workflow('{\"workflow_id\": \"watcher\", \"jobs\": [
-    {\"name\": \"w1\", \"worker\": \"W\", \"deps\": [[\"outer\", \"*\"]]}]}')" >/dev/null
+    {\"name\": \"w1\", \"worker\": \"W\", \"deps\": [[\"outer\", \"*\"]]}]}')" \
+    -c "SELECT count(*) FROM oban_insert_workflow('{\"workflow_id\": \"top\", \"jobs\": [
+    {\"name\": \"t1\", \"worker\": \"W\"},
+    {\"name\": \"mid\", \"workflow\": {\"workflow_id\": \"mid-sub\", \"jobs\": [
+        {\"name\": \"m1\", \"worker\": \"W\"},
+        {\"name\": \"leaf\", \"workflow\": {\"workflow_id\": \"leaf-sub\", \"jobs\": [
+            {\"name\": \"l1\", \"worker\": \"W\"}]}}]}}]}')" \
+    -c "SELECT count(*) FROM oban_insert_workflow('{\"workflow_id\": \"watcher2\", \"jobs\": [
+    {\"name\": \"w2\", \"worker\": \"W\", \"deps\": [[\"top\", \"*\"]]}]}')" >/dev/null
 # Counts only: the rows stay in the journal, and oban_workflows is exact meanwhile.
 finish completed c1 c2
 sleep 0.5
@@ -113,7 +121,8 @@ echo "counts only: $unfolded journal row(s) left to fold, oban_workflows says $s
 [ "$unfolded" -gt 0 ] || { echo "FAIL: journal rows no job waits on were folded at once"; failed=1; }
 [ "$state" = "completed 2" ] || { echo "FAIL: oban_workflows not exact before the fold"; failed=1; }
 # The ten deps of a join completed by one statement (left to the flush, as in 1.); a cancelled dep;
-# a dep on a whole workflow; a dep on a workflow whose sub-workflow finishes last.
+# a dep on a whole workflow; a dep on a workflow whose sub-workflow, or sub-sub-workflow, finishes
+# last.
 finish completed f1 f2 f3 f4 f5 f6 f7 f8 f9 f10
 wait_state f-join available
 finish cancelled k
@@ -124,6 +133,10 @@ finish completed o1
 sleep 0.2
 finish completed i1
 wait_state w1 available
+finish completed t1 m1
+sleep 0.2
+finish completed l1
+wait_state w2 available
 psql_q -c "ALTER SYSTEM RESET oban_pro.fold_delay" -c "ALTER SYSTEM RESET oban_pro.flush_interval" \
        -c "SELECT pg_reload_conf()" >/dev/null
 read -r checked mismatches <<<"$(psql_q -F ' ' < "$REPO/test/check_counts.sql")"
