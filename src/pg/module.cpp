@@ -117,7 +117,7 @@ void _PG_init(void) {
         "oban_pro.fold_delay", "Longest wait before the worker folds journal rows that no job waits on.",
         "Commits whose finished steps or workflows no job depends on ask for a flush within this time, not "
         "within oban_pro.flush_delay: the flush then only folds counts, which oban_workflows reads exactly "
-        "either way. 0: as soon as oban_pro.flush_delay allows.",
+        "either way. Below oban_pro.flush_delay it means oban_pro.flush_delay.",
         &oban::pg::fold_delay_ms, 100, 0, 60 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
     DefineCustomBoolVariable(
         "oban_pro.vacuum_jobs",

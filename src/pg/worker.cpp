@@ -613,9 +613,9 @@ void oban_pro_worker_main(Datum slot) {
         // commit thousands of times a second, and one flush of all their journal rows costs the
         // worker a fraction of one flush each.
         SpinLockAcquire(&worker_state->mutex);
-        long due_after = worker_state->flush_requested  ? flush_delay_ms
-                         : worker_state->fold_requested ? Min(fold_delay_ms, flush_interval_ms)
-                                                        : flush_interval_ms;
+        long due_after = flush_interval_ms;  // a fold_delay below flush_delay means flush_delay
+        if (worker_state->fold_requested) due_after = Min(due_after, Max(flush_delay_ms, fold_delay_ms));
+        if (worker_state->flush_requested) due_after = Min(due_after, flush_delay_ms);
         SpinLockRelease(&worker_state->mutex);
         TimestampTz now = GetCurrentTimestamp();
         if (TimestampDifferenceExceeds(last_flush, now, (int)due_after)) {
