@@ -34,6 +34,8 @@ extern "C" {
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/lsyscache.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
@@ -810,6 +812,14 @@ int64 *DependentsNearRelease(Oid schema, const Datum *workflow_ids, const Datum 
 // hint for when the worker flushes (WakeFlusher): a job whose edge is not seen (its insert committed
 // after the statement began) is released by a flush at most oban_pro.fold_delay later.
 bool AnyJobWaitsOn(Oid schema, List *targets) {
+    // A role that may not read the edges or the rows (only a statement that completes named steps
+    // needs to: DependentsNearRelease) gets its flush within oban_pro.flush_delay, as every commit
+    // did before this look: it asks for nothing it did not.
+    for (const char *table : {"oban_workflow_edges", "oban_workflow_rows"}) {
+        Oid relation = get_relname_relid(table, schema);
+        if (!OidIsValid(relation) || pg_class_aclcheck(relation, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+            return true;
+    }
     Relation edges = OpenExtensionTable(schema, "oban_workflow_edges", AccessShareLock, ACL_SELECT);
     Relation rows = nullptr;
     AttrNumber edge_workflow = ExtensionTableColumn(RelationGetRelid(edges), "dep_workflow_id"),

@@ -410,10 +410,25 @@ INSERT INTO oban_signals (job_id, payload) VALUES (1, '{}');
 RESET ROLE;
 RESET search_path;
 
+-- A role that may complete jobs but not read the workflow tables completes a workflow job: whether
+-- a job waits on it is then not looked up (its commit asks for a prompt flush, as before 0.6.1).
+CREATE ROLE oban_acker;
+GRANT USAGE ON SCHEMA oban TO oban_acker;
+GRANT SELECT, UPDATE ON oban.oban_jobs TO oban_acker;
+GRANT INSERT ON oban.oban_workflow_journal TO oban_acker;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA oban TO oban_acker;
+SET search_path = oban;
+INSERT INTO oban_jobs (worker, meta) VALUES ('Acked', '{"workflow_id": "acked"}');
+SET ROLE oban_acker;
+UPDATE oban_jobs SET state = 'completed', completed_at = timezone('UTC', now()) WHERE worker = 'Acked';
+RESET ROLE;
+SELECT id, state, completed FROM oban_workflows WHERE id = 'acked';
+RESET search_path;
+
 -- Back to the layout the other tests expect.
 SET client_min_messages = warning;
-DROP OWNED BY oban_nobody, oban_client, oban_worker;
-DROP ROLE oban_nobody, oban_client, oban_worker;
+DROP OWNED BY oban_nobody, oban_client, oban_worker, oban_acker;
+DROP ROLE oban_nobody, oban_client, oban_worker, oban_acker;
 DROP VIEW extension_members;
 DROP EXTENSION oban_pro;
 DROP SCHEMA oban;
