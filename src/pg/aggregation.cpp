@@ -318,9 +318,10 @@ bool HoldWorkflowRow(WorkflowRows *t, Snapshot snapshot, Datum id) {
 // Makes workflow `w`'s row as INSERT ... ON CONFLICT (id) DO NOTHING would, the columns it does not
 // set at their defaults: a speculative insertion, so a transaction making the same row at the same
 // moment is waited for and never duplicated. Whether it made the row (false: another transaction
-// did). Done directly, not by an INSERT statement: most workflows' first insert makes the row, and
+// did). Done directly, as the journal rows are (the table is the extension's own: no triggers,
+// rules or policies), not by an INSERT statement: most workflows' first insert makes the row, and
 // the executor's setup and teardown of that statement cost more than the rest of the journal
-// trigger (bench/RESULTS.md, session 16).
+// trigger (bench/RESULTS.md, session 16). OpenWorkflowRows checked the caller's INSERT privilege.
 bool MakeWorkflowRow(WorkflowRows *t, const NewWorkflow &w) {
     if (t->estate == nullptr) {
         LockRelationOid(RelationGetRelid(t->rows), RowExclusiveLock);  // as an INSERT takes
