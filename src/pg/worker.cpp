@@ -1,7 +1,8 @@
 // The background workers (with shared_preload_libraries = 'oban_pro'): one per database named by
 // oban_pro.database, each with a slot of shared memory. A worker folds the workflow journal and
-// releases dependents as soon as a transaction that wrote journal rows commits (that backend sets
-// the worker's latch), and at least every oban_pro.flush_interval otherwise; it sends the insert
+// releases dependents soon after a transaction that wrote journal rows commits (that backend sets
+// the worker's latch): within oban_pro.flush_delay when a job waits on what it finished, within
+// oban_pro.fold_delay otherwise, and at least every oban_pro.flush_interval; it sends the insert
 // notifications committing backends hand to it; it has oban_jobs vacuumed when autovacuum's rule
 // for it is met (oban_pro.vacuum_jobs, by a short-lived worker of its own); with
 // oban_pro.maintenance on it runs the maintenance duties (maintenance_worker.cpp). Each flush, send

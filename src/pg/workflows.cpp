@@ -3,11 +3,12 @@
 // A job inserted with deps that are not all satisfied is made `suspended` by a BEFORE INSERT
 // trigger, which records how many deps remain (oban_workflow_waits) and an edge from each pending
 // dep to the job (oban_workflow_edges). The statement that finishes a step appends it to the journal
-// (aggregation.cpp), and oban_flush_workflows — run by the background worker right after such a
-// commit, or by any caller — folds the journal and counts down the waits of the finished steps'
-// dependents through the edges. A job whose count reaches zero gets one precise check of its deps
-// (O(its deps), once) and is released or cancelled. A statement that completes the last few deps of
-// a job releases it itself when it can do so without waiting (below: releasing in the ack). So:
+// (aggregation.cpp), and oban_flush_workflows — run by the background worker soon after such a
+// commit (within oban_pro.flush_delay when a job waits on the step), or by any caller — folds the journal and
+// counts down the waits of the finished steps' dependents through the edges. A job whose count reaches zero
+// gets one precise check of its deps (O(its deps), once) and is released or cancelled. A statement that
+// completes the last few deps of a job releases it itself when it can do so without waiting (below: releasing
+// in the ack). So:
 //  * an ack costs the same whatever the workflow's size, and never waits on another ack;
 //  * a failing release never undoes an ack: it runs in a subtransaction of the ack, or later in
 //    another transaction; the flush reports a failure with a WARNING and leaves it for
