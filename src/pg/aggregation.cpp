@@ -581,8 +581,7 @@ void WriteJournal(Oid schema) {
         static_cast<NewWorkflow *>(palloc(sizeof(NewWorkflow) * hash_get_num_entries(deltas)));
     int created = 0;
     JournalWriter journal{};
-    // What else a job may wait on that the statement finished: steps that ended other than
-    // completed (their dependents are cancelled), and workflows that may have finished.
+    // Workflows that may have finished, which a job may wait on as a whole.
     List *finished = NIL;
 
     HASH_SEQ_STATUS scan;
@@ -593,21 +592,16 @@ void WriteJournal(Oid schema) {
         Datum id = CStringGetTextDatum(delta->key.workflow_id);
         if (journal.relation == nullptr) OpenJournal(&journal, schema);
         AppendJournalRow(&journal, delta, id);
-        if (!flush_soon) {
-            ListCell *name, *state;
-            forboth(name, delta->finished_names, state, delta->finished_states) {
-                if (strcmp(static_cast<char *>(lfirst(state)), "completed") == 0) continue;
-                auto *step = static_cast<WaitTarget *>(palloc(sizeof(WaitTarget)));
-                *step = WaitTarget{id, CStringGetTextDatum(static_cast<char *>(lfirst(name))), (Datum)0};
-                finished = lappend(finished, step);
-            }
-            if (UnfinishedChange(delta) < 0) {
-                auto *whole = static_cast<WaitTarget *>(palloc(sizeof(WaitTarget)));
-                *whole = WaitTarget{
-                    id, CStringGetTextDatum("*"),
-                    delta->parent_id == nullptr ? (Datum)0 : CStringGetTextDatum(delta->parent_id)};
-                finished = lappend(finished, whole);
-            }
+        // A step that ended other than completed cancels its dependents (or, with ignore_*, may
+        // release them): rare, so such a commit asks for a prompt flush without looking.
+        ListCell *state;
+        foreach (state, delta->finished_states)
+            flush_soon = flush_soon || strcmp(static_cast<char *>(lfirst(state)), "completed") != 0;
+        if (!flush_soon && UnfinishedChange(delta) < 0) {
+            auto *workflow = static_cast<FinishedWorkflow *>(palloc(sizeof(FinishedWorkflow)));
+            *workflow = FinishedWorkflow{
+                id, delta->parent_id == nullptr ? (Datum)0 : CStringGetTextDatum(delta->parent_id)};
+            finished = lappend(finished, workflow);
         }
         if (delta->inserted)
             created_workflows[created++] = NewWorkflow{id,
@@ -624,7 +618,7 @@ void WriteJournal(Oid schema) {
         CloseJournal(&journal);
         journal_written = true;
     }
-    if (!flush_soon && finished != NIL) flush_soon = AnyJobWaitsOn(schema, finished);
+    if (!flush_soon && finished != NIL) flush_soon = AnyJobWaitsOnWhole(schema, finished);
 
     ArrayBuildState *deleted = initArrayResult(INT8OID, CurrentMemoryContext, false);
     int forgotten = 0;

@@ -808,30 +808,42 @@ int64 *DependentsNearRelease(Oid schema, const Datum *workflow_ids, const Datum 
     return near;
 }
 
+namespace {
+
+// The extension's table `name`, opened for reading if the caller may read it; nullptr otherwise.
+Relation OpenIfReadable(Oid schema, const char *name) {
+    Oid relation = get_relname_relid(name, schema);
+    if (!OidIsValid(relation) || pg_class_aclcheck(relation, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+        return nullptr;
+    return table_open(relation, AccessShareLock);
+}
+
+}  // namespace
+
 // Edge look-ups by primary key, as DependentsNearRelease's, under the statement's snapshot, and
-// the rows of grandparents and further ancestors (rare: a parent's comes with the target). Only a
+// the rows of grandparents and further ancestors (rare: a parent's comes with the workflow). Only a
 // hint for when the worker flushes (WakeFlusher): a job whose edge is not seen (its insert committed
-// after the statement began) is released by a flush at most oban_pro.fold_delay later.
-bool AnyJobWaitsOn(Oid schema, List *targets) {
-    // A role that may not read the edges or the rows (only a statement that completes named steps
-    // needs to: DependentsNearRelease) gets its flush within oban_pro.flush_delay, as every commit
-    // did before this look: it asks for nothing it did not.
-    for (const char *table : {"oban_workflow_edges", "oban_workflow_rows"}) {
-        Oid relation = get_relname_relid(table, schema);
-        if (!OidIsValid(relation) || pg_class_aclcheck(relation, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
-            return true;
+// after the statement began) is released by a flush at most oban_pro.fold_delay later. A role that
+// may not read the edges or the rows (only a statement that completes named steps needs to:
+// DependentsNearRelease) is answered yes, so its commit asks for a prompt flush as every commit did
+// before this look: it needs no privilege the statement did not.
+bool AnyJobWaitsOnWhole(Oid schema, List *workflows) {
+    Relation edges = OpenIfReadable(schema, "oban_workflow_edges");
+    if (edges == nullptr) return true;
+    Relation rows = OpenIfReadable(schema, "oban_workflow_rows");
+    if (rows == nullptr) {
+        table_close(edges, AccessShareLock);
+        return true;
     }
-    Relation edges = OpenExtensionTable(schema, "oban_workflow_edges", AccessShareLock, ACL_SELECT);
-    Relation rows = nullptr;
     AttrNumber edge_workflow = ExtensionTableColumn(RelationGetRelid(edges), "dep_workflow_id"),
                edge_name = ExtensionTableColumn(RelationGetRelid(edges), "dep_name");
     Oid edges_key = RelationGetPrimaryKeyIndex(edges);
     Snapshot snapshot = RegisterSnapshot(ActiveSnapshotSet() ? GetActiveSnapshot() : GetLatestSnapshot());
     Datum whole = CStringGetTextDatum("*");
-    auto has_edge = [&](Datum workflow_id, Datum name) {
+    auto waited_on_whole = [&](Datum workflow_id) {
         ScanKeyData key[2];
         EqualityKey(&key[0], edges, edge_workflow, F_TEXTEQ, workflow_id);
-        EqualityKey(&key[1], edges, edge_name, F_TEXTEQ, name);
+        EqualityKey(&key[1], edges, edge_name, F_TEXTEQ, whole);
         SysScanDesc scan = systable_beginscan(edges, edges_key, OidIsValid(edges_key), snapshot, 2, key);
         bool found = HeapTupleIsValid(systable_getnext(scan));
         systable_endscan(scan);
@@ -839,8 +851,6 @@ bool AnyJobWaitsOn(Oid schema, List *targets) {
     };
     // The workflow's parent (text), or 0 for none.
     auto parent_of = [&](Datum workflow_id) {
-        if (rows == nullptr)
-            rows = OpenExtensionTable(schema, "oban_workflow_rows", AccessShareLock, ACL_SELECT);
         ScanKeyData key;
         EqualityKey(&key, rows, ExtensionTableColumn(RelationGetRelid(rows), "id"), F_TEXTEQ, workflow_id);
         Oid rows_key = RelationGetPrimaryKeyIndex(rows);
@@ -857,24 +867,20 @@ bool AnyJobWaitsOn(Oid schema, List *targets) {
     };
     bool waited_on = false;
     ListCell *cell;
-    foreach (cell, targets) {
-        auto *target = static_cast<WaitTarget *>(lfirst(cell));
-        if (CompareText(target->name, whole) != 0) {
-            waited_on = has_edge(target->workflow_id, target->name);
-        } else {
-            waited_on = has_edge(target->workflow_id, whole);
-            // Sub-workflows nest at most kMaxNesting deep (src/core/workflow_spec.hpp); the bound
-            // only guards against a cycle of parent ids written by hand.
-            Datum ancestor = target->parent;
-            for (int depth = 0; depth < 64 && ancestor != (Datum)0 && !waited_on; depth++) {
-                waited_on = has_edge(ancestor, whole);
-                if (!waited_on) ancestor = parent_of(ancestor);
-            }
+    foreach (cell, workflows) {
+        auto *finished = static_cast<FinishedWorkflow *>(lfirst(cell));
+        waited_on = waited_on_whole(finished->workflow_id);
+        // Sub-workflows nest at most kMaxNesting deep (src/core/workflow_spec.hpp); the bound only
+        // guards against a cycle of parent ids written by hand.
+        Datum ancestor = finished->parent;
+        for (int depth = 0; depth < 64 && ancestor != (Datum)0 && !waited_on; depth++) {
+            waited_on = waited_on_whole(ancestor);
+            if (!waited_on) ancestor = parent_of(ancestor);
         }
         if (waited_on) break;
     }
     UnregisterSnapshot(snapshot);
-    if (rows != nullptr) table_close(rows, AccessShareLock);
+    table_close(rows, AccessShareLock);
     table_close(edges, AccessShareLock);
     return waited_on;
 }

@@ -34,15 +34,14 @@ constexpr int kAckReleaseDeps = 8;
 int64 *DependentsNearRelease(Oid schema, const Datum *workflow_ids, const Datum *names, int count, int limit,
                              int *found, bool *waited_on);
 
-// What a job may wait on: the step `name` of a workflow, or for the name "*" the whole workflow
-// (`parent`: its parent's id, or 0 for none; unused for a step). Texts.
-struct WaitTarget {
-    Datum workflow_id, name, parent;
+// A workflow whose jobs the statement finished: its id and its parent's (texts; 0 for none).
+struct FinishedWorkflow {
+    Datum workflow_id, parent;
 };
 
-// Whether any job waits on one of `targets` (WaitTarget *): on the step, or on the whole workflow or
-// a workflow it is a sub-workflow of.
-bool AnyJobWaitsOn(Oid schema, List *targets);
+// Whether any job waits on one of the `workflows` (FinishedWorkflow *) as a whole (a
+// [workflow_id, "*"] dep), or on a workflow it is a sub-workflow of.
+bool AnyJobWaitsOnWhole(Oid schema, List *workflows);
 
 // Releases those of `dependents` (DependentsNearRelease's) whose deps the current statement's
 // completed steps (as above) leave all completed, in a subtransaction that never waits on a lock;
