@@ -15,6 +15,8 @@
 //    oban_repair_workflows;
 //  * the journal rows of a step are consumed exactly once (deleted in the transaction that counts
 //    them), and a release is `UPDATE ... WHERE state = 'suspended'`, so a job is released once.
+#include <initializer_list>
+
 #include "pg/args.hpp"
 #include "pg/meta.hpp"
 #include "pg/restore.hpp"
@@ -24,6 +26,8 @@
 
 extern "C" {
 #include "access/genam.h"
+#include "access/itup.h"
+#include "access/relscan.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -252,52 +256,30 @@ Statement finished_trees{R"sql(
                          {TEXTARRAYOID},
                          true};
 
-// Counts down the waits of the dependents of finished deps. Each edge is consumed (deleted) as it
-// is counted, so a dep that finishes twice (retried after completing) counts once, and a wait's
-// count is exactly its edges left. Returns each dependent touched, whether nothing is left to wait
-// for, and whether a dep ended other than completed (then the precise check decides).
+// Counts down the waits of the dependents of finished deps, whose edges ConsumeEdges deleted ($1:
+// the dependents, $2: how many of each one's edges were consumed, $3: whether one of those deps
+// ended other than completed). Returns each dependent whose wait it found, whether nothing is left
+// to wait for, and whether a dep failed (then the precise check decides).
 //
 // Written so that no plan can join whole tables, as every statement here that reads the edges,
-// waits or journal by a list (`= ANY (ARRAY(...))`, an index condition, rather than `IN` or a
-// join): these tables churn, and a plan made from statistics taken while they were nearly empty
-// (edges "1 row") put a whole table on the outer side of a nested loop over the finished steps (a
-// 10,000-dep fan-in's flush: 27 s). Each finished step is one fenced primary-key probe (OFFSET 0:
-// the lateral subquery runs per step, never pulled up into a join), the edges are deleted by ctid,
-// a failed dep is looked up in a jsonb object rather than joined, and the waits are reached through
-// an indexable list of their ids, each finding its hits in a jsonb object too (joined to the hits,
-// a wait table that looked empty made the hits the inner side, scanned again for every wait).
+// waits or journal by a list (`= ANY ($1)`, an index condition, rather than `IN` or a join): these
+// tables churn, and a plan made from statistics taken while they were nearly empty can put a whole
+// table on the outer side of a nested loop (a 10,000-dep fan-in's flush once took 27 s). Each wait
+// finds its counts in a jsonb object keyed by job id, rather than by a join to the arrays (joined, a
+// wait table that looked empty made the arrays the inner side, scanned again for every wait).
 Statement count_down{R"sql(
-    WITH finished AS (
-        SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS f(workflow_id, name, state)
-    ), failed_steps AS (  -- {workflow_id: {name: true}} of the deps that ended other than completed
-        SELECT coalesce(jsonb_object_agg(workflow_id, names), '{}') AS by_workflow
-        FROM (SELECT workflow_id, jsonb_object_agg(name, true) AS names
-              FROM finished WHERE state <> 'completed' GROUP BY workflow_id) AS s
-    ), consumed AS (
-        DELETE FROM @extschema@.oban_workflow_edges AS e
-        WHERE e.ctid = ANY (ARRAY(
-            SELECT x.edge FROM finished AS f
-            CROSS JOIN LATERAL (
-                SELECT d.ctid AS edge FROM @extschema@.oban_workflow_edges AS d
-                WHERE d.dep_workflow_id = f.workflow_id AND d.dep_name = f.name
-                OFFSET 0) AS x))
-        RETURNING e.job_id, e.dep_workflow_id, e.dep_name
-    ), hits AS (
-        SELECT c.job_id, count(*)::int AS finished,
-               bool_or(coalesce((SELECT by_workflow FROM failed_steps) -> c.dep_workflow_id ? c.dep_name,
-                                false)) AS failed
-        FROM consumed AS c GROUP BY c.job_id
-    ), by_job AS (  -- {job_id: [finished, failed]}: each wait finds its hits by key, with no join
-        SELECT jsonb_object_agg(job_id::text, jsonb_build_array(finished, failed)) AS hit FROM hits
+    WITH by_job AS (  -- {job_id: [finished, failed]}
+        SELECT jsonb_object_agg(job_id::text, jsonb_build_array(finished, failed)) AS hit
+        FROM unnest($1::bigint[], $2::int[], $3::bool[]) AS h(job_id, finished, failed)
     )
     UPDATE @extschema@.oban_workflow_waits AS w
     SET remaining = w.remaining - ((SELECT hit FROM by_job) -> w.job_id::text ->> 0)::int
-    WHERE w.job_id = ANY (ARRAY(SELECT job_id FROM hits))
+    WHERE w.job_id = ANY ($1)
     RETURNING w.job_id,
               w.remaining <= 0 AND NOT ((SELECT hit FROM by_job) -> w.job_id::text ->> 1)::bool AS ready,
               ((SELECT hit FROM by_job) -> w.job_id::text ->> 1)::bool AS failed)sql",
                      3,
-                     {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID},
+                     {INT8ARRAYOID, INT4ARRAYOID, BOOLARRAYOID},
                      true};
 
 // Statements that pick jobs by id compare their state as text: written `state = 'suspended'`, a plan
@@ -730,13 +712,37 @@ void ReleaseInAckBody(void *arg) {
     EndSql();
 }
 
+// Index `index`, opened if its first key columns are `columns` (its table's attribute numbers);
+// nullptr otherwise, or if there is no such index.
+Relation OpenIndexOn(Oid index, std::initializer_list<AttrNumber> columns) {
+    if (!OidIsValid(index)) return nullptr;
+    Relation opened = index_open(index, AccessShareLock);
+    bool fits = opened->rd_index->indnkeyatts >= (int)columns.size();
+    int position = 0;
+    for (AttrNumber column : columns) fits = fits && opened->rd_index->indkey.values[position++] == column;
+    if (fits) return opened;
+    index_close(opened, AccessShareLock);
+    return nullptr;
+}
+
+// An equality key on column `column` (1-based) of `index`, for index_rescan.
+void IndexEqualityKey(ScanKey key, Relation index, AttrNumber column, RegProcedure equals, Datum value) {
+    ScanKeyInit(key, column, BTEqualStrategyNumber, equals, value);
+    key->sk_collation = index->rd_indcollation[column - 1];
+}
+
 }  // namespace
 
-// Primary-key lookups, an edge per step and a wait per edge, rather than an SPI statement: most
-// statements that complete workflow jobs have no dependent near release (the deps of a big fan-in,
-// the jobs of workflows without deps), and starting the executor for a statement cost more than the
-// lookups (bench/RESULTS.md, session 8). Sees what a statement run here would see. (Without their
-// primary keys, which the extension creates, the tables are scanned.)
+// Each step's edges are read from the edges' primary key (dep_workflow_id, dep_name, job_id) alone,
+// an index-only read that never visits the heap, and each dependent's wait by its primary key: one
+// index scan of each, restarted per key, rather than an SPI statement (whose executor start and
+// teardown cost more than the lookups: bench/RESULTS.md, session 8) or a scan begun and ended per
+// key (a btree scan's state is 27 kB to allocate). Reading the entries alone, an entry of an edge
+// that is dead, or not yet committed, names its job too: only a hint, which costs at most a
+// needless look at that job's wait, a prompt flush, or a release attempt that ReleaseInAck, reading
+// and locking under its snapshot, finds nothing to do for. No live edge is missed: every live row
+// has its entry. (Tables whose primary keys are gone or changed, which the extension never does,
+// are answered "waited on, none near": the flush then releases their dependents.)
 int64 *DependentsNearRelease(Oid schema, const Datum *workflow_ids, const Datum *names, int count, int limit,
                              int *found, bool *waited_on) {
     Relation edges = OpenExtensionTable(schema, "oban_workflow_edges", AccessShareLock, ACL_SELECT);
@@ -746,44 +752,53 @@ int64 *DependentsNearRelease(Oid schema, const Datum *workflow_ids, const Datum 
                edge_job = ExtensionTableColumn(RelationGetRelid(edges), "job_id");
     AttrNumber wait_job = ExtensionTableColumn(RelationGetRelid(waits), "job_id"),
                wait_remaining = ExtensionTableColumn(RelationGetRelid(waits), "remaining");
-    Oid edges_key = RelationGetPrimaryKeyIndex(edges), waits_key = RelationGetPrimaryKeyIndex(waits);
+    Relation edges_key = OpenIndexOn(RelationGetPrimaryKeyIndex(edges), {edge_workflow, edge_name, edge_job});
+    Relation waits_key = OpenIndexOn(RelationGetPrimaryKeyIndex(waits), {wait_job});
+    int capacity = 16;
+    int64 *near = static_cast<int64 *>(palloc(sizeof(int64) * capacity));
+    *found = 0;
+    *waited_on = false;
+    if (edges_key == nullptr || waits_key == nullptr || !index_can_return(edges_key, 3)) {
+        *waited_on = true;
+        if (edges_key != nullptr) index_close(edges_key, AccessShareLock);
+        if (waits_key != nullptr) index_close(waits_key, AccessShareLock);
+        table_close(waits, AccessShareLock);
+        table_close(edges, AccessShareLock);
+        return near;
+    }
     CommandCounterIncrement();  // as SPI does before a statement: this statement's changes are seen
     Snapshot snapshot = RegisterSnapshot(GetTransactionSnapshot());
+    IndexScanDesc edge_scan = index_beginscan(edges, edges_key, snapshot, 2, 0);
+    edge_scan->xs_want_itup = true;  // set before the first index_rescan, which allocates for it
+    IndexScanDesc wait_scan = index_beginscan(waits, waits_key, snapshot, 1, 0);
+    TupleTableSlot *wait_slot = table_slot_create(waits, nullptr);
     // The dependents whose wait was read and found far from release: the steps of a fan-in all
     // lead to one join, whose wait is read once. A few are enough (and keep each look-up short).
     constexpr int kFarRemembered = 16;
     int64 far[kFarRemembered];
     int far_count = 0;
-    int capacity = 16;
-    int64 *near = static_cast<int64 *>(palloc(sizeof(int64) * capacity));
-    *found = 0;
-    *waited_on = false;
     for (int i = 0; i < count; i++) {
         ScanKeyData step[2];
-        EqualityKey(&step[0], edges, edge_workflow, F_TEXTEQ, workflow_ids[i]);
-        EqualityKey(&step[1], edges, edge_name, F_TEXTEQ, names[i]);
-        SysScanDesc edge_scan =
-            systable_beginscan(edges, edges_key, OidIsValid(edges_key), snapshot, 2, step);
-        HeapTuple edge;
-        while (HeapTupleIsValid(edge = systable_getnext(edge_scan))) {
+        IndexEqualityKey(&step[0], edges_key, 1, F_TEXTEQ, workflow_ids[i]);
+        IndexEqualityKey(&step[1], edges_key, 2, F_TEXTEQ, names[i]);
+        index_rescan(edge_scan, step, 2, nullptr, 0);
+        while (index_getnext_tid(edge_scan, ForwardScanDirection) != nullptr) {
             bool is_null = false;
-            Datum job = heap_getattr(edge, edge_job, RelationGetDescr(edges), &is_null);
+            Datum job = index_getattr(edge_scan->xs_itup, 3, edge_scan->xs_itupdesc, &is_null);
             if (is_null) continue;
             *waited_on = true;
             bool known_far = false;
             for (int f = 0; f < far_count && !known_far; f++) known_far = far[f] == DatumGetInt64(job);
             if (known_far) continue;
             ScanKeyData waiting;
-            EqualityKey(&waiting, waits, wait_job, F_INT8EQ, job);
-            SysScanDesc wait_scan =
-                systable_beginscan(waits, waits_key, OidIsValid(waits_key), snapshot, 1, &waiting);
-            HeapTuple wait = systable_getnext(wait_scan);
+            IndexEqualityKey(&waiting, waits_key, 1, F_INT8EQ, job);
+            index_rescan(wait_scan, &waiting, 1, nullptr, 0);
             bool is_near = false;
-            if (HeapTupleIsValid(wait)) {
-                Datum remaining = heap_getattr(wait, wait_remaining, RelationGetDescr(waits), &is_null);
+            if (index_getnext_slot(wait_scan, ForwardScanDirection, wait_slot)) {
+                Datum remaining = slot_getattr(wait_slot, wait_remaining, &is_null);
                 is_near = !is_null && DatumGetInt32(remaining) <= limit;
             }
-            systable_endscan(wait_scan);
+            ExecClearTuple(wait_slot);
             if (!is_near) {
                 if (far_count < kFarRemembered) far[far_count++] = DatumGetInt64(job);
                 continue;
@@ -794,12 +809,17 @@ int64 *DependentsNearRelease(Oid schema, const Datum *workflow_ids, const Datum 
             }
             near[(*found)++] = DatumGetInt64(job);
         }
-        systable_endscan(edge_scan);
     }
+    ExecDropSingleTupleTableSlot(wait_slot);
+    index_endscan(wait_scan);
+    index_endscan(edge_scan);
     UnregisterSnapshot(snapshot);
+    index_close(waits_key, AccessShareLock);
+    index_close(edges_key, AccessShareLock);
     table_close(waits, AccessShareLock);
     table_close(edges, AccessShareLock);
-    // A job waiting on several of the steps is found once per step: sorted, each is kept once.
+    // A job waiting on several of the steps is found once per step (and an edge's dead and live
+    // entries once each): sorted, each is kept once.
     qsort(near, *found, sizeof(int64), CompareJobIds);
     int distinct = 0;
     for (int j = 0; j < *found; j++)
@@ -932,6 +952,142 @@ void LockOutFlushes(Oid schema) {
     Execute(&flush_lock, schema, nullptr, nullptr);
 }
 
+namespace {
+
+// A finished step of a flush's batch: its workflow id and name (texts), and whether it ended other
+// than completed (then its dependents get the precise check).
+struct FinishedStep {
+    Datum workflow_id, name;
+    bool failed;
+};
+
+int CompareFinishedSteps(const void *a, const void *b) {
+    auto *x = static_cast<const FinishedStep *>(a), *y = static_cast<const FinishedStep *>(b);
+    int order = CompareText(x->workflow_id, y->workflow_id);
+    return order != 0 ? order : CompareText(x->name, y->name);
+}
+
+// A consumed edge: the job it led to, and whether its dep failed.
+struct ConsumedEdge {
+    int64 job_id;
+    bool failed;
+};
+
+int CompareConsumedEdges(const void *a, const void *b) {
+    int64 x = static_cast<const ConsumedEdge *>(a)->job_id, y = static_cast<const ConsumedEdge *>(b)->job_id;
+    return x < y ? -1 : x > y ? 1 : 0;
+}
+
+// count_down's arguments: per dependent, how many of its edges were consumed, and whether a dep
+// that failed was among them.
+struct ConsumedByJob {
+    Datum job_ids, finished, failed;  // bigint[], int[], bool[]
+    int count;
+};
+
+// Deletes the edges from the finished steps (`count` of them: workflow ids, names and final
+// states, texts) to the jobs waiting on them, each edge once (a step listed twice counts once), as
+// `DELETE ... RETURNING` would under the statement's snapshot: an edge another transaction deleted
+// meanwhile (its job released or cancelled) is passed over once that transaction commits, or, with
+// a transaction snapshot, is a serialization failure. Done directly, a primary-key probe per step
+// and a delete per edge found, rather than by a statement: the statement's per-step subquery cost
+// a fan-in's flush 7 µs per dep (bench/RESULTS.md, session 17). The table is the extension's own:
+// no triggers, rules or policies. Asks the caller for what the DELETE would: SELECT and DELETE.
+ConsumedByJob ConsumeEdges(Oid schema, const Datum *workflow_ids, const Datum *names, const Datum *states,
+                           int count) {
+    auto *steps = static_cast<FinishedStep *>(palloc(sizeof(FinishedStep) * Max(count, 1)));
+    for (int i = 0; i < count; i++) {
+        text *state = DatumGetTextPP(states[i]);
+        bool completed = VARSIZE_ANY_EXHDR(state) == strlen("completed") &&
+                         memcmp(VARDATA_ANY(state), "completed", strlen("completed")) == 0;
+        steps[i] = FinishedStep{workflow_ids[i], names[i], !completed};
+    }
+    qsort(steps, count, sizeof(FinishedStep), CompareFinishedSteps);
+    int distinct = 0;
+    for (int i = 0; i < count; i++) {
+        if (distinct > 0 && CompareFinishedSteps(&steps[distinct - 1], &steps[i]) == 0)
+            steps[distinct - 1].failed = steps[distinct - 1].failed || steps[i].failed;
+        else
+            steps[distinct++] = steps[i];
+    }
+
+    Relation edges = OpenExtensionTable(schema, "oban_workflow_edges", RowExclusiveLock, ACL_DELETE);
+    AclResult readable = pg_class_aclcheck(RelationGetRelid(edges), GetUserId(), ACL_SELECT);
+    if (readable != ACLCHECK_OK) aclcheck_error(readable, OBJECT_TABLE, RelationGetRelationName(edges));
+    AttrNumber edge_workflow = ExtensionTableColumn(RelationGetRelid(edges), "dep_workflow_id"),
+               edge_name = ExtensionTableColumn(RelationGetRelid(edges), "dep_name"),
+               edge_job = ExtensionTableColumn(RelationGetRelid(edges), "job_id");
+    Relation key = OpenIndexOn(RelationGetPrimaryKeyIndex(edges), {edge_workflow, edge_name});
+    if (key == nullptr)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+                        errmsg("the primary key of %s is missing", RelationGetRelationName(edges)),
+                        errhint("The extension's tables were altered; reinstall or update the extension.")));
+    CommandCounterIncrement();  // as a statement would: what this transaction did so far is seen
+    Snapshot snapshot = RegisterSnapshot(GetTransactionSnapshot());
+    IndexScanDesc scan = index_beginscan(edges, key, snapshot, 2, 0);
+    TupleTableSlot *slot = table_slot_create(edges, nullptr);
+    CommandId command = GetCurrentCommandId(true);
+    int capacity = 16, consumed = 0;
+    auto *edges_consumed = static_cast<ConsumedEdge *>(palloc(sizeof(ConsumedEdge) * capacity));
+    for (int i = 0; i < distinct; i++) {
+        ScanKeyData step[2];
+        IndexEqualityKey(&step[0], key, 1, F_TEXTEQ, steps[i].workflow_id);
+        IndexEqualityKey(&step[1], key, 2, F_TEXTEQ, steps[i].name);
+        index_rescan(scan, step, 2, nullptr, 0);
+        while (index_getnext_slot(scan, ForwardScanDirection, slot)) {
+            bool is_null = false;
+            Datum job = slot_getattr(slot, edge_job, &is_null);
+            if (is_null) continue;
+            ItemPointerData tid = slot->tts_tid;
+            TM_FailureData failure;
+            TM_Result result =
+                table_tuple_delete(edges, &tid, command, snapshot, InvalidSnapshot, true, &failure, false);
+            if (result == TM_Updated || result == TM_Deleted) {
+                if (IsolationUsesXactSnapshot())
+                    ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+                                    errmsg("could not serialize access due to concurrent delete")));
+                continue;
+            }
+            if (result != TM_Ok) continue;  // TM_SelfModified: consumed by this flush already
+            if (consumed == capacity) {
+                capacity *= 2;
+                edges_consumed =
+                    static_cast<ConsumedEdge *>(repalloc(edges_consumed, sizeof(ConsumedEdge) * capacity));
+            }
+            edges_consumed[consumed++] = ConsumedEdge{DatumGetInt64(job), steps[i].failed};
+        }
+    }
+    ExecDropSingleTupleTableSlot(slot);
+    index_endscan(scan);
+    UnregisterSnapshot(snapshot);
+    index_close(key, AccessShareLock);
+    table_close(edges, NoLock);  // the lock is held to the end of the transaction
+
+    qsort(edges_consumed, consumed, sizeof(ConsumedEdge), CompareConsumedEdges);
+    ArrayBuildState *job_ids = initArrayResult(INT8OID, CurrentMemoryContext, false);
+    ArrayBuildState *finished = initArrayResult(INT4OID, CurrentMemoryContext, false);
+    ArrayBuildState *failed = initArrayResult(BOOLOID, CurrentMemoryContext, false);
+    ConsumedByJob result{0, 0, 0, 0};
+    for (int e = 0; e < consumed;) {
+        int end = e;
+        bool any_failed = false;
+        for (; end < consumed && edges_consumed[end].job_id == edges_consumed[e].job_id; end++)
+            any_failed = any_failed || edges_consumed[end].failed;
+        accumArrayResult(job_ids, Int64GetDatum(edges_consumed[e].job_id), false, INT8OID,
+                         CurrentMemoryContext);
+        accumArrayResult(finished, Int32GetDatum(end - e), false, INT4OID, CurrentMemoryContext);
+        accumArrayResult(failed, BoolGetDatum(any_failed), false, BOOLOID, CurrentMemoryContext);
+        result.count++;
+        e = end;
+    }
+    result.job_ids = makeArrayResult(job_ids, CurrentMemoryContext);
+    result.finished = makeArrayResult(finished, CurrentMemoryContext);
+    result.failed = makeArrayResult(failed, CurrentMemoryContext);
+    return result;
+}
+
+}  // namespace
+
 int64 FlushWorkflows(Oid schema, int limit) {
     // The flush reads a few rows of tables that only grow (a row per workflow, an edge per dep) or
     // churn (the journal, whose dead rows autovacuum clears only every minute or so): planned for
@@ -999,10 +1155,10 @@ int64 FlushWorkflows(Oid schema, int limit) {
             break;
         }
 
-        Datum count_args[3] = {makeArrayResult(step_workflows, CurrentMemoryContext),
-                               makeArrayResult(step_names, CurrentMemoryContext),
-                               makeArrayResult(step_states, CurrentMemoryContext)};
-        uint64 counted = Execute(&count_down, schema, count_args, nullptr);
+        ConsumedByJob hits =
+            ConsumeEdges(schema, step_workflows->dvalues, step_names->dvalues, step_states->dvalues, steps);
+        Datum count_args[3] = {hits.job_ids, hits.finished, hits.failed};
+        uint64 counted = hits.count > 0 ? Execute(&count_down, schema, count_args, nullptr) : 0;
         int64 *ready = static_cast<int64 *>(palloc(sizeof(int64) * Max(counted, 1)));
         int64 *to_check = static_cast<int64 *>(palloc(sizeof(int64) * Max(counted, 1)));
         int ready_count = 0, check_count = 0;

@@ -247,6 +247,23 @@ SELECT count(*) AS journal_rows, counts_exact('near') FROM oban_workflow_journal
 SELECT oban_flush_workflows() >= 0 AS flushed;
 SELECT * FROM steps('near') WHERE name IN ('eight', 'nine');  -- nine by the flush
 
+-- An install whose edges lost their primary key (altered by hand): the ack still commits and
+-- leaves its dependent to the flush, which says what is missing (42704) rather than scan the table.
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "keyless", "jobs": [{"name": "a", "worker": "W"},
+    {"name": "b", "worker": "W", "deps": ["a"]}]}');
+BEGIN;
+ALTER TABLE oban_workflow_edges DROP CONSTRAINT oban_workflow_edges_pkey;
+UPDATE oban_jobs SET state = 'executing', attempt = 1 WHERE meta->>'workflow_id' = 'keyless' AND meta->>'name' = 'a';
+UPDATE oban_jobs SET state = 'completed', completed_at = now() WHERE meta->>'workflow_id' = 'keyless' AND meta->>'name' = 'a';
+SELECT * FROM steps('keyless');
+SAVEPOINT flush;
+\set VERBOSITY sqlstate
+SELECT oban_flush_workflows();
+\set VERBOSITY default
+ROLLBACK TO flush;
+SELECT * FROM steps('keyless');
+ROLLBACK;
+
 -- One statement completing many steps: 200 two-step chains, and "pair"'s b waiting on two of the
 -- steps (found once per step, released once). Every b is released by the ack, before any flush.
 SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "pair", "jobs": [{"name": "a1", "worker": "W"},
