@@ -3,6 +3,9 @@
 extern "C" {
 #include "access/stratnum.h"
 #include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "executor/executor.h"
 #include "catalog/namespace.h"
 #include "catalog/objectaddress.h"
 #include "executor/tstoreReceiver.h"
@@ -208,6 +211,51 @@ AttrNumber ExtensionTableColumn(Oid relation, const char *column) {
                         errmsg("column \"%s\" of %s is missing", column, get_rel_name(relation)),
                         errhint("The extension's tables were altered; reinstall or update the extension.")));
     return number;
+}
+
+int CompareTexts(Datum a, Datum b) {
+    text *x = DatumGetTextPP(a), *y = DatumGetTextPP(b);
+    size_t x_length = VARSIZE_ANY_EXHDR(x), y_length = VARSIZE_ANY_EXHDR(y);
+    int order = memcmp(VARDATA_ANY(x), VARDATA_ANY(y), Min(x_length, y_length));
+    return order != 0 ? order : (x_length > y_length) - (x_length < y_length);
+}
+
+void OpenDirectInsert(DirectInsert *insert, Oid schema, const char *name) {
+    insert->relation = OpenExtensionTable(schema, name, RowExclusiveLock, ACL_INSERT);
+    insert->estate = CreateExecutorState();
+    insert->result = makeNode(ResultRelInfo);
+    InitResultRelInfo(insert->result, insert->relation, 1, nullptr, 0);
+    ExecOpenIndices(insert->result, false);
+    insert->slot = MakeSingleTupleTableSlot(RelationGetDescr(insert->relation), &TTSOpsVirtual);
+}
+
+TupleTableSlot *NewRow(DirectInsert *insert) {
+    TupleTableSlot *slot = insert->slot;
+    ExecClearTuple(slot);
+    for (int column = 0; column < slot->tts_tupleDescriptor->natts; column++) {
+        slot->tts_values[column] = (Datum)0;
+        slot->tts_isnull[column] = true;  // dropped columns stay NULL
+    }
+    return slot;
+}
+
+void SetColumn(TupleTableSlot *row, AttrNumber column, Datum value) {
+    row->tts_values[column - 1] = value;
+    row->tts_isnull[column - 1] = false;
+}
+
+void InsertRow(DirectInsert *insert) {
+    ExecStoreVirtualTuple(insert->slot);
+    table_tuple_insert(insert->relation, insert->slot, GetCurrentCommandId(true), 0, nullptr);
+    ExecInsertIndexTuples(insert->result, insert->slot, insert->estate, false, false, nullptr, NIL);
+    ResetPerTupleExprContext(insert->estate);
+}
+
+void CloseDirectInsert(DirectInsert *insert) {
+    ExecDropSingleTupleTableSlot(insert->slot);
+    ExecCloseIndices(insert->result);
+    FreeExecutorState(insert->estate);
+    table_close(insert->relation, NoLock);  // the lock is held to the end of the transaction
 }
 
 }  // namespace oban::pg

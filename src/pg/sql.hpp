@@ -7,6 +7,7 @@ extern "C" {
 #include "access/skey.h"
 #include "executor/spi.h"
 #include "funcapi.h"
+#include "nodes/execnodes.h"
 }
 
 namespace oban::pg {
@@ -78,5 +79,31 @@ AttrNumber ExtensionTableColumn(Oid relation, const char *column);
 // An equality key on `column` of `relation` for systable_beginscan (which maps it to the index's
 // column), compared with the column's collation.
 void EqualityKey(ScanKey key, Relation relation, AttrNumber column, RegProcedure equals, Datum value);
+
+// Two texts compared byte by byte (an order for sorting and searching, not the collation's).
+int CompareTexts(Datum a, Datum b);
+
+// Rows written straight into one of the extension's own tables and its indexes, as COPY does,
+// rather than by an INSERT statement, whose executor setup and teardown cost more than inserting a
+// handful of rows. Only for the extension's tables, which have no triggers, rules or policies: the
+// unique indexes are checked, and the caller sets every NOT NULL column; a column it does not set
+// is NULL, whatever its default.
+struct DirectInsert {
+    Relation relation;
+    EState *estate;
+    ResultRelInfo *result;
+    TupleTableSlot *slot;
+};
+
+// Opens the extension's table `name` for direct inserts, once the current user is found to hold
+// INSERT on it (the lock, RowExclusiveLock, is held to the end of the transaction).
+void OpenDirectInsert(DirectInsert *insert, Oid schema, const char *name);
+
+// The next row's slot, every column NULL: set columns with SetColumn, then InsertRow.
+TupleTableSlot *NewRow(DirectInsert *insert);
+void SetColumn(TupleTableSlot *row, AttrNumber column, Datum value);
+void InsertRow(DirectInsert *insert);
+
+void CloseDirectInsert(DirectInsert *insert);
 
 }  // namespace oban::pg

@@ -184,45 +184,69 @@ bool IsTrue(const RawField &field) {
     return field.kind == JsonKind::Boolean && field.text == "true";
 }
 
+// A dep of a job of the spec, for its edge: the job's workflow id and step name, and the dep's
+// (texts).
+struct JobDep {
+    Datum workflow_id, name, dep_workflow_id, dep_name;
+};
+
 struct Built {
     ArrayBuildState *workers, *args, *queues, *priorities, *max_attempts, *scheduled, *metas, *tags;
     int count;
+    List *deps;  // JobDep *, every dep of every job (oban_insert_workflow writes their edges)
 };
 
-// Appends `dep`, a dep of a step of workflow `owner`, as stored in meta.deps: a bare name for a
-// step of the same workflow (unless `absolute`), else a [workflow_id, name] pair.
-void AppendDep(StringInfo out, const core::WorkflowSpec &spec, char **ids, int owner,
-               const core::ResolvedDep &dep, bool absolute) {
-    const char *workflow_id = nullptr;
-    std::string_view name;
+// `dep`, a dep of a step of workflow `owner`, as meta.deps stores it: the workflow it names
+// (`external_workflow_id` when `workflow_id` is nullptr) and the step name ("*" for a whole
+// sub-workflow), bare (a name alone) for a step of the owner's own workflow unless `absolute`.
+struct StoredDep {
+    const char *workflow_id;
+    std::string_view external_workflow_id, name;
+    bool bare;
+};
+
+StoredDep Stored(const core::WorkflowSpec &spec, char **ids, int owner, const core::ResolvedDep &dep,
+                 bool absolute) {
     switch (dep.kind) {
         case core::ResolvedDep::Step:
-            workflow_id = ids[dep.workflow];
-            name = spec.workflows[dep.workflow].steps[dep.step].name.text;
-            break;
+            return {ids[dep.workflow], {}, spec.workflows[dep.workflow].steps[dep.step].name.text, !absolute};
         case core::ResolvedDep::SubWorkflow:
-            workflow_id = ids[dep.workflow];
-            name = "*";
-            absolute = true;
-            break;
+            return {ids[dep.workflow], {}, "*", false};
         case core::ResolvedDep::External:
-            workflow_id = dep.external_workflow_id.empty() ? ids[owner] : nullptr;
-            name = dep.name;
-            if (!dep.external_workflow_id.empty()) absolute = true;
             break;
     }
-    if (!absolute) {
-        AppendJsonString(out, name);
+    if (!dep.external_workflow_id.empty()) return {nullptr, dep.external_workflow_id, dep.name, false};
+    return {ids[owner], {}, dep.name, !absolute};
+}
+
+void AppendDep(StringInfo out, const StoredDep &dep) {
+    if (dep.bare) {
+        AppendJsonString(out, dep.name);
         return;
     }
     appendStringInfoChar(out, '[');
-    if (workflow_id != nullptr)
-        escape_json(out, workflow_id);
+    if (dep.workflow_id != nullptr)
+        escape_json(out, dep.workflow_id);
     else
         AppendJsonString(out, dep.external_workflow_id);
     appendStringInfoChar(out, ',');
-    AppendJsonString(out, name);
+    AppendJsonString(out, dep.name);
     appendStringInfoChar(out, ']');
+}
+
+// Appends `dep` to meta.deps being written in `out`, and to `job`'s deps in `built`.
+void AddDep(StringInfo out, bool *first, Built *built, const JobDep &job, const StoredDep &dep) {
+    if (!*first) appendStringInfoChar(out, ',');
+    *first = false;
+    AppendDep(out, dep);
+    auto *edge = static_cast<JobDep *>(palloc(sizeof(JobDep)));
+    *edge = job;
+    edge->dep_workflow_id = dep.workflow_id != nullptr
+                                ? CStringGetTextDatum(dep.workflow_id)
+                                : PointerGetDatum(cstring_to_text_with_len(
+                                      dep.external_workflow_id.data(), (int)dep.external_workflow_id.size()));
+    edge->dep_name = PointerGetDatum(cstring_to_text_with_len(dep.name.data(), (int)dep.name.size()));
+    built->deps = lappend(built->deps, edge);
 }
 
 // A step with no dep inside its own workflow starts the workflow.
@@ -233,18 +257,16 @@ bool IsRoot(const core::WorkflowSpec &spec, int workflow, int step) {
     return true;
 }
 
-// Appends the deps a root job of sub-workflow `workflow` inherits from its entry (and from the
+// Adds the deps a root job of sub-workflow `workflow` inherits from its entry (and from the
 // entry's own entry, when the entry is itself a root), as [workflow_id, name] pairs.
-void AppendInheritedDeps(StringInfo out, const core::WorkflowSpec &spec, char **ids, int workflow,
-                         bool *first) {
+void AddInheritedDeps(StringInfo out, bool *first, Built *built, const JobDep &job,
+                      const core::WorkflowSpec &spec, char **ids, int workflow) {
     const core::RawWorkflow &sub = spec.workflows[workflow];
     if (sub.parent < 0) return;
-    for (const core::ResolvedDep &dep : spec.DepsOf(sub.parent, sub.parent_step)) {
-        if (!*first) appendStringInfoChar(out, ',');
-        *first = false;
-        AppendDep(out, spec, ids, sub.parent, dep, true);
-    }
-    if (IsRoot(spec, sub.parent, sub.parent_step)) AppendInheritedDeps(out, spec, ids, sub.parent, first);
+    for (const core::ResolvedDep &dep : spec.DepsOf(sub.parent, sub.parent_step))
+        AddDep(out, first, built, job, Stored(spec, ids, sub.parent, dep, true));
+    if (IsRoot(spec, sub.parent, sub.parent_step))
+        AddInheritedDeps(out, first, built, job, spec, ids, sub.parent);
 }
 
 // Workflow-level options every job of the spec carries in its meta.
@@ -273,13 +295,14 @@ void BuildJobs(const core::WorkflowSpec &spec, char **ids, const Options &top, B
             AppendJsonString(&meta, step.name.text);
             appendStringInfoString(&meta, ",\"deps\":[");
             bool first = true;
-            for (const core::ResolvedDep &dep : spec.DepsOf((int)w, (int)s)) {
-                if (!first) appendStringInfoChar(&meta, ',');
-                first = false;
-                AppendDep(&meta, spec, ids, (int)w, dep, false);
-            }
+            JobDep job{
+                CStringGetTextDatum(ids[w]),
+                PointerGetDatum(cstring_to_text_with_len(step.name.text.data(), (int)step.name.text.size())),
+                (Datum)0, (Datum)0};
+            for (const core::ResolvedDep &dep : spec.DepsOf((int)w, (int)s))
+                AddDep(&meta, &first, built, job, Stored(spec, ids, (int)w, dep, false));
             if (workflow.parent >= 0 && IsRoot(spec, (int)w, (int)s))
-                AppendInheritedDeps(&meta, spec, ids, (int)w, &first);
+                AddInheritedDeps(&meta, &first, built, job, spec, ids, (int)w);
             appendStringInfoChar(&meta, ']');
             if (workflow.parent >= 0) {
                 appendStringInfoString(&meta, ",\"sup_workflow_id\":");
@@ -360,8 +383,9 @@ Statement insert_jobs{R"sql(
                        JSONBARRAYOID, JSONBARRAYOID}};
 
 // The same insert when every dep of the spec is a job or sub-workflow of the spec itself: those are
-// all new, hence pending, so the jobs with deps go in suspended and their waits and edges are
-// written in bulk, rather than checked row by row by the insert trigger (which this skips).
+// all new, hence pending, so the jobs with deps go in suspended, and oban_insert_workflow writes
+// their waits and edges itself (WriteWaitsAndEdges) rather than the insert trigger checking each
+// job's deps (which this skips).
 Statement insert_new_jobs{R"sql(
     WITH inserted AS (
         INSERT INTO @extschema@.oban_jobs (worker, args, queue, priority, max_attempts, scheduled_at, state, meta, tags)
@@ -374,23 +398,102 @@ Statement insert_new_jobs{R"sql(
         FROM unnest($1::text[], $2::jsonb[], $3::text[], $4::int[], $5::int[], $6::text[], $7::jsonb[], $8::jsonb[])
              WITH ORDINALITY AS j(worker, args, queue, priority, max_attempts, scheduled_at, meta, tags, position)
         ORDER BY j.position
-        RETURNING id, meta, state
-    ), targets AS (
-        SELECT DISTINCT i.id, i.meta->>'workflow_id' AS workflow_id,
-               CASE jsonb_typeof(dep) WHEN 'string' THEN i.meta->>'workflow_id' ELSE dep->>0 END AS dep_workflow_id,
-               CASE jsonb_typeof(dep) WHEN 'string' THEN dep#>>'{}' ELSE dep->>1 END AS dep_name
-        FROM inserted AS i, jsonb_array_elements(i.meta->'deps') AS dep
-    ), edges AS (
-        INSERT INTO @extschema@.oban_workflow_edges (dep_workflow_id, dep_name, job_id)
-        SELECT dep_workflow_id, dep_name, id FROM targets
-    ), waits AS (
-        INSERT INTO @extschema@.oban_workflow_waits (job_id, workflow_id, remaining)
-        SELECT id, workflow_id, count(*) FROM targets GROUP BY id, workflow_id
+        RETURNING id, meta->>'workflow_id' AS workflow_id, meta->>'name' AS name, state
     )
-    SELECT id, meta->>'workflow_id', meta->>'name', state, false FROM inserted ORDER BY id)sql",
+    SELECT id, workflow_id, name, state, false FROM inserted ORDER BY id)sql",
                           8,
                           {TEXTARRAYOID, JSONBARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID,
                            TEXTARRAYOID, JSONBARRAYOID, JSONBARRAYOID}};
+
+// An inserted job (insert_new_jobs's row): its id, workflow id and step name.
+struct InsertedJob {
+    int64 id;
+    Datum workflow_id, name;
+};
+
+int CompareInsertedJobs(const void *a, const void *b) {
+    auto *x = static_cast<const InsertedJob *>(a), *y = static_cast<const InsertedJob *>(b);
+    int order = CompareTexts(x->workflow_id, y->workflow_id);
+    return order != 0 ? order : CompareTexts(x->name, y->name);
+}
+
+// An edge to write: the waiting job and the dep (texts).
+struct NewEdge {
+    int64 job_id;
+    Datum workflow_id, dep_workflow_id, dep_name;
+};
+
+int CompareNewEdges(const void *a, const void *b) {
+    auto *x = static_cast<const NewEdge *>(a), *y = static_cast<const NewEdge *>(b);
+    if (x->job_id != y->job_id) return x->job_id < y->job_id ? -1 : 1;
+    int order = CompareTexts(x->dep_workflow_id, y->dep_workflow_id);
+    return order != 0 ? order : CompareTexts(x->dep_name, y->dep_name);
+}
+
+// Writes the waits and edges of the jobs insert_new_jobs inserted (`rows`, `count` of them: id,
+// workflow_id, name, ...): an edge from each distinct dep of each job (`deps`, JobDep *) and a wait
+// counting them, as the insert trigger would have for deps still pending. Straight into the tables
+// (DirectInsert), not by INSERT statements: for a small workflow, those statements' executor setup
+// (a DISTINCT and a GROUP BY over the jobs' deps) cost more than their rows (bench/RESULTS.md,
+// session 17). Jobs are matched to their deps by workflow id and step name, unique in a spec.
+void WriteWaitsAndEdges(Oid schema, List *deps, SPITupleTable *rows, uint64 count) {
+    if (deps == NIL) return;
+    auto *jobs = static_cast<InsertedJob *>(palloc(sizeof(InsertedJob) * Max(count, 1)));
+    for (uint64 r = 0; r < count; r++) {
+        bool id_null = false, workflow_null = false, name_null = false;
+        jobs[r].id = DatumGetInt64(SPI_getbinval(rows->vals[r], rows->tupdesc, 1, &id_null));
+        jobs[r].workflow_id = SPI_getbinval(rows->vals[r], rows->tupdesc, 2, &workflow_null);
+        jobs[r].name = SPI_getbinval(rows->vals[r], rows->tupdesc, 3, &name_null);
+        if (id_null || workflow_null || name_null)
+            elog(ERROR, "an inserted workflow job has no id, workflow or name");
+    }
+    qsort(jobs, count, sizeof(InsertedJob), CompareInsertedJobs);
+
+    auto *edges = static_cast<NewEdge *>(palloc(sizeof(NewEdge) * list_length(deps)));
+    int edge_count = 0;
+    ListCell *cell;
+    foreach (cell, deps) {
+        auto *dep = static_cast<JobDep *>(lfirst(cell));
+        InsertedJob key{0, dep->workflow_id, dep->name};
+        auto *job =
+            static_cast<InsertedJob *>(bsearch(&key, jobs, count, sizeof(InsertedJob), CompareInsertedJobs));
+        if (job == nullptr) elog(ERROR, "a workflow job with deps was not inserted");
+        edges[edge_count++] = NewEdge{job->id, dep->workflow_id, dep->dep_workflow_id, dep->dep_name};
+    }
+    qsort(edges, edge_count, sizeof(NewEdge), CompareNewEdges);
+
+    DirectInsert edge_table{}, wait_table{};
+    OpenDirectInsert(&edge_table, schema, "oban_workflow_edges");
+    OpenDirectInsert(&wait_table, schema, "oban_workflow_waits");
+    Oid edges_id = RelationGetRelid(edge_table.relation), waits_id = RelationGetRelid(wait_table.relation);
+    AttrNumber edge_workflow = ExtensionTableColumn(edges_id, "dep_workflow_id"),
+               edge_name = ExtensionTableColumn(edges_id, "dep_name"),
+               edge_job = ExtensionTableColumn(edges_id, "job_id");
+    AttrNumber wait_job = ExtensionTableColumn(waits_id, "job_id"),
+               wait_workflow = ExtensionTableColumn(waits_id, "workflow_id"),
+               wait_remaining = ExtensionTableColumn(waits_id, "remaining");
+    for (int e = 0; e < edge_count;) {
+        int remaining = 0, end = e;
+        for (; end < edge_count && edges[end].job_id == edges[e].job_id; end++) {
+            if (end > e && CompareNewEdges(&edges[end - 1], &edges[end]) == 0)
+                continue;  // a dep listed twice
+            TupleTableSlot *row = NewRow(&edge_table);
+            SetColumn(row, edge_workflow, edges[end].dep_workflow_id);
+            SetColumn(row, edge_name, edges[end].dep_name);
+            SetColumn(row, edge_job, Int64GetDatum(edges[end].job_id));
+            InsertRow(&edge_table);
+            remaining++;
+        }
+        TupleTableSlot *row = NewRow(&wait_table);
+        SetColumn(row, wait_job, Int64GetDatum(edges[e].job_id));
+        SetColumn(row, wait_workflow, edges[e].workflow_id);
+        SetColumn(row, wait_remaining, Int32GetDatum(remaining));
+        InsertRow(&wait_table);
+        e = end;
+    }
+    CloseDirectInsert(&wait_table);
+    CloseDirectInsert(&edge_table);
+}
 
 // Whether every dep of the spec (and so every dep a sub-workflow inherits) lies inside the spec.
 bool AllDepsInside(const core::WorkflowSpec &spec) {
@@ -470,7 +573,8 @@ void InsertSpec(Oid schema, const core::WorkflowSpec &spec, const char *top_id, 
                 initArrayResult(TEXTOID, context, false),
                 initArrayResult(JSONBOID, context, false),
                 initArrayResult(JSONBOID, context, false),
-                0};
+                0,
+                NIL};
     BuildJobs(spec, ids, top, &built);
 
     Datum values[8] = {
@@ -492,6 +596,7 @@ void InsertSpec(Oid schema, const core::WorkflowSpec &spec, const char *top_id, 
         workflow_deps_prepared = true;  // reset at the end of the statement or on error
         inserted = Execute(&insert_new_jobs, schema, values, nullptr);
         workflow_deps_prepared = false;
+        WriteWaitsAndEdges(schema, built.deps, SPI_tuptable, inserted);
     } else {
         inserted = Execute(&insert_jobs, schema, values, nullptr);
     }

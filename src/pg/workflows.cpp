@@ -484,18 +484,10 @@ struct Dependent {
     int dep_count;
 };
 
-// Two texts compared byte by byte (any consistent order will do: only equality matters).
-int CompareText(Datum a, Datum b) {
-    text *x = DatumGetTextPP(a), *y = DatumGetTextPP(b);
-    size_t x_length = VARSIZE_ANY_EXHDR(x), y_length = VARSIZE_ANY_EXHDR(y);
-    int order = memcmp(VARDATA_ANY(x), VARDATA_ANY(y), Min(x_length, y_length));
-    return order != 0 ? order : (x_length > y_length) - (x_length < y_length);
-}
-
 int CompareSteps(const void *a, const void *b) {
     auto *x = static_cast<const CompletedStep *>(a), *y = static_cast<const CompletedStep *>(b);
-    int order = CompareText(x->name, y->name);
-    return order != 0 ? order : CompareText(x->workflow_id, y->workflow_id);
+    int order = CompareTexts(x->name, y->name);
+    return order != 0 ? order : CompareTexts(x->workflow_id, y->workflow_id);
 }
 
 // Whether the ack completed the step (workflow_id, name): a bulk ack may have completed thousands.
@@ -963,8 +955,8 @@ struct FinishedStep {
 
 int CompareFinishedSteps(const void *a, const void *b) {
     auto *x = static_cast<const FinishedStep *>(a), *y = static_cast<const FinishedStep *>(b);
-    int order = CompareText(x->workflow_id, y->workflow_id);
-    return order != 0 ? order : CompareText(x->name, y->name);
+    int order = CompareTexts(x->workflow_id, y->workflow_id);
+    return order != 0 ? order : CompareTexts(x->name, y->name);
 }
 
 // A consumed edge: the job it led to, and whether its dep failed.

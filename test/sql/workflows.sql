@@ -247,6 +247,15 @@ SELECT count(*) AS journal_rows, counts_exact('near') FROM oban_workflow_journal
 SELECT oban_flush_workflows() >= 0 AS flushed;
 SELECT * FROM steps('near') WHERE name IN ('eight', 'nine');  -- nine by the flush
 
+-- A dep named three times (by name, twice, and as [workflow_id, name]) is one edge, and the wait
+-- counts it once beside the sub-workflow's.
+SELECT name, state FROM oban_insert_workflow('{"workflow_id": "thrice", "jobs": [{"name": "a", "worker": "W"},
+    {"name": "s", "workflow": {"jobs": [{"name": "x", "worker": "W"}]}},
+    {"name": "b", "worker": "W", "deps": ["a", "a", ["thrice", "a"], "s"]}]}');
+SELECT w.remaining, array_agg(e.dep_name ORDER BY e.dep_name) AS edges
+FROM oban_workflow_waits AS w JOIN oban_workflow_edges AS e USING (job_id)
+WHERE w.workflow_id = 'thrice' GROUP BY w.remaining;
+
 -- An install whose edges lost their primary key (altered by hand): the ack still commits and
 -- leaves its dependent to the flush, which says what is missing (42704) rather than scan the table.
 SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "keyless", "jobs": [{"name": "a", "worker": "W"},
