@@ -27,6 +27,31 @@ ALTER TABLE @extschema@.oban_workflow_rows ADD COLUMN prune_retry boolean NOT NU
 CREATE INDEX oban_workflow_rows_prune_retry_index ON @extschema@.oban_workflow_rows (id)
     WHERE prune_retry;
 
+-- oban_jobs_workflow_index gets `state` as a third key (why: the install script). Rebuilt when it is
+-- the index 0.6.0 made (the two keys and the predicate, exactly); any other index of that name, one
+-- an adopted table came with, is kept as it is. The build keeps writers to oban_jobs out (readers go
+-- on) until the update commits.
+DO $workflow_index$
+DECLARE
+    made_by_0_6_0 boolean;
+BEGIN
+    SELECT i.indnkeyatts = 2
+           AND pg_catalog.pg_get_indexdef(i.indexrelid, 1, false) = '((meta ->> ''workflow_id''::text))'
+           AND pg_catalog.pg_get_indexdef(i.indexrelid, 2, false) = '((meta ->> ''name''::text))'
+           AND pg_catalog.pg_get_expr(i.indpred, i.indrelid) = '(meta ? ''workflow_id''::text)'
+    INTO made_by_0_6_0
+    FROM pg_catalog.pg_index AS i
+    WHERE i.indexrelid = pg_catalog.to_regclass('@extschema@.oban_jobs_workflow_index')
+      AND i.indrelid = '@extschema@.oban_jobs'::pg_catalog.regclass;
+    IF made_by_0_6_0 THEN
+        DROP INDEX @extschema@.oban_jobs_workflow_index;
+        CREATE INDEX oban_jobs_workflow_index
+            ON @extschema@.oban_jobs ((meta->>'workflow_id'), (meta->>'name'), state)
+            WHERE meta ? 'workflow_id';
+    END IF;
+END
+$workflow_index$;
+
 -- As for every function of the extension: no EXECUTE for PUBLIC (README "Security").
 REVOKE ALL ON FUNCTION @extschema@.oban_errors_append(jsonb, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.oban_errors_append(jsonb[], jsonb) FROM PUBLIC;

@@ -400,12 +400,19 @@ CREATE TRIGGER oban_jobs_available_moved
 -- committed work at any moment.
 -------------------------------------------------------------------------------------------------------
 
--- (On an adopted table an index of the same name is kept as it is, as for oban-py's indexes.)
+-- A workflow's jobs by workflow id and step name, for Oban Web and the extension's own look-ups
+-- (which use those two keys). `state` is a third key so that a job's state change, which is never a
+-- HOT update (`state` is in Oban's fetch index), gives the new row version an entry under a new key:
+-- with two keys the entry's key was unchanged, and B-tree's bottom-up deletion, run whenever such an
+-- entry finds its leaf page full, checked the heap for dead versions at a cost of about 7% of the
+-- CPU of a workload of many workflows (bench/RESULTS.md, session 17). The old entries are left to
+-- VACUUM instead, and the index is bigger between vacuums. (On an adopted table an index of the
+-- same name is kept as it is, as for oban-py's indexes.)
 DO $workflow_index$
 BEGIN
     IF pg_catalog.to_regclass('@extschema@.oban_jobs_workflow_index') IS NULL THEN
         CREATE INDEX oban_jobs_workflow_index
-            ON @extschema@.oban_jobs ((meta->>'workflow_id'), (meta->>'name'))
+            ON @extschema@.oban_jobs ((meta->>'workflow_id'), (meta->>'name'), state)
             WHERE meta ? 'workflow_id';
     END IF;
 END

@@ -102,6 +102,20 @@ SQL
     [ "$checked" -gt 0 ] && [ "$mismatches" = 0 ] || fail "$old: counts differ from a recount"
     psql_q -c "DROP DATABASE $db"
 done
+# An oban_jobs_workflow_index the old version did not make (say, an adopted table's own) is kept as
+# it is: only the old version's own index gets 0.6.1's third key.
+for old in $older; do
+    db=upgrade_kept_${old//./_}
+    psql_q -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+    psql_q -d "$db" -c "CREATE SCHEMA oban" -c "CREATE EXTENSION oban_pro SCHEMA oban VERSION '$old'" \
+        -c "DROP INDEX oban.oban_jobs_workflow_index" \
+        -c "CREATE INDEX oban_jobs_workflow_index ON oban.oban_jobs ((meta->>'workflow_id')) WHERE meta ? 'workflow_id'" \
+        -c "ALTER EXTENSION oban_pro UPDATE"
+    kept=$(q -d "$db" -c "SELECT pg_get_indexdef('oban.oban_jobs_workflow_index'::regclass)")
+    echo "$old, an index of its own: $kept"
+    [[ "$kept" == *"btree (((meta ->> 'workflow_id'::text))) WHERE"* ]] || fail "$old: the update replaced an index it did not make"
+    psql_q -c "DROP DATABASE $db"
+done
 psql_q -c "DROP DATABASE upgrade_fresh"
 [ "$failed" = 0 ] && echo "upgrade: ok"
 exit "$failed"
