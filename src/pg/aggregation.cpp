@@ -34,12 +34,15 @@ extern "C" {
 #include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
+#include "miscadmin.h"
 #include "optimizer/optimizer.h"
 #include "rewrite/rewriteHandler.h"
 #include "storage/lmgr.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
+#include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
 #include "utils/hsearch.h"
@@ -695,7 +698,152 @@ void OnSubtransactionEvent(SubXactEvent event, SubTransactionId subid, SubTransa
     }
 }
 
+// --- taking journal rows for the flush --------------------------------------------------------
+
+// One taken journal row's deltas; merged, a workflow's.
+struct TakenDelta {
+    Datum workflow_id;  // text
+    int32 counts[kStateCount];
+    bool started;
+    Timestamp started_at, recorded_at;
+};
+
+int CompareTakenDeltas(const void *a, const void *b) {
+    return CompareTexts(static_cast<const TakenDelta *>(a)->workflow_id,
+                        static_cast<const TakenDelta *>(b)->workflow_id);
+}
+
+// Appends the finished steps a journal row records (its finished_names and finished_states).
+void AppendFinishedSteps(Datum workflow_id, Datum names, Datum states, ArrayBuildState *step_workflows,
+                         ArrayBuildState *step_names, ArrayBuildState *step_states, int *steps) {
+    Datum *name_values, *state_values;
+    bool *name_nulls, *state_nulls;
+    int name_count, state_count;
+    deconstruct_array(DatumGetArrayTypeP(names), TEXTOID, -1, false, TYPALIGN_INT, &name_values, &name_nulls,
+                      &name_count);
+    deconstruct_array(DatumGetArrayTypeP(states), TEXTOID, -1, false, TYPALIGN_INT, &state_values,
+                      &state_nulls, &state_count);
+    for (int i = 0; i < name_count && i < state_count; i++) {
+        if (name_nulls[i] || state_nulls[i]) continue;
+        accumArrayResult(step_workflows, workflow_id, false, TEXTOID, CurrentMemoryContext);
+        accumArrayResult(step_names, name_values[i], false, TEXTOID, CurrentMemoryContext);
+        accumArrayResult(step_states, state_values[i], false, TEXTOID, CurrentMemoryContext);
+        (*steps)++;
+    }
+}
+
 }  // namespace
+
+// The oldest rows by id, through the journal's primary key, each deleted as it is read: only a
+// flush deletes journal rows (and the TRUNCATE trigger and the prune of finished workflows, which
+// the flush's locks keep out), so no row needs a lock first (locking cost a WAL record and a heap
+// write per row). Done directly rather than by a DELETE ... RETURNING whose rows a statement then
+// grouped, unnested and returned through SPI: that statement was most of the worker's time under
+// small workflows (bench/RESULTS.md, session 17). The caller's DELETE and SELECT privileges are
+// checked as the statement would.
+JournalBatch TakeJournalRows(Oid schema, int limit, ArrayBuildState *step_workflows,
+                             ArrayBuildState *step_names, ArrayBuildState *step_states, int *steps) {
+    Relation journal = OpenExtensionTable(schema, "oban_workflow_journal", RowExclusiveLock, ACL_DELETE);
+    AclResult readable = pg_class_aclcheck(RelationGetRelid(journal), GetUserId(), ACL_SELECT);
+    if (readable != ACLCHECK_OK) aclcheck_error(readable, OBJECT_TABLE, RelationGetRelationName(journal));
+    const JournalShape &shape = ShapeOf(journal);
+    Relation key = OpenIndexOn(RelationGetPrimaryKeyIndex(journal), {shape.id});
+    if (key == nullptr)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+                        errmsg("the primary key of %s is missing", RelationGetRelationName(journal)),
+                        errhint("The extension's tables were altered; reinstall or update the extension.")));
+    CommandCounterIncrement();  // as a statement would: what this transaction did so far is seen
+    Snapshot snapshot = RegisterSnapshot(GetTransactionSnapshot());
+    IndexScanDesc scan = index_beginscan(journal, key, snapshot, 0, 0);
+    index_rescan(scan, nullptr, 0, nullptr, 0);
+    TupleTableSlot *slot = table_slot_create(journal, nullptr);
+    CommandId command = GetCurrentCommandId(true);
+    auto *deltas = static_cast<TakenDelta *>(palloc(sizeof(TakenDelta) * Max(limit, 1)));
+    JournalBatch batch{};
+    while (batch.taken < limit && index_getnext_slot(scan, ForwardScanDirection, slot)) {
+        ItemPointerData tid = slot->tts_tid;
+        TM_FailureData failure;
+        TM_Result result =
+            table_tuple_delete(journal, &tid, command, snapshot, InvalidSnapshot, true, &failure, false);
+        if (result == TM_Updated || result == TM_Deleted) {
+            if (IsolationUsesXactSnapshot())
+                ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+                                errmsg("could not serialize access due to concurrent delete")));
+            continue;
+        }
+        if (result != TM_Ok) continue;
+        slot_getallattrs(slot);
+        auto value = [slot](AttrNumber column, bool *is_null) {
+            *is_null = slot->tts_isnull[column - 1];
+            return slot->tts_values[column - 1];
+        };
+        bool is_null = false;
+        TakenDelta &delta = deltas[batch.taken++];
+        delta.workflow_id = datumCopy(value(shape.workflow_id, &is_null), false, -1);
+        for (int s = 0; s < kStateCount; s++) {
+            Datum count = value(shape.counts[s], &is_null);
+            delta.counts[s] = is_null ? 0 : DatumGetInt32(count);
+        }
+        Datum started_at = value(shape.started_at, &is_null);
+        delta.started = !is_null;
+        delta.started_at = is_null ? 0 : DatumGetTimestamp(started_at);
+        delta.recorded_at = DatumGetTimestamp(value(shape.recorded_at, &is_null));
+        bool names_null = false, states_null = false;
+        Datum names = value(shape.finished_names, &names_null),
+              states = value(shape.finished_states, &states_null);
+        if (!names_null && !states_null)
+            AppendFinishedSteps(delta.workflow_id, names, states, step_workflows, step_names, step_states,
+                                steps);
+    }
+    ExecDropSingleTupleTableSlot(slot);
+    index_endscan(scan);
+    UnregisterSnapshot(snapshot);
+    index_close(key, AccessShareLock);
+    table_close(journal, NoLock);  // the lock is held to the end of the transaction
+
+    // Per workflow: the sums of its rows' deltas, its earliest start and its latest record.
+    qsort(deltas, batch.taken, sizeof(TakenDelta), CompareTakenDeltas);
+    int workflows = 0;
+    for (int64 r = 0; r < batch.taken; r++) {
+        if (workflows > 0 && CompareTakenDeltas(&deltas[workflows - 1], &deltas[r]) == 0) {
+            TakenDelta &into = deltas[workflows - 1];
+            for (int s = 0; s < kStateCount; s++) into.counts[s] += deltas[r].counts[s];
+            if (deltas[r].started && (!into.started || deltas[r].started_at < into.started_at)) {
+                into.started = true;
+                into.started_at = deltas[r].started_at;
+            }
+            into.recorded_at = Max(into.recorded_at, deltas[r].recorded_at);
+        } else {
+            deltas[workflows++] = deltas[r];
+        }
+    }
+    ArrayBuildState *ids = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+    ArrayBuildState *counts[kStateCount + 1];
+    for (int c = 0; c <= kStateCount; c++) counts[c] = initArrayResult(INT4OID, CurrentMemoryContext, false);
+    ArrayBuildState *started = initArrayResult(TIMESTAMPOID, CurrentMemoryContext, false);
+    ArrayBuildState *recorded = initArrayResult(TIMESTAMPOID, CurrentMemoryContext, false);
+    for (int w = 0; w < workflows; w++) {
+        const TakenDelta &delta = deltas[w];
+        accumArrayResult(ids, delta.workflow_id, false, TEXTOID, CurrentMemoryContext);
+        int32 unfinished = 0;
+        for (int s = 0; s < kStateCount; s++) {
+            accumArrayResult(counts[s], Int32GetDatum(delta.counts[s]), false, INT4OID, CurrentMemoryContext);
+            if (!IsFinished(static_cast<JobState>(s))) unfinished += delta.counts[s];
+        }
+        accumArrayResult(counts[kStateCount], Int32GetDatum(unfinished), false, INT4OID,
+                         CurrentMemoryContext);
+        accumArrayResult(started, TimestampGetDatum(delta.started_at), !delta.started, TIMESTAMPOID,
+                         CurrentMemoryContext);
+        accumArrayResult(recorded, TimestampGetDatum(delta.recorded_at), false, TIMESTAMPOID,
+                         CurrentMemoryContext);
+    }
+    batch.fold_args[0] = makeArrayResult(ids, CurrentMemoryContext);
+    for (int c = 0; c <= kStateCount; c++)
+        batch.fold_args[1 + c] = makeArrayResult(counts[c], CurrentMemoryContext);
+    batch.fold_args[2 + kStateCount] = makeArrayResult(started, CurrentMemoryContext);
+    batch.fold_args[3 + kStateCount] = makeArrayResult(recorded, CurrentMemoryContext);
+    return batch;
+}
 
 void InitAggregation() {
     RegisterXactCallback(OnTransactionEvent, nullptr);

@@ -1,5 +1,10 @@
 // Workflow counts: the journal written by the oban_jobs triggers (aggregation.cpp).
 #pragma once
+#include "pg/boundary.hpp"
+
+extern "C" {
+#include "utils/array.h"
+}
 
 struct TriggerData;
 
@@ -11,5 +16,21 @@ void InitAggregation();
 // Records, for the statement's journal, what an AFTER ROW trigger's insert, state change or delete
 // of a workflow job did to its workflow's counts (nothing for other rows or unchanged states).
 void TrackWorkflowRow(TriggerData *trigger);
+
+// A batch of journal rows taken (deleted) by TakeJournalRows, for the flush to fold.
+struct JournalBatch {
+    int64 taken;
+    // Per workflow of the batch, in parallel arrays: the fold's parameters (src/pg/workflows.cpp,
+    // fold_counts): workflow ids (text[]), then each state's count delta in kStateNames' order and
+    // the change in unfinished jobs (int[]), the earliest started_at and the latest recorded_at
+    // (timestamp[]; started_at NULL when no job of the batch started).
+    Datum fold_args[12];
+};
+
+// Takes (deletes) up to `limit` of the oldest journal rows, as the flush's DELETE did, and sums
+// them per workflow; appends the steps they record as finished (workflow id, name, state: texts) to
+// `step_workflows`, `step_names` and `step_states`, counting them in `*steps`.
+JournalBatch TakeJournalRows(Oid schema, int limit, ArrayBuildState *step_workflows,
+                             ArrayBuildState *step_names, ArrayBuildState *step_states, int *steps);
 
 }  // namespace oban::pg

@@ -2,6 +2,7 @@
 
 extern "C" {
 #include "access/stratnum.h"
+#include "access/genam.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
@@ -211,6 +212,22 @@ AttrNumber ExtensionTableColumn(Oid relation, const char *column) {
                         errmsg("column \"%s\" of %s is missing", column, get_rel_name(relation)),
                         errhint("The extension's tables were altered; reinstall or update the extension.")));
     return number;
+}
+
+Relation OpenIndexOn(Oid index, std::initializer_list<AttrNumber> columns) {
+    if (!OidIsValid(index)) return nullptr;
+    Relation opened = index_open(index, AccessShareLock);
+    bool fits = opened->rd_index->indnkeyatts >= (int)columns.size();
+    int position = 0;
+    for (AttrNumber column : columns) fits = fits && opened->rd_index->indkey.values[position++] == column;
+    if (fits) return opened;
+    index_close(opened, AccessShareLock);
+    return nullptr;
+}
+
+void IndexEqualityKey(ScanKey key, Relation index, AttrNumber column, RegProcedure equals, Datum value) {
+    ScanKeyInit(key, column, BTEqualStrategyNumber, equals, value);
+    key->sk_collation = index->rd_indcollation[column - 1];
 }
 
 int CompareTexts(Datum a, Datum b) {

@@ -1,6 +1,8 @@
 // Running the extension's SQL from C: kept plans per statement, a pinned search_path, and the
 // extension's schema. Plain C-style code (no C++ objects live while these run).
 #pragma once
+#include <initializer_list>
+
 #include "pg/boundary.hpp"
 
 extern "C" {
@@ -79,6 +81,13 @@ AttrNumber ExtensionTableColumn(Oid relation, const char *column);
 // An equality key on `column` of `relation` for systable_beginscan (which maps it to the index's
 // column), compared with the column's collation.
 void EqualityKey(ScanKey key, Relation relation, AttrNumber column, RegProcedure equals, Datum value);
+
+// Index `index`, opened (AccessShareLock) if its first key columns are `columns` (its table's
+// attribute numbers); nullptr otherwise, or if there is no such index.
+Relation OpenIndexOn(Oid index, std::initializer_list<AttrNumber> columns);
+
+// An equality key on column `column` (1-based) of `index`, for index_rescan.
+void IndexEqualityKey(ScanKey key, Relation index, AttrNumber column, RegProcedure equals, Datum value);
 
 // Two texts compared byte by byte (an order for sorting and searching, not the collation's).
 int CompareTexts(Datum a, Datum b);

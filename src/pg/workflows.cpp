@@ -15,8 +15,7 @@
 //    oban_repair_workflows;
 //  * the journal rows of a step are consumed exactly once (deleted in the transaction that counts
 //    them), and a release is `UPDATE ... WHERE state = 'suspended'`, so a job is released once.
-#include <initializer_list>
-
+#include "pg/aggregation.hpp"
 #include "pg/args.hpp"
 #include "pg/meta.hpp"
 #include "pg/restore.hpp"
@@ -162,70 +161,52 @@ Statement flush_lock{"SELECT pg_catalog.pg_advisory_xact_lock(1868718446, 171838
 // deadlocking on journal rows the flush folds while it waits for oban_jobs.
 Statement lock_jobs{"LOCK TABLE @extschema@.oban_jobs IN ROW EXCLUSIVE MODE", 0, {}};
 
-// Takes a batch of journal rows, folds their counts into oban_workflow_rows, and returns the steps
-// that finished ('step', workflow, name, state) and the workflows whose own jobs all finished
-// ('workflow', id). The oldest rows, deleted by ctid as they were found: only a flush deletes
-// journal rows, one at a time (and the TRUNCATE trigger and the prune of finished workflows, which
-// flush_lock and lock_jobs keep out), so the rows need no lock before the DELETE (locking them cost
-// a WAL record and a heap write per row), and the DELETE returns exactly the rows it folds.
+// Folds a batch of journal rows, summed per workflow by TakeJournalRows (its JournalBatch's
+// fold_args), into oban_workflow_rows, and returns the workflows whose own jobs all finished with it.
 //
 // The workflow rows are found by key (`id = ANY`) and each finds its deltas in a jsonb object keyed
 // by workflow id, with no join between the two: joined, a plan made while oban_workflow_rows looked
 // empty (statistics taken after a prune or TRUNCATE deleted its rows) walked the whole table for
 // every workflow in the batch, a nested loop that took 16 s to fold 5,000 workflows.
-Statement fold_journal{R"sql(
-    WITH taken AS (
-        DELETE FROM @extschema@.oban_workflow_journal AS j
-        WHERE j.ctid = ANY (ARRAY(SELECT ctid FROM @extschema@.oban_workflow_journal ORDER BY id LIMIT $1))
-        RETURNING j.*
-    ), per_workflow AS (
-        SELECT workflow_id,
-               sum(suspended)::int AS suspended, sum(available)::int AS available,
-               sum(scheduled)::int AS scheduled, sum(executing)::int AS executing,
-               sum(retryable)::int AS retryable, sum(completed)::int AS completed,
-               sum(cancelled)::int AS cancelled, sum(discarded)::int AS discarded,
-               sum(suspended + available + scheduled + executing + retryable)::int AS unfinished,
-               min(started_at) AS started_at, max(recorded_at) AS recorded_at
-        FROM taken GROUP BY workflow_id
-    ), deltas AS (
-        SELECT jsonb_object_agg(workflow_id, to_jsonb(p)) AS by_workflow FROM per_workflow AS p
-    ), folded AS (
-        UPDATE @extschema@.oban_workflow_rows AS w
-        SET (suspended, available, scheduled, executing, retryable, completed, cancelled, discarded,
-             started_at, completed_at, updated_at) = (
-            SELECT w.suspended + p.suspended, w.available + p.available, w.scheduled + p.scheduled,
-                   w.executing + p.executing, w.retryable + p.retryable, w.completed + p.completed,
-                   w.cancelled + p.cancelled, w.discarded + p.discarded,
-                   least(w.started_at, p.started_at),
-                   CASE
-                       WHEN w.suspended + w.available + w.scheduled + w.executing + w.retryable
-                            + p.unfinished > 0 THEN NULL
-                       WHEN w.suspended + w.available + w.scheduled + w.executing + w.retryable = 0
-                            AND w.completed_at IS NOT NULL THEN w.completed_at
-                       ELSE p.recorded_at END,
-                   -- Only repair reads it, for workflows with waiting jobs: left alone otherwise,
-                   -- the fold changes no indexed column of a workflow without waiting jobs, so its
-                   -- update is HOT.
-                   CASE WHEN w.suspended + p.suspended > 0 THEN timezone('UTC', now()) ELSE w.updated_at END
-            FROM jsonb_to_record((SELECT by_workflow FROM deltas) -> w.id)
-                AS p(suspended int, available int, scheduled int, executing int, retryable int,
-                     completed int, cancelled int, discarded int, unfinished int,
-                     started_at timestamp, recorded_at timestamp))
-        WHERE w.id = ANY (ARRAY(SELECT workflow_id FROM per_workflow))
-        RETURNING w.id,
-                  w.suspended + w.available + w.scheduled + w.executing + w.retryable = 0
-                  AND ((SELECT by_workflow FROM deltas) -> w.id ->> 'unfinished')::int < 0
-                  AS became_finished
+Statement fold_counts{
+    R"sql(
+    WITH deltas AS (
+        SELECT jsonb_object_agg(p.workflow_id, to_jsonb(p)) AS by_workflow
+        FROM unnest($1::text[], $2::int[], $3::int[], $4::int[], $5::int[], $6::int[], $7::int[], $8::int[],
+                    $9::int[], $10::int[], $11::timestamp[], $12::timestamp[])
+             AS p(workflow_id, suspended, available, scheduled, executing, retryable, completed, cancelled,
+                  discarded, unfinished, started_at, recorded_at)
     )
-    SELECT 'step' AS kind, t.workflow_id, f.name, f.state
-    FROM taken AS t, unnest(t.finished_names, t.finished_states) AS f(name, state)
-    UNION ALL
-    SELECT 'workflow', id, NULL, NULL FROM folded WHERE became_finished
-    UNION ALL
-    SELECT 'taken', NULL, NULL, count(*)::text FROM taken)sql",
-                       1,
-                       {INT4OID},
-                       true};
+    UPDATE @extschema@.oban_workflow_rows AS w
+    SET (suspended, available, scheduled, executing, retryable, completed, cancelled, discarded,
+         started_at, completed_at, updated_at) = (
+        SELECT w.suspended + p.suspended, w.available + p.available, w.scheduled + p.scheduled,
+               w.executing + p.executing, w.retryable + p.retryable, w.completed + p.completed,
+               w.cancelled + p.cancelled, w.discarded + p.discarded,
+               least(w.started_at, p.started_at),
+               CASE
+                   WHEN w.suspended + w.available + w.scheduled + w.executing + w.retryable
+                        + p.unfinished > 0 THEN NULL
+                   WHEN w.suspended + w.available + w.scheduled + w.executing + w.retryable = 0
+                        AND w.completed_at IS NOT NULL THEN w.completed_at
+                   ELSE p.recorded_at END,
+               -- Only repair reads it, for workflows with waiting jobs: left alone otherwise, the
+               -- fold changes no indexed column of a workflow without waiting jobs, so its update
+               -- is HOT.
+               CASE WHEN w.suspended + p.suspended > 0 THEN timezone('UTC', now()) ELSE w.updated_at END
+        FROM jsonb_to_record((SELECT by_workflow FROM deltas) -> w.id)
+            AS p(suspended int, available int, scheduled int, executing int, retryable int,
+                 completed int, cancelled int, discarded int, unfinished int,
+                 started_at timestamp, recorded_at timestamp))
+    WHERE w.id = ANY ($1)
+    RETURNING w.id,
+              w.suspended + w.available + w.scheduled + w.executing + w.retryable = 0
+              AND ((SELECT by_workflow FROM deltas) -> w.id ->> 'unfinished')::int < 0
+              AS became_finished)sql",
+    12,
+    {TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID,
+     INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, TIMESTAMPARRAYOID, TIMESTAMPARRAYOID},
+    true};
 
 // Workflows whose whole tree (with sub-workflows) just finished, and their finished ancestors,
 // when some job waits on them with a [workflow_id, "*"] dep. Each parent is one fenced primary-key
@@ -704,25 +685,6 @@ void ReleaseInAckBody(void *arg) {
     EndSql();
 }
 
-// Index `index`, opened if its first key columns are `columns` (its table's attribute numbers);
-// nullptr otherwise, or if there is no such index.
-Relation OpenIndexOn(Oid index, std::initializer_list<AttrNumber> columns) {
-    if (!OidIsValid(index)) return nullptr;
-    Relation opened = index_open(index, AccessShareLock);
-    bool fits = opened->rd_index->indnkeyatts >= (int)columns.size();
-    int position = 0;
-    for (AttrNumber column : columns) fits = fits && opened->rd_index->indkey.values[position++] == column;
-    if (fits) return opened;
-    index_close(opened, AccessShareLock);
-    return nullptr;
-}
-
-// An equality key on column `column` (1-based) of `index`, for index_rescan.
-void IndexEqualityKey(ScanKey key, Relation index, AttrNumber column, RegProcedure equals, Datum value) {
-    ScanKeyInit(key, column, BTEqualStrategyNumber, equals, value);
-    key->sk_collation = index->rd_indcollation[column - 1];
-}
-
 }  // namespace
 
 // Each step's edges are read from the edges' primary key (dep_workflow_id, dep_name, job_id) alone,
@@ -1095,38 +1057,25 @@ int64 FlushWorkflows(Oid schema, int limit) {
     // never empties, and nothing released becomes visible before the flush commits.
     constexpr int kMaxRounds = 16;
     for (int round = 0; round < kMaxRounds; round++) {
-        Datum fold_args[1] = {Int32GetDatum(limit)};
-        uint64 rows = Execute(&fold_journal, schema, fold_args, nullptr);
-        SPITupleTable *table = SPI_tuptable;
         ArrayBuildState *step_workflows = initArrayResult(TEXTOID, CurrentMemoryContext, false);
         ArrayBuildState *step_names = initArrayResult(TEXTOID, CurrentMemoryContext, false);
         ArrayBuildState *step_states = initArrayResult(TEXTOID, CurrentMemoryContext, false);
         ArrayBuildState *finished = initArrayResult(TEXTOID, CurrentMemoryContext, false);
         int steps = 0, workflows = 0;
-        int64 taken = 0;
+        JournalBatch batch = TakeJournalRows(schema, limit, step_workflows, step_names, step_states, &steps);
+        if (batch.taken == 0) break;
+        bool full = batch.taken >= limit;
+        folded += batch.taken;
+        uint64 rows = Execute(&fold_counts, schema, batch.fold_args, nullptr);
         for (uint64 r = 0; r < rows; r++) {
-            HeapTuple row = table->vals[r];
-            char *kind = SPI_getvalue(row, table->tupdesc, 1);
             bool is_null = false;
-            if (strcmp(kind, "taken") == 0) {
-                taken = pg_strtoint64(SPI_getvalue(row, table->tupdesc, 4));
-            } else if (strcmp(kind, "workflow") == 0) {
-                accumArrayResult(finished, SPI_getbinval(row, table->tupdesc, 2, &is_null), false, TEXTOID,
-                                 CurrentMemoryContext);
-                workflows++;
-            } else {
-                accumArrayResult(step_workflows, SPI_getbinval(row, table->tupdesc, 2, &is_null), false,
-                                 TEXTOID, CurrentMemoryContext);
-                accumArrayResult(step_names, SPI_getbinval(row, table->tupdesc, 3, &is_null), false, TEXTOID,
-                                 CurrentMemoryContext);
-                accumArrayResult(step_states, SPI_getbinval(row, table->tupdesc, 4, &is_null), false, TEXTOID,
-                                 CurrentMemoryContext);
-                steps++;
-            }
+            HeapTuple row = SPI_tuptable->vals[r];
+            Datum became_finished = SPI_getbinval(row, SPI_tuptable->tupdesc, 2, &is_null);
+            if (is_null || !DatumGetBool(became_finished)) continue;
+            accumArrayResult(finished, SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &is_null), false, TEXTOID,
+                             CurrentMemoryContext);
+            workflows++;
         }
-        if (taken == 0) break;
-        bool full = taken >= limit;
-        folded += taken;
 
         if (workflows > 0) {
             Datum tree_args[1] = {makeArrayResult(finished, CurrentMemoryContext)};
