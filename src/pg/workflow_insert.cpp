@@ -1,6 +1,8 @@
 // oban_insert_workflow and oban_append_workflow: the JSON spec is read into the pure C++ model
 // (core/workflow_spec), validated there, and inserted with one INSERT of all its jobs. The
-// dependency triggers then suspend whatever has to wait, exactly as for a plain INSERT.
+// dependency triggers then suspend whatever has to wait, exactly as for a plain INSERT; a spec
+// whose deps all lie inside it goes in with its waiting jobs suspended, and its waits and edges are
+// written here (WriteWaitsAndEdges).
 #include "core/workflow_spec.hpp"
 #include "pg/args.hpp"
 #include "pg/sql.hpp"

@@ -211,7 +211,7 @@ Statement fold_counts{
 // Workflows whose whole tree (with sub-workflows) just finished, and their finished ancestors,
 // when some job waits on them with a [workflow_id, "*"] dep. Each parent is one fenced primary-key
 // probe (OFFSET 0) and only workflows with such a waiter get their tree counted: a plan that joined
-// the rows to the batch could walk the whole table once per workflow (see fold_journal).
+// the rows to the batch could walk the whole table once per workflow (see fold_counts).
 Statement finished_trees{R"sql(
     WITH RECURSIVE up AS (
         SELECT w.id, w.parent_id FROM @extschema@.oban_workflow_rows AS w WHERE w.id = ANY($1)
