@@ -34,11 +34,9 @@ extern "C" {
 #include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
-#include "miscadmin.h"
 #include "optimizer/optimizer.h"
 #include "rewrite/rewriteHandler.h"
 #include "storage/lmgr.h"
-#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -151,12 +149,12 @@ WorkflowDelta *DeltaFor(const char *workflow_id, Oid schema, SubTransactionId su
     return delta;
 }
 
-// How the delta changes the workflow's count of unfinished jobs: below zero, the workflow may have
-// finished.
-int UnfinishedChange(const WorkflowDelta *delta) {
-    int change = 0;
+// How per-state count deltas change a workflow's count of unfinished jobs: below zero, the workflow
+// may have finished.
+int32 UnfinishedChange(const int32 (&counts)[kStateCount]) {
+    int32 change = 0;
     for (int s = 0; s < kStateCount; s++)
-        if (!IsFinished(static_cast<JobState>(s))) change += delta->counts[s];
+        if (!IsFinished(static_cast<JobState>(s))) change += counts[s];
     return change;
 }
 
@@ -578,7 +576,7 @@ void WriteJournal(Oid schema) {
         ListCell *state;
         foreach (state, delta->finished_states)
             flush_soon = flush_soon || strcmp(static_cast<char *>(lfirst(state)), "completed") != 0;
-        if (!flush_soon && UnfinishedChange(delta) < 0) {
+        if (!flush_soon && UnfinishedChange(delta->counts) < 0) {
             auto *workflow = static_cast<FinishedWorkflow *>(palloc(sizeof(FinishedWorkflow)));
             *workflow = FinishedWorkflow{
                 id, delta->parent_id == nullptr ? (Datum)0 : CStringGetTextDatum(delta->parent_id)};
@@ -743,35 +741,20 @@ void AppendFinishedSteps(Datum workflow_id, Datum names, Datum states, ArrayBuil
 // checked as the statement would.
 JournalBatch TakeJournalRows(Oid schema, int limit, ArrayBuildState *step_workflows,
                              ArrayBuildState *step_names, ArrayBuildState *step_states, int *steps) {
-    Relation journal = OpenExtensionTable(schema, "oban_workflow_journal", RowExclusiveLock, ACL_DELETE);
-    AclResult readable = pg_class_aclcheck(RelationGetRelid(journal), GetUserId(), ACL_SELECT);
-    if (readable != ACLCHECK_OK) aclcheck_error(readable, OBJECT_TABLE, RelationGetRelationName(journal));
+    Relation journal =
+        OpenExtensionTable(schema, "oban_workflow_journal", RowExclusiveLock, ACL_SELECT | ACL_DELETE);
     const JournalShape &shape = ShapeOf(journal);
-    Relation key = OpenIndexOn(RelationGetPrimaryKeyIndex(journal), {shape.id});
-    if (key == nullptr)
-        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
-                        errmsg("the primary key of %s is missing", RelationGetRelationName(journal)),
-                        errhint("The extension's tables were altered; reinstall or update the extension.")));
+    Relation key = OpenPrimaryKeyOn(journal, {shape.id});
     CommandCounterIncrement();  // as a statement would: what this transaction did so far is seen
     Snapshot snapshot = RegisterSnapshot(GetTransactionSnapshot());
     IndexScanDesc scan = index_beginscan(journal, key, snapshot, 0, 0);
     index_rescan(scan, nullptr, 0, nullptr, 0);
     TupleTableSlot *slot = table_slot_create(journal, nullptr);
-    CommandId command = GetCurrentCommandId(true);
     auto *deltas = static_cast<TakenDelta *>(palloc(sizeof(TakenDelta) * Max(limit, 1)));
     JournalBatch batch{};
     while (batch.taken < limit && index_getnext_slot(scan, ForwardScanDirection, slot)) {
         ItemPointerData tid = slot->tts_tid;
-        TM_FailureData failure;
-        TM_Result result =
-            table_tuple_delete(journal, &tid, command, snapshot, InvalidSnapshot, true, &failure, false);
-        if (result == TM_Updated || result == TM_Deleted) {
-            if (IsolationUsesXactSnapshot())
-                ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-                                errmsg("could not serialize access due to concurrent delete")));
-            continue;
-        }
-        if (result != TM_Ok) continue;
+        if (!DeleteFound(journal, &tid, snapshot)) continue;
         slot_getallattrs(slot);
         auto value = [slot](AttrNumber column, bool *is_null) {
             *is_null = slot->tts_isnull[column - 1];
@@ -825,12 +808,9 @@ JournalBatch TakeJournalRows(Oid schema, int limit, ArrayBuildState *step_workfl
     for (int w = 0; w < workflows; w++) {
         const TakenDelta &delta = deltas[w];
         accumArrayResult(ids, delta.workflow_id, false, TEXTOID, CurrentMemoryContext);
-        int32 unfinished = 0;
-        for (int s = 0; s < kStateCount; s++) {
+        for (int s = 0; s < kStateCount; s++)
             accumArrayResult(counts[s], Int32GetDatum(delta.counts[s]), false, INT4OID, CurrentMemoryContext);
-            if (!IsFinished(static_cast<JobState>(s))) unfinished += delta.counts[s];
-        }
-        accumArrayResult(counts[kStateCount], Int32GetDatum(unfinished), false, INT4OID,
+        accumArrayResult(counts[kStateCount], Int32GetDatum(UnfinishedChange(delta.counts)), false, INT4OID,
                          CurrentMemoryContext);
         accumArrayResult(started, TimestampGetDatum(delta.started_at), !delta.started, TIMESTAMPOID,
                          CurrentMemoryContext);

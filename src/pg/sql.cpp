@@ -194,9 +194,9 @@ Relation OpenExtensionTable(Oid schema, const char *name, LOCKMODE lock, AclMode
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
                         errmsg("relation \"%s.%s\" does not exist", get_namespace_name(schema), name)));
     Relation opened = table_open(relation, lock);
-    AclResult access = pg_class_aclcheck(relation, GetUserId(), required);
-    if (access != ACLCHECK_OK)
-        aclcheck_error(access, get_relkind_objtype(opened->rd_rel->relkind), RelationGetRelationName(opened));
+    if (pg_class_aclmask(relation, GetUserId(), required, ACLMASK_ALL) != required)
+        aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(opened->rd_rel->relkind),
+                       RelationGetRelationName(opened));
     return opened;
 }
 
@@ -228,6 +228,25 @@ Relation OpenIndexOn(Oid index, std::initializer_list<AttrNumber> columns) {
 void IndexEqualityKey(ScanKey key, Relation index, AttrNumber column, RegProcedure equals, Datum value) {
     ScanKeyInit(key, column, BTEqualStrategyNumber, equals, value);
     key->sk_collation = index->rd_indcollation[column - 1];
+}
+
+Relation OpenPrimaryKeyOn(Relation table, std::initializer_list<AttrNumber> columns) {
+    Relation key = OpenIndexOn(RelationGetPrimaryKeyIndex(table), columns);
+    if (key == nullptr)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+                        errmsg("the primary key of %s is missing", RelationGetRelationName(table)),
+                        errhint("The extension's tables were altered; reinstall or update the extension.")));
+    return key;
+}
+
+bool DeleteFound(Relation table, ItemPointer tid, Snapshot snapshot) {
+    TM_FailureData failure;
+    TM_Result result = table_tuple_delete(table, tid, GetCurrentCommandId(true), snapshot, InvalidSnapshot,
+                                          true, &failure, false);
+    if ((result == TM_Updated || result == TM_Deleted) && IsolationUsesXactSnapshot())
+        ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+                        errmsg("could not serialize access due to concurrent delete")));
+    return result == TM_Ok;
 }
 
 int CompareTexts(Datum a, Datum b) {

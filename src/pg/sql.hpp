@@ -71,8 +71,8 @@ uint64 ExecuteTo(Statement *statement, Oid schema, Datum *values, const char *nu
 int PlanForIndexLookups();
 
 // The extension's table `name` in `schema`, opened with `lock` once the current user is found to
-// hold `required` on it, as a statement using the table would be checked. For the C code that
-// reads or writes the extension's tables directly, without a statement.
+// hold every privilege in `required` on it, as a statement using the table would be checked. For the C code
+// that reads or writes the extension's tables directly, without a statement.
 Relation OpenExtensionTable(Oid schema, const char *name, LOCKMODE lock, AclMode required);
 
 // The number of `column` in the extension's table `relation`; an error if the table was altered.
@@ -88,6 +88,16 @@ Relation OpenIndexOn(Oid index, std::initializer_list<AttrNumber> columns);
 
 // An equality key on column `column` (1-based) of `index`, for index_rescan.
 void IndexEqualityKey(ScanKey key, Relation index, AttrNumber column, RegProcedure equals, Datum value);
+
+// The primary key of the extension's table `table`, opened if its first key columns are `columns`;
+// an error naming the table otherwise (the extension's tables were altered).
+Relation OpenPrimaryKeyOn(Relation table, std::initializer_list<AttrNumber> columns);
+
+// Deletes the row version at `tid`, found under `snapshot`, as a DELETE statement would: waits for
+// a transaction changing it, then whether it deleted it. Not when another transaction deleted it
+// meanwhile (or this command did already); under a transaction snapshot, that is a serialization
+// failure, as for the statement.
+bool DeleteFound(Relation table, ItemPointer tid, Snapshot snapshot);
 
 // Two texts compared byte by byte (an order for sorting and searching, not the collation's).
 int CompareTexts(Datum a, Datum b);

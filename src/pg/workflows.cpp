@@ -811,7 +811,9 @@ bool AnyJobWaitsOnWhole(Oid schema, List *workflows) {
     }
     AttrNumber edge_workflow = ExtensionTableColumn(RelationGetRelid(edges), "dep_workflow_id"),
                edge_name = ExtensionTableColumn(RelationGetRelid(edges), "dep_name");
-    Oid edges_key = RelationGetPrimaryKeyIndex(edges);
+    AttrNumber row_id = ExtensionTableColumn(RelationGetRelid(rows), "id"),
+               row_parent = ExtensionTableColumn(RelationGetRelid(rows), "parent_id");
+    Oid edges_key = RelationGetPrimaryKeyIndex(edges), rows_key = RelationGetPrimaryKeyIndex(rows);
     Snapshot snapshot = RegisterSnapshot(ActiveSnapshotSet() ? GetActiveSnapshot() : GetLatestSnapshot());
     Datum whole = CStringGetTextDatum("*");
     auto waited_on_whole = [&](Datum workflow_id) {
@@ -826,15 +828,12 @@ bool AnyJobWaitsOnWhole(Oid schema, List *workflows) {
     // The workflow's parent (text), or 0 for none.
     auto parent_of = [&](Datum workflow_id) {
         ScanKeyData key;
-        EqualityKey(&key, rows, ExtensionTableColumn(RelationGetRelid(rows), "id"), F_TEXTEQ, workflow_id);
-        Oid rows_key = RelationGetPrimaryKeyIndex(rows);
+        EqualityKey(&key, rows, row_id, F_TEXTEQ, workflow_id);
         SysScanDesc scan = systable_beginscan(rows, rows_key, OidIsValid(rows_key), snapshot, 1, &key);
         HeapTuple row = systable_getnext(scan);
         bool is_null = true;
         Datum parent = 0;
-        if (HeapTupleIsValid(row))
-            parent = heap_getattr(row, ExtensionTableColumn(RelationGetRelid(rows), "parent_id"),
-                                  RelationGetDescr(rows), &is_null);
+        if (HeapTupleIsValid(row)) parent = heap_getattr(row, row_parent, RelationGetDescr(rows), &is_null);
         parent = is_null ? (Datum)0 : datumCopy(parent, false, -1);
         systable_endscan(scan);
         return parent;
@@ -965,22 +964,16 @@ ConsumedByJob ConsumeEdges(Oid schema, const Datum *workflow_ids, const Datum *n
             steps[distinct++] = steps[i];
     }
 
-    Relation edges = OpenExtensionTable(schema, "oban_workflow_edges", RowExclusiveLock, ACL_DELETE);
-    AclResult readable = pg_class_aclcheck(RelationGetRelid(edges), GetUserId(), ACL_SELECT);
-    if (readable != ACLCHECK_OK) aclcheck_error(readable, OBJECT_TABLE, RelationGetRelationName(edges));
+    Relation edges =
+        OpenExtensionTable(schema, "oban_workflow_edges", RowExclusiveLock, ACL_SELECT | ACL_DELETE);
     AttrNumber edge_workflow = ExtensionTableColumn(RelationGetRelid(edges), "dep_workflow_id"),
                edge_name = ExtensionTableColumn(RelationGetRelid(edges), "dep_name"),
                edge_job = ExtensionTableColumn(RelationGetRelid(edges), "job_id");
-    Relation key = OpenIndexOn(RelationGetPrimaryKeyIndex(edges), {edge_workflow, edge_name});
-    if (key == nullptr)
-        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
-                        errmsg("the primary key of %s is missing", RelationGetRelationName(edges)),
-                        errhint("The extension's tables were altered; reinstall or update the extension.")));
+    Relation key = OpenPrimaryKeyOn(edges, {edge_workflow, edge_name});
     CommandCounterIncrement();  // as a statement would: what this transaction did so far is seen
     Snapshot snapshot = RegisterSnapshot(GetTransactionSnapshot());
     IndexScanDesc scan = index_beginscan(edges, key, snapshot, 2, 0);
     TupleTableSlot *slot = table_slot_create(edges, nullptr);
-    CommandId command = GetCurrentCommandId(true);
     int capacity = 16, consumed = 0;
     auto *edges_consumed = static_cast<ConsumedEdge *>(palloc(sizeof(ConsumedEdge) * capacity));
     for (int i = 0; i < distinct; i++) {
@@ -993,16 +986,7 @@ ConsumedByJob ConsumeEdges(Oid schema, const Datum *workflow_ids, const Datum *n
             Datum job = slot_getattr(slot, edge_job, &is_null);
             if (is_null) continue;
             ItemPointerData tid = slot->tts_tid;
-            TM_FailureData failure;
-            TM_Result result =
-                table_tuple_delete(edges, &tid, command, snapshot, InvalidSnapshot, true, &failure, false);
-            if (result == TM_Updated || result == TM_Deleted) {
-                if (IsolationUsesXactSnapshot())
-                    ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-                                    errmsg("could not serialize access due to concurrent delete")));
-                continue;
-            }
-            if (result != TM_Ok) continue;  // TM_SelfModified: consumed by this flush already
+            if (!DeleteFound(edges, &tid, snapshot)) continue;  // its job released or cancelled meanwhile
             if (consumed == capacity) {
                 capacity *= 2;
                 edges_consumed =
