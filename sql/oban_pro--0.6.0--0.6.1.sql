@@ -52,6 +52,24 @@ BEGIN
 END
 $workflow_index$;
 
+-- The journal kept small (why: the install script): unchanged counts and no finished steps are NULL,
+-- and the primary key, by workflow first, is its one index. Rows written by 0.6.0 (zeros, empty
+-- arrays) read the same. The journal holds only the deltas not yet folded: rebuilding its key is quick.
+ALTER TABLE @extschema@.oban_workflow_journal
+    DROP CONSTRAINT oban_workflow_journal_pkey,
+    ADD PRIMARY KEY (workflow_id, id),
+    ALTER COLUMN suspended DROP NOT NULL, ALTER COLUMN suspended DROP DEFAULT,
+    ALTER COLUMN available DROP NOT NULL, ALTER COLUMN available DROP DEFAULT,
+    ALTER COLUMN scheduled DROP NOT NULL, ALTER COLUMN scheduled DROP DEFAULT,
+    ALTER COLUMN executing DROP NOT NULL, ALTER COLUMN executing DROP DEFAULT,
+    ALTER COLUMN retryable DROP NOT NULL, ALTER COLUMN retryable DROP DEFAULT,
+    ALTER COLUMN completed DROP NOT NULL, ALTER COLUMN completed DROP DEFAULT,
+    ALTER COLUMN cancelled DROP NOT NULL, ALTER COLUMN cancelled DROP DEFAULT,
+    ALTER COLUMN discarded DROP NOT NULL, ALTER COLUMN discarded DROP DEFAULT,
+    ALTER COLUMN finished_names DROP NOT NULL, ALTER COLUMN finished_names DROP DEFAULT,
+    ALTER COLUMN finished_states DROP NOT NULL, ALTER COLUMN finished_states DROP DEFAULT;
+DROP INDEX @extschema@.oban_workflow_journal_workflow_index;
+
 -- As for every function of the extension: no EXECUTE for PUBLIC (README "Security").
 REVOKE ALL ON FUNCTION @extschema@.oban_errors_append(jsonb, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.oban_errors_append(jsonb[], jsonb) FROM PUBLIC;

@@ -455,23 +455,28 @@ CREATE INDEX oban_workflow_rows_suspended_index ON @extschema@.oban_workflow_row
 CREATE INDEX oban_workflow_rows_prune_retry_index ON @extschema@.oban_workflow_rows (id)
     WHERE prune_retry;
 
+-- A journal row is written for nearly every statement that changes workflow jobs, and deleted by the
+-- next fold, so it is kept small (0.6.1): a count that did not change, and the finished steps of a
+-- row that finished none, are NULL (read as 0 and none), and the one index is the primary key, by
+-- workflow first, which both the status (a workflow's rows) and the fold (every row) read. A second
+-- index cost every append one more B-tree insert (bench/RESULTS.md, session 18).
 CREATE TABLE @extschema@.oban_workflow_journal (
-    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id bigint GENERATED ALWAYS AS IDENTITY,
     workflow_id text NOT NULL,
-    suspended integer NOT NULL DEFAULT 0,
-    available integer NOT NULL DEFAULT 0,
-    scheduled integer NOT NULL DEFAULT 0,
-    executing integer NOT NULL DEFAULT 0,
-    retryable integer NOT NULL DEFAULT 0,
-    completed integer NOT NULL DEFAULT 0,
-    cancelled integer NOT NULL DEFAULT 0,
-    discarded integer NOT NULL DEFAULT 0,
+    suspended integer,
+    available integer,
+    scheduled integer,
+    executing integer,
+    retryable integer,
+    completed integer,
+    cancelled integer,
+    discarded integer,
     started_at timestamp WITHOUT TIME ZONE,
-    finished_names text[] NOT NULL DEFAULT '{}',
-    finished_states text[] NOT NULL DEFAULT '{}',
-    recorded_at timestamp WITHOUT TIME ZONE NOT NULL DEFAULT timezone('UTC', now())
+    finished_names text[],
+    finished_states text[],
+    recorded_at timestamp WITHOUT TIME ZONE NOT NULL DEFAULT timezone('UTC', now()),
+    PRIMARY KEY (workflow_id, id)
 );
-CREATE INDEX oban_workflow_journal_workflow_index ON @extschema@.oban_workflow_journal (workflow_id);
 
 CREATE TABLE @extschema@.oban_workflow_waits (
     job_id bigint PRIMARY KEY,

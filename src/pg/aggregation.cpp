@@ -438,7 +438,9 @@ Statement forget_deleted_waits{R"sql(
 // Journal rows go straight into the table and its indexes (DirectInsert), not through an INSERT
 // statement: for the one or two rows a statement appends, the executor's setup and teardown of an
 // INSERT cost twice the insert itself (measured: 64% of the journal trigger's time). Every row here
-// sets every NOT NULL column. The caller's INSERT privilege is checked as the statement would.
+// sets every NOT NULL column; a count that did not change, and the finished steps of a row that
+// finished none, are left NULL (a smaller row: see the install script). The caller's INSERT
+// privilege is checked as the statement would.
 
 // Where each column of oban_workflow_journal is, and the sequence of its identity column; looked up
 // once per backend, forgotten when the table changes (or is dropped and made again).
@@ -446,6 +448,9 @@ struct JournalShape {
     Oid relation = InvalidOid;
     Oid sequence = InvalidOid;
     AttrNumber id, workflow_id, counts[kStateCount], started_at, finished_names, finished_states, recorded_at;
+    // Whether an unchanged count and no finished steps may be left NULL: the table of 0.6.0, still
+    // there between the library's install and ALTER EXTENSION UPDATE, wants zeros and empty arrays.
+    bool sparse;
 };
 
 JournalShape journal_shape;
@@ -471,6 +476,9 @@ const JournalShape &ShapeOf(Relation journal) {
     shape.finished_states = ExtensionTableColumn(relation, "finished_states");
     shape.recorded_at = ExtensionTableColumn(relation, "recorded_at");
     shape.sequence = getIdentitySequence(relation, shape.id, false);
+    TupleDesc descriptor = RelationGetDescr(journal);
+    shape.sparse = !TupleDescAttr(descriptor, shape.counts[0] - 1)->attnotnull &&
+                   !TupleDescAttr(descriptor, shape.finished_names - 1)->attnotnull;
     shape.relation = relation;
     journal_shape = shape;
     return journal_shape;
@@ -494,10 +502,14 @@ void AppendJournalRow(JournalWriter *writer, const WorkflowDelta *delta, Datum w
     TupleTableSlot *row = NewRow(&writer->insert);
     SetColumn(row, shape.id, Int64GetDatum(nextval_internal(shape.sequence, false)));
     SetColumn(row, shape.workflow_id, workflow_id);
-    for (int s = 0; s < kStateCount; s++) SetColumn(row, shape.counts[s], Int32GetDatum(delta->counts[s]));
+    for (int s = 0; s < kStateCount; s++)
+        if (delta->counts[s] != 0 || !shape.sparse)
+            SetColumn(row, shape.counts[s], Int32GetDatum(delta->counts[s]));
     if (delta->started) SetColumn(row, shape.started_at, TimestampGetDatum(delta->started_at));
-    SetColumn(row, shape.finished_names, PointerGetDatum(strlist_to_textarray(delta->finished_names)));
-    SetColumn(row, shape.finished_states, PointerGetDatum(strlist_to_textarray(delta->finished_states)));
+    if (delta->finished_names != NIL || !shape.sparse) {
+        SetColumn(row, shape.finished_names, PointerGetDatum(strlist_to_textarray(delta->finished_names)));
+        SetColumn(row, shape.finished_states, PointerGetDatum(strlist_to_textarray(delta->finished_states)));
+    }
     // timezone('UTC', now()): a timestamptz counts microseconds from UTC midnight, so it reads as a
     // UTC timestamp.
     SetColumn(row, shape.recorded_at, TimestampGetDatum(GetCurrentTransactionStartTimestamp()));
@@ -706,9 +718,16 @@ struct TakenDelta {
     Timestamp started_at, recorded_at;
 };
 
-int CompareTakenDeltas(const void *a, const void *b) {
-    return CompareTexts(static_cast<const TakenDelta *>(a)->workflow_id,
-                        static_cast<const TakenDelta *>(b)->workflow_id);
+// The workflow this backend's last batch stopped in when it came full (its id, in TopMemoryContext),
+// or nullptr: the next batch starts after it and goes round, so that under a backlog every
+// workflow's rows are folded in turn, the key ordering them by workflow rather than by age.
+char *resume_at = nullptr;
+
+void ResumeAt(Datum workflow_id) {
+    if (resume_at != nullptr) pfree(resume_at);
+    resume_at = nullptr;
+    if (workflow_id != (Datum)0)
+        resume_at = MemoryContextStrdup(TopMemoryContext, TextDatumGetCString(workflow_id));
 }
 
 // Appends the finished steps a journal row records (its finished_names and finished_states).
@@ -732,74 +751,84 @@ void AppendFinishedSteps(Datum workflow_id, Datum names, Datum states, ArrayBuil
 
 }  // namespace
 
-// The oldest rows by id, through the journal's primary key, each deleted as it is read: only a
-// flush deletes journal rows (and the TRUNCATE trigger and the prune of finished workflows, which
-// the flush's locks keep out), so no row needs a lock first (locking cost a WAL record and a heap
-// write per row). Done directly rather than by a DELETE ... RETURNING whose rows a statement then
-// grouped, unnested and returned through SPI: that statement was most of the worker's time under
-// small workflows (bench/RESULTS.md, session 17). The caller's DELETE and SELECT privileges are
-// checked as the statement would.
+// Up to `limit` rows, through the journal's primary key (so a workflow's rows come together), each
+// deleted as it is read: only a flush deletes journal rows (and the TRUNCATE trigger and the prune
+// of finished workflows, which the flush's locks keep out), so no row needs a lock first (locking
+// cost a WAL record and a heap write per row). Done directly rather than by a DELETE ... RETURNING
+// whose rows a statement then grouped, unnested and returned through SPI: that statement was most
+// of the worker's time under small workflows (bench/RESULTS.md, session 17). The caller's DELETE
+// and SELECT privileges are checked as the statement would.
 JournalBatch TakeJournalRows(Oid schema, int limit, ArrayBuildState *step_workflows,
                              ArrayBuildState *step_names, ArrayBuildState *step_states, int *steps) {
     Relation journal =
         OpenExtensionTable(schema, "oban_workflow_journal", RowExclusiveLock, ACL_SELECT | ACL_DELETE);
     const JournalShape &shape = ShapeOf(journal);
-    Relation key = OpenPrimaryKeyOn(journal, {shape.id});
+    Relation key = OpenPrimaryKeyOn(journal, {shape.workflow_id});
     CommandCounterIncrement();  // as a statement would: what this transaction did so far is seen
     Snapshot snapshot = RegisterSnapshot(GetTransactionSnapshot());
-    IndexScanDesc scan = index_beginscan(journal, key, snapshot, 0, 0);
-    index_rescan(scan, nullptr, 0, nullptr, 0);
     TupleTableSlot *slot = table_slot_create(journal, nullptr);
+    // Each workflow's rows summed as they come: its deltas, earliest start and latest record.
     auto *deltas = static_cast<TakenDelta *>(palloc(sizeof(TakenDelta) * Max(limit, 1)));
+    int workflows = 0;
     JournalBatch batch{};
-    while (batch.taken < limit && index_getnext_slot(scan, ForwardScanDirection, slot)) {
-        ItemPointerData tid = slot->tts_tid;
-        if (!DeleteFound(journal, &tid, snapshot)) continue;
-        slot_getallattrs(slot);
-        auto value = [slot](AttrNumber column, bool *is_null) {
-            *is_null = slot->tts_isnull[column - 1];
-            return slot->tts_values[column - 1];
-        };
-        bool is_null = false;
-        TakenDelta &delta = deltas[batch.taken++];
-        delta.workflow_id = datumCopy(value(shape.workflow_id, &is_null), false, -1);
-        for (int s = 0; s < kStateCount; s++) {
-            Datum count = value(shape.counts[s], &is_null);
-            delta.counts[s] = is_null ? 0 : DatumGetInt32(count);
+    auto take = [&](ScanKey bound) {
+        int keys = bound == nullptr ? 0 : 1;
+        IndexScanDesc scan = index_beginscan(journal, key, snapshot, keys, 0);
+        index_rescan(scan, bound, keys, nullptr, 0);
+        while (batch.taken < limit && index_getnext_slot(scan, ForwardScanDirection, slot)) {
+            ItemPointerData tid = slot->tts_tid;
+            if (!DeleteFound(journal, &tid, snapshot)) continue;
+            batch.taken++;
+            slot_getallattrs(slot);
+            auto value = [slot](AttrNumber column, bool *is_null) {
+                *is_null = slot->tts_isnull[column - 1];
+                return slot->tts_values[column - 1];
+            };
+            bool is_null = false;
+            Datum workflow_id = value(shape.workflow_id, &is_null);
+            if (workflows == 0 || CompareTexts(deltas[workflows - 1].workflow_id, workflow_id) != 0)
+                deltas[workflows++] = TakenDelta{datumCopy(workflow_id, false, -1), {}, false, 0, 0};
+            TakenDelta &into = deltas[workflows - 1];
+            for (int s = 0; s < kStateCount; s++) {
+                Datum count = value(shape.counts[s], &is_null);
+                into.counts[s] += is_null ? 0 : DatumGetInt32(count);
+            }
+            Datum started_at = value(shape.started_at, &is_null);
+            if (!is_null && (!into.started || DatumGetTimestamp(started_at) < into.started_at)) {
+                into.started = true;
+                into.started_at = DatumGetTimestamp(started_at);
+            }
+            into.recorded_at = Max(into.recorded_at, DatumGetTimestamp(value(shape.recorded_at, &is_null)));
+            bool names_null = false, states_null = false;
+            Datum names = value(shape.finished_names, &names_null),
+                  states = value(shape.finished_states, &states_null);
+            if (!names_null && !states_null)
+                AppendFinishedSteps(into.workflow_id, names, states, step_workflows, step_names, step_states,
+                                    steps);
         }
-        Datum started_at = value(shape.started_at, &is_null);
-        delta.started = !is_null;
-        delta.started_at = is_null ? 0 : DatumGetTimestamp(started_at);
-        delta.recorded_at = DatumGetTimestamp(value(shape.recorded_at, &is_null));
-        bool names_null = false, states_null = false;
-        Datum names = value(shape.finished_names, &names_null),
-              states = value(shape.finished_states, &states_null);
-        if (!names_null && !states_null)
-            AppendFinishedSteps(delta.workflow_id, names, states, step_workflows, step_names, step_states,
-                                steps);
+        index_endscan(scan);
+    };
+    if (resume_at == nullptr) {
+        take(nullptr);
+    } else {
+        // The workflows after the one the last full batch stopped in, then from the first up to that
+        // one: a workflow whose rows keep coming cannot hold the others back, and the two ranges
+        // are apart, so each workflow's rows still come together.
+        ScanKeyData bound;
+        Datum resume = CStringGetTextDatum(resume_at);
+        ScanKeyInit(&bound, 1, BTGreaterStrategyNumber, F_TEXT_GT, resume);
+        bound.sk_collation = key->rd_indcollation[0];
+        take(&bound);
+        ScanKeyInit(&bound, 1, BTLessEqualStrategyNumber, F_TEXT_LE, resume);
+        bound.sk_collation = key->rd_indcollation[0];
+        take(&bound);
     }
+    ResumeAt(batch.taken >= limit ? deltas[workflows - 1].workflow_id : (Datum)0);
     ExecDropSingleTupleTableSlot(slot);
-    index_endscan(scan);
     UnregisterSnapshot(snapshot);
     index_close(key, AccessShareLock);
     table_close(journal, NoLock);  // the lock is held to the end of the transaction
 
-    // Per workflow: the sums of its rows' deltas, its earliest start and its latest record.
-    qsort(deltas, batch.taken, sizeof(TakenDelta), CompareTakenDeltas);
-    int workflows = 0;
-    for (int64 r = 0; r < batch.taken; r++) {
-        if (workflows > 0 && CompareTakenDeltas(&deltas[workflows - 1], &deltas[r]) == 0) {
-            TakenDelta &into = deltas[workflows - 1];
-            for (int s = 0; s < kStateCount; s++) into.counts[s] += deltas[r].counts[s];
-            if (deltas[r].started && (!into.started || deltas[r].started_at < into.started_at)) {
-                into.started = true;
-                into.started_at = deltas[r].started_at;
-            }
-            into.recorded_at = Max(into.recorded_at, deltas[r].recorded_at);
-        } else {
-            deltas[workflows++] = deltas[r];
-        }
-    }
     ArrayBuildState *ids = initArrayResult(TEXTOID, CurrentMemoryContext, false);
     ArrayBuildState *counts[kStateCount + 1];
     for (int c = 0; c <= kStateCount; c++) counts[c] = initArrayResult(INT4OID, CurrentMemoryContext, false);
@@ -1000,7 +1029,10 @@ const StatusShape &StatusShapeOf(Relation rows, Relation journal) {
     StatusShape shape;
     shape.rows_key = ExtensionIndex(schema, "oban_workflow_rows_pkey");
     shape.children_index = ExtensionIndex(schema, "oban_workflow_rows_parent_index");
-    shape.deltas_index = ExtensionIndex(schema, "oban_workflow_journal_workflow_index");
+    // The journal's rows of a workflow: its primary key, by workflow first.
+    Relation deltas_key = OpenPrimaryKeyOn(journal, {ExtensionTableColumn(journal_id, "workflow_id")});
+    shape.deltas_index = RelationGetRelid(deltas_key);
+    index_close(deltas_key, AccessShareLock);
     shape.id = ExtensionTableColumn(rows_id, "id");
     shape.name = ExtensionTableColumn(rows_id, "name");
     shape.parent_id = ExtensionTableColumn(rows_id, "parent_id");
@@ -1083,7 +1115,8 @@ void AddNode(StatusReader *r, const Datum *values, const bool *nulls, int depth,
 
 // Adds an unfolded journal delta (`values`, `nulls`: a journal row) to the workflow's own counts.
 void AddDelta(const JournalShape &deltas, const Datum *values, const bool *nulls, StatusNode *node) {
-    for (int s = 0; s < kStateCount; s++) node->own[s] += DatumGetInt32(values[deltas.counts[s] - 1]);
+    for (int s = 0; s < kStateCount; s++)
+        if (!nulls[deltas.counts[s] - 1]) node->own[s] += DatumGetInt32(values[deltas.counts[s] - 1]);
     if (!nulls[deltas.started_at - 1]) {
         Timestamp at = DatumGetTimestamp(values[deltas.started_at - 1]);
         if (!node->started || at < node->started_at) {

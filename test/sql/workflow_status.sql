@@ -201,6 +201,34 @@ INSERT INTO oban_jobs (worker, state, meta) VALUES
 SELECT s->>'total' AS total, s->'subs'->'same'->>'id' AS same_is, jsonb_object_keys(s->'subs') AS sub
 FROM oban_workflow_status('dup') AS s;
 
+-- Journal rows are sparse: a count the statement did not change is NULL, as are the finished steps
+-- of a row that finished none; the view, the status and the fold read them as 0 and none.
+INSERT INTO oban_jobs (worker, meta) VALUES ('W', '{"workflow_id": "sparse", "name": "a"}');
+UPDATE oban_jobs SET state = 'completed', completed_at = timezone('UTC', now())
+WHERE meta->>'workflow_id' = 'sparse';
+SELECT available, completed, suspended, finished_names, finished_states FROM oban_workflow_journal
+WHERE workflow_id = 'sparse' ORDER BY id;
+SELECT state, available, completed, suspended FROM oban_workflows WHERE id = 'sparse';
+SELECT s->>'state' AS state, s->'counts'->>'completed' AS completed, s->'counts'->>'available' AS available
+FROM oban_workflow_status('sparse') AS s;
+
+-- The fold reads the journal by workflow: when a batch comes full, the next starts after the
+-- workflow it stopped in and goes round, so a workflow with many rows cannot hold another back. A
+-- call folds up to 16 batches, here of one row each: "busy" (20 rows) sorts first, yet "calm"'s one
+-- row goes in the second batch (taking batches in key order, it would be left for the next call).
+SELECT oban_flush_workflows(1000) >= 0 AS drained;  -- every other workflow's rows, out of the way
+DO $$
+BEGIN
+    FOR i IN 1..20 LOOP
+        INSERT INTO oban_jobs (worker, meta) VALUES ('W', '{"workflow_id": "busy"}');
+    END LOOP;
+END
+$$;
+INSERT INTO oban_jobs (worker, meta) VALUES ('W', '{"workflow_id": "calm"}');
+SELECT oban_flush_workflows(1) AS folded;
+SELECT workflow_id, count(*) AS unfolded FROM oban_workflow_journal GROUP BY 1 ORDER BY 1;
+SELECT id, available FROM oban_workflow_rows WHERE id IN ('busy', 'calm') ORDER BY id;
+
 TRUNCATE oban_jobs;
 SELECT count(*) AS workflows_after_truncate FROM oban_workflows;
 SELECT count(*) AS journal_after_truncate FROM oban_workflow_journal;
