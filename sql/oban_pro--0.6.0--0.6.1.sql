@@ -70,6 +70,16 @@ ALTER TABLE @extschema@.oban_workflow_journal
     ALTER COLUMN finished_states DROP NOT NULL, ALTER COLUMN finished_states DROP DEFAULT;
 DROP INDEX @extschema@.oban_workflow_journal_workflow_index;
 
+-- Repair's clock (updated_at) is NULL while a workflow has no waiting job, and the index of repair
+-- candidates is keyed on it alone (why: the install script). Each workflow without a waiting job
+-- is updated once here.
+ALTER TABLE @extschema@.oban_workflow_rows
+    ALTER COLUMN updated_at DROP NOT NULL, ALTER COLUMN updated_at DROP DEFAULT;
+UPDATE @extschema@.oban_workflow_rows SET updated_at = NULL WHERE suspended <= 0;
+DROP INDEX @extschema@.oban_workflow_rows_suspended_index;
+CREATE INDEX oban_workflow_rows_suspended_index ON @extschema@.oban_workflow_rows (updated_at)
+    WHERE updated_at IS NOT NULL;
+
 -- As for every function of the extension: no EXECUTE for PUBLIC (README "Security").
 REVOKE ALL ON FUNCTION @extschema@.oban_errors_append(jsonb, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.oban_errors_append(jsonb[], jsonb) FROM PUBLIC;

@@ -439,8 +439,10 @@ CREATE TABLE @extschema@.oban_workflow_rows (
     inserted_at timestamp WITHOUT TIME ZONE NOT NULL DEFAULT timezone('UTC', now()),
     started_at timestamp WITHOUT TIME ZONE,
     completed_at timestamp WITHOUT TIME ZONE,
-    -- When the fold last changed the workflow while it had waiting jobs (repair's clock).
-    updated_at timestamp WITHOUT TIME ZONE NOT NULL DEFAULT timezone('UTC', now()),
+    -- Repair's clock: while the workflow has waiting (suspended) jobs, when the fold last changed
+    -- it, to the second; NULL while none wait. A fold within a second of the clock leaves it, and
+    -- no index names `suspended`, so the fold's update of a busy workflow stays HOT (0.6.1).
+    updated_at timestamp WITHOUT TIME ZONE,
     -- A prune passed the row over while a transaction adding jobs held it: the next prune looks
     -- at it again, in case that transaction rolled back and left it with no job (0.6.1).
     prune_retry boolean NOT NULL DEFAULT false
@@ -451,7 +453,7 @@ CREATE INDEX oban_workflow_rows_parent_index ON @extschema@.oban_workflow_rows (
     WHERE parent_id IS NOT NULL;
 -- Repair candidates: workflows with waiting jobs.
 CREATE INDEX oban_workflow_rows_suspended_index ON @extschema@.oban_workflow_rows (updated_at)
-    WHERE suspended > 0;
+    WHERE updated_at IS NOT NULL;
 CREATE INDEX oban_workflow_rows_prune_retry_index ON @extschema@.oban_workflow_rows (id)
     WHERE prune_retry;
 

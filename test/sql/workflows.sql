@@ -191,6 +191,40 @@ SELECT meta->>'workflow_id' AS workflow, name, state, errors->-1->>'error' AS er
 FROM (SELECT *, meta->>'name' AS name FROM oban_jobs) AS j
 WHERE meta->>'workflow_id' IN ('orphaned', 'forgiving') ORDER BY id;
 
+-- Repair's clock (oban_workflow_rows.updated_at): NULL while no job of the workflow waits; set by the
+-- fold that first finds one waiting, then moved on at most once a second, so that a busy workflow's
+-- folds are HOT updates; NULL again once none waits.
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "clock", "jobs": [
+    {"name": "a", "worker": "W"}, {"name": "b", "worker": "W", "deps": ["a"]},
+    {"name": "c", "worker": "W", "deps": ["b"]}, {"name": "d", "worker": "W", "deps": ["c"]}]}');
+SELECT updated_at IS NULL AS unset_before_the_fold FROM oban_workflow_rows WHERE id = 'clock';
+SELECT oban_flush_workflows() >= 0 AS flushed;
+SELECT suspended, updated_at IS NOT NULL AS set FROM oban_workflow_rows WHERE id = 'clock';
+-- A clock under a second old is left as it is (set ahead here, so that the test never races the
+-- clock), and the fold's update of the row is HOT.
+UPDATE oban_workflow_rows SET updated_at = timezone('UTC', now()) + interval '1 hour' WHERE id = 'clock';
+BEGIN;  -- (the counts are read within one transaction: earlier ones' may not be reported yet)
+CREATE TEMP TABLE rows_updated AS SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables
+WHERE relid = 'oban_workflow_rows'::regclass;
+SELECT run('clock', 'a');  -- releases b; c and d still wait
+SELECT oban_flush_workflows() >= 0 AS flushed;
+SELECT s.n_tup_upd - b.n_tup_upd AS updates, s.n_tup_hot_upd - b.n_tup_hot_upd AS hot
+FROM pg_stat_xact_user_tables AS s, rows_updated AS b WHERE s.relid = 'oban_workflow_rows'::regclass;
+COMMIT;
+DROP TABLE rows_updated;
+SELECT suspended, updated_at > timezone('UTC', now()) AS left FROM oban_workflow_rows WHERE id = 'clock';
+-- An older clock is moved to now.
+UPDATE oban_workflow_rows SET updated_at = updated_at - interval '2 hours' WHERE id = 'clock';
+SELECT run('clock', 'b');  -- releases c; d still waits
+SELECT oban_flush_workflows() >= 0 AS flushed;
+SELECT suspended, updated_at BETWEEN timezone('UTC', now()) - interval '1 minute' AND timezone('UTC', now())
+       AS moved_to_now
+FROM oban_workflow_rows WHERE id = 'clock';
+SELECT run('clock', 'c'), run('clock', 'd');
+SELECT oban_flush_workflows() >= 0 AS flushed;
+SELECT w.state, w.suspended, r.updated_at IS NULL AS unset
+FROM oban_workflows AS w JOIN oban_workflow_rows AS r USING (id) WHERE id = 'clock';
+
 -- Validation: each bad spec raises its SQLSTATE and inserts nothing.
 CREATE FUNCTION rejects(spec jsonb) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
