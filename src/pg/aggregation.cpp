@@ -816,11 +816,9 @@ JournalBatch TakeJournalRows(Oid schema, int limit, ArrayBuildState *step_workfl
         // are apart, so each workflow's rows still come together.
         ScanKeyData bound;
         Datum resume = CStringGetTextDatum(resume_at);
-        ScanKeyInit(&bound, 1, BTGreaterStrategyNumber, F_TEXT_GT, resume);
-        bound.sk_collation = key->rd_indcollation[0];
+        IndexKey(&bound, key, 1, BTGreaterStrategyNumber, F_TEXT_GT, resume);
         take(&bound);
-        ScanKeyInit(&bound, 1, BTLessEqualStrategyNumber, F_TEXT_LE, resume);
-        bound.sk_collation = key->rd_indcollation[0];
+        IndexKey(&bound, key, 1, BTLessEqualStrategyNumber, F_TEXT_LE, resume);
         take(&bound);
     }
     ResumeAt(batch.taken >= limit ? deltas[workflows - 1].workflow_id : (Datum)0);

@@ -225,9 +225,14 @@ Relation OpenIndexOn(Oid index, std::initializer_list<AttrNumber> columns) {
     return nullptr;
 }
 
-void IndexEqualityKey(ScanKey key, Relation index, AttrNumber column, RegProcedure equals, Datum value) {
-    ScanKeyInit(key, column, BTEqualStrategyNumber, equals, value);
+void IndexKey(ScanKey key, Relation index, AttrNumber column, StrategyNumber strategy, RegProcedure compare,
+              Datum value) {
+    ScanKeyInit(key, column, strategy, compare, value);
     key->sk_collation = index->rd_indcollation[column - 1];
+}
+
+void IndexEqualityKey(ScanKey key, Relation index, AttrNumber column, RegProcedure equals, Datum value) {
+    IndexKey(key, index, column, BTEqualStrategyNumber, equals, value);
 }
 
 Relation OpenPrimaryKeyOn(Relation table, std::initializer_list<AttrNumber> columns) {

@@ -86,7 +86,12 @@ void EqualityKey(ScanKey key, Relation relation, AttrNumber column, RegProcedure
 // attribute numbers); nullptr otherwise, or if there is no such index.
 Relation OpenIndexOn(Oid index, std::initializer_list<AttrNumber> columns);
 
-// An equality key on column `column` (1-based) of `index`, for index_rescan.
+// A key on column `column` (1-based) of `index`, for index_rescan: `compare` (the function of the
+// B-tree `strategy`) against `value`, with the index column's collation.
+void IndexKey(ScanKey key, Relation index, AttrNumber column, StrategyNumber strategy, RegProcedure compare,
+              Datum value);
+
+// IndexKey for equality.
 void IndexEqualityKey(ScanKey key, Relation index, AttrNumber column, RegProcedure equals, Datum value);
 
 // The primary key of the extension's table `table`, opened if its first key columns are `columns`;
