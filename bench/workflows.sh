@@ -9,6 +9,13 @@
 # (ii) a 10,000 → 1 fan-in: the 10,000 acks, by 8 clients fetching and acking 10 at a time, against
 #      10,000 independent jobs acked the same way; and the time from the last dep's ack committing to
 #      the join becoming available (the background worker releases it), p50 and max over FANIN_RUNS.
+# (i) also runs three chain-only contenders that bound what any implementation can reach:
+#      `workflows_chain` (oban_insert_workflow, chains only), and the same chains in plain SQL with no
+#      workflow machinery at all (`floor_plain`: the plain table plus Oban Pro's workflow index;
+#      `floor_ext`: the extension's table with its workflow triggers disabled). A floor inserts each
+#      chain with its ids drawn first, every step after the first `suspended` with its successor's id
+#      in meta, and the statement that completes a step releases its successor by primary key: the
+#      least work a dependent released by an UPDATE can cost, with nothing tracked, counted or isolated.
 # Every run also counts deadlocks and serialization failures. Knobs: ROUNDS (3), DURATION (10 s),
 # FANIN (10000), FANIN_RUNS (5), SYNC (on off), SEED (10000 completed jobs seeded before each (i) run,
 # as in run.sh), KEEP_LOG (a path: the server log is copied there at exit).
@@ -34,6 +41,11 @@ q postgres "CREATE DATABASE bench_wf" >/dev/null
 PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 -d bench_plain \
     -f "$BENCH_DIR/plain_schema.sql" >/dev/null
 q bench_wf "CREATE EXTENSION oban_pro" >/dev/null
+q postgres "CREATE DATABASE bench_floor" >/dev/null
+PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 -d bench_floor \
+    -f "$BENCH_DIR/plain_schema.sql" >/dev/null
+q bench_floor "CREATE INDEX oban_jobs_workflow_index ON oban_jobs ((meta->>'workflow_id'), (meta->>'name'), state)
+               WHERE meta ? 'workflow_id'" >/dev/null
 sleep 1  # the worker notices the extension on its next round
 
 S=$WORK/scripts
@@ -55,6 +67,29 @@ SELECT step->>'worker', (step - 'worker') || jsonb_build_object('workflow_id', w
 FROM (SELECT gen_random_uuid()::text AS id) AS w,
      jsonb_array_elements((CASE WHEN :kind = 0 THEN '$chain' ELSE '$diamond' END)::jsonb -> 'jobs') AS step;
 SQL
+cat > "$S/wf_produce_chain.sql" <<SQL
+SELECT count(*) FROM oban_insert_workflow('$chain'::jsonb);
+SQL
+# The floors' chains: step n's meta names step n+1's id ("next"), and its deps are kept under another
+# key ("after"), which the extension's insert trigger does not read.
+cat > "$S/floor_produce.sql" <<'SQL'
+WITH ids AS (SELECT g, nextval('oban_jobs_id_seq') AS id FROM generate_series(1, 11) AS g)
+INSERT INTO oban_jobs (id, worker, queue, state, meta) OVERRIDING SYSTEM VALUE
+SELECT step.id, 'Bench.Worker', 'default',
+       CASE WHEN step.g = 1 THEN 'available' ELSE 'suspended' END::oban_job_state,
+       jsonb_build_object('workflow_id', w.id, 'name', 'a' || step.g,
+                          'after', CASE WHEN step.g > 1 THEN jsonb_build_array('a' || (step.g - 1)) ELSE '[]' END,
+                          'next', CASE WHEN step.g < 10 THEN successor.id END)
+FROM (SELECT gen_random_uuid()::text AS id) AS w, ids AS step JOIN ids AS successor ON successor.g = step.g + 1;
+SQL
+sed '$d' "$S/plain_consume.sql" > "$S/floor_consume.sql"
+cat >> "$S/floor_consume.sql" <<'SQL'
+WITH done AS (
+  UPDATE oban_jobs SET state = 'completed', completed_at = timezone('UTC', now())
+  WHERE id = ANY (:ids::bigint[]) RETURNING meta)
+UPDATE oban_jobs SET state = 'available'
+WHERE id = ANY (ARRAY(SELECT (meta->>'next')::bigint FROM done)) AND state = 'suspended';
+SQL
 chmod -R a+rX "$WORK"
 
 # run_pgbench DB SCRIPTS... → prints "jobs_per_s failed deadlocks"
@@ -74,6 +109,15 @@ run_pgbench() {
     echo "$((completed / DURATION)) ${failed:-0} $deadlocks"
 }
 
+SMALL_CONTENDERS="plain workflows workflows_insert workflows_chain floor_plain floor_ext"
+# floor_ext: the extension's table without its workflow duties (tracking, counts, releases).
+workflow_triggers() {
+    local trigger
+    for trigger in oban_jobs_workflow_insert oban_jobs_state_changed oban_jobs_workflow_journal oban_jobs_workflow_delete; do
+        q bench_wf "ALTER TABLE oban_jobs $1 TRIGGER $trigger" >/dev/null
+    done
+}
+
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : int((a[NR/2] + a[NR/2+1]) / 2)}'; }
 
 RESULTS=$WORK/results.tsv
@@ -83,15 +127,22 @@ for sync in $SYNC; do
     q postgres "SELECT pg_reload_conf()" >/dev/null
     sleep 0.5
     for round in $(seq "$ROUNDS"); do
-        for kind in $(rotated "$round" plain workflows workflows_insert); do
+        for kind in $(rotated "$round" $SMALL_CONTENDERS); do
             case $kind in
             plain) read -r jps failed dl <<<"$(run_pgbench bench_plain -f "$S/plain_produce.sql@1" -f "$S/plain_consume.sql@1")" ;;
             workflows) read -r jps failed dl <<<"$(run_pgbench bench_wf -f "$S/wf_produce.sql@1" -f "$S/plain_consume.sql@1")" ;;
             workflows_insert) read -r jps failed dl <<<"$(run_pgbench bench_wf -f "$S/wf_produce_insert.sql@1" -f "$S/plain_consume.sql@1")" ;;
+            workflows_chain) read -r jps failed dl <<<"$(run_pgbench bench_wf -f "$S/wf_produce_chain.sql@1" -f "$S/plain_consume.sql@1")" ;;
+            floor_plain) read -r jps failed dl <<<"$(run_pgbench bench_floor -f "$S/floor_produce.sql@1" -f "$S/floor_consume.sql@1")" ;;
+            floor_ext)
+                workflow_triggers DISABLE
+                read -r jps failed dl <<<"$(run_pgbench bench_wf -f "$S/floor_produce.sql@1" -f "$S/floor_consume.sql@1")"
+                workflow_triggers ENABLE
+                ;;
             esac
             printf '%s\tsmall\t%s\t%s\t%s\t%s\n' "$sync" "$kind" "$jps" "$failed" "$dl" >>"$RESULTS"
         done
-        echo "sync=$sync round $round: $(tail -n 3 "$RESULTS" | awk -F'\t' '{printf "%s=%s jobs/s  ", $3, $4}')"
+        echo "sync=$sync round $round: $(tail -n 6 "$RESULTS" | awk -F'\t' '{printf "%s=%s jobs/s  ", $3, $4}')"
     done
 
     # (ii) fan-in: 10,000 acks, then the join's release latency.
@@ -164,7 +215,7 @@ echo "|---|---|---|---:|---|---:|---:|---:|"
 for sync in $SYNC; do
     for workload in small fanin; do
         base=""  # the first contender's median: the plain lifecycle, or the independent jobs
-        case $workload in small) contenders="plain workflows workflows_insert" ;; fanin) contenders="independent fanin" ;; esac
+        case $workload in small) contenders=$SMALL_CONTENDERS ;; fanin) contenders="independent fanin" ;; esac
         for contender in $contenders; do
             rows=$(awk -F'\t' -v s="$sync" -v w="$workload" -v c="$contender" '$1==s && $2==w && $3==c' "$RESULTS")
             med=$(echo "$rows" | cut -f4 | median)
@@ -175,7 +226,13 @@ for sync in $SYNC; do
             ratio=$(python3 -c "print(f'{$med / $base:.2f}' if $base else '-')")
             unit=$([ "$workload" = small ] && echo "jobs/s" || echo "acks/s")
             echo "| $sync | $workload | $contender | $med $unit | $runs | $ratio | $failed | $dl |"
+            declare "median_$contender=$med"
         done
+        # What the workflow machinery costs over the floor on the same table, chains both.
+        if [ "$workload" = small ]; then
+            echo "| $sync | small | workflows_chain ÷ floor_ext | | | $(python3 -c \
+                "print(f'{$median_workflows_chain / $median_floor_ext:.2f}' if $median_floor_ext else '-')") | | |"
+        fi
     done
     rows=$(awk -F'\t' -v s="$sync" '$1==s && $2=="latency"' "$RESULTS" | cut -f4 | sort -n)
     p50=$(echo "$rows" | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}')
