@@ -7,7 +7,8 @@
 #     (b) signal  insert → fetch → await (parks) → signal → fetch → await (received) → complete
 #                                                                        (signal_roundtrip.sql)
 #     (c) floor plain, (d) floor signal: (a) and (b)'s calls as the least plain SQL that does them, on a
-#         plain table with a mailbox and nothing else (signal_floor_plain.sql, signal_floor_roundtrip.sql):
+#         plain table with a mailbox and nothing else, each fetch by the job's id (signal_floor_plain.sql,
+#         signal_floor_roundtrip.sql):
 #         (d)/(c) is what seven calls against three allow any implementation, with no wait or wake-up.
 #     pgbench -n -M prepared -c CLIENTS -j THREADS -T DURATION; jobs/s = completed jobs / DURATION.
 # Prints medians and the ratio (b)/(a). Run under `flock /work/bench.lock`.
