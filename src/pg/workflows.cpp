@@ -268,10 +268,10 @@ Statement count_down{R"sql(
 // made from statistics in which suspended jobs are rare walks the (state, queue, ...) index through
 // every suspended job instead of looking the ids up by primary key (as jobs.cpp's single-job acks).
 //
-// Releases jobs whose every dep completed (the counts say so, or the ack's checks: no per-dep
-// check needed). A job is scheduled only if its own scheduled_at is still ahead of the wall clock:
-// now() would be the start of this (possibly long) flush transaction, older than jobs inserted
-// while it ran.
+// Releases jobs whose every dep completed (the counts say so: no per-dep check needed), and
+// forgets their waits and edges. A job is scheduled only if its own scheduled_at is still ahead of the wall
+// clock: now() would be the start of this (possibly long) flush transaction, older than jobs inserted while
+// it ran.
 Statement release_ready{R"sql(
     WITH released AS (
         UPDATE @extschema@.oban_jobs AS j
@@ -286,6 +286,17 @@ Statement release_ready{R"sql(
                         1,
                         {INT8ARRAYOID},
                         true};
+
+// release_ready's UPDATE alone: the ack's release (below) deletes the waits and edges it locked
+// itself.
+Statement release_locked{R"sql(
+    UPDATE @extschema@.oban_jobs AS j
+    SET state = CASE WHEN j.scheduled_at > timezone('UTC', clock_timestamp()) THEN 'scheduled' ELSE 'available' END
+                    ::@extschema@.oban_job_state
+    WHERE j.id = ANY ($1) AND j.state::text = 'suspended' AND NOT j.meta ? 'wait_until')sql",
+                         1,
+                         {INT8ARRAYOID},
+                         true};
 
 struct ReleaseCall {
     Oid schema;
@@ -424,10 +435,11 @@ namespace {
 // do. An ack therefore never waits here, and never deadlocks with a flush; whatever it skips, the
 // flush releases from the ack's journal rows.
 //
-// Index lookups and tuple locks done directly, not an SQL statement: most acks of small workflows
-// release a dependent, and the executor's start and teardown for the statement this was cost more
-// than its lookups (bench/RESULTS.md, session 9). The release itself (release_ready) changes jobs,
-// whose triggers and indexes want the executor.
+// Index lookups, tuple locks and the deletes of the locked waits and edges done directly, not in SQL
+// statements: most acks of small workflows release a dependent, and the executor's start and
+// teardown for the statement this was cost more than its lookups (bench/RESULTS.md, sessions 9 and
+// 19). The release itself (release_locked) changes jobs, whose triggers and indexes want the
+// executor.
 
 // Of each (workflow id, name) in $1/$2, in order: whether its jobs are all completed (and one is).
 Statement deps_completed{R"sql(
@@ -464,6 +476,7 @@ struct Dependent {
     int64 job_id;
     LockedDep deps[kAckReleaseDeps];
     int dep_count;
+    ItemPointerData wait_tid, edge_tids[kAckReleaseDeps];  // locked
 };
 
 int CompareSteps(const void *a, const void *b) {
@@ -496,9 +509,10 @@ struct ReleaseTables {
 };
 
 void OpenReleaseTables(ReleaseTables *t, Oid schema) {
-    // UPDATE: what SELECT ... FOR UPDATE asks of the caller.
-    t->edges = OpenExtensionTable(schema, "oban_workflow_edges", RowShareLock, ACL_UPDATE);
-    t->waits = OpenExtensionTable(schema, "oban_workflow_waits", RowShareLock, ACL_UPDATE);
+    // UPDATE: what SELECT ... FOR UPDATE asks of the caller; DELETE, what the release does to the
+    // waits and edges.
+    t->edges = OpenExtensionTable(schema, "oban_workflow_edges", RowExclusiveLock, ACL_UPDATE | ACL_DELETE);
+    t->waits = OpenExtensionTable(schema, "oban_workflow_waits", RowExclusiveLock, ACL_UPDATE | ACL_DELETE);
     t->jobs = OpenExtensionTable(schema, "oban_jobs", RowShareLock, ACL_UPDATE);
     Oid edges = RelationGetRelid(t->edges), waits = RelationGetRelid(t->waits),
         jobs = RelationGetRelid(t->jobs);
@@ -539,17 +553,15 @@ bool LockWaitAndEdges(ReleaseTables *t, Snapshot snapshot, int64 job_id, Depende
         systable_beginscan(t->waits, t->waits_key, OidIsValid(t->waits_key), snapshot, 1, &key);
     HeapTuple wait = systable_getnext(scan);
     bool near = false;
-    ItemPointerData wait_tid;
     if (HeapTupleIsValid(wait)) {
         bool is_null = false;
         Datum remaining = heap_getattr(wait, t->wait_remaining, RelationGetDescr(t->waits), &is_null);
         near = !is_null && DatumGetInt32(remaining) <= kAckReleaseDeps;
-        wait_tid = wait->t_self;
+        dependent->wait_tid = wait->t_self;
     }
     systable_endscan(scan);
     if (!near) return false;
 
-    ItemPointerData edge_tids[kAckReleaseDeps];
     dependent->job_id = job_id;
     dependent->dep_count = 0;
     EqualityKey(&key, t->edges, t->edge_job, F_INT8EQ, Int64GetDatum(job_id));
@@ -571,14 +583,16 @@ bool LockWaitAndEdges(ReleaseTables *t, Snapshot snapshot, int64 job_id, Depende
         dep.workflow_id = datumCopy(workflow, false, -1);
         dep.name = datumCopy(name, false, -1);
         dep.done = false;
-        edge_tids[dependent->dep_count++] = edge->t_self;
+        dependent->edge_tids[dependent->dep_count++] = edge->t_self;
     }
     systable_endscan(scan);
     if (!near || dependent->dep_count == 0) return false;
 
-    if (!LockSkipping(t->waits, t->wait_slot, &wait_tid, snapshot, LockTupleExclusive)) return false;
+    if (!LockSkipping(t->waits, t->wait_slot, &dependent->wait_tid, snapshot, LockTupleExclusive))
+        return false;
     for (int i = 0; i < dependent->dep_count; i++)
-        if (!LockSkipping(t->edges, t->edge_slot, &edge_tids[i], snapshot, LockTupleExclusive)) return false;
+        if (!LockSkipping(t->edges, t->edge_slot, &dependent->edge_tids[i], snapshot, LockTupleExclusive))
+            return false;
     return true;
 }
 
@@ -668,21 +682,25 @@ void ReleaseInAckBody(void *arg) {
     }
     LookUpOtherDeps(call->schema, dependents, locked);
 
-    // Those whose deps are all done: the job row locked, then released.
+    // Those whose deps are all done: the job row locked, its wait and edges deleted (this
+    // subtransaction holds their locks), then the job released.
     int64 *ready = static_cast<int64 *>(palloc(sizeof(int64) * Max(locked, 1)));
     int ready_count = 0;
     for (int d = 0; d < locked; d++) {
+        Dependent &dependent = dependents[d];
         bool all_done = true;
-        for (int i = 0; i < dependents[d].dep_count && all_done; i++) all_done = dependents[d].deps[i].done;
-        if (all_done && LockSuspendedJob(&t, snapshot, dependents[d].job_id))
-            ready[ready_count++] = dependents[d].job_id;
+        for (int i = 0; i < dependent.dep_count && all_done; i++) all_done = dependent.deps[i].done;
+        if (!all_done || !LockSuspendedJob(&t, snapshot, dependent.job_id)) continue;
+        DeleteFound(t.waits, &dependent.wait_tid, snapshot);
+        for (int i = 0; i < dependent.dep_count; i++) DeleteFound(t.edges, &dependent.edge_tids[i], snapshot);
+        ready[ready_count++] = dependent.job_id;
     }
     UnregisterSnapshot(snapshot);
     CloseReleaseTables(&t);
     if (ready_count == 0) return;
     Datum values[1] = {Int8Array(ready, ready_count)};
     BeginSql(call->schema);
-    Execute(&release_ready, call->schema, values, nullptr);
+    Execute(&release_locked, call->schema, values, nullptr);
     EndSql();
 }
 

@@ -275,6 +275,11 @@ UPDATE oban_jobs SET state = 'executing', attempt = 1 WHERE meta->>'workflow_id'
 SELECT oban_ack_jobs((SELECT jsonb_agg(jsonb_build_object('id', id, 'state', 'completed'))
                       FROM oban_jobs WHERE meta->>'workflow_id' = 'near' AND meta->>'name' LIKE 'd_')) AS acked;
 SELECT * FROM steps('near') WHERE name IN ('eight', 'nine');  -- eight released by the ack
+-- The ack deleted the released job's wait and edges; nine's are left to the flush.
+SELECT j.meta->>'name' AS name,
+       (SELECT count(*) FROM oban_workflow_waits AS w WHERE w.job_id = j.id) AS waits,
+       (SELECT count(*) FROM oban_workflow_edges AS e WHERE e.job_id = j.id) AS edges
+FROM oban_jobs AS j WHERE j.meta->>'workflow_id' = 'near' AND j.meta->>'name' IN ('eight', 'nine') ORDER BY 1;
 -- The release's counts went into the ack's journal row: one row each for the insert, the update
 -- to executing and the ack.
 SELECT count(*) AS journal_rows, counts_exact('near') FROM oban_workflow_journal WHERE workflow_id = 'near';
@@ -323,6 +328,9 @@ SELECT meta->>'workflow_id' = 'pair' AS pair, state, count(*) FROM oban_jobs
 WHERE (meta->>'workflow_id' = 'pair' OR meta->>'workflow_id' LIKE 'chain-%') AND meta->>'name' = 'b'
 GROUP BY 1, 2 ORDER BY 1, 2;
 SELECT counts_exact('pair') AND counts_exact('chain-1') AND counts_exact('chain-200') AS exact;
+-- Every b's wait and edges went with its release.
+SELECT (SELECT count(*) FROM oban_workflow_waits WHERE workflow_id = 'pair' OR workflow_id LIKE 'chain-%') AS waits_left,
+       (SELECT count(*) FROM oban_workflow_edges WHERE dep_workflow_id = 'pair' OR dep_workflow_id LIKE 'chain-%') AS edges_left;
 
 -- A job's workflow_id, and in a workflow its step name, are fixed at insert (0A000), so an update
 -- never leaves a job counted in the wrong workflow; other meta keys change freely.
