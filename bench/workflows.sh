@@ -88,7 +88,7 @@ WITH done AS (
   UPDATE oban_jobs SET state = 'completed', completed_at = timezone('UTC', now())
   WHERE id = ANY (:ids::bigint[]) RETURNING meta)
 UPDATE oban_jobs SET state = 'available'
-WHERE id = ANY (ARRAY(SELECT (meta->>'next')::bigint FROM done)) AND state = 'suspended';
+WHERE id = ANY (ARRAY(SELECT (meta->>'next')::bigint FROM done)) AND state::text = 'suspended';
 SQL
 chmod -R a+rX "$WORK"
 
