@@ -71,8 +71,8 @@ uint64 ExecuteTo(Statement *statement, Oid schema, Datum *values, const char *nu
 int PlanForIndexLookups();
 
 // The extension's table `name` in `schema`, opened with `lock` once the current user is found to
-// hold every privilege in `required` on it, as a statement using the table would be checked. For the C code
-// that reads or writes the extension's tables directly, without a statement.
+// hold every privilege in `required` on it, as a statement using the table would be checked. For
+// the C code that reads or writes the extension's tables directly, without a statement.
 Relation OpenExtensionTable(Oid schema, const char *name, LOCKMODE lock, AclMode required);
 
 // The number of `column` in the extension's table `relation`; an error if the table was altered.

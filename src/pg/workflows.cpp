@@ -268,35 +268,28 @@ Statement count_down{R"sql(
 // made from statistics in which suspended jobs are rare walks the (state, queue, ...) index through
 // every suspended job instead of looking the ids up by primary key (as jobs.cpp's single-job acks).
 //
-// Releases jobs whose every dep completed (the counts say so: no per-dep check needed), and
-// forgets their waits and edges. A job is scheduled only if its own scheduled_at is still ahead of the wall
-// clock: now() would be the start of this (possibly long) flush transaction, older than jobs inserted while
-// it ran.
-Statement release_ready{R"sql(
-    WITH released AS (
-        UPDATE @extschema@.oban_jobs AS j
-        SET state = CASE WHEN j.scheduled_at > timezone('UTC', clock_timestamp()) THEN 'scheduled' ELSE 'available' END
-                        ::@extschema@.oban_job_state
-        WHERE j.id = ANY ($1) AND j.state::text = 'suspended' AND NOT j.meta ? 'wait_until'
-        RETURNING j.id
-    ), forget_waits AS (
-        DELETE FROM @extschema@.oban_workflow_waits WHERE job_id = ANY ($1)
-    )
-    DELETE FROM @extschema@.oban_workflow_edges WHERE job_id = ANY ($1))sql",
-                        1,
-                        {INT8ARRAYOID},
-                        true};
-
-// release_ready's UPDATE alone: the ack's release (below) deletes the waits and edges it locked
-// itself.
-Statement release_locked{R"sql(
+// Releases jobs whose every dep completed (the counts say so, or the ack's checks: no per-dep
+// check needed). A job is scheduled only if its own scheduled_at is still ahead of the wall clock:
+// now() would be the start of this (possibly long) flush transaction, older than jobs inserted
+// while it ran. The ack's release deletes the waits and edges it locked itself; the flush's runs
+// forget_waits_and_edges after this.
+Statement release_jobs{R"sql(
     UPDATE @extschema@.oban_jobs AS j
     SET state = CASE WHEN j.scheduled_at > timezone('UTC', clock_timestamp()) THEN 'scheduled' ELSE 'available' END
                     ::@extschema@.oban_job_state
     WHERE j.id = ANY ($1) AND j.state::text = 'suspended' AND NOT j.meta ? 'wait_until')sql",
-                         1,
-                         {INT8ARRAYOID},
-                         true};
+                       1,
+                       {INT8ARRAYOID},
+                       true};
+
+Statement forget_waits_and_edges{R"sql(
+    WITH forget_waits AS (
+        DELETE FROM @extschema@.oban_workflow_waits WHERE job_id = ANY ($1)
+    )
+    DELETE FROM @extschema@.oban_workflow_edges WHERE job_id = ANY ($1))sql",
+                                 1,
+                                 {INT8ARRAYOID},
+                                 true};
 
 struct ReleaseCall {
     Oid schema;
@@ -306,7 +299,8 @@ struct ReleaseCall {
 void ReleaseBody(void *arg) {
     auto *call = static_cast<ReleaseCall *>(arg);
     Datum values[1] = {call->job_ids};
-    Execute(&release_ready, call->schema, values, nullptr);
+    Execute(&release_jobs, call->schema, values, nullptr);
+    Execute(&forget_waits_and_edges, call->schema, values, nullptr);
 }
 
 // The precise check, once per job: release it (available, or scheduled if its scheduled_at is
@@ -438,7 +432,7 @@ namespace {
 // Index lookups, tuple locks and the deletes of the locked waits and edges done directly, not in SQL
 // statements: most acks of small workflows release a dependent, and the executor's start and
 // teardown for the statement this was cost more than its lookups (bench/RESULTS.md, sessions 9 and
-// 19). The release itself (release_locked) changes jobs, whose triggers and indexes want the
+// 19). The release itself (release_jobs) changes jobs, whose triggers and indexes want the
 // executor.
 
 // Of each (workflow id, name) in $1/$2, in order: whether its jobs are all completed (and one is).
@@ -700,7 +694,7 @@ void ReleaseInAckBody(void *arg) {
     if (ready_count == 0) return;
     Datum values[1] = {Int8Array(ready, ready_count)};
     BeginSql(call->schema);
-    Execute(&release_locked, call->schema, values, nullptr);
+    Execute(&release_jobs, call->schema, values, nullptr);
     EndSql();
 }
 

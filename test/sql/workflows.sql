@@ -285,6 +285,8 @@ FROM oban_jobs AS j WHERE j.meta->>'workflow_id' = 'near' AND j.meta->>'name' IN
 SELECT count(*) AS journal_rows, counts_exact('near') FROM oban_workflow_journal WHERE workflow_id = 'near';
 SELECT oban_flush_workflows() >= 0 AS flushed;
 SELECT * FROM steps('near') WHERE name IN ('eight', 'nine');  -- nine by the flush
+SELECT (SELECT count(*) FROM oban_workflow_waits WHERE workflow_id = 'near') AS waits_left,
+       (SELECT count(*) FROM oban_workflow_edges WHERE dep_workflow_id = 'near') AS edges_left;
 
 -- A dep named three times (by name, twice, and as [workflow_id, name]) is one edge, and the wait
 -- counts it once beside the sub-workflow's.
