@@ -10,6 +10,9 @@
 #         plain table with a mailbox and nothing else, each fetch by the job's id (signal_floor_plain.sql,
 #         signal_floor_roundtrip.sql):
 #         (d)/(c) is what seven calls against three allow any implementation, with no wait or wake-up.
+#     (e) ceiling: (b) with its awaits and its signal as the least plain SQL on the extension's own
+#         tables, its insert, fetches and complete through the API as in (b) (signal_ceiling.sql):
+#         (e)/(a) is what any oban_await_signal and oban_signal could reach against (a).
 #     pgbench -n -M prepared -c CLIENTS -j THREADS -T DURATION; jobs/s = completed jobs / DURATION.
 # Prints medians and the ratio (b)/(a). Run under `flock /work/bench.lock`.
 # Each throughput run starts from SEED (10000) completed jobs + VACUUM ANALYZE, as bench/run.sh does: on
@@ -42,7 +45,7 @@ as_postgres env PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERRO
     -c "CREATE INDEX ON signal_mailbox (job_id, id)"
 gcc -O2 -Wall -o "$WORK/signal_latency" "$BENCH_DIR/signal_latency.c" -I"$(pg_config --includedir)" -lpq
 cp "$BENCH_DIR"/signal_plain.sql "$BENCH_DIR"/signal_roundtrip.sql "$BENCH_DIR"/signal_floor_plain.sql \
-    "$BENCH_DIR"/signal_floor_roundtrip.sql "$WORK/" && chown postgres: "$WORK"/*.sql
+    "$BENCH_DIR"/signal_floor_roundtrip.sql "$BENCH_DIR"/signal_ceiling.sql "$WORK/" && chown postgres: "$WORK"/*.sql
 
 echo "# oban_pro signals benchmark, $(date -u +%FT%TZ), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
@@ -72,19 +75,20 @@ median() { tr ' ' '\n' | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[
 echo
 echo "## Throughput (jobs/s; $ROUNDS interleaved rounds of ${DURATION}s per mode, $CLIENTS clients)"
 echo
-echo "| synchronous_commit | (a) plain: insert, fetch, complete | (b) signal round trip | (b)/(a) | (c) floor plain | (d) floor signal | (d)/(c) | runs (a) | runs (b) | runs (c) | runs (d) |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| synchronous_commit | (a) plain: insert, fetch, complete | (b) signal round trip | (b)/(a) | (c) floor plain | (d) floor signal | (d)/(c) | (e) ceiling | (e)/(a) | (b)/(e) | runs (a) | runs (b) | runs (c) | runs (d) | runs (e) |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b / a }'; }
 for mode in $SYNC_MODES; do
-    plain=() signal=() floor_plain=() floor_signal=()
+    plain=() signal=() floor_plain=() floor_signal=() ceiling=()
     for round in $(seq "$ROUNDS"); do
-        for script in $(rotated "$round" signal_plain.sql signal_roundtrip.sql signal_floor_plain.sql signal_floor_roundtrip.sql); do
+        for script in $(rotated "$round" signal_plain.sql signal_roundtrip.sql signal_floor_plain.sql signal_floor_roundtrip.sql signal_ceiling.sql); do
             jobs=$(run "$script" "$mode")
             case $script in
             signal_plain.sql) plain+=("$jobs") ;;
             signal_roundtrip.sql) signal+=("$jobs") ;;
             signal_floor_plain.sql) floor_plain+=("$jobs") ;;
             signal_floor_roundtrip.sql) floor_signal+=("$jobs") ;;
+            signal_ceiling.sql) ceiling+=("$jobs") ;;
             esac
         done
     done
@@ -92,5 +96,6 @@ for mode in $SYNC_MODES; do
     s=$(echo "${signal[*]}" | median)
     fp=$(echo "${floor_plain[*]}" | median)
     fs=$(echo "${floor_signal[*]}" | median)
-    echo "| $mode | $p | $s | $(ratio "$p" "$s") | $fp | $fs | $(ratio "$fp" "$fs") | ${plain[*]} | ${signal[*]} | ${floor_plain[*]} | ${floor_signal[*]} |"
+    ce=$(echo "${ceiling[*]}" | median)
+    echo "| $mode | $p | $s | $(ratio "$p" "$s") | $fp | $fs | $(ratio "$fp" "$fs") | $ce | $(ratio "$p" "$ce") | $(ratio "$ce" "$s") | ${plain[*]} | ${signal[*]} | ${floor_plain[*]} | ${floor_signal[*]} | ${ceiling[*]} |"
 done
