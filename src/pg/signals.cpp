@@ -18,11 +18,16 @@
 #include "core/signal.hpp"
 #include "pg/args.hpp"
 #include "pg/fetch_floor.hpp"
+#include "pg/meta.hpp"
 #include "pg/module.hpp"
 #include "pg/sql.hpp"
+#include "pg/states.hpp"
 
 extern "C" {
 #include "access/detoast.h"
+#include "access/genam.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
@@ -40,8 +45,11 @@ extern "C" {
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 }
@@ -208,19 +216,10 @@ Statement take_signal{R"sql(
                       {INT8OID},
                       true};
 
-// Parking starts by locking the job row: it waits for a signal in flight to commit, and a signal
-// that comes after waits for the park to commit. The mailbox is then read again. Returns the
-// job's state and deadline as they are once locked.
-Statement lock_job{R"sql(
-    SELECT state::text, meta->>'wait_until' FROM @extschema@.oban_jobs WHERE id = $1 FOR NO KEY UPDATE)sql",
-                   1,
-                   {INT8OID},
-                   true};
-
-// Under the job's row lock, with a fresh snapshot: the oldest stored signal is consumed if there is
-// one (and a deadline left by an earlier wait cleared); otherwise the job parks: executing →
-// suspended, the attempt given back, the deadline kept ($2) or set now: now + $3, or "infinity"
-// when $3 is NULL. Nothing changes unless the job is executing.
+// Under the job's row lock (LockJob), with a fresh snapshot, when the mailbox has a signal for the
+// job (HasSignal): the oldest stored signal is consumed (and a deadline left by an earlier wait
+// cleared); if another transaction holds every stored signal, the job parks as park_job does.
+// Nothing changes unless the job is executing.
 Statement take_or_park{R"sql(
     WITH job AS (
         SELECT state::text AS state, meta->>'wait_until' AS wait_until
@@ -251,6 +250,20 @@ Statement take_or_park{R"sql(
                        3,
                        {INT8OID, BOOLOID, INTERVALOID},
                        true};
+
+// Under the job's row lock (LockJob), with an empty mailbox: the job parks, executing → suspended,
+// the attempt given back, the deadline kept ($2) or set now: now + $3, or "infinity" when $3 is NULL.
+Statement park_job{R"sql(
+    UPDATE @extschema@.oban_jobs
+    SET state = 'suspended', attempt = greatest(attempt - 1, 0),
+        meta = CASE WHEN $2 THEN meta
+                    ELSE meta || jsonb_build_object('wait_until',
+                             CASE WHEN $3::interval IS NULL THEN to_jsonb('infinity'::text)
+                                  ELSE to_jsonb(timezone('UTC', clock_timestamp()) + $3) END) END
+    WHERE id = $1 AND state::text = 'executing')sql",
+                   3,
+                   {INT8OID, BOOLOID, INTERVALOID},
+                   true};
 
 Statement clear_deadline{R"sql(
     UPDATE @extschema@.oban_jobs SET meta = meta - 'wait_until'
@@ -353,18 +366,95 @@ int64 IntervalMicros(const Interval *interval) {
            (int64)interval->month * DAYS_PER_MONTH * USECS_PER_DAY;
 }
 
-// Under the job's row lock (lock_job), with a fresh snapshot: a signal committed meanwhile is
-// received, otherwise the job parks. Leaves SPI connected on success; C-style.
-Look TakeOrPark(Oid schema, int64 job_id, bool keep_deadline, bool has_wait_for, Datum wait_for,
-                MemoryContext caller) {
+// Locks job `job_id`'s row FOR NO KEY UPDATE as SELECT ... FOR NO KEY UPDATE does in READ
+// COMMITTED: a transaction holding it (a signal in flight) is waited for, and an update made
+// meanwhile is followed to the row's latest version. Returns the job as locked (found false: there
+// is no such job). Done directly rather than by a statement, whose setup and teardown cost more than
+// the lock (bench/RESULTS.md, session 20); the caller's SELECT and UPDATE privileges are checked as
+// the statement would. C-style.
+Look LockJob(Oid schema, int64 job_id, MemoryContext caller) {
+    Relation jobs = OpenExtensionTable(schema, "oban_jobs", RowShareLock, ACL_SELECT | ACL_UPDATE);
+    Oid relation = RelationGetRelid(jobs);
+    AttrNumber id = ExtensionTableColumn(relation, "id");
+    AttrNumber state = ExtensionTableColumn(relation, "state");
+    AttrNumber meta = ExtensionTableColumn(relation, "meta");
+    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+    ScanKeyData key;
+    EqualityKey(&key, jobs, id, F_INT8EQ, Int64GetDatum(job_id));
+    Oid primary_key = RelationGetPrimaryKeyIndex(jobs);
+    SysScanDesc scan = systable_beginscan(jobs, primary_key, OidIsValid(primary_key), snapshot, 1, &key);
+    HeapTuple row = systable_getnext(scan);
+    bool found = HeapTupleIsValid(row);
+    ItemPointerData tid;
+    if (found) tid = row->t_self;
+    systable_endscan(scan);
+
+    Look look{};
+    TupleTableSlot *slot = table_slot_create(jobs, nullptr);
+    if (found) {
+        TM_FailureData failure;
+        TM_Result locked =
+            table_tuple_lock(jobs, &tid, snapshot, slot, GetCurrentCommandId(true), LockTupleNoKeyExclusive,
+                             LockWaitBlock, TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &failure);
+        if (locked == TM_Ok) {
+            bool state_null = false, meta_null = false;
+            Datum state_value = slot_getattr(slot, state, &state_null);
+            Datum meta_value = slot_getattr(slot, meta, &meta_null);
+            JobState job_state = state_null ? kUnknownState : StateOf(state_value);
+            look.found = true;
+            look.state =
+                MemoryContextStrdup(caller, job_state == kUnknownState ? "unknown" : kStateNames[job_state]);
+            look.deadline = meta_null ? nullptr : MetaText(DatumGetJsonbP(meta_value), "wait_until", caller);
+        } else if (locked != TM_Deleted && locked != TM_SelfModified) {
+            // As the statement's row lock: deleted meanwhile, or by this very command, is no job.
+            elog(ERROR, "could not lock job %lld: unexpected result %d", (long long)job_id, (int)locked);
+        }
+    }
+    ExecDropSingleTupleTableSlot(slot);
+    UnregisterSnapshot(snapshot);
+    table_close(jobs, NoLock);  // the lock is held to the end of the transaction
+    return look;
+}
+
+// Whether the mailbox holds a signal for job `job_id`, as a snapshot taken now sees it: after the
+// job's lock, every signal stored before the lock was granted. Read directly, as LockJob is; the
+// caller's SELECT privilege is checked as a statement would. C-style.
+bool HasSignal(Oid schema, int64 job_id) {
+    Relation signals = OpenExtensionTable(schema, "oban_signals", AccessShareLock, ACL_SELECT);
+    AttrNumber job = ExtensionTableColumn(RelationGetRelid(signals), "job_id");
+    Oid by_job = get_relname_relid("oban_signals_job_index", schema);
+    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+    ScanKeyData key;
+    EqualityKey(&key, signals, job, F_INT8EQ, Int64GetDatum(job_id));
+    SysScanDesc scan = systable_beginscan(signals, by_job, OidIsValid(by_job), snapshot, 1, &key);
+    bool found = HeapTupleIsValid(systable_getnext(scan));
+    systable_endscan(scan);
+    UnregisterSnapshot(snapshot);
+    table_close(signals, NoLock);
+    return found;
+}
+
+// Under the job's row lock (LockJob; `locked`, the job as locked, executing), with a fresh
+// snapshot: a signal committed meanwhile is received, otherwise the job parks. C-style.
+Look TakeOrPark(Oid schema, int64 job_id, const Look &locked, bool keep_deadline, bool has_wait_for,
+                Datum wait_for, MemoryContext caller) {
     Datum park_args[3] = {Int64GetDatum(job_id), BoolGetDatum(keep_deadline), wait_for};
     const char nulls[3] = {' ', ' ', has_wait_for ? ' ' : 'n'};
-    Execute(&take_or_park, schema, park_args, nulls);
-    Look look = ReadLook(caller);
-    if (!look.found || strcmp(look.state, "executing") != 0) {
+    bool has_signal = HasSignal(schema, job_id);
+    BeginSql(schema);
+    if (has_signal) {
+        Execute(&take_or_park, schema, park_args, nulls);
+        Look look = ReadLook(caller);
         EndSql();
-        NotExecuting(job_id, look, false);
+        if (!look.found || strcmp(look.state, "executing") != 0) NotExecuting(job_id, look, false);
+        return look;
     }
+    uint64 parked = Execute(&park_job, schema, park_args, nulls);
+    EndSql();
+    // The job is locked and was executing: only this transaction could have changed it since.
+    if (parked != 1) elog(ERROR, "job %lld could not be parked", (long long)job_id);
+    Look look = locked;
+    look.received = false;
     return look;
 }
 
@@ -469,30 +559,17 @@ OBAN_FUNCTION(oban_await_signal) {
     // With no time to block (wait_timeout 0), the call parks unless a signal is stored or the
     // deadline has passed: lock the job at once and decide under the lock, one look fewer.
     if (block_until <= GetCurrentTimestamp()) {
-        Datum values[1] = {Int64GetDatum(job_id)};
-        BeginSql(schema);
-        Look locked{};
-        if (Execute(&lock_job, schema, values, nullptr) > 0) {
-            MemoryContext spi = MemoryContextSwitchTo(caller);
-            locked.state = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-            locked.deadline = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-            MemoryContextSwitchTo(spi);
-            locked.found = locked.state != nullptr;
-        }
-        if (!locked.found || strcmp(locked.state, "executing") != 0) {
-            EndSql();
-            NotExecuting(job_id, locked, true);
-        }
+        Look locked = LockJob(schema, job_id, caller);
+        if (!locked.found || strcmp(locked.state, "executing") != 0) NotExecuting(job_id, locked, true);
         oban::core::Deadline deadline = ReadDeadline(locked.deadline);
         if (oban::core::DecideAwait(deadline, GetCurrentTimestamp(), block_until).step ==
             oban::core::AwaitStep::Park) {
             bool keep = deadline.kind != oban::core::Deadline::Kind::None;
-            Look look = TakeOrPark(schema, job_id, keep, has_wait_for, wait_for, caller);
-            EndSql();
+            Look look = TakeOrPark(schema, job_id, locked, keep, has_wait_for, wait_for, caller);
             PutAwaitResult(result, look);
             return (Datum)0;
         }
-        EndSql();  // the deadline has passed: the ordinary look below receives or times out
+        // The deadline has passed: the ordinary look below receives or times out.
     }
     // On the waiting list before the first look, so a commit between a look and a sleep still wakes.
     if (cv != nullptr) ConditionVariablePrepareToSleep(cv);
@@ -526,12 +603,10 @@ OBAN_FUNCTION(oban_await_signal) {
         if (decision.step == oban::core::AwaitStep::Park) {
             if (cv != nullptr) ConditionVariableCancelSleep();
             cv = nullptr;
-            Datum values[1] = {Int64GetDatum(job_id)};
-            BeginSql(schema);
-            Execute(&lock_job, schema, values, nullptr);  // may wait for a signal in flight
+            Look locked = LockJob(schema, job_id, caller);  // may wait for a signal in flight
+            if (!locked.found || strcmp(locked.state, "executing") != 0) NotExecuting(job_id, locked, false);
             bool keep = deadline.kind != oban::core::Deadline::Kind::None;
-            look = TakeOrPark(schema, job_id, keep, has_wait_for, wait_for, caller);
-            EndSql();
+            look = TakeOrPark(schema, job_id, locked, keep, has_wait_for, wait_for, caller);
             PutAwaitResult(result, look);
             return (Datum)0;
         }
