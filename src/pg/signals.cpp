@@ -196,26 +196,6 @@ Statement workflow_steps{R"sql(
                          {TEXTOID, TEXTOID},
                          true};
 
-// One look at the job and its mailbox, with a fresh snapshot: the job's state and deadline, and
-// the oldest stored signal, consumed (deleted) if the job is executing.
-Statement take_signal{R"sql(
-    WITH job AS (
-        SELECT state::text AS state, meta->>'wait_until' AS wait_until
-        FROM @extschema@.oban_jobs WHERE id = $1
-    ), taken AS (
-        DELETE FROM @extschema@.oban_signals
-        WHERE id = (SELECT s.id FROM @extschema@.oban_signals AS s
-                    WHERE s.job_id = $1 AND (SELECT state FROM job) = 'executing'
-                    ORDER BY s.id LIMIT 1
-                    FOR UPDATE SKIP LOCKED)
-        RETURNING payload
-    )
-    SELECT (SELECT state FROM job), (SELECT wait_until FROM job), (SELECT payload FROM taken),
-           EXISTS (SELECT FROM taken))sql",
-                      1,
-                      {INT8OID},
-                      true};
-
 // Under the job's row lock (LockJob), with a fresh snapshot, when the mailbox has a signal for the
 // job (HasSignal): the oldest stored signal is consumed (and a deadline left by an earlier wait
 // cleared); if another transaction holds every stored signal, the job parks as park_job does.
@@ -340,13 +320,6 @@ Look ReadLook(MemoryContext caller) {
     return look;
 }
 
-// One look at the job and its mailbox (C-style; between BeginSql and EndSql).
-Look TakeSignal(Oid schema, int64 job_id, MemoryContext caller) {
-    Datum values[1] = {Int64GetDatum(job_id)};
-    Execute(&take_signal, schema, values, nullptr);
-    return ReadLook(caller);
-}
-
 [[noreturn]] void NotExecuting(int64 job_id, const Look &look, bool before) {
     if (signal_waits != nullptr) ConditionVariableCancelSleep();
     if (!look.found)
@@ -366,72 +339,172 @@ int64 IntervalMicros(const Interval *interval) {
            (int64)interval->month * DAYS_PER_MONTH * USECS_PER_DAY;
 }
 
-// Locks job `job_id`'s row FOR NO KEY UPDATE as SELECT ... FOR NO KEY UPDATE does in READ
-// COMMITTED: a transaction holding it (a signal in flight) is waited for, and an update made
-// meanwhile is followed to the row's latest version. Returns the job as locked (found false: there
-// is no such job). Done directly rather than by a statement, whose setup and teardown cost more than
-// the lock (bench/RESULTS.md, session 20); the caller's SELECT and UPDATE privileges are checked as
-// the statement would. C-style.
-Look LockJob(Oid schema, int64 job_id, MemoryContext caller) {
-    Relation jobs = OpenExtensionTable(schema, "oban_jobs", RowShareLock, ACL_SELECT | ACL_UPDATE);
-    Oid relation = RelationGetRelid(jobs);
-    AttrNumber id = ExtensionTableColumn(relation, "id");
-    AttrNumber state = ExtensionTableColumn(relation, "state");
-    AttrNumber meta = ExtensionTableColumn(relation, "meta");
-    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+// --- the job row and the mailbox, read directly ------------------------------------------------
+//
+// The await's look, its lock and its look into the mailbox read the tables directly rather than by
+// statements, whose setup and teardown cost more than the reads (bench/RESULTS.md, session 20). The
+// caller's privileges are checked when each table is opened, as the statements would. C-style.
+
+struct JobsTable {
+    Relation jobs;
+    AttrNumber id, state, meta;
+};
+
+JobsTable OpenJobs(Oid schema, LOCKMODE lock, AclMode required) {
+    JobsTable t{};
+    t.jobs = OpenExtensionTable(schema, "oban_jobs", lock, required);
+    Oid relation = RelationGetRelid(t.jobs);
+    t.id = ExtensionTableColumn(relation, "id");
+    t.state = ExtensionTableColumn(relation, "state");
+    t.meta = ExtensionTableColumn(relation, "meta");
+    return t;
+}
+
+// The version of job `job_id`'s row that `snapshot` sees: whether there is one, and where.
+bool FindJob(const JobsTable &t, Snapshot snapshot, int64 job_id, ItemPointer tid) {
     ScanKeyData key;
-    EqualityKey(&key, jobs, id, F_INT8EQ, Int64GetDatum(job_id));
-    Oid primary_key = RelationGetPrimaryKeyIndex(jobs);
-    SysScanDesc scan = systable_beginscan(jobs, primary_key, OidIsValid(primary_key), snapshot, 1, &key);
+    EqualityKey(&key, t.jobs, t.id, F_INT8EQ, Int64GetDatum(job_id));
+    Oid primary_key = RelationGetPrimaryKeyIndex(t.jobs);
+    SysScanDesc scan = systable_beginscan(t.jobs, primary_key, OidIsValid(primary_key), snapshot, 1, &key);
     HeapTuple row = systable_getnext(scan);
     bool found = HeapTupleIsValid(row);
-    ItemPointerData tid;
-    if (found) tid = row->t_self;
+    if (found) *tid = row->t_self;
     systable_endscan(scan);
+    return found;
+}
 
+// The job's state and deadline from its row in `slot`, in `caller`'s context.
+Look JobLook(const JobsTable &t, TupleTableSlot *slot, MemoryContext caller) {
+    bool state_null = false, meta_null = false;
+    Datum state = slot_getattr(slot, t.state, &state_null);
+    Datum meta = slot_getattr(slot, t.meta, &meta_null);
+    JobState job_state = state_null ? kUnknownState : StateOf(state);
     Look look{};
-    TupleTableSlot *slot = table_slot_create(jobs, nullptr);
-    if (found) {
-        TM_FailureData failure;
-        TM_Result locked =
-            table_tuple_lock(jobs, &tid, snapshot, slot, GetCurrentCommandId(true), LockTupleNoKeyExclusive,
-                             LockWaitBlock, TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &failure);
-        if (locked == TM_Ok) {
-            bool state_null = false, meta_null = false;
-            Datum state_value = slot_getattr(slot, state, &state_null);
-            Datum meta_value = slot_getattr(slot, meta, &meta_null);
-            JobState job_state = state_null ? kUnknownState : StateOf(state_value);
-            look.found = true;
-            look.state =
-                MemoryContextStrdup(caller, job_state == kUnknownState ? "unknown" : kStateNames[job_state]);
-            look.deadline = meta_null ? nullptr : MetaText(DatumGetJsonbP(meta_value), "wait_until", caller);
-        } else if (locked != TM_Deleted && locked != TM_SelfModified) {
-            // As the statement's row lock: deleted meanwhile, or by this very command, is no job.
-            elog(ERROR, "could not lock job %lld: unexpected result %d", (long long)job_id, (int)locked);
-        }
-    }
-    ExecDropSingleTupleTableSlot(slot);
-    UnregisterSnapshot(snapshot);
-    table_close(jobs, NoLock);  // the lock is held to the end of the transaction
+    look.found = true;
+    look.state = MemoryContextStrdup(caller, job_state == kUnknownState ? "unknown" : kStateNames[job_state]);
+    look.deadline = meta_null ? nullptr : MetaText(DatumGetJsonbP(meta), "wait_until", caller);
     return look;
 }
 
-// Whether the mailbox holds a signal for job `job_id`, as a snapshot taken now sees it: after the
-// job's lock, every signal stored before the lock was granted. Read directly, as LockJob is; the
-// caller's SELECT privilege is checked as a statement would. C-style.
-bool HasSignal(Oid schema, int64 job_id) {
-    Relation signals = OpenExtensionTable(schema, "oban_signals", AccessShareLock, ACL_SELECT);
-    AttrNumber job = ExtensionTableColumn(RelationGetRelid(signals), "job_id");
-    Oid by_job = get_relname_relid("oban_signals_job_index", schema);
+// Locks job `job_id`'s row FOR NO KEY UPDATE as SELECT ... FOR NO KEY UPDATE does in READ
+// COMMITTED: a transaction holding it (a signal in flight) is waited for, and an update made
+// meanwhile is followed to the row's latest version. Returns the job as locked (found false: there
+// is no such job).
+Look LockJob(Oid schema, int64 job_id, MemoryContext caller) {
+    JobsTable t = OpenJobs(schema, RowShareLock, ACL_SELECT | ACL_UPDATE);
     Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
-    ScanKeyData key;
-    EqualityKey(&key, signals, job, F_INT8EQ, Int64GetDatum(job_id));
-    SysScanDesc scan = systable_beginscan(signals, by_job, OidIsValid(by_job), snapshot, 1, &key);
-    bool found = HeapTupleIsValid(systable_getnext(scan));
-    systable_endscan(scan);
+    TupleTableSlot *slot = table_slot_create(t.jobs, nullptr);
+    Look look{};
+    ItemPointerData tid;
+    if (FindJob(t, snapshot, job_id, &tid)) {
+        TM_FailureData failure;
+        TM_Result locked =
+            table_tuple_lock(t.jobs, &tid, snapshot, slot, GetCurrentCommandId(true), LockTupleNoKeyExclusive,
+                             LockWaitBlock, TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &failure);
+        if (locked == TM_Ok)
+            look = JobLook(t, slot, caller);
+        else if (locked != TM_Deleted && locked != TM_SelfModified)
+            // As the statement's row lock: deleted meanwhile, or by this very command, is no job.
+            elog(ERROR, "could not lock job %lld: unexpected result %d", (long long)job_id, (int)locked);
+    }
+    ExecDropSingleTupleTableSlot(slot);
     UnregisterSnapshot(snapshot);
-    table_close(signals, NoLock);
+    table_close(t.jobs, NoLock);  // the lock is held to the end of the transaction
+    return look;
+}
+
+struct Mailbox {
+    Relation signals;
+    Relation by_job;  // oban_signals_job_index: (job_id, id)
+    AttrNumber payload;
+};
+
+Mailbox OpenMailbox(Oid schema, LOCKMODE lock, AclMode required) {
+    Mailbox m{};
+    m.signals = OpenExtensionTable(schema, "oban_signals", lock, required);
+    Oid relation = RelationGetRelid(m.signals);
+    m.payload = ExtensionTableColumn(relation, "payload");
+    m.by_job = OpenIndexOn(get_relname_relid("oban_signals_job_index", schema),
+                           {ExtensionTableColumn(relation, "job_id"), ExtensionTableColumn(relation, "id")});
+    if (m.by_job == nullptr)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("index oban_signals_job_index is missing"),
+                        errhint("The extension's tables were altered; reinstall or update the extension.")));
+    return m;
+}
+
+void CloseMailbox(Mailbox *m) {
+    index_close(m->by_job, AccessShareLock);
+    table_close(m->signals, NoLock);  // the lock is held to the end of the transaction
+}
+
+// The stored signals of job `job_id` that `snapshot` sees, oldest first.
+IndexScanDesc ScanMailbox(const Mailbox &m, Snapshot snapshot, int64 job_id, ScanKey key) {
+    IndexEqualityKey(key, m.by_job, 1, F_INT8EQ, Int64GetDatum(job_id));
+    IndexScanDesc scan = index_beginscan(m.signals, m.by_job, snapshot, 1, 0);
+    index_rescan(scan, key, 1, nullptr, 0);
+    return scan;
+}
+
+// Whether the mailbox holds a signal for job `job_id`, as a snapshot taken now sees it: after the
+// job's lock, every signal stored before the lock was granted.
+bool HasSignal(Oid schema, int64 job_id) {
+    Mailbox m = OpenMailbox(schema, AccessShareLock, ACL_SELECT);
+    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+    TupleTableSlot *slot = table_slot_create(m.signals, nullptr);
+    ScanKeyData key;
+    IndexScanDesc scan = ScanMailbox(m, snapshot, job_id, &key);
+    bool found = index_getnext_slot(scan, ForwardScanDirection, slot);
+    index_endscan(scan);
+    ExecDropSingleTupleTableSlot(slot);
+    UnregisterSnapshot(snapshot);
+    CloseMailbox(&m);
     return found;
+}
+
+// One look at the job and its mailbox, with a snapshot taken now: the job's state and deadline,
+// and, if it is executing, its oldest stored signal that no other transaction holds, taken (deleted)
+// as DELETE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED) would. The caller's SELECT on
+// oban_jobs and SELECT and DELETE on oban_signals are checked.
+Look TakeSignal(Oid schema, int64 job_id, MemoryContext caller) {
+    JobsTable t = OpenJobs(schema, AccessShareLock, ACL_SELECT);
+    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+    TupleTableSlot *job_slot = table_slot_create(t.jobs, nullptr);
+    Look look{};
+    ItemPointerData tid;
+    if (FindJob(t, snapshot, job_id, &tid) && table_tuple_fetch_row_version(t.jobs, &tid, snapshot, job_slot))
+        look = JobLook(t, job_slot, caller);
+    ExecDropSingleTupleTableSlot(job_slot);
+    table_close(t.jobs, NoLock);
+
+    if (look.found && strcmp(look.state, "executing") == 0) {
+        Mailbox m = OpenMailbox(schema, RowExclusiveLock, ACL_SELECT | ACL_DELETE);
+        TupleTableSlot *slot = table_slot_create(m.signals, nullptr);
+        ScanKeyData key;
+        IndexScanDesc scan = ScanMailbox(m, snapshot, job_id, &key);
+        while (!look.received && index_getnext_slot(scan, ForwardScanDirection, slot)) {
+            bool is_null = false;
+            Datum payload = slot_getattr(slot, m.payload, &is_null);
+            // Read whole before the delete, which takes an out-of-line value's chunks along.
+            MemoryContext own = MemoryContextSwitchTo(caller);
+            Datum copy = is_null ? (Datum)0 : PointerGetDatum(PG_DETOAST_DATUM_COPY(payload));
+            MemoryContextSwitchTo(own);
+            TM_FailureData failure;
+            ItemPointerData signal = slot->tts_tid;
+            // Without waiting: a signal another transaction holds or took is passed over.
+            if (table_tuple_delete(m.signals, &signal, GetCurrentCommandId(true), snapshot, InvalidSnapshot,
+                                   false, &failure, false) == TM_Ok) {
+                look.received = true;
+                look.payload = copy;
+            } else if (copy != (Datum)0) {
+                pfree(DatumGetPointer(copy));
+            }
+        }
+        index_endscan(scan);
+        ExecDropSingleTupleTableSlot(slot);
+        CloseMailbox(&m);
+    }
+    UnregisterSnapshot(snapshot);
+    return look;
 }
 
 // Under the job's row lock (LockJob; `locked`, the job as locked, executing), with a fresh
@@ -574,9 +647,7 @@ OBAN_FUNCTION(oban_await_signal) {
     // On the waiting list before the first look, so a commit between a look and a sleep still wakes.
     if (cv != nullptr) ConditionVariablePrepareToSleep(cv);
     for (bool first = true;; first = false) {
-        BeginSql(schema);
         Look look = TakeSignal(schema, job_id, caller);
-        EndSql();
         if (!look.found || strcmp(look.state, "executing") != 0) NotExecuting(job_id, look, first);
         if (look.received) {
             if (look.deadline != nullptr) {  // the job was staged at its deadline, then signalled
