@@ -29,7 +29,9 @@ extern "C" {
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/dependency.h"
 #include "catalog/pg_type.h"
+#include "commands/sequence.h"
 #include "common/hashfn.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -161,31 +163,13 @@ void OnSubtransactionEvent(SubXactEvent event, SubTransactionId, SubTransactionI
 
 // --- statements ------------------------------------------------------------------------------------
 
-// Locks the unfinished jobs among $1 in id order (so two signals never deadlock), waiting for any
-// transaction that holds one — rows changed meanwhile are re-checked as they are now — then stores
-// the payload for each (after its lock: signals to one job are numbered in commit order) and makes
-// the parked ones available: their wait is over (the signal is received when they run), so its
-// deadline goes. Returns the jobs that took the payload, with the fetch key of each (an available
-// job held here is passed over by fetches meanwhile, so its key is published again at commit).
-Statement signal_jobs{R"sql(
-    WITH locked AS (
-        SELECT id, state::text AS state, state::text = 'suspended' AND meta ? 'wait_until' AS parked,
-               queue, priority, scheduled_at
-        FROM @extschema@.oban_jobs
-        WHERE id = ANY ($1) AND state::text IN ('available', 'scheduled', 'suspended', 'executing', 'retryable')
-        ORDER BY id
-        FOR NO KEY UPDATE
-    ), stored AS (
-        INSERT INTO @extschema@.oban_signals (job_id, payload)
-        SELECT id, $2 FROM locked ORDER BY id
-    ), unparked AS (  -- by primary key: a join with `locked` may be planned as a scan of every job
-        UPDATE @extschema@.oban_jobs AS job
-        SET state = 'available', meta = job.meta - 'wait_until'
-        WHERE job.id = ANY (ARRAY(SELECT id FROM locked WHERE parked))
-    )
-    SELECT id, state, queue, priority, scheduled_at FROM locked)sql",
-                      2,
-                      {INT8ARRAYOID, JSONBOID},
+// Makes the parked jobs among $1, which oban_signal has locked, available: their wait is over (the
+// signal is received when they run), so its deadline goes.
+Statement unpark_jobs{R"sql(
+    UPDATE @extschema@.oban_jobs SET state = 'available', meta = meta - 'wait_until'
+    WHERE id = ANY ($1))sql",
+                      1,
+                      {INT8ARRAYOID},
                       true};
 
 Statement workflow_steps{R"sql(
@@ -252,49 +236,11 @@ Statement clear_deadline{R"sql(
                          {INT8OID},
                          true};
 
-// --- signalling ------------------------------------------------------------------------------------
-
-void CheckPayload(FunctionCallInfo fcinfo, int position) {
-    RequireArgument(fcinfo, position, "payload");
-    Size size = toast_raw_datum_size(PG_GETARG_DATUM(position));
-    if (size > (Size)max_signal_bytes)
-        ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("signal payload is too large"),
-                        errdetail("The payload takes %zu bytes; oban_pro.max_signal_bytes is %d.", size,
-                                  max_signal_bytes),
-                        errhint("Store large data elsewhere and signal a reference to it.")));
-}
-
-// Signals the jobs of `job_ids` (an int8[]; NULLs and duplicates count once or not at all): returns
-// how many took the payload. Between BeginSql and EndSql; C-style.
-int SignalJobs(Oid schema, Datum job_ids, Datum payload) {
-    Datum values[2] = {job_ids, payload};
-    uint64 took = Execute(&signal_jobs, schema, values, nullptr);
-    Oid jobs_table = InvalidOid;
-    for (uint64 i = 0; i < took; i++) {
-        HeapTuple row = SPI_tuptable->vals[i];
-        TupleDesc columns = SPI_tuptable->tupdesc;
-        bool is_null[5] = {false, false, false, false, false};
-        Datum id = SPI_getbinval(row, columns, 1, &is_null[0]);
-        const char *state = SPI_getvalue(row, columns, 2);
-        // Only an executing job can have a backend awaiting it.
-        if (strcmp(state, "executing") == 0) RecordWake(DatumGetInt64(id));
-        if (strcmp(state, "available") == 0) {
-            if (!OidIsValid(jobs_table)) jobs_table = get_relname_relid("oban_jobs", schema);
-            Datum queue = SPI_getbinval(row, columns, 3, &is_null[2]);
-            Datum priority = SPI_getbinval(row, columns, 4, &is_null[3]);
-            Datum scheduled_at = SPI_getbinval(row, columns, 5, &is_null[4]);
-            if (!is_null[2] && !is_null[3] && !is_null[4])
-                RecordAvailableJob(jobs_table, queue, FetchKeyOf(priority, scheduled_at, id));
-        }
-    }
-    return (int)took;
-}
-
-Datum SingleIdArray(Datum id) {
-    return PointerGetDatum(construct_array(&id, 1, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE));
-}
-
-// --- awaiting --------------------------------------------------------------------------------------
+// --- the job row and the mailbox, read directly ------------------------------------------------
+//
+// The await's look, its lock and its look into the mailbox read the tables directly rather than by
+// statements, whose setup and teardown cost more than the reads (bench/RESULTS.md, session 20). The
+// caller's privileges are checked when each table is opened, as the statements would. C-style.
 
 struct Look {
     bool found;      // the job exists
@@ -303,47 +249,6 @@ struct Look {
     bool received;
     Datum payload;  // when received, copied into the caller's context
 };
-
-// Reads a look: the row of take_signal or take_or_park (C-style; between BeginSql and EndSql).
-Look ReadLook(MemoryContext caller) {
-    HeapTuple row = SPI_tuptable->vals[0];
-    TupleDesc descriptor = SPI_tuptable->tupdesc;
-    Look look{};
-    bool is_null = false;
-    MemoryContext spi = MemoryContextSwitchTo(caller);  // outlive SPI_finish
-    look.state = SPI_getvalue(row, descriptor, 1);
-    look.found = look.state != nullptr;
-    look.deadline = SPI_getvalue(row, descriptor, 2);
-    look.received = DatumGetBool(SPI_getbinval(row, descriptor, 4, &is_null));
-    if (look.received) look.payload = datumCopy(SPI_getbinval(row, descriptor, 3, &is_null), false, -1);
-    MemoryContextSwitchTo(spi);
-    return look;
-}
-
-[[noreturn]] void NotExecuting(int64 job_id, const Look &look, bool before) {
-    if (signal_waits != nullptr) ConditionVariableCancelSleep();
-    if (!look.found)
-        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-                        errmsg("job %lld does not exist", (long long)job_id),
-                        errhint("oban_await_signal is called by the worker running an executing job.")));
-    ereport(ERROR,
-            (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-             before ? errmsg("job %lld is not executing", (long long)job_id)
-                    : errmsg("job %lld stopped executing while it awaited a signal", (long long)job_id),
-             errdetail("The job is %s.", look.state),
-             errhint("oban_await_signal is called by the worker running an executing job.")));
-}
-
-int64 IntervalMicros(const Interval *interval) {
-    return interval->time + (int64)interval->day * USECS_PER_DAY +
-           (int64)interval->month * DAYS_PER_MONTH * USECS_PER_DAY;
-}
-
-// --- the job row and the mailbox, read directly ------------------------------------------------
-//
-// The await's look, its lock and its look into the mailbox read the tables directly rather than by
-// statements, whose setup and teardown cost more than the reads (bench/RESULTS.md, session 20). The
-// caller's privileges are checked when each table is opened, as the statements would. C-style.
 
 struct JobsTable {
     Relation jobs;
@@ -507,6 +412,189 @@ Look TakeSignal(Oid schema, int64 job_id, MemoryContext caller) {
     return look;
 }
 
+// --- signalling ------------------------------------------------------------------------------------
+
+void CheckPayload(FunctionCallInfo fcinfo, int position) {
+    RequireArgument(fcinfo, position, "payload");
+    Size size = toast_raw_datum_size(PG_GETARG_DATUM(position));
+    if (size > (Size)max_signal_bytes)
+        ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("signal payload is too large"),
+                        errdetail("The payload takes %zu bytes; oban_pro.max_signal_bytes is %d.", size,
+                                  max_signal_bytes),
+                        errhint("Store large data elsewhere and signal a reference to it.")));
+}
+
+int CompareIds(const void *a, const void *b) {
+    int64 x = *static_cast<const int64 *>(a), y = *static_cast<const int64 *>(b);
+    return (x > y) - (x < y);
+}
+
+bool Unfinished(JobState state) {
+    return state == kAvailable || state == kScheduled || state == kSuspended || state == kExecuting ||
+           state == kRetryable;
+}
+
+// The mailbox, for storing signals directly (DirectInsert: no INSERT statement to set up for each
+// signal); the caller's INSERT privilege is checked as the statement would.
+struct MailboxWriter {
+    DirectInsert insert;
+    AttrNumber id, job_id, payload, inserted_at;
+    Oid sequence;
+};
+
+void OpenMailboxWriter(MailboxWriter *w, Oid schema) {
+    OpenDirectInsert(&w->insert, schema, "oban_signals");
+    Oid relation = RelationGetRelid(w->insert.relation);
+    w->id = ExtensionTableColumn(relation, "id");
+    w->job_id = ExtensionTableColumn(relation, "job_id");
+    w->payload = ExtensionTableColumn(relation, "payload");
+    w->inserted_at = ExtensionTableColumn(relation, "inserted_at");
+    w->sequence = getIdentitySequence(relation, w->id, false);
+}
+
+// Stores `payload` for job `job_id`, setting every column as the table's defaults would.
+void StoreSignal(MailboxWriter *w, int64 job_id, Datum payload) {
+    TupleTableSlot *row = NewRow(&w->insert);
+    SetColumn(row, w->id, Int64GetDatum(nextval_internal(w->sequence, false)));
+    SetColumn(row, w->job_id, Int64GetDatum(job_id));
+    SetColumn(row, w->payload, payload);
+    // timezone('UTC', now()): a timestamptz counts microseconds from UTC midnight, so it reads as a
+    // UTC timestamp.
+    SetColumn(row, w->inserted_at, TimestampGetDatum(GetCurrentTransactionStartTimestamp()));
+    InsertRow(&w->insert);
+}
+
+// Signals the jobs of `job_ids` (an int8[]; NULLs and duplicates count once or not at all): returns
+// how many took the payload. Locks each unfinished job's row in id order (so two signals never
+// deadlock), waiting for any transaction that holds one, and checks it again as it is once locked;
+// then stores the payload for it (after its lock: signals to one job are numbered in commit order).
+// The parked ones are made available by one UPDATE (unpark_jobs). An available job held here is
+// passed over by fetches meanwhile, so its fetch key is published again at commit. The rows are
+// locked and the signals stored directly, as the await reads them; the caller's SELECT and UPDATE
+// on oban_jobs and INSERT on oban_signals are checked. C-style.
+int SignalJobs(Oid schema, Datum job_ids, Datum payload) {
+    Datum *elements;
+    bool *nulls;
+    int count;
+    deconstruct_array(DatumGetArrayTypeP(job_ids), INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+                      &elements, &nulls, &count);
+    auto *ids = static_cast<int64 *>(palloc(sizeof(int64) * Max(count, 1)));
+    int distinct = 0;
+    for (int i = 0; i < count; i++)
+        if (!nulls[i]) ids[distinct++] = DatumGetInt64(elements[i]);
+    qsort(ids, distinct, sizeof(int64), CompareIds);
+    int kept = 0;
+    for (int i = 0; i < distinct; i++)
+        if (kept == 0 || ids[kept - 1] != ids[i]) ids[kept++] = ids[i];
+    distinct = kept;
+
+    JobsTable t = OpenJobs(schema, RowShareLock, ACL_SELECT | ACL_UPDATE);
+    Oid jobs = RelationGetRelid(t.jobs);
+    AttrNumber queue = ExtensionTableColumn(jobs, "queue");
+    AttrNumber priority = ExtensionTableColumn(jobs, "priority");
+    AttrNumber scheduled_at = ExtensionTableColumn(jobs, "scheduled_at");
+    Datum stored = PointerGetDatum(PG_DETOAST_DATUM(payload));
+    MailboxWriter mailbox{};
+    bool mailbox_open = false;
+    ArrayBuildState *parked = initArrayResult(INT8OID, CurrentMemoryContext, false);
+    int parked_count = 0, took = 0;
+    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+    TupleTableSlot *slot = table_slot_create(t.jobs, nullptr);
+    for (int i = 0; i < distinct; i++) {
+        ItemPointerData tid;
+        if (!FindJob(t, snapshot, ids[i], &tid) ||
+            !table_tuple_fetch_row_version(t.jobs, &tid, snapshot, slot))
+            continue;
+        bool is_null = false;
+        Datum state = slot_getattr(slot, t.state, &is_null);
+        if (is_null || !Unfinished(StateOf(state))) continue;  // as seen: not locked
+        TM_FailureData failure;
+        TM_Result locked =
+            table_tuple_lock(t.jobs, &tid, snapshot, slot, GetCurrentCommandId(true), LockTupleNoKeyExclusive,
+                             LockWaitBlock, TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &failure);
+        if (locked == TM_Deleted || locked == TM_SelfModified) continue;
+        if (locked != TM_Ok)
+            elog(ERROR, "could not lock job %lld: unexpected result %d", (long long)ids[i], (int)locked);
+        state = slot_getattr(slot, t.state, &is_null);
+        JobState now = is_null ? kUnknownState : StateOf(state);
+        if (!Unfinished(now)) continue;  // finished meanwhile
+        if (!mailbox_open) OpenMailboxWriter(&mailbox, schema);
+        mailbox_open = true;
+        StoreSignal(&mailbox, ids[i], stored);
+        took++;
+        if (now == kExecuting) RecordWake(ids[i]);  // only an executing job can have a backend awaiting it
+        if (now == kSuspended) {
+            bool meta_null = false;
+            Datum meta = slot_getattr(slot, t.meta, &meta_null);
+            if (!meta_null && MetaHas(DatumGetJsonbP(meta), "wait_until")) {
+                accumArrayResult(parked, Int64GetDatum(ids[i]), false, INT8OID, CurrentMemoryContext);
+                parked_count++;
+            }
+        }
+        if (now == kAvailable) {
+            bool queue_null = false, priority_null = false, scheduled_null = false;
+            Datum queue_value = slot_getattr(slot, queue, &queue_null);
+            Datum priority_value = slot_getattr(slot, priority, &priority_null);
+            Datum scheduled_value = slot_getattr(slot, scheduled_at, &scheduled_null);
+            if (!queue_null && !priority_null && !scheduled_null)
+                RecordAvailableJob(jobs, queue_value,
+                                   FetchKeyOf(priority_value, scheduled_value, Int64GetDatum(ids[i])));
+        }
+    }
+    ExecDropSingleTupleTableSlot(slot);
+    UnregisterSnapshot(snapshot);
+    if (mailbox_open) CloseDirectInsert(&mailbox.insert);
+    table_close(t.jobs, NoLock);  // the locks are held to the end of the transaction
+    if (parked_count > 0) {
+        Datum values[1] = {makeArrayResult(parked, CurrentMemoryContext)};
+        BeginSql(schema);
+        Execute(&unpark_jobs, schema, values, nullptr);
+        EndSql();
+    }
+    return took;
+}
+
+Datum SingleIdArray(Datum id) {
+    return PointerGetDatum(construct_array(&id, 1, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE));
+}
+
+// --- awaiting --------------------------------------------------------------------------------------
+
+// Reads a look: the row of take_signal or take_or_park (C-style; between BeginSql and EndSql).
+Look ReadLook(MemoryContext caller) {
+    HeapTuple row = SPI_tuptable->vals[0];
+    TupleDesc descriptor = SPI_tuptable->tupdesc;
+    Look look{};
+    bool is_null = false;
+    MemoryContext spi = MemoryContextSwitchTo(caller);  // outlive SPI_finish
+    look.state = SPI_getvalue(row, descriptor, 1);
+    look.found = look.state != nullptr;
+    look.deadline = SPI_getvalue(row, descriptor, 2);
+    look.received = DatumGetBool(SPI_getbinval(row, descriptor, 4, &is_null));
+    if (look.received) look.payload = datumCopy(SPI_getbinval(row, descriptor, 3, &is_null), false, -1);
+    MemoryContextSwitchTo(spi);
+    return look;
+}
+
+[[noreturn]] void NotExecuting(int64 job_id, const Look &look, bool before) {
+    if (signal_waits != nullptr) ConditionVariableCancelSleep();
+    if (!look.found)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("job %lld does not exist", (long long)job_id),
+                        errhint("oban_await_signal is called by the worker running an executing job.")));
+    ereport(ERROR,
+            (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+             before ? errmsg("job %lld is not executing", (long long)job_id)
+                    : errmsg("job %lld stopped executing while it awaited a signal", (long long)job_id),
+             errdetail("The job is %s.", look.state),
+             errhint("oban_await_signal is called by the worker running an executing job.")));
+}
+
+int64 IntervalMicros(const Interval *interval) {
+    return interval->time + (int64)interval->day * USECS_PER_DAY +
+           (int64)interval->month * DAYS_PER_MONTH * USECS_PER_DAY;
+}
+
 // Under the job's row lock (LockJob; `locked`, the job as locked, executing), with a fresh
 // snapshot: a signal committed meanwhile is received, otherwise the job parks. C-style.
 Look TakeOrPark(Oid schema, int64 job_id, const Look &locked, bool keep_deadline, bool has_wait_for,
@@ -567,21 +655,14 @@ using namespace oban::pg;
 OBAN_FUNCTION(oban_signal) {
     RequireArgument(fcinfo, 0, "job_id");
     CheckPayload(fcinfo, 1);
-    Oid schema = FunctionSchema(fcinfo);
-    BeginSql(schema);
-    int took = SignalJobs(schema, SingleIdArray(PG_GETARG_DATUM(0)), PG_GETARG_DATUM(1));
-    EndSql();
+    int took = SignalJobs(FunctionSchema(fcinfo), SingleIdArray(PG_GETARG_DATUM(0)), PG_GETARG_DATUM(1));
     PG_RETURN_BOOL(took > 0);
 }
 
 OBAN_FUNCTION(oban_signal_many) {
     RequireArgument(fcinfo, 0, "job_ids");
     CheckPayload(fcinfo, 1);
-    Oid schema = FunctionSchema(fcinfo);
-    BeginSql(schema);
-    int took = SignalJobs(schema, PG_GETARG_DATUM(0), PG_GETARG_DATUM(1));
-    EndSql();
-    PG_RETURN_INT32(took);
+    PG_RETURN_INT32(SignalJobs(FunctionSchema(fcinfo), PG_GETARG_DATUM(0), PG_GETARG_DATUM(1)));
 }
 
 OBAN_FUNCTION(oban_workflow_signal) {
