@@ -238,9 +238,10 @@ Statement clear_deadline{R"sql(
 
 // --- the job row and the mailbox, read directly ------------------------------------------------
 //
-// The await's look, its lock and its look into the mailbox read the tables directly rather than by
-// statements, whose setup and teardown cost more than the reads (bench/RESULTS.md, session 20). The
-// caller's privileges are checked when each table is opened, as the statements would. C-style.
+// The await and the signal find, lock and read the job rows and the mailbox directly rather than by
+// statements, whose setup and teardown cost more than the reads (bench/RESULTS.md, session 20); only
+// their changes to oban_jobs are statements, for its triggers and constraints. The caller's
+// privileges are checked when each table is opened, as the statements would. C-style.
 
 struct Look {
     bool found;      // the job exists
@@ -252,7 +253,9 @@ struct Look {
 
 struct JobsTable {
     Relation jobs;
+    Relation primary_key;
     AttrNumber id, state, meta;
+    TupleTableSlot *slot;
 };
 
 JobsTable OpenJobs(Oid schema, LOCKMODE lock, AclMode required) {
@@ -262,20 +265,42 @@ JobsTable OpenJobs(Oid schema, LOCKMODE lock, AclMode required) {
     t.id = ExtensionTableColumn(relation, "id");
     t.state = ExtensionTableColumn(relation, "state");
     t.meta = ExtensionTableColumn(relation, "meta");
+    t.primary_key = OpenPrimaryKeyOn(t.jobs, {t.id});
+    t.slot = table_slot_create(t.jobs, nullptr);
     return t;
 }
 
-// The version of job `job_id`'s row that `snapshot` sees: whether there is one, and where.
-bool FindJob(const JobsTable &t, Snapshot snapshot, int64 job_id, ItemPointer tid) {
+void CloseJobs(JobsTable *t) {
+    ExecDropSingleTupleTableSlot(t->slot);
+    index_close(t->primary_key, AccessShareLock);
+    table_close(t->jobs, NoLock);  // the lock is held to the end of the transaction
+}
+
+// Job `job_id`'s row as `snapshot` sees it, into t.slot: whether there is one.
+bool FindJob(const JobsTable &t, Snapshot snapshot, int64 job_id) {
     ScanKeyData key;
-    EqualityKey(&key, t.jobs, t.id, F_INT8EQ, Int64GetDatum(job_id));
-    Oid primary_key = RelationGetPrimaryKeyIndex(t.jobs);
-    SysScanDesc scan = systable_beginscan(t.jobs, primary_key, OidIsValid(primary_key), snapshot, 1, &key);
-    HeapTuple row = systable_getnext(scan);
-    bool found = HeapTupleIsValid(row);
-    if (found) *tid = row->t_self;
-    systable_endscan(scan);
+    IndexEqualityKey(&key, t.primary_key, 1, F_INT8EQ, Int64GetDatum(job_id));
+    IndexScanDesc scan = index_beginscan(t.jobs, t.primary_key, snapshot, 1, 0);
+    index_rescan(scan, &key, 1, nullptr, 0);
+    bool found = index_getnext_slot(scan, ForwardScanDirection, t.slot);
+    index_endscan(scan);
     return found;
+}
+
+// Locks the row version in t.slot (found by FindJob with `snapshot`) FOR NO KEY UPDATE as SELECT ...
+// FOR NO KEY UPDATE does in READ COMMITTED: a transaction holding it is waited for, and an update
+// made meanwhile is followed to the row's latest version, which t.slot then holds. Whether the row
+// was locked (false: deleted meanwhile, or by this very command: no job, as for the statement).
+bool LockFoundJob(const JobsTable &t, Snapshot snapshot, int64 job_id) {
+    ItemPointerData tid = t.slot->tts_tid;
+    TM_FailureData failure;
+    TM_Result locked =
+        table_tuple_lock(t.jobs, &tid, snapshot, t.slot, GetCurrentCommandId(true), LockTupleNoKeyExclusive,
+                         LockWaitBlock, TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &failure);
+    if (locked == TM_Deleted || locked == TM_SelfModified) return false;
+    if (locked != TM_Ok)
+        elog(ERROR, "could not lock job %lld: unexpected result %d", (long long)job_id, (int)locked);
+    return true;
 }
 
 // The job's state and deadline from its row in `slot`, in `caller`'s context.
@@ -291,30 +316,15 @@ Look JobLook(const JobsTable &t, TupleTableSlot *slot, MemoryContext caller) {
     return look;
 }
 
-// Locks job `job_id`'s row FOR NO KEY UPDATE as SELECT ... FOR NO KEY UPDATE does in READ
-// COMMITTED: a transaction holding it (a signal in flight) is waited for, and an update made
-// meanwhile is followed to the row's latest version. Returns the job as locked (found false: there
-// is no such job).
+// Locks job `job_id`'s row (LockFoundJob): a signal in flight is waited for. Returns the job as
+// locked (found false: there is no such job).
 Look LockJob(Oid schema, int64 job_id, MemoryContext caller) {
     JobsTable t = OpenJobs(schema, RowShareLock, ACL_SELECT | ACL_UPDATE);
     Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
-    TupleTableSlot *slot = table_slot_create(t.jobs, nullptr);
     Look look{};
-    ItemPointerData tid;
-    if (FindJob(t, snapshot, job_id, &tid)) {
-        TM_FailureData failure;
-        TM_Result locked =
-            table_tuple_lock(t.jobs, &tid, snapshot, slot, GetCurrentCommandId(true), LockTupleNoKeyExclusive,
-                             LockWaitBlock, TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &failure);
-        if (locked == TM_Ok)
-            look = JobLook(t, slot, caller);
-        else if (locked != TM_Deleted && locked != TM_SelfModified)
-            // As the statement's row lock: deleted meanwhile, or by this very command, is no job.
-            elog(ERROR, "could not lock job %lld: unexpected result %d", (long long)job_id, (int)locked);
-    }
-    ExecDropSingleTupleTableSlot(slot);
+    if (FindJob(t, snapshot, job_id) && LockFoundJob(t, snapshot, job_id)) look = JobLook(t, t.slot, caller);
     UnregisterSnapshot(snapshot);
-    table_close(t.jobs, NoLock);  // the lock is held to the end of the transaction
+    CloseJobs(&t);
     return look;
 }
 
@@ -373,13 +383,9 @@ bool HasSignal(Oid schema, int64 job_id) {
 Look TakeSignal(Oid schema, int64 job_id, MemoryContext caller) {
     JobsTable t = OpenJobs(schema, AccessShareLock, ACL_SELECT);
     Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
-    TupleTableSlot *job_slot = table_slot_create(t.jobs, nullptr);
     Look look{};
-    ItemPointerData tid;
-    if (FindJob(t, snapshot, job_id, &tid) && table_tuple_fetch_row_version(t.jobs, &tid, snapshot, job_slot))
-        look = JobLook(t, job_slot, caller);
-    ExecDropSingleTupleTableSlot(job_slot);
-    table_close(t.jobs, NoLock);
+    if (FindJob(t, snapshot, job_id)) look = JobLook(t, t.slot, caller);
+    CloseJobs(&t);
 
     if (look.found && strcmp(look.state, "executing") == 0) {
         Mailbox m = OpenMailbox(schema, RowExclusiveLock, ACL_SELECT | ACL_DELETE);
@@ -499,22 +505,13 @@ int SignalJobs(Oid schema, Datum job_ids, Datum payload) {
     ArrayBuildState *parked = initArrayResult(INT8OID, CurrentMemoryContext, false);
     int parked_count = 0, took = 0;
     Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
-    TupleTableSlot *slot = table_slot_create(t.jobs, nullptr);
+    TupleTableSlot *slot = t.slot;
     for (int i = 0; i < distinct; i++) {
-        ItemPointerData tid;
-        if (!FindJob(t, snapshot, ids[i], &tid) ||
-            !table_tuple_fetch_row_version(t.jobs, &tid, snapshot, slot))
-            continue;
+        if (!FindJob(t, snapshot, ids[i])) continue;
         bool is_null = false;
         Datum state = slot_getattr(slot, t.state, &is_null);
         if (is_null || !Unfinished(StateOf(state))) continue;  // as seen: not locked
-        TM_FailureData failure;
-        TM_Result locked =
-            table_tuple_lock(t.jobs, &tid, snapshot, slot, GetCurrentCommandId(true), LockTupleNoKeyExclusive,
-                             LockWaitBlock, TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &failure);
-        if (locked == TM_Deleted || locked == TM_SelfModified) continue;
-        if (locked != TM_Ok)
-            elog(ERROR, "could not lock job %lld: unexpected result %d", (long long)ids[i], (int)locked);
+        if (!LockFoundJob(t, snapshot, ids[i])) continue;
         state = slot_getattr(slot, t.state, &is_null);
         JobState now = is_null ? kUnknownState : StateOf(state);
         if (!Unfinished(now)) continue;  // finished meanwhile
@@ -541,10 +538,9 @@ int SignalJobs(Oid schema, Datum job_ids, Datum payload) {
                                    FetchKeyOf(priority_value, scheduled_value, Int64GetDatum(ids[i])));
         }
     }
-    ExecDropSingleTupleTableSlot(slot);
     UnregisterSnapshot(snapshot);
     if (mailbox_open) CloseDirectInsert(&mailbox.insert);
-    table_close(t.jobs, NoLock);  // the locks are held to the end of the transaction
+    CloseJobs(&t);
     if (parked_count > 0) {
         Datum values[1] = {makeArrayResult(parked, CurrentMemoryContext)};
         BeginSql(schema);
