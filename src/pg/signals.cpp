@@ -6,8 +6,8 @@
 // slots of the executing jobs it signalled, per (sub)transaction; a rolled-back subtransaction takes
 // its slots along, and only XACT_EVENT_COMMIT — after the commit is visible to new snapshots —
 // broadcasts them. A waiter re-reads the mailbox with a fresh snapshot after each wake, so a wake
-// for another job of the same slot costs one query. Without preloading there is no shared memory:
-// waiters poll every kPollMs.
+// for another job of the same slot costs one look (two index probes). Without preloading there is
+// no shared memory: waiters poll every kPollMs.
 //
 // Races. oban_signal locks the target job rows (FOR NO KEY UPDATE, in id order) before storing
 // anything, and parking locks the job row, then re-reads the mailbox with a fresh snapshot before it
@@ -556,7 +556,7 @@ Datum SingleIdArray(Datum id) {
 
 // --- awaiting --------------------------------------------------------------------------------------
 
-// Reads a look: the row of take_signal or take_or_park (C-style; between BeginSql and EndSql).
+// Reads a look: the row of take_or_park (C-style; between BeginSql and EndSql).
 Look ReadLook(MemoryContext caller) {
     HeapTuple row = SPI_tuptable->vals[0];
     TupleDesc descriptor = SPI_tuptable->tupdesc;
