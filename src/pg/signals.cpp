@@ -379,12 +379,13 @@ bool HasSignal(Oid schema, int64 job_id) {
 // One look at the job and its mailbox, with a snapshot taken now: the job's state and deadline,
 // and, if it is executing, its oldest stored signal that no other transaction holds, taken (deleted)
 // as DELETE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED) would. The caller's SELECT on
-// oban_jobs and SELECT and DELETE on oban_signals are checked.
+// oban_jobs and SELECT and DELETE on oban_signals are checked. Allocates in the current memory
+// context, but a payload received in `caller`'s.
 Look TakeSignal(Oid schema, int64 job_id, MemoryContext caller) {
     JobsTable t = OpenJobs(schema, AccessShareLock, ACL_SELECT);
     Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
     Look look{};
-    if (FindJob(t, snapshot, job_id)) look = JobLook(t, t.slot, caller);
+    if (FindJob(t, snapshot, job_id)) look = JobLook(t, t.slot, CurrentMemoryContext);
     CloseJobs(&t);
 
     if (look.found && strcmp(look.state, "executing") == 0) {
@@ -723,8 +724,13 @@ OBAN_FUNCTION(oban_await_signal) {
     }
     // On the waiting list before the first look, so a commit between a look and a sleep still wakes.
     if (cv != nullptr) ConditionVariablePrepareToSleep(cv);
+    // Each look's memory goes with the next: a long wait without preloading looks every kPollMs.
+    MemoryContext look_memory = AllocSetContextCreate(caller, "oban_pro await look", ALLOCSET_SMALL_SIZES);
     for (bool first = true;; first = false) {
+        MemoryContextReset(look_memory);
+        MemoryContextSwitchTo(look_memory);
         Look look = TakeSignal(schema, job_id, caller);
+        MemoryContextSwitchTo(caller);
         if (!look.found || strcmp(look.state, "executing") != 0) NotExecuting(job_id, look, first);
         if (look.received) {
             if (look.deadline != nullptr) {  // the job was staged at its deadline, then signalled
