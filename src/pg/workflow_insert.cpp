@@ -281,6 +281,9 @@ struct Options {
 
 void BuildJobs(const core::WorkflowSpec &spec, char **ids, const Options &top, Built *built) {
     MemoryContext context = CurrentMemoryContext;
+    // The args and tags of steps that give none: one value each, shared by those steps.
+    Datum no_args = DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
+    Datum no_tags = DirectFunctionCall1(jsonb_in, CStringGetDatum("[]"));
     for (size_t w = 0; w < spec.workflows.size(); w++) {
         const core::RawWorkflow &workflow = spec.workflows[w];
         for (size_t s = 0; s < workflow.steps.size(); s++) {
@@ -351,7 +354,7 @@ void BuildJobs(const core::WorkflowSpec &spec, char **ids, const Options &top, B
             accumArrayResult(built->workers, text_or(step.worker, ""), false, TEXTOID, context);
             Datum args = Lookup(object, "args", &value) && value.type == jbvBinary
                              ? JsonbPGetDatum(JsonbValueToJsonb(&value))
-                             : DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
+                             : no_args;
             accumArrayResult(built->args, args, false, JSONBOID, context);
             accumArrayResult(built->queues, text_or(step.queue, "default"), false, TEXTOID, context);
             accumArrayResult(built->priorities, int_or(step.priority, 0), false, INT4OID, context);
@@ -362,7 +365,7 @@ void BuildJobs(const core::WorkflowSpec &spec, char **ids, const Options &top, B
             accumArrayResult(built->metas, merged, false, JSONBOID, context);
             Datum tags = Lookup(object, "tags", &value) && value.type == jbvBinary
                              ? JsonbPGetDatum(JsonbValueToJsonb(&value))
-                             : DirectFunctionCall1(jsonb_in, CStringGetDatum("[]"));
+                             : no_tags;
             accumArrayResult(built->tags, tags, false, JSONBOID, context);
             built->count++;
         }
