@@ -501,8 +501,10 @@ int SignalJobs(Oid schema, Datum job_ids, Datum payload) {
     AttrNumber priority = ExtensionTableColumn(jobs, "priority");
     AttrNumber scheduled_at = ExtensionTableColumn(jobs, "scheduled_at");
     Datum stored = PointerGetDatum(PG_DETOAST_DATUM(payload));
+    // Opened first, as the statement's privileges were checked before any row: a caller without
+    // INSERT on oban_signals is refused whatever it targets.
     MailboxWriter mailbox{};
-    bool mailbox_open = false;
+    OpenMailboxWriter(&mailbox, schema);
     ArrayBuildState *parked = initArrayResult(INT8OID, CurrentMemoryContext, false);
     int parked_count = 0, took = 0;
     Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
@@ -516,8 +518,6 @@ int SignalJobs(Oid schema, Datum job_ids, Datum payload) {
         state = slot_getattr(slot, t.state, &is_null);
         JobState now = is_null ? kUnknownState : StateOf(state);
         if (!Unfinished(now)) continue;  // finished meanwhile
-        if (!mailbox_open) OpenMailboxWriter(&mailbox, schema);
-        mailbox_open = true;
         StoreSignal(&mailbox, ids[i], stored);
         took++;
         if (now == kExecuting) RecordWake(ids[i]);  // only an executing job can have a backend awaiting it
@@ -540,7 +540,7 @@ int SignalJobs(Oid schema, Datum job_ids, Datum payload) {
         }
     }
     UnregisterSnapshot(snapshot);
-    if (mailbox_open) CloseDirectInsert(&mailbox.insert);
+    CloseDirectInsert(&mailbox.insert);
     CloseJobs(&t);
     if (parked_count > 0) {
         Datum values[1] = {makeArrayResult(parked, CurrentMemoryContext)};

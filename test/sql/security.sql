@@ -425,10 +425,30 @@ RESET ROLE;
 SELECT id, state, completed FROM oban_workflows WHERE id = 'acked';
 RESET search_path;
 
+-- A role that may lock jobs and call oban_signal but not store signals is refused, whatever it
+-- targets (a job that exists, one that does not), and nothing is stored or made available.
+CREATE ROLE oban_no_mailbox;
+GRANT USAGE ON SCHEMA oban TO oban_no_mailbox;
+GRANT SELECT, UPDATE ON oban.oban_jobs TO oban_no_mailbox;
+GRANT SELECT ON oban.oban_signals TO oban_no_mailbox;
+GRANT EXECUTE ON FUNCTION oban.oban_signal(bigint, jsonb), oban.oban_signal(bigint[], jsonb) TO oban_no_mailbox;
+SET search_path = oban;
+INSERT INTO oban_jobs (worker, state, meta) VALUES ('Parked', 'suspended', '{"wait_until": "infinity"}');
+SET ROLE oban_no_mailbox;
+\set VERBOSITY sqlstate
+SELECT oban_signal((SELECT id FROM oban_jobs WHERE worker = 'Parked'), '{}');
+SELECT oban_signal(-1::bigint, '{}');
+SELECT oban_signal(ARRAY[-1, -2]::bigint[], '{}');
+\set VERBOSITY default
+RESET ROLE;
+SELECT state, meta->>'wait_until' AS wait_until, (SELECT count(*) FROM oban_signals s WHERE s.job_id = j.id) AS stored
+FROM oban_jobs j WHERE worker = 'Parked';
+RESET search_path;
+
 -- Back to the layout the other tests expect.
 SET client_min_messages = warning;
-DROP OWNED BY oban_nobody, oban_client, oban_worker, oban_acker;
-DROP ROLE oban_nobody, oban_client, oban_worker, oban_acker;
+DROP OWNED BY oban_nobody, oban_client, oban_worker, oban_acker, oban_no_mailbox;
+DROP ROLE oban_nobody, oban_client, oban_worker, oban_acker, oban_no_mailbox;
 DROP VIEW extension_members;
 DROP EXTENSION oban_pro;
 DROP SCHEMA oban;
