@@ -443,6 +443,18 @@ SELECT oban_signal(ARRAY[-1, -2]::bigint[], '{}');
 RESET ROLE;
 SELECT state, meta->>'wait_until' AS wait_until, (SELECT count(*) FROM oban_signals s WHERE s.job_id = j.id) AS stored
 FROM oban_jobs j WHERE worker = 'Parked';
+-- Nor may it take a stored signal, by the look or under the park's lock: the signal stays.
+GRANT EXECUTE ON FUNCTION oban.oban_await_signal TO oban_no_mailbox;
+INSERT INTO oban_jobs (worker, state, attempt, attempted_at) VALUES ('Awaiting', 'executing', 1, now());
+SELECT oban_signal((SELECT id FROM oban_jobs WHERE worker = 'Awaiting'), '{"n": 1}');
+SET ROLE oban_no_mailbox;
+\set VERBOSITY sqlstate
+SELECT * FROM oban_await_signal((SELECT id FROM oban_jobs WHERE worker = 'Awaiting'), NULL, '1 second');
+SELECT * FROM oban_await_signal((SELECT id FROM oban_jobs WHERE worker = 'Awaiting'), NULL, '0');
+\set VERBOSITY default
+RESET ROLE;
+SELECT state, (SELECT count(*) FROM oban_signals s WHERE s.job_id = j.id) AS stored
+FROM oban_jobs j WHERE worker = 'Awaiting';
 RESET search_path;
 
 -- Back to the layout the other tests expect.
