@@ -486,14 +486,13 @@ int SignalJobs(Oid schema, Datum job_ids, Datum payload) {
     deconstruct_array(DatumGetArrayTypeP(job_ids), INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
                       &elements, &nulls, &count);
     auto *ids = static_cast<int64 *>(palloc(sizeof(int64) * Max(count, 1)));
-    int distinct = 0;
+    int named = 0;  // ids not NULL
     for (int i = 0; i < count; i++)
-        if (!nulls[i]) ids[distinct++] = DatumGetInt64(elements[i]);
-    qsort(ids, distinct, sizeof(int64), CompareIds);
-    int kept = 0;
-    for (int i = 0; i < distinct; i++)
-        if (kept == 0 || ids[kept - 1] != ids[i]) ids[kept++] = ids[i];
-    distinct = kept;
+        if (!nulls[i]) ids[named++] = DatumGetInt64(elements[i]);
+    qsort(ids, named, sizeof(int64), CompareIds);
+    int distinct = 0;
+    for (int i = 0; i < named; i++)
+        if (distinct == 0 || ids[distinct - 1] != ids[i]) ids[distinct++] = ids[i];
 
     JobsTable t = OpenJobs(schema, RowShareLock, ACL_SELECT | ACL_UPDATE);
     Oid jobs = RelationGetRelid(t.jobs);
