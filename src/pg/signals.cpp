@@ -288,15 +288,21 @@ bool FindJob(const JobsTable &t, Snapshot snapshot, int64 job_id) {
 }
 
 // Locks the row version in t.slot (found by FindJob with `snapshot`) FOR NO KEY UPDATE as SELECT ...
-// FOR NO KEY UPDATE does in READ COMMITTED: a transaction holding it is waited for, and an update
-// made meanwhile is followed to the row's latest version, which t.slot then holds. Whether the row
-// was locked (false: deleted meanwhile, or by this very command: no job, as for the statement).
+// FOR NO KEY UPDATE does: a transaction holding it is waited for; in READ COMMITTED an update made
+// meanwhile is followed to the row's latest version, which t.slot then holds, while in REPEATABLE
+// READ or SERIALIZABLE a row changed since `snapshot` is a serialization failure. Whether the row was
+// locked (false: deleted meanwhile, or by this very command: no job, as for the statement).
 bool LockFoundJob(const JobsTable &t, Snapshot snapshot, int64 job_id) {
     ItemPointerData tid = t.slot->tts_tid;
+    bool follow = !IsolationUsesXactSnapshot();
     TM_FailureData failure;
     TM_Result locked =
         table_tuple_lock(t.jobs, &tid, snapshot, t.slot, GetCurrentCommandId(true), LockTupleNoKeyExclusive,
-                         LockWaitBlock, TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &failure);
+                         LockWaitBlock, follow ? TUPLE_LOCK_FLAG_FIND_LAST_VERSION : 0, &failure);
+    if (!follow && (locked == TM_Updated || locked == TM_Deleted))
+        ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+                        errmsg("could not serialize access due to concurrent %s",
+                               locked == TM_Updated ? "update" : "delete")));
     if (locked == TM_Deleted || locked == TM_SelfModified) return false;
     if (locked != TM_Ok)
         elog(ERROR, "could not lock job %lld: unexpected result %d", (long long)job_id, (int)locked);
@@ -506,7 +512,9 @@ int SignalJobs(Oid schema, Datum job_ids, Datum payload) {
     OpenMailboxWriter(&mailbox, schema);
     ArrayBuildState *parked = initArrayResult(INT8OID, CurrentMemoryContext, false);
     int parked_count = 0, took = 0;
-    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+    // The transaction's snapshot in REPEATABLE READ and SERIALIZABLE, as the statement's was; a new
+    // one in READ COMMITTED.
+    Snapshot snapshot = RegisterSnapshot(GetTransactionSnapshot());
     TupleTableSlot *slot = t.slot;
     for (int i = 0; i < distinct; i++) {
         if (!FindJob(t, snapshot, ids[i])) continue;
