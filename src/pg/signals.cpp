@@ -326,6 +326,7 @@ Look JobLook(const JobsTable &t, TupleTableSlot *slot, MemoryContext caller) {
 // locked (found false: there is no such job).
 Look LockJob(Oid schema, int64 job_id, MemoryContext caller) {
     JobsTable t = OpenJobs(schema, RowShareLock, ACL_SELECT | ACL_UPDATE);
+    CommandCounterIncrement();  // as a statement would: what this transaction did so far is seen
     Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
     Look look{};
     if (FindJob(t, snapshot, job_id) && LockFoundJob(t, snapshot, job_id)) look = JobLook(t, t.slot, caller);
@@ -370,6 +371,7 @@ IndexScanDesc ScanMailbox(const Mailbox &m, Snapshot snapshot, int64 job_id, Sca
 // job's lock, every signal stored before the lock was granted.
 bool HasSignal(Oid schema, int64 job_id) {
     Mailbox m = OpenMailbox(schema, AccessShareLock, ACL_SELECT);
+    CommandCounterIncrement();
     Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
     TupleTableSlot *slot = table_slot_create(m.signals, nullptr);
     ScanKeyData key;
@@ -389,6 +391,7 @@ bool HasSignal(Oid schema, int64 job_id) {
 // context, but a payload received in `caller`'s.
 Look TakeSignal(Oid schema, int64 job_id, MemoryContext caller) {
     JobsTable t = OpenJobs(schema, AccessShareLock, ACL_SELECT);
+    CommandCounterIncrement();
     Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
     Look look{};
     if (FindJob(t, snapshot, job_id)) look = JobLook(t, t.slot, CurrentMemoryContext);
@@ -513,7 +516,8 @@ int SignalJobs(Oid schema, Datum job_ids, Datum payload) {
     ArrayBuildState *parked = initArrayResult(INT8OID, CurrentMemoryContext, false);
     int parked_count = 0, took = 0;
     // The transaction's snapshot in REPEATABLE READ and SERIALIZABLE, as the statement's was; a new
-    // one in READ COMMITTED.
+    // one in READ COMMITTED, which sees what this transaction did so far.
+    CommandCounterIncrement();
     Snapshot snapshot = RegisterSnapshot(GetTransactionSnapshot());
     TupleTableSlot *slot = t.slot;
     for (int i = 0; i < distinct; i++) {

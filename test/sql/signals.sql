@@ -178,5 +178,17 @@ SELECT state FROM job(:retried);
 ROLLBACK;
 SELECT state FROM job(:retried);
 
+-- 14. The calls see what the transaction did so far, as a statement of their own would: here the
+-- job made executing, signalled and awaited by one statement (an UPDATE in a CTE, then the calls).
+SELECT id AS same_statement FROM oban_insert_job('Same', queue => 'same') \gset
+WITH fetched AS (
+    UPDATE oban_jobs SET state = 'executing', attempt = 1, attempted_at = timezone('UTC', now())
+    WHERE id = :same_statement RETURNING id
+)
+SELECT oban_signal(f.id, '{"same": 1}') AS took, a.status, a.payload
+FROM fetched AS f, oban_await_signal(f.id, NULL, '0') AS a;
+SELECT state, (SELECT count(*) FROM oban_signals WHERE job_id = :same_statement) AS left_in_mailbox
+FROM job(:same_statement);
+
 DROP FUNCTION job(bigint);
 TRUNCATE oban_jobs RESTART IDENTITY;
