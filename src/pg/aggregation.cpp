@@ -510,9 +510,7 @@ void AppendJournalRow(JournalWriter *writer, const WorkflowDelta *delta, Datum w
         SetColumn(row, shape.finished_names, PointerGetDatum(strlist_to_textarray(delta->finished_names)));
         SetColumn(row, shape.finished_states, PointerGetDatum(strlist_to_textarray(delta->finished_states)));
     }
-    // timezone('UTC', now()): a timestamptz counts microseconds from UTC midnight, so it reads as a
-    // UTC timestamp.
-    SetColumn(row, shape.recorded_at, TimestampGetDatum(GetCurrentTransactionStartTimestamp()));
+    SetColumn(row, shape.recorded_at, TimestampGetDatum(TransactionStartUtc()));
     InsertRow(&writer->insert);
 }
 

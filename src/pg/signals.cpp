@@ -251,6 +251,10 @@ struct Look {
     Datum payload;  // when received, copied into the caller's context
 };
 
+bool IsExecuting(const Look &look) {
+    return look.found && strcmp(look.state, "executing") == 0;
+}
+
 struct JobsTable {
     Relation jobs;
     Relation primary_key;
@@ -397,7 +401,7 @@ Look TakeSignal(Oid schema, int64 job_id, MemoryContext caller) {
     if (FindJob(t, snapshot, job_id)) look = JobLook(t, t.slot, CurrentMemoryContext);
     CloseJobs(&t);
 
-    if (look.found && strcmp(look.state, "executing") == 0) {
+    if (IsExecuting(look)) {
         Mailbox m = OpenMailbox(schema, RowExclusiveLock, ACL_SELECT | ACL_DELETE);
         TupleTableSlot *slot = table_slot_create(m.signals, nullptr);
         ScanKeyData key;
@@ -474,13 +478,11 @@ void StoreSignal(MailboxWriter *w, int64 job_id, Datum payload) {
     SetColumn(row, w->id, Int64GetDatum(nextval_internal(w->sequence, false)));
     SetColumn(row, w->job_id, Int64GetDatum(job_id));
     SetColumn(row, w->payload, payload);
-    // timezone('UTC', now()): a timestamptz counts microseconds from UTC midnight, so it reads as a
-    // UTC timestamp.
-    SetColumn(row, w->inserted_at, TimestampGetDatum(GetCurrentTransactionStartTimestamp()));
+    SetColumn(row, w->inserted_at, TimestampGetDatum(TransactionStartUtc()));
     InsertRow(&w->insert);
 }
 
-// Signals the jobs of `job_ids` (an int8[]; NULLs and duplicates count once or not at all): returns
+// Signals the `count` jobs of `ids` (duplicates count once; the array is sorted in place): returns
 // how many took the payload. Locks each unfinished job's row in id order (so two signals never
 // deadlock), waiting for any transaction that holds one, and checks it again as it is once locked;
 // then stores the payload for it (after its lock: signals to one job are numbered in commit order).
@@ -488,19 +490,10 @@ void StoreSignal(MailboxWriter *w, int64 job_id, Datum payload) {
 // passed over by fetches meanwhile, so its fetch key is published again at commit. The rows are
 // locked and the signals stored directly, as the await reads them; the caller's SELECT and UPDATE
 // on oban_jobs and INSERT on oban_signals are checked. C-style.
-int SignalJobs(Oid schema, Datum job_ids, Datum payload) {
-    Datum *elements;
-    bool *nulls;
-    int count;
-    deconstruct_array(DatumGetArrayTypeP(job_ids), INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
-                      &elements, &nulls, &count);
-    auto *ids = static_cast<int64 *>(palloc(sizeof(int64) * Max(count, 1)));
-    int named = 0;  // ids not NULL
-    for (int i = 0; i < count; i++)
-        if (!nulls[i]) ids[named++] = DatumGetInt64(elements[i]);
-    qsort(ids, named, sizeof(int64), CompareIds);
+int SignalJobs(Oid schema, int64 *ids, int count, Datum payload) {
+    qsort(ids, count, sizeof(int64), CompareIds);
     int distinct = 0;
-    for (int i = 0; i < named; i++)
+    for (int i = 0; i < count; i++)
         if (distinct == 0 || ids[distinct - 1] != ids[i]) ids[distinct++] = ids[i];
 
     JobsTable t = OpenJobs(schema, RowShareLock, ACL_SELECT | ACL_UPDATE);
@@ -562,10 +555,6 @@ int SignalJobs(Oid schema, Datum job_ids, Datum payload) {
     return took;
 }
 
-Datum SingleIdArray(Datum id) {
-    return PointerGetDatum(construct_array(&id, 1, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE));
-}
-
 // --- awaiting --------------------------------------------------------------------------------------
 
 // Reads a look: the row of take_or_park (C-style; between BeginSql and EndSql).
@@ -615,16 +604,14 @@ Look TakeOrPark(Oid schema, int64 job_id, const Look &locked, bool keep_deadline
         Execute(&take_or_park, schema, park_args, nulls);
         Look look = ReadLook(caller);
         EndSql();
-        if (!look.found || strcmp(look.state, "executing") != 0) NotExecuting(job_id, look, false);
+        if (!IsExecuting(look)) NotExecuting(job_id, look, false);
         return look;
     }
     uint64 parked = Execute(&park_job, schema, park_args, nulls);
     EndSql();
     // The job is locked and was executing: only this transaction could have changed it since.
     if (parked != 1) elog(ERROR, "job %lld could not be parked", (long long)job_id);
-    Look look = locked;
-    look.received = false;
-    return look;
+    return locked;  // received: false
 }
 
 // The one row oban_await_signal returns after a park or a signal taken under the lock.
@@ -663,14 +650,24 @@ using namespace oban::pg;
 OBAN_FUNCTION(oban_signal) {
     RequireArgument(fcinfo, 0, "job_id");
     CheckPayload(fcinfo, 1);
-    int took = SignalJobs(FunctionSchema(fcinfo), SingleIdArray(PG_GETARG_DATUM(0)), PG_GETARG_DATUM(1));
-    PG_RETURN_BOOL(took > 0);
+    int64 id = PG_GETARG_INT64(0);
+    PG_RETURN_BOOL(SignalJobs(FunctionSchema(fcinfo), &id, 1, PG_GETARG_DATUM(1)) > 0);
 }
 
 OBAN_FUNCTION(oban_signal_many) {
     RequireArgument(fcinfo, 0, "job_ids");
     CheckPayload(fcinfo, 1);
-    PG_RETURN_INT32(SignalJobs(FunctionSchema(fcinfo), PG_GETARG_DATUM(0), PG_GETARG_DATUM(1)));
+    // NULL elements name no job; a multi-dimensional array is read flat.
+    Datum *elements;
+    bool *nulls;
+    int count;
+    deconstruct_array(PG_GETARG_ARRAYTYPE_P(0), INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+                      &elements, &nulls, &count);
+    auto *ids = static_cast<int64 *>(palloc(sizeof(int64) * Max(count, 1)));
+    int named = 0;
+    for (int i = 0; i < count; i++)
+        if (!nulls[i]) ids[named++] = DatumGetInt64(elements[i]);
+    PG_RETURN_INT32(SignalJobs(FunctionSchema(fcinfo), ids, named, PG_GETARG_DATUM(1)));
 }
 
 OBAN_FUNCTION(oban_workflow_signal) {
@@ -683,14 +680,12 @@ OBAN_FUNCTION(oban_workflow_signal) {
     uint64 found = Execute(&workflow_steps, schema, values, nullptr);
     int took = 0;
     if (found > 0) {
-        Datum *ids = static_cast<Datum *>(palloc(sizeof(Datum) * found));
+        auto *ids = static_cast<int64 *>(palloc(sizeof(int64) * found));
         for (uint64 i = 0; i < found; i++) {
             bool is_null = false;
-            ids[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &is_null);
+            ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &is_null));
         }
-        Datum array =
-            PointerGetDatum(construct_array(ids, (int)found, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE));
-        took = SignalJobs(schema, array, PG_GETARG_DATUM(2));
+        took = SignalJobs(schema, ids, (int)found, PG_GETARG_DATUM(2));
     }
     EndSql();
     PG_RETURN_INT32(took);
@@ -722,7 +717,7 @@ OBAN_FUNCTION(oban_await_signal) {
     // deadline has passed: lock the job at once and decide under the lock, one look fewer.
     if (block_until <= GetCurrentTimestamp()) {
         Look locked = LockJob(schema, job_id, caller);
-        if (!locked.found || strcmp(locked.state, "executing") != 0) NotExecuting(job_id, locked, true);
+        if (!IsExecuting(locked)) NotExecuting(job_id, locked, true);
         oban::core::Deadline deadline = ReadDeadline(locked.deadline);
         if (oban::core::DecideAwait(deadline, GetCurrentTimestamp(), block_until).step ==
             oban::core::AwaitStep::Park) {
@@ -742,7 +737,7 @@ OBAN_FUNCTION(oban_await_signal) {
         MemoryContextSwitchTo(look_memory);
         Look look = TakeSignal(schema, job_id, caller);
         MemoryContextSwitchTo(caller);
-        if (!look.found || strcmp(look.state, "executing") != 0) NotExecuting(job_id, look, first);
+        if (!IsExecuting(look)) NotExecuting(job_id, look, first);
         if (look.received) {
             if (look.deadline != nullptr) {  // the job was staged at its deadline, then signalled
                 Datum values[1] = {Int64GetDatum(job_id)};
@@ -769,7 +764,7 @@ OBAN_FUNCTION(oban_await_signal) {
             if (cv != nullptr) ConditionVariableCancelSleep();
             cv = nullptr;
             Look locked = LockJob(schema, job_id, caller);  // may wait for a signal in flight
-            if (!locked.found || strcmp(locked.state, "executing") != 0) NotExecuting(job_id, locked, false);
+            if (!IsExecuting(locked)) NotExecuting(job_id, locked, false);
             bool keep = deadline.kind != oban::core::Deadline::Kind::None;
             look = TakeOrPark(schema, job_id, locked, keep, has_wait_for, wait_for, caller);
             PutAwaitResult(result, look);

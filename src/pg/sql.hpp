@@ -7,6 +7,7 @@
 
 extern "C" {
 #include "access/skey.h"
+#include "access/xact.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "nodes/execnodes.h"
@@ -129,5 +130,11 @@ void SetColumn(TupleTableSlot *row, AttrNumber column, Datum value);
 void InsertRow(DirectInsert *insert);
 
 void CloseDirectInsert(DirectInsert *insert);
+
+// timezone('UTC', now()), the default of the extension's timestamp columns, for rows inserted
+// directly: a timestamptz counts microseconds from UTC midnight, so it reads as a UTC timestamp.
+inline Timestamp TransactionStartUtc() {
+    return GetCurrentTransactionStartTimestamp();
+}
 
 }  // namespace oban::pg
