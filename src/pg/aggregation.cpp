@@ -25,6 +25,7 @@
 
 extern "C" {
 #include "access/genam.h"
+#include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
@@ -34,10 +35,12 @@ extern "C" {
 #include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
+#include "miscadmin.h"
 #include "optimizer/optimizer.h"
 #include "rewrite/rewriteHandler.h"
 #include "storage/lmgr.h"
 #include "utils/array.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/datum.h"
@@ -95,6 +98,28 @@ bool journal_written = false;
 // flush within oban_pro.flush_delay (the flush releases it), otherwise within oban_pro.fold_delay
 // (the flush only folds counts, which oban_workflows reads exactly either way).
 bool flush_soon = false;
+
+// The journal rows this transaction's flushes put back (FoldBatch), which its next rounds leave:
+// their workflows' rows are held, most likely until after this flush.
+int64 *written_back = nullptr;  // in TopTransactionContext
+int written_back_count = 0, written_back_capacity = 0;
+
+bool WrittenBack(int64 id) {
+    for (int i = 0; i < written_back_count; i++)
+        if (written_back[i] == id) return true;
+    return false;
+}
+
+void RememberWrittenBack(int64 id) {
+    if (written_back_count == written_back_capacity) {
+        written_back_capacity = Max(16, written_back_capacity * 2);
+        written_back = static_cast<int64 *>(
+            written_back == nullptr
+                ? MemoryContextAlloc(TopTransactionContext, sizeof(int64) * written_back_capacity)
+                : repalloc(written_back, sizeof(int64) * written_back_capacity));
+    }
+    written_back[written_back_count++] = id;
+}
 
 uint32 HashDeltaKey(const void *key, Size) {
     auto *k = static_cast<const DeltaKey *>(key);
@@ -188,6 +213,8 @@ struct RowsShape {
     Oid relation = InvalidOid;
     MemoryContext context = nullptr;  // the defaults' expression states
     AttrNumber id, name, parent_id, sub_name, is_unique, ignore_cancelled, ignore_discarded, ignore_deleted;
+    // What a fold changes (FoldInto).
+    AttrNumber counts[kStateCount], started_at, completed_at, updated_at;
     int default_count;
     AttrNumber *default_columns;
     ExprState **defaults;
@@ -218,6 +245,10 @@ const RowsShape &RowsShapeOf(Relation rows) {
     shape.ignore_cancelled = ExtensionTableColumn(relation, "ignore_cancelled");
     shape.ignore_discarded = ExtensionTableColumn(relation, "ignore_discarded");
     shape.ignore_deleted = ExtensionTableColumn(relation, "ignore_deleted");
+    for (int s = 0; s < kStateCount; s++) shape.counts[s] = ExtensionTableColumn(relation, kStateNames[s]);
+    shape.started_at = ExtensionTableColumn(relation, "started_at");
+    shape.completed_at = ExtensionTableColumn(relation, "completed_at");
+    shape.updated_at = ExtensionTableColumn(relation, "updated_at");
     shape.context =
         AllocSetContextCreate(CacheMemoryContext, "oban_pro workflow row defaults", ALLOCSET_SMALL_SIZES);
     MemoryContext caller = MemoryContextSwitchTo(shape.context);
@@ -433,6 +464,152 @@ Statement forget_deleted_waits{R"sql(
                                1,
                                {INT8ARRAYOID}};
 
+// --- folding deltas into the workflow rows --------------------------------------------------------
+//
+// A fold adds a workflow's count deltas to its row: the flush's, of the journal rows it takes, and a
+// statement's own, of a delta that moves jobs between unfinished states only (a fetch: available →
+// executing), which it folds in place rather than journal when the row is free. Each is one update
+// of the row, done directly (the table is the extension's own: no triggers, rules or policies), HOT
+// unless repair's clock moves.
+
+struct RowFolder {
+    Relation rows;
+    Oid key;
+    const RowsShape *shape;
+    EState *estate;
+    ResultRelInfo *result;
+    TupleTableSlot *locked, *folded;
+};
+
+void OpenRowFolder(RowFolder *f, Relation rows) {
+    f->rows = rows;
+    f->key = RelationGetPrimaryKeyIndex(rows);
+    f->shape = &RowsShapeOf(rows);
+    f->estate = CreateExecutorState();
+    f->result = makeNode(ResultRelInfo);
+    InitResultRelInfo(f->result, rows, 1, nullptr, 0);
+    ExecOpenIndices(f->result, false);
+    f->locked = table_slot_create(rows, nullptr);
+    f->folded = MakeSingleTupleTableSlot(RelationGetDescr(rows), &TTSOpsVirtual);
+}
+
+void CloseRowFolder(RowFolder *f) {
+    ExecDropSingleTupleTableSlot(f->folded);
+    ExecDropSingleTupleTableSlot(f->locked);
+    ExecCloseIndices(f->result);
+    FreeExecutorState(f->estate);
+    table_close(f->rows, NoLock);  // the lock is held to the end of the transaction
+}
+
+int32 Unfinished(const Datum *values, const RowsShape &shape) {
+    int32 unfinished = 0;
+    for (int s = 0; s < kStateCount; s++)
+        if (!IsFinished(static_cast<JobState>(s))) unfinished += DatumGetInt32(values[shape.counts[s] - 1]);
+    return unfinished;
+}
+
+// `row` (deformed into the folder's `folded` slot) with `delta` added, as the flush's fold has
+// always changed it: counts summed, the earliest start kept, completed_at set when the last
+// unfinished job finishes (cleared when one comes back), and repair's clock (updated_at) NULL while
+// no job waits, moved on at most once a second, so that most folds change no indexed column.
+// Whether the workflow's own jobs all finished with this delta: none is left unfinished, and the
+// delta finished a job or took one away. Not "its unfinished count fell": a batch may hold a new
+// workflow's insert as well as its last ack, and add up to no change (0.6.0 missed those).
+bool AddDelta(RowFolder *f, const CountDelta &delta) {
+    const RowsShape &shape = *f->shape;
+    Datum *values = f->folded->tts_values;
+    bool *nulls = f->folded->tts_isnull;
+    int32 unfinished_before = Unfinished(values, shape), change = UnfinishedChange(delta.counts);
+    int32 suspended = DatumGetInt32(values[shape.counts[kSuspended] - 1]) + delta.counts[kSuspended];
+    for (int s = 0; s < kStateCount; s++)
+        values[shape.counts[s] - 1] =
+            Int32GetDatum(DatumGetInt32(values[shape.counts[s] - 1]) + delta.counts[s]);
+    AttrNumber started = shape.started_at - 1;
+    if (delta.started && (nulls[started] || delta.started_at < DatumGetTimestamp(values[started]))) {
+        values[started] = TimestampGetDatum(delta.started_at);
+        nulls[started] = false;
+    }
+    AttrNumber completed = shape.completed_at - 1;
+    if (unfinished_before + change > 0) {
+        nulls[completed] = true;
+    } else if (unfinished_before != 0 || nulls[completed]) {
+        values[completed] = TimestampGetDatum(delta.recorded_at);
+        nulls[completed] = false;
+    }
+    AttrNumber clock = shape.updated_at - 1;
+    Timestamp now = TransactionStartUtc();
+    if (suspended <= 0) {
+        nulls[clock] = true;
+    } else if (nulls[clock] || DatumGetTimestamp(values[clock]) <= now - USECS_PER_SEC) {
+        values[clock] = TimestampGetDatum(now);
+        nulls[clock] = false;
+    }
+    int32 finishing = delta.counts[kCompleted] + delta.counts[kCancelled] + delta.counts[kDiscarded];
+    return unfinished_before + change == 0 && (change < 0 || finishing > 0);
+}
+
+enum class Fold { Done, Held, Missing };
+
+// Adds `delta` to the latest version of workflow `id`'s row without waiting for a transaction that
+// holds it: Held then (a statement then journals its delta; the flush puts it back in the journal).
+// `lock_if_shared`: a row that other transactions only hold FOR KEY SHARE (inserts adding jobs to
+// the workflow) is locked and folded, at the cost of a lock record; otherwise it is Held too.
+Fold FoldInto(RowFolder *f, Datum id, const CountDelta &delta, bool lock_if_shared, bool *finished) {
+    const RowsShape &shape = *f->shape;
+    for (int tries = 0; tries < 3; tries++) {
+        Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+        bool found = false;
+        ItemPointerData tid;
+        TupleTableSlot *folded = f->folded;
+        ExecClearTuple(folded);
+        ForEachRowWithKey(f->rows, f->key, shape.id, id, snapshot, [&](HeapTuple row) {
+            if (found) return;
+            found = true;
+            tid = row->t_self;
+            heap_deform_tuple(row, RelationGetDescr(f->rows), folded->tts_values, folded->tts_isnull);
+            // by-reference columns, copied out of the buffer the scan leaves
+            for (int column = 0; column < folded->tts_tupleDescriptor->natts; column++) {
+                Form_pg_attribute attribute = TupleDescAttr(folded->tts_tupleDescriptor, column);
+                if (!folded->tts_isnull[column] && !attribute->attbyval)
+                    folded->tts_values[column] =
+                        datumCopy(folded->tts_values[column], false, attribute->attlen);
+            }
+        });
+        if (!found) {
+            UnregisterSnapshot(snapshot);
+            return Fold::Missing;
+        }
+        *finished = AddDelta(f, delta);
+        ExecStoreVirtualTuple(folded);
+        CommandId command = GetCurrentCommandId(true);
+        TM_FailureData failure;
+        LockTupleMode mode;
+        bool update_indexes = false;
+        TM_Result result = table_tuple_update(f->rows, &tid, folded, command, snapshot, InvalidSnapshot,
+                                              false, &failure, &mode, &update_indexes);
+        if (result == TM_BeingModified && lock_if_shared) {
+            result = table_tuple_lock(f->rows, &tid, snapshot, f->locked, command, LockTupleNoKeyExclusive,
+                                      LockWaitSkip, 0, &failure);
+            if (result == TM_Ok)
+                result = table_tuple_update(f->rows, &tid, folded, command, snapshot, InvalidSnapshot, true,
+                                            &failure, &mode, &update_indexes);
+        }
+        UnregisterSnapshot(snapshot);
+        if (result == TM_Ok) {
+            // As an insert: `update` would ask the range table, which this executor state has none
+            // of, which columns changed (a hint for the B-tree's bottom-up deletion only).
+            if (update_indexes)
+                ExecInsertIndexTuples(f->result, folded, f->estate, false, false, nullptr, NIL);
+            ResetPerTupleExprContext(f->estate);
+            return Fold::Done;
+        }
+        if (result == TM_Deleted) return Fold::Missing;
+        if (result != TM_Updated) return Fold::Held;
+        // Changed and committed since the snapshot: read the new version.
+    }
+    return Fold::Held;
+}
+
 // --- appending to the journal ---------------------------------------------------------------------
 //
 // Journal rows go straight into the table and its indexes (DirectInsert), not through an INSERT
@@ -496,22 +673,38 @@ void OpenJournal(JournalWriter *writer, Oid schema) {
     writer->open = true;
 }
 
-// `workflow_id`: the delta's workflow id as text, which the caller has made already.
-void AppendJournalRow(JournalWriter *writer, const WorkflowDelta *delta, Datum workflow_id) {
+// The counts of a statement's `delta`, recorded now.
+CountDelta CountsOf(const WorkflowDelta *delta) {
+    CountDelta counts{{}, delta->started, delta->started_at, TransactionStartUtc()};
+    memcpy(counts.counts, delta->counts, sizeof(counts.counts));
+    return counts;
+}
+
+// Appends a row of `counts` for workflow `workflow_id` (text), with the steps `names` finished in
+// `states` (char * lists): its id.
+int64 AppendRow(JournalWriter *writer, Datum workflow_id, const CountDelta &counts, List *names,
+                List *states) {
     const JournalShape &shape = *writer->shape;
     TupleTableSlot *row = NewRow(&writer->insert);
-    SetColumn(row, shape.id, Int64GetDatum(nextval_internal(shape.sequence, false)));
+    int64 id = nextval_internal(shape.sequence, false);
+    SetColumn(row, shape.id, Int64GetDatum(id));
     SetColumn(row, shape.workflow_id, workflow_id);
     for (int s = 0; s < kStateCount; s++)
-        if (delta->counts[s] != 0 || !shape.sparse)
-            SetColumn(row, shape.counts[s], Int32GetDatum(delta->counts[s]));
-    if (delta->started) SetColumn(row, shape.started_at, TimestampGetDatum(delta->started_at));
-    if (delta->finished_names != NIL || !shape.sparse) {
-        SetColumn(row, shape.finished_names, PointerGetDatum(strlist_to_textarray(delta->finished_names)));
-        SetColumn(row, shape.finished_states, PointerGetDatum(strlist_to_textarray(delta->finished_states)));
+        if (counts.counts[s] != 0 || !shape.sparse)
+            SetColumn(row, shape.counts[s], Int32GetDatum(counts.counts[s]));
+    if (counts.started) SetColumn(row, shape.started_at, TimestampGetDatum(counts.started_at));
+    if (names != NIL || !shape.sparse) {
+        SetColumn(row, shape.finished_names, PointerGetDatum(strlist_to_textarray(names)));
+        SetColumn(row, shape.finished_states, PointerGetDatum(strlist_to_textarray(states)));
     }
-    SetColumn(row, shape.recorded_at, TimestampGetDatum(TransactionStartUtc()));
+    SetColumn(row, shape.recorded_at, TimestampGetDatum(counts.recorded_at));
     InsertRow(&writer->insert);
+    return id;
+}
+
+// The statement's `delta` of workflow `workflow_id` (text, which the caller has made already).
+void AppendJournalRow(JournalWriter *writer, const WorkflowDelta *delta, Datum workflow_id) {
+    AppendRow(writer, workflow_id, CountsOf(delta), delta->finished_names, delta->finished_states);
 }
 
 void CloseJournal(JournalWriter *writer) {
@@ -537,6 +730,39 @@ void CompletedSteps(Oid schema, SubTransactionId subid, ArrayBuildState *ids, Ar
             (*count)++;
         }
     }
+}
+
+// A statement's folds in place: the rows' folder, opened at the first (`open`), unless the caller
+// may not update the rows (`refused`: its deltas are journalled, as they were for every caller).
+struct InPlace {
+    RowFolder folder;
+    bool open, refused;
+};
+
+// Folds `delta` of workflow `id` into its row (FoldInto) if it moves jobs between unfinished states
+// only (a fetch, a retry, a release: no job finished, came or went, so no dependent or waiter needs
+// to hear of it from the journal) and the row is free: whether it did. A statement fetching jobs
+// then leaves no journal row for the flush to fold. Only in READ COMMITTED: the row's latest
+// version, which the fold reads, is what the transaction's next statement sees anyway, whereas
+// under a transaction snapshot the transaction would see, through its own version of the row,
+// counts its snapshot does not. The fold never waits, so a statement never queues on a busy
+// workflow's row: a row another transaction holds is left to the journal.
+bool FoldedInPlace(InPlace *in_place, Oid schema, const WorkflowDelta *delta, Datum id) {
+    if (delta->inserted || delta->finished_names != NIL || UnfinishedChange(delta->counts) != 0 ||
+        XactIsoLevel != XACT_READ_COMMITTED || in_place->refused)
+        return false;
+    if (!in_place->open) {
+        Oid relation = get_relname_relid("oban_workflow_rows", schema);
+        if (!OidIsValid(relation) || pg_class_aclmask(relation, GetUserId(), ACL_SELECT | ACL_UPDATE,
+                                                      ACLMASK_ALL) != (ACL_SELECT | ACL_UPDATE)) {
+            in_place->refused = true;
+            return false;
+        }
+        OpenRowFolder(&in_place->folder, table_open(relation, RowExclusiveLock));
+        in_place->open = true;
+    }
+    bool finished = false;
+    return FoldInto(&in_place->folder, id, CountsOf(delta), false, &finished) == Fold::Done;
 }
 
 // Set while the journal trigger releases dependents in the ack (ReleaseInAck): the release's own
@@ -570,6 +796,7 @@ void WriteJournal(Oid schema) {
         static_cast<NewWorkflow *>(palloc(sizeof(NewWorkflow) * hash_get_num_entries(deltas)));
     int created = 0;
     JournalWriter journal{};
+    InPlace in_place{};
     // Workflows that may have finished, which a job may wait on as a whole.
     List *finished = NIL;
 
@@ -579,8 +806,10 @@ void WriteJournal(Oid schema) {
     while ((delta = static_cast<WorkflowDelta *>(hash_seq_search(&scan))) != nullptr) {
         if (delta->key.subid != subid || delta->schema != schema) continue;
         Datum id = CStringGetTextDatum(delta->key.workflow_id);
-        if (!journal.open) OpenJournal(&journal, schema);
-        AppendJournalRow(&journal, delta, id);
+        if (!FoldedInPlace(&in_place, schema, delta, id)) {
+            if (!journal.open) OpenJournal(&journal, schema);
+            AppendJournalRow(&journal, delta, id);
+        }
         // A step that ended other than completed cancels its dependents (or, with ignore_*, may
         // release them): rare, so such a commit asks for a prompt flush without looking.
         ListCell *state;
@@ -607,6 +836,7 @@ void WriteJournal(Oid schema) {
         CloseJournal(&journal);
         journal_written = true;
     }
+    if (in_place.open) CloseRowFolder(&in_place.folder);
     if (!flush_soon && finished != NIL) flush_soon = AnyJobWaitsOnWhole(schema, finished);
 
     ArrayBuildState *deleted = initArrayResult(INT8OID, CurrentMemoryContext, false);
@@ -640,6 +870,8 @@ void OnTransactionEvent(XactEvent event, void *) {
         case XACT_EVENT_PARALLEL_ABORT:
         case XACT_EVENT_PREPARE:
             deltas = nullptr;  // its memory goes with TopTransactionContext
+            written_back = nullptr;
+            written_back_count = written_back_capacity = 0;
             deleted_waits = NIL;
             journal_written = false;
             flush_soon = false;
@@ -708,14 +940,6 @@ void OnSubtransactionEvent(SubXactEvent event, SubTransactionId subid, SubTransa
 
 // --- taking journal rows for the flush --------------------------------------------------------
 
-// One taken journal row's deltas; merged, a workflow's.
-struct TakenDelta {
-    Datum workflow_id;  // text
-    int32 counts[kStateCount];
-    bool started;
-    Timestamp started_at, recorded_at;
-};
-
 // The workflow this backend's last batch stopped in when it came full (its id, in TopMemoryContext),
 // or nullptr: the next batch starts after it and goes round, so that under a backlog every
 // workflow's rows are folded in turn, the key ordering them by workflow rather than by age.
@@ -775,6 +999,8 @@ JournalBatch TakeJournalRows(Oid schema, int limit, ArrayBuildState *step_workfl
         index_rescan(scan, bound, keys, nullptr, 0);
         while (batch.taken < limit && index_getnext_slot(scan, ForwardScanDirection, slot)) {
             ItemPointerData tid = slot->tts_tid;
+            bool id_null = false;
+            if (WrittenBack(DatumGetInt64(slot_getattr(slot, shape.id, &id_null)))) continue;
             if (!DeleteFound(journal, &tid, snapshot)) continue;
             batch.taken++;
             slot_getallattrs(slot);
@@ -785,8 +1011,8 @@ JournalBatch TakeJournalRows(Oid schema, int limit, ArrayBuildState *step_workfl
             bool is_null = false;
             Datum workflow_id = value(shape.workflow_id, &is_null);
             if (workflows == 0 || CompareTexts(deltas[workflows - 1].workflow_id, workflow_id) != 0)
-                deltas[workflows++] = TakenDelta{datumCopy(workflow_id, false, -1), {}, false, 0, 0};
-            TakenDelta &into = deltas[workflows - 1];
+                deltas[workflows++] = TakenDelta{datumCopy(workflow_id, false, -1), {{}, false, 0, 0}};
+            CountDelta &into = deltas[workflows - 1].delta;
             for (int s = 0; s < kStateCount; s++) {
                 Datum count = value(shape.counts[s], &is_null);
                 into.counts[s] += is_null ? 0 : DatumGetInt32(count);
@@ -801,8 +1027,8 @@ JournalBatch TakeJournalRows(Oid schema, int limit, ArrayBuildState *step_workfl
             Datum names = value(shape.finished_names, &names_null),
                   states = value(shape.finished_states, &states_null);
             if (!names_null && !states_null)
-                AppendFinishedSteps(into.workflow_id, names, states, step_workflows, step_names, step_states,
-                                    steps);
+                AppendFinishedSteps(deltas[workflows - 1].workflow_id, names, states, step_workflows,
+                                    step_names, step_states, steps);
         }
         index_endscan(scan);
     };
@@ -825,29 +1051,35 @@ JournalBatch TakeJournalRows(Oid schema, int limit, ArrayBuildState *step_workfl
     index_close(key, AccessShareLock);
     table_close(journal, NoLock);  // the lock is held to the end of the transaction
 
-    ArrayBuildState *ids = initArrayResult(TEXTOID, CurrentMemoryContext, false);
-    ArrayBuildState *counts[kStateCount + 1];
-    for (int c = 0; c <= kStateCount; c++) counts[c] = initArrayResult(INT4OID, CurrentMemoryContext, false);
-    ArrayBuildState *started = initArrayResult(TIMESTAMPOID, CurrentMemoryContext, false);
-    ArrayBuildState *recorded = initArrayResult(TIMESTAMPOID, CurrentMemoryContext, false);
-    for (int w = 0; w < workflows; w++) {
-        const TakenDelta &delta = deltas[w];
-        accumArrayResult(ids, delta.workflow_id, false, TEXTOID, CurrentMemoryContext);
-        for (int s = 0; s < kStateCount; s++)
-            accumArrayResult(counts[s], Int32GetDatum(delta.counts[s]), false, INT4OID, CurrentMemoryContext);
-        accumArrayResult(counts[kStateCount], Int32GetDatum(UnfinishedChange(delta.counts)), false, INT4OID,
-                         CurrentMemoryContext);
-        accumArrayResult(started, TimestampGetDatum(delta.started_at), !delta.started, TIMESTAMPOID,
-                         CurrentMemoryContext);
-        accumArrayResult(recorded, TimestampGetDatum(delta.recorded_at), false, TIMESTAMPOID,
-                         CurrentMemoryContext);
-    }
-    batch.fold_args[0] = makeArrayResult(ids, CurrentMemoryContext);
-    for (int c = 0; c <= kStateCount; c++)
-        batch.fold_args[1 + c] = makeArrayResult(counts[c], CurrentMemoryContext);
-    batch.fold_args[2 + kStateCount] = makeArrayResult(started, CurrentMemoryContext);
-    batch.fold_args[3 + kStateCount] = makeArrayResult(recorded, CurrentMemoryContext);
+    batch.deltas = deltas;
+    batch.workflows = workflows;
     return batch;
+}
+
+void FoldBatch(Oid schema, const JournalBatch &batch, ArrayBuildState *finished, int *count) {
+    RowFolder folder;
+    OpenRowFolder(
+        &folder, OpenExtensionTable(schema, "oban_workflow_rows", RowExclusiveLock, ACL_SELECT | ACL_UPDATE));
+    JournalWriter journal{};
+    for (int w = 0; w < batch.workflows; w++) {
+        const TakenDelta &taken = batch.deltas[w];
+        bool became_finished = false;
+        Fold fold = FoldInto(&folder, taken.workflow_id, taken.delta, true, &became_finished);
+        if (fold == Fold::Done && became_finished) {
+            accumArrayResult(finished, taken.workflow_id, false, TEXTOID, CurrentMemoryContext);
+            (*count)++;
+        } else if (fold == Fold::Held) {
+            // Waiting could deadlock: the holder may wait for this flush (its locks, or a flush
+            // of its own). The finished steps were taken for this flush to handle already.
+            if (!journal.open) OpenJournal(&journal, schema);
+            RememberWrittenBack(AppendRow(&journal, taken.workflow_id, taken.delta, NIL, NIL));
+        }
+    }
+    if (journal.open) {
+        CloseJournal(&journal);
+        WakeFlusher(false);  // a later flush folds them
+    }
+    CloseRowFolder(&folder);
 }
 
 void InitAggregation() {

@@ -4,6 +4,7 @@
 #include "pg/states.hpp"
 
 extern "C" {
+#include "datatype/timestamp.h"
 #include "utils/array.h"
 }
 
@@ -18,14 +19,26 @@ void InitAggregation();
 // of a workflow job did to its workflow's counts (nothing for other rows or unchanged states).
 void TrackWorkflowRow(TriggerData *trigger);
 
-// A batch of journal rows taken (deleted) by TakeJournalRows, for the flush to fold.
+// A workflow's count deltas in kStateNames' order, the earliest start and the latest record among
+// them: a statement's, or journal rows' summed.
+struct CountDelta {
+    int32 counts[kStateCount];
+    bool started;
+    Timestamp started_at, recorded_at;
+};
+
+// A workflow's summed deltas of the journal rows a flush took.
+struct TakenDelta {
+    Datum workflow_id;  // text
+    CountDelta delta;
+};
+
+// A batch of journal rows taken (deleted) by TakeJournalRows, for FoldBatch to fold: their deltas
+// summed per workflow.
 struct JournalBatch {
     int64 taken;
-    // Per workflow of the batch, in parallel arrays: the fold's parameters (src/pg/workflows.cpp,
-    // fold_counts): workflow ids (text[]), then each state's count delta in kStateNames' order and
-    // the change in unfinished jobs (int[]), the earliest started_at and the latest recorded_at
-    // (timestamp[]; started_at NULL when no job of the batch started).
-    Datum fold_args[kStateCount + 4];
+    TakenDelta *deltas;
+    int workflows;
 };
 
 // Takes (deletes) up to `limit` journal rows, a workflow's together, starting after the workflow
@@ -34,5 +47,12 @@ struct JournalBatch {
 // `step_states`, counting them in `*steps`.
 JournalBatch TakeJournalRows(Oid schema, int limit, ArrayBuildState *step_workflows,
                              ArrayBuildState *step_names, ArrayBuildState *step_states, int *steps);
+
+// Folds `batch` into the workflows' rows (a row missing is a workflow pruned since: its deltas go
+// with it), without waiting for a row another transaction holds: that workflow's deltas go back into
+// the journal as one row, for a later flush, which the worker is asked for. Appends to `finished`
+// the workflows whose own jobs all finished with the batch (their ids, text), counting them in
+// `*count`.
+void FoldBatch(Oid schema, const JournalBatch &batch, ArrayBuildState *finished, int *count);
 
 }  // namespace oban::pg

@@ -161,54 +161,6 @@ Statement flush_lock{"SELECT pg_catalog.pg_advisory_xact_lock(1868718446, 171838
 // deadlocking on journal rows the flush folds while it waits for oban_jobs.
 Statement lock_jobs{"LOCK TABLE @extschema@.oban_jobs IN ROW EXCLUSIVE MODE", 0, {}};
 
-// Folds a batch of journal rows, summed per workflow by TakeJournalRows (its JournalBatch's
-// fold_args), into oban_workflow_rows, and returns the workflows whose own jobs all finished with it.
-//
-// The workflow rows are found by key (`id = ANY`) and each finds its deltas in a jsonb object keyed
-// by workflow id, with no join between the two: joined, a plan made while oban_workflow_rows looked
-// empty (statistics taken after a prune or TRUNCATE deleted its rows) walked the whole table for
-// every workflow in the batch, a nested loop that took 16 s to fold 5,000 workflows.
-Statement fold_counts{
-    R"sql(
-    WITH deltas AS (
-        SELECT jsonb_object_agg(p.workflow_id, to_jsonb(p)) AS by_workflow
-        FROM unnest($1::text[], $2::int[], $3::int[], $4::int[], $5::int[], $6::int[], $7::int[], $8::int[],
-                    $9::int[], $10::int[], $11::timestamp[], $12::timestamp[])
-             AS p(workflow_id, suspended, available, scheduled, executing, retryable, completed, cancelled,
-                  discarded, unfinished, started_at, recorded_at)
-    )
-    UPDATE @extschema@.oban_workflow_rows AS w
-    SET (suspended, available, scheduled, executing, retryable, completed, cancelled, discarded,
-         started_at, completed_at, updated_at) = (
-        SELECT w.suspended + p.suspended, w.available + p.available, w.scheduled + p.scheduled,
-               w.executing + p.executing, w.retryable + p.retryable, w.completed + p.completed,
-               w.cancelled + p.cancelled, w.discarded + p.discarded,
-               least(w.started_at, p.started_at),
-               CASE
-                   WHEN w.suspended + w.available + w.scheduled + w.executing + w.retryable
-                        + p.unfinished > 0 THEN NULL
-                   WHEN w.suspended + w.available + w.scheduled + w.executing + w.retryable = 0
-                        AND w.completed_at IS NOT NULL THEN w.completed_at
-                   ELSE p.recorded_at END,
-               -- Repair's clock, NULL while no job waits; moved on at most once a second, so
-               -- that most folds change no indexed column and their updates are HOT.
-               CASE WHEN w.suspended + p.suspended <= 0 THEN NULL
-                    WHEN w.updated_at > timezone('UTC', now()) - interval '1 second' THEN w.updated_at
-                    ELSE timezone('UTC', now()) END
-        FROM jsonb_to_record((SELECT by_workflow FROM deltas) -> w.id)
-            AS p(suspended int, available int, scheduled int, executing int, retryable int,
-                 completed int, cancelled int, discarded int, unfinished int,
-                 started_at timestamp, recorded_at timestamp))
-    WHERE w.id = ANY ($1)
-    RETURNING w.id,
-              w.suspended + w.available + w.scheduled + w.executing + w.retryable = 0
-              AND ((SELECT by_workflow FROM deltas) -> w.id ->> 'unfinished')::int < 0
-              AS became_finished)sql",
-    12,
-    {TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID,
-     INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, TIMESTAMPARRAYOID, TIMESTAMPARRAYOID},
-    true};
-
 // Workflows whose whole tree (with sub-workflows) just finished, and their finished ancestors,
 // when some job waits on them with a [workflow_id, "*"] dep. Each parent is one fenced primary-key
 // probe (OFFSET 0) and only workflows with such a waiter get their tree counted: a plan that joined
@@ -1063,16 +1015,7 @@ int64 FlushWorkflows(Oid schema, int limit) {
         if (batch.taken == 0) break;
         bool full = batch.taken >= limit;
         folded += batch.taken;
-        uint64 rows = Execute(&fold_counts, schema, batch.fold_args, nullptr);
-        for (uint64 r = 0; r < rows; r++) {
-            bool is_null = false;
-            HeapTuple row = SPI_tuptable->vals[r];
-            Datum became_finished = SPI_getbinval(row, SPI_tuptable->tupdesc, 2, &is_null);
-            if (is_null || !DatumGetBool(became_finished)) continue;
-            accumArrayResult(finished, SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &is_null), false, TEXTOID,
-                             CurrentMemoryContext);
-            workflows++;
-        }
+        FoldBatch(schema, batch, finished, &workflows);
 
         if (workflows > 0) {
             Datum tree_args[1] = {makeArrayResult(finished, CurrentMemoryContext)};

@@ -353,6 +353,10 @@ SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "cw", "name": "daily"
     {"name": "sub", "deps": ["a"], "workflow": {"workflow_id": "cw-sub", "jobs": [{"name": "s", "worker": "W", "queue": "cw"}]}}]}');
 SELECT count(*) FROM oban_append_workflow('cw', '[{"name": "c", "worker": "W", "queue": "cw", "deps": ["a"]}]');
 SELECT count(*) FROM oban_fetch_jobs('cw', 1);
+-- The client may not update oban_workflow_rows: the fetch's counts went to the journal, not into the
+-- workflow's row in place (a role that may, as the superuser above, folds them there).
+SELECT count(*) AS fetches_journalled FROM oban_workflow_journal
+WHERE workflow_id IN ('cw', 'cw-sub') AND executing = 1 AND available = -1;
 SELECT oban_signal(id, '{"go": true}') FROM oban_jobs WHERE state = 'executing';
 SELECT status FROM oban_jobs j, oban_await_signal(j.id, NULL, '0') WHERE j.state = 'executing';
 SELECT oban_workflow_signal('cw', 'b', '{}');

@@ -113,6 +113,14 @@ SELECT * FROM steps('nightly');  -- load still waits for the whole sub-workflow
 SELECT run('nightly-import-sub', 'store');
 SELECT * FROM steps('nightly');
 SELECT oban_workflow_graph('nightly', 'dot');
+-- A sub-workflow inserted and finished before any flush: one flush folds its insert and its last
+-- ack together, a batch that leaves its count of unfinished jobs where it was (+1 - 1), and still
+-- finds that it finished, releasing the job that waits for it as a whole.
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "quick", "jobs": [
+    {"name": "sub", "workflow": {"workflow_id": "quick-sub", "jobs": [{"name": "s", "worker": "W"}]}},
+    {"name": "after", "worker": "W", "deps": ["sub"]}]}');
+SELECT run('quick-sub', 's');
+SELECT * FROM steps('quick');
 
 -- Cross-workflow deps, by [workflow_id, name] and [workflow_id, "*"].
 SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "upstream", "jobs": [
@@ -201,7 +209,8 @@ SELECT updated_at IS NULL AS unset_before_the_fold FROM oban_workflow_rows WHERE
 SELECT oban_flush_workflows() >= 0 AS flushed;
 SELECT suspended, updated_at IS NOT NULL AS set FROM oban_workflow_rows WHERE id = 'clock';
 -- A clock under a second old is left as it is (set ahead here, so that the test never races the
--- clock), and the fold's update of the row is HOT.
+-- clock), and the folds' updates of the row are HOT: the update to executing's, in place, and the
+-- flush's of the ack.
 UPDATE oban_workflow_rows SET updated_at = timezone('UTC', now()) + interval '1 hour' WHERE id = 'clock';
 BEGIN;  -- (the counts are read within one transaction: earlier ones' may not be reported yet)
 CREATE TEMP TABLE rows_updated AS SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables
@@ -280,8 +289,9 @@ SELECT j.meta->>'name' AS name,
        (SELECT count(*) FROM oban_workflow_waits AS w WHERE w.job_id = j.id) AS waits,
        (SELECT count(*) FROM oban_workflow_edges AS e WHERE e.job_id = j.id) AS edges
 FROM oban_jobs AS j WHERE j.meta->>'workflow_id' = 'near' AND j.meta->>'name' IN ('eight', 'nine') ORDER BY 1;
--- The release's counts went into the ack's journal row: one row each for the insert, the update
--- to executing and the ack.
+-- The release's counts went into the ack's journal row: one row each for the insert and the ack
+-- (the update to executing moved jobs between unfinished states only, and folded its counts into
+-- the workflow's row in place).
 SELECT count(*) AS journal_rows, counts_exact('near') FROM oban_workflow_journal WHERE workflow_id = 'near';
 SELECT oban_flush_workflows() >= 0 AS flushed;
 SELECT * FROM steps('near') WHERE name IN ('eight', 'nine');  -- nine by the flush
