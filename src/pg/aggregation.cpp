@@ -523,9 +523,8 @@ int32 Unfinished(const Datum *values, const RowsShape &shape) {
 // unfinished job finishes (cleared when one comes back), and repair's clock (updated_at) NULL while
 // no job waits, moved on at most once a second, so that most folds change no indexed column.
 // Whether the workflow's own jobs all finished with this delta: the row says so now (LooksFinished)
-// and did not before. Not "its unfinished count fell to zero": a statement that folds in place may
-// take a row's count below zero until an earlier statement's journal row (an insert's) is folded,
-// and a batch may hold a new workflow's insert as well as its last ack, adding up to no change.
+// and did not before. Not "its unfinished count fell to zero": a batch may hold a new workflow's
+// insert as well as its last ack, adding up to no change (0.6.0 missed those).
 bool AddDelta(RowFolder *f, const CountDelta &delta) {
     const RowsShape &shape = *f->shape;
     Datum *values = f->folded->tts_values;
@@ -565,9 +564,7 @@ enum class Fold { Done, Held, Missing };
 // holds it: Held then (a statement then journals its delta; the flush puts it back in the journal).
 // `lock_if_shared`: a row that other transactions only hold FOR KEY SHARE (inserts adding jobs to
 // the workflow) is locked and folded, at the cost of a lock record; otherwise it is Held too.
-// `refuse_finishing`: a delta that would finish the workflow is Held too (and nothing changed).
-Fold FoldInto(RowFolder *f, Datum id, const CountDelta &delta, bool lock_if_shared, bool refuse_finishing,
-              bool *finished) {
+Fold FoldInto(RowFolder *f, Datum id, const CountDelta &delta, bool lock_if_shared, bool *finished) {
     const RowsShape &shape = *f->shape;
     for (int tries = 0; tries < 3; tries++) {
         Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
@@ -593,10 +590,6 @@ Fold FoldInto(RowFolder *f, Datum id, const CountDelta &delta, bool lock_if_shar
             return Fold::Missing;
         }
         *finished = AddDelta(f, delta);
-        if (*finished && refuse_finishing) {
-            UnregisterSnapshot(snapshot);
-            return Fold::Held;
-        }
         ExecStoreVirtualTuple(folded);
         CommandId command = GetCurrentCommandId(true);
         TM_FailureData failure;
@@ -756,71 +749,18 @@ struct InPlace {
     bool open, refused;
 };
 
-// Whether a job may still be waiting on a step of workflow `workflow_id` named in `names` (char *):
-// an edge from one of them is there (under a snapshot that sees what this transaction did, the ack's
-// own releases included), or the caller may not read the edges to tell.
-bool StepsAwaited(Oid schema, Datum workflow_id, List *names) {
-    Oid relation = get_relname_relid("oban_workflow_edges", schema);
-    if (!OidIsValid(relation) || pg_class_aclcheck(relation, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
-        return true;
-    Relation edges = table_open(relation, AccessShareLock);
-    AttrNumber dep_workflow = ExtensionTableColumn(relation, "dep_workflow_id"),
-               dep_name = ExtensionTableColumn(relation, "dep_name");
-    Relation key = OpenIndexOn(RelationGetPrimaryKeyIndex(edges), {dep_workflow, dep_name});
-    if (key == nullptr) {  // altered by hand: the journal tells the flush, which says what is missing
-        table_close(edges, AccessShareLock);
-        return true;
-    }
-    CommandCounterIncrement();  // as a statement would: this transaction's changes are seen
-    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
-    IndexScanDesc scan = index_beginscan(edges, key, snapshot, 2, 0);
-    TupleTableSlot *slot = table_slot_create(edges, nullptr);
-    bool awaited = false;
-    ListCell *cell;
-    foreach (cell, names) {
-        ScanKeyData step[2];
-        IndexEqualityKey(&step[0], key, 1, F_TEXTEQ, workflow_id);
-        IndexEqualityKey(&step[1], key, 2, F_TEXTEQ, CStringGetTextDatum(static_cast<char *>(lfirst(cell))));
-        index_rescan(scan, step, 2, nullptr, 0);
-        if ((awaited = index_getnext_slot(scan, ForwardScanDirection, slot))) break;
-    }
-    ExecDropSingleTupleTableSlot(slot);
-    index_endscan(scan);
-    UnregisterSnapshot(snapshot);
-    index_close(key, AccessShareLock);
-    table_close(edges, AccessShareLock);
-    return awaited;
-}
-
-// Whether every step `delta` finished was completed (none cancelled or discarded).
-bool OnlyCompleted(const WorkflowDelta *delta) {
-    ListCell *state;
-    foreach (state, delta->finished_states)
-        if (strcmp(static_cast<char *>(lfirst(state)), "completed") != 0) return false;
-    return true;
-}
-
-// Folds `delta` of workflow `id` into its row (FoldInto) when no one needs to hear of it from the
-// journal, and the row is free: whether it did. The statement then leaves no journal row for the
-// flush to fold. No one needs to hear of
-//  * jobs moved between unfinished states only (a fetch, a retry, a release, a park), or
-//  * steps completed that no job waits on any more: the ack released their dependents itself, or
-//    they had none. A job inserted at the same moment with one of them as a dep cannot be missed:
-//    the insert locks its deps' jobs before it looks at them (lock_dep_jobs, src/pg/workflows.cpp),
-//    so either it saw the step completed, or this statement's update of the step's job waited for
-//    it to commit and the look here sees its edge.
-// Never a delta that may finish the workflow (FoldInto refuses it): the flush's fold finds those,
-// for the jobs waiting on a whole workflow. Nor one that cancels or discards, inserts, or comes
-// from a transaction reading under its own snapshot: the row's latest version, which the fold reads,
-// is what the transaction's next statement sees in READ COMMITTED, whereas under a transaction
-// snapshot the transaction would see, through its own version of the row, counts its snapshot does
-// not (and the look for waiting jobs would miss those inserted since). The fold never waits, so a
-// statement never queues on a busy workflow's row: a row another transaction holds is left to the
-// journal.
+// Folds `delta` of workflow `id` into its row (FoldInto) if it moves jobs between unfinished states
+// only (a fetch, a retry, a release: no job finished, came or went, so no dependent or waiter needs
+// to hear of it from the journal) and the row is free: whether it did. A statement fetching jobs
+// then leaves no journal row for the flush to fold. Only in READ COMMITTED: the row's latest
+// version, which the fold reads, is what the transaction's next statement sees anyway, whereas
+// under a transaction snapshot the transaction would see, through its own version of the row,
+// counts its snapshot does not. The fold never waits, so a statement never queues on a busy
+// workflow's row: a row another transaction holds is left to the journal.
 bool FoldedInPlace(InPlace *in_place, Oid schema, const WorkflowDelta *delta, Datum id) {
-    if (delta->inserted || XactIsoLevel != XACT_READ_COMMITTED || in_place->refused) return false;
-    bool moves_only = delta->finished_names == NIL && UnfinishedChange(delta->counts) == 0;
-    if (!moves_only && (delta->finished_names == NIL || !OnlyCompleted(delta))) return false;
+    if (delta->inserted || delta->finished_names != NIL || UnfinishedChange(delta->counts) != 0 ||
+        XactIsoLevel != XACT_READ_COMMITTED || in_place->refused)
+        return false;
     if (!in_place->open) {
         Oid relation = get_relname_relid("oban_workflow_rows", schema);
         if (!OidIsValid(relation) || pg_class_aclmask(relation, GetUserId(), ACL_SELECT | ACL_UPDATE,
@@ -831,9 +771,8 @@ bool FoldedInPlace(InPlace *in_place, Oid schema, const WorkflowDelta *delta, Da
         OpenRowFolder(&in_place->folder, table_open(relation, RowExclusiveLock));
         in_place->open = true;
     }
-    if (!moves_only && StepsAwaited(schema, id, delta->finished_names)) return false;
     bool finished = false;
-    return FoldInto(&in_place->folder, id, CountsOf(delta), false, true, &finished) == Fold::Done;
+    return FoldInto(&in_place->folder, id, CountsOf(delta), false, &finished) == Fold::Done;
 }
 
 // Set while the journal trigger releases dependents in the ack (ReleaseInAck): the release's own
@@ -877,12 +816,10 @@ void WriteJournal(Oid schema) {
     while ((delta = static_cast<WorkflowDelta *>(hash_seq_search(&scan))) != nullptr) {
         if (delta->key.subid != subid || delta->schema != schema) continue;
         Datum id = CStringGetTextDatum(delta->key.workflow_id);
-        if (FoldedInPlace(&in_place, schema, delta, id)) {  // nothing finished, nothing for the flush
-            hash_search(deltas, &delta->key, HASH_REMOVE, nullptr);
-            continue;
+        if (!FoldedInPlace(&in_place, schema, delta, id)) {
+            if (!journal.open) OpenJournal(&journal, schema);
+            AppendJournalRow(&journal, delta, id);
         }
-        if (!journal.open) OpenJournal(&journal, schema);
-        AppendJournalRow(&journal, delta, id);
         // A step that ended other than completed cancels its dependents (or, with ignore_*, may
         // release them): rare, so such a commit asks for a prompt flush without looking.
         ListCell *state;
@@ -1137,7 +1074,7 @@ void FoldBatch(Oid schema, const JournalBatch &batch, ArrayBuildState *finished,
     for (int w = 0; w < batch.workflows; w++) {
         const TakenDelta &taken = batch.deltas[w];
         bool became_finished = false;
-        Fold fold = FoldInto(&folder, taken.workflow_id, taken.delta, true, false, &became_finished);
+        Fold fold = FoldInto(&folder, taken.workflow_id, taken.delta, true, &became_finished);
         if (fold == Fold::Done && became_finished) {
             accumArrayResult(finished, taken.workflow_id, false, TEXTOID, CurrentMemoryContext);
             (*count)++;

@@ -124,31 +124,6 @@ Statement dep_verdicts{R"sql(
                        {TEXTOID, JSONBOID, BOOLOID},
                        true};
 
-// Locks the jobs a new job's named deps ($2, its meta; a bare name is of workflow $1) stand for, FOR
-// SHARE, before prepare_job reads how they stand: an ack completing one of them at that moment is
-// waited for, and then seen. Without it the two could miss each other (the new job suspended behind
-// a dep whose ack, not seeing it, told no one it completed: see FoldedInPlace, aggregation.cpp); with
-// it, an ack that comes second waits for this insert's commit and then sees its edge. (A dep on a
-// whole sub-workflow needs none: an ack never finishes a workflow without the journal.)
-Statement lock_dep_jobs{R"sql(
-    SELECT FROM (
-        SELECT DISTINCT
-               CASE jsonb_typeof(dep) WHEN 'string' THEN $1 ELSE dep->>0 END AS wf,
-               CASE jsonb_typeof(dep) WHEN 'string' THEN dep#>>'{}' ELSE dep->>1 END AS name
-        FROM jsonb_array_elements(CASE jsonb_typeof($2->'deps') WHEN 'array' THEN $2->'deps' ELSE '[]' END) AS dep
-        WHERE jsonb_typeof(dep) = 'string'
-           OR (jsonb_typeof(dep) = 'array' AND jsonb_typeof(dep->0) = 'string'
-               AND jsonb_typeof(dep->1) = 'string')
-    ) AS d
-    CROSS JOIN LATERAL (
-        SELECT FROM @extschema@.oban_jobs AS j
-        WHERE j.meta ? 'workflow_id' AND j.meta->>'workflow_id' = d.wf AND j.meta->>'name' = d.name
-        FOR SHARE
-    ) AS locked)sql",
-                        2,
-                        {TEXTOID, JSONBOID},
-                        true};
-
 Statement prepare_job{R"sql(
     WITH verdicts AS MATERIALIZED (
         SELECT * FROM @extschema@.oban_dep_verdicts($2, $3, false)
@@ -1149,7 +1124,6 @@ HeapTuple PrepareWorkflowJob(TriggerData *trigger, HeapTuple row) {
     Datum values[3] = {job_id, workflow_id, meta};
     MemoryContext caller = CurrentMemoryContext;
     BeginSql(schema);
-    Execute(&lock_dep_jobs, schema, &values[1], nullptr);
     Execute(&prepare_job, schema, values, nullptr);
     HeapTuple verdict = SPI_tuptable->vals[0];
     TupleDesc verdict_descriptor = SPI_tuptable->tupdesc;
