@@ -100,14 +100,19 @@ bool journal_written = false;
 bool flush_soon = false;
 
 // The journal rows this transaction's flushes put back (FoldBatch), which its next rounds leave:
-// their workflows' rows are held, most likely until after this flush.
+// their workflows' rows are held, most likely until after this flush. Ascending (the journal's
+// sequence gives them their ids in turn).
 int64 *written_back = nullptr;  // in TopTransactionContext
 int written_back_count = 0, written_back_capacity = 0;
 
+int CompareIds(const void *a, const void *b) {
+    int64 x = *static_cast<const int64 *>(a), y = *static_cast<const int64 *>(b);
+    return x < y ? -1 : x > y ? 1 : 0;
+}
+
 bool WrittenBack(int64 id) {
-    for (int i = 0; i < written_back_count; i++)
-        if (written_back[i] == id) return true;
-    return false;
+    return written_back_count > 0 &&
+           bsearch(&id, written_back, written_back_count, sizeof(int64), CompareIds) != nullptr;
 }
 
 void RememberWrittenBack(int64 id) {
@@ -118,6 +123,7 @@ void RememberWrittenBack(int64 id) {
                 ? MemoryContextAlloc(TopTransactionContext, sizeof(int64) * written_back_capacity)
                 : repalloc(written_back, sizeof(int64) * written_back_capacity));
     }
+    Assert(written_back_count == 0 || written_back[written_back_count - 1] < id);
     written_back[written_back_count++] = id;
 }
 
@@ -750,8 +756,8 @@ struct InPlace {
 };
 
 // Folds `delta` of workflow `id` into its row (FoldInto) if it moves jobs between unfinished states
-// only (a fetch, a retry, a release: no job finished, came or went, so no dependent or waiter needs
-// to hear of it from the journal) and the row is free: whether it did. A statement fetching jobs
+// only (a fetch, an error to retryable, a release, a park: no job finished, came or went, so no dependent or
+// waiter needs to hear of it from the journal) and the row is free: whether it did. A statement fetching jobs
 // then leaves no journal row for the flush to fold. Only in READ COMMITTED: the row's latest
 // version, which the fold reads, is what the transaction's next statement sees anyway, whereas
 // under a transaction snapshot the transaction would see, through its own version of the row,
