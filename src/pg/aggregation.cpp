@@ -105,14 +105,9 @@ bool flush_soon = false;
 int64 *written_back = nullptr;  // in TopTransactionContext
 int written_back_count = 0, written_back_capacity = 0;
 
-int CompareIds(const void *a, const void *b) {
-    int64 x = *static_cast<const int64 *>(a), y = *static_cast<const int64 *>(b);
-    return x < y ? -1 : x > y ? 1 : 0;
-}
-
 bool WrittenBack(int64 id) {
     return written_back_count > 0 &&
-           bsearch(&id, written_back, written_back_count, sizeof(int64), CompareIds) != nullptr;
+           bsearch(&id, written_back, written_back_count, sizeof(int64), CompareInt64s) != nullptr;
 }
 
 void RememberWrittenBack(int64 id) {
@@ -507,21 +502,18 @@ void CloseRowFolder(RowFolder *f) {
     table_close(f->rows, NoLock);  // the lock is held to the end of the transaction
 }
 
-// Whether a row's counts (`values`) say its workflow's own jobs all finished: none unfinished, and
-// one finished at least.
-bool LooksFinished(const Datum *values, const RowsShape &shape) {
-    int32 unfinished = 0, finished = 0;
+// A row's count (`values`) of its workflow's finished jobs, or of its unfinished ones.
+int32 JobsIn(const Datum *values, const RowsShape &shape, bool finished) {
+    int32 jobs = 0;
     for (int s = 0; s < kStateCount; s++)
-        (IsFinished(static_cast<JobState>(s)) ? finished : unfinished) +=
-            DatumGetInt32(values[shape.counts[s] - 1]);
-    return unfinished == 0 && finished > 0;
+        if (IsFinished(static_cast<JobState>(s)) == finished)
+            jobs += DatumGetInt32(values[shape.counts[s] - 1]);
+    return jobs;
 }
 
-int32 Unfinished(const Datum *values, const RowsShape &shape) {
-    int32 unfinished = 0;
-    for (int s = 0; s < kStateCount; s++)
-        if (!IsFinished(static_cast<JobState>(s))) unfinished += DatumGetInt32(values[shape.counts[s] - 1]);
-    return unfinished;
+// Whether a row's counts say its workflow's own jobs all finished: none unfinished, one at least.
+bool LooksFinished(const Datum *values, const RowsShape &shape) {
+    return JobsIn(values, shape, false) == 0 && JobsIn(values, shape, true) > 0;
 }
 
 // `row` (deformed into the folder's `folded` slot) with `delta` added, as the flush's fold has
@@ -536,7 +528,7 @@ bool AddDelta(RowFolder *f, const CountDelta &delta) {
     Datum *values = f->folded->tts_values;
     bool *nulls = f->folded->tts_isnull;
     bool finished_before = LooksFinished(values, shape);
-    int32 unfinished_before = Unfinished(values, shape), change = UnfinishedChange(delta.counts);
+    int32 unfinished_before = JobsIn(values, shape, false), change = UnfinishedChange(delta.counts);
     int32 suspended = DatumGetInt32(values[shape.counts[kSuspended] - 1]) + delta.counts[kSuspended];
     for (int s = 0; s < kStateCount; s++)
         values[shape.counts[s] - 1] =
@@ -582,14 +574,9 @@ Fold FoldInto(RowFolder *f, Datum id, const CountDelta &delta, bool lock_if_shar
             if (found) return;
             found = true;
             tid = row->t_self;
-            heap_deform_tuple(row, RelationGetDescr(f->rows), folded->tts_values, folded->tts_isnull);
-            // by-reference columns, copied out of the buffer the scan leaves
-            for (int column = 0; column < folded->tts_tupleDescriptor->natts; column++) {
-                Form_pg_attribute attribute = TupleDescAttr(folded->tts_tupleDescriptor, column);
-                if (!folded->tts_isnull[column] && !attribute->attbyval)
-                    folded->tts_values[column] =
-                        datumCopy(folded->tts_values[column], false, attribute->attlen);
-            }
+            // A copy: the values must outlive the buffer the scan leaves.
+            heap_deform_tuple(heap_copytuple(row), RelationGetDescr(f->rows), folded->tts_values,
+                              folded->tts_isnull);
         });
         if (!found) {
             UnregisterSnapshot(snapshot);
@@ -768,13 +755,13 @@ bool FoldedInPlace(InPlace *in_place, Oid schema, const WorkflowDelta *delta, Da
         XactIsoLevel != XACT_READ_COMMITTED || in_place->refused)
         return false;
     if (!in_place->open) {
-        Oid relation = get_relname_relid("oban_workflow_rows", schema);
-        if (!OidIsValid(relation) || pg_class_aclmask(relation, GetUserId(), ACL_SELECT | ACL_UPDATE,
-                                                      ACLMASK_ALL) != (ACL_SELECT | ACL_UPDATE)) {
+        Relation rows = OpenExtensionTableIfPermitted(schema, "oban_workflow_rows", RowExclusiveLock,
+                                                      ACL_SELECT | ACL_UPDATE);
+        if (rows == nullptr) {
             in_place->refused = true;
             return false;
         }
-        OpenRowFolder(&in_place->folder, table_open(relation, RowExclusiveLock));
+        OpenRowFolder(&in_place->folder, rows);
         in_place->open = true;
     }
     bool finished = false;

@@ -444,11 +444,6 @@ void CheckPayload(FunctionCallInfo fcinfo, int position) {
                         errhint("Store large data elsewhere and signal a reference to it.")));
 }
 
-int CompareIds(const void *a, const void *b) {
-    int64 x = *static_cast<const int64 *>(a), y = *static_cast<const int64 *>(b);
-    return (x > y) - (x < y);
-}
-
 bool Unfinished(JobState state) {
     return state == kAvailable || state == kScheduled || state == kSuspended || state == kExecuting ||
            state == kRetryable;
@@ -491,7 +486,7 @@ void StoreSignal(MailboxWriter *w, int64 job_id, Datum payload) {
 // locked and the signals stored directly, as the await reads them; the caller's SELECT and UPDATE
 // on oban_jobs and INSERT on oban_signals are checked. C-style.
 int SignalJobs(Oid schema, int64 *ids, int count, Datum payload) {
-    qsort(ids, count, sizeof(int64), CompareIds);
+    qsort(ids, count, sizeof(int64), CompareInt64s);
     int distinct = 0;
     for (int i = 0; i < count; i++)
         if (distinct == 0 || ids[distinct - 1] != ids[i]) ids[distinct++] = ids[i];

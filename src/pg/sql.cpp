@@ -200,6 +200,13 @@ Relation OpenExtensionTable(Oid schema, const char *name, LOCKMODE lock, AclMode
     return opened;
 }
 
+Relation OpenExtensionTableIfPermitted(Oid schema, const char *name, LOCKMODE lock, AclMode required) {
+    Oid relation = get_relname_relid(name, schema);
+    if (!OidIsValid(relation) || pg_class_aclmask(relation, GetUserId(), required, ACLMASK_ALL) != required)
+        return nullptr;
+    return table_open(relation, lock);
+}
+
 void EqualityKey(ScanKey key, Relation relation, AttrNumber column, RegProcedure equals, Datum value) {
     ScanKeyInit(key, column, BTEqualStrategyNumber, equals, value);
     key->sk_collation = TupleDescAttr(RelationGetDescr(relation), column - 1)->attcollation;
@@ -259,6 +266,11 @@ int CompareTexts(Datum a, Datum b) {
     size_t x_length = VARSIZE_ANY_EXHDR(x), y_length = VARSIZE_ANY_EXHDR(y);
     int order = memcmp(VARDATA_ANY(x), VARDATA_ANY(y), Min(x_length, y_length));
     return order != 0 ? order : (x_length > y_length) - (x_length < y_length);
+}
+
+int CompareInt64s(const void *a, const void *b) {
+    int64 x = *static_cast<const int64 *>(a), y = *static_cast<const int64 *>(b);
+    return (x > y) - (x < y);
 }
 
 void OpenDirectInsert(DirectInsert *insert, Oid schema, const char *name) {

@@ -76,6 +76,10 @@ int PlanForIndexLookups();
 // the C code that reads or writes the extension's tables directly, without a statement.
 Relation OpenExtensionTable(Oid schema, const char *name, LOCKMODE lock, AclMode required);
 
+// OpenExtensionTable, but nullptr rather than an error when the current user lacks a privilege
+// in `required` (or the table is missing): for paths that fall back to another way instead.
+Relation OpenExtensionTableIfPermitted(Oid schema, const char *name, LOCKMODE lock, AclMode required);
+
 // The number of `column` in the extension's table `relation`; an error if the table was altered.
 AttrNumber ExtensionTableColumn(Oid relation, const char *column);
 
@@ -107,6 +111,9 @@ bool DeleteFound(Relation table, ItemPointer tid, Snapshot snapshot);
 
 // Two texts compared byte by byte (an order for sorting and searching, not the collation's).
 int CompareTexts(Datum a, Datum b);
+
+// Two int64s (job or row ids) by value, for qsort and bsearch.
+int CompareInt64s(const void *a, const void *b);
 
 // Rows written straight into one of the extension's own tables and its indexes, as COPY does,
 // rather than by an INSERT statement, whose executor setup and teardown cost more than inserting a

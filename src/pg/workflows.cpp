@@ -601,11 +601,6 @@ void LookUpOtherDeps(Oid schema, Dependent *dependents, int count) {
     EndSql();
 }
 
-int CompareJobIds(const void *a, const void *b) {
-    int64 x = *static_cast<const int64 *>(a), y = *static_cast<const int64 *>(b);
-    return x < y ? -1 : x > y ? 1 : 0;
-}
-
 void ReleaseInAckBody(void *arg) {
     auto *call = static_cast<AckReleaseCall *>(arg);
     ReleaseTables t;
@@ -739,25 +734,13 @@ int64 *DependentsNearRelease(Oid schema, const Datum *workflow_ids, const Datum 
     table_close(edges, AccessShareLock);
     // A job waiting on several of the steps is found once per step (and an edge's dead and live
     // entries once each): sorted, each is kept once.
-    qsort(near, *found, sizeof(int64), CompareJobIds);
+    qsort(near, *found, sizeof(int64), CompareInt64s);
     int distinct = 0;
     for (int j = 0; j < *found; j++)
         if (distinct == 0 || near[distinct - 1] != near[j]) near[distinct++] = near[j];
     *found = distinct;
     return near;
 }
-
-namespace {
-
-// The extension's table `name`, opened for reading if the caller may read it; nullptr otherwise.
-Relation OpenIfReadable(Oid schema, const char *name) {
-    Oid relation = get_relname_relid(name, schema);
-    if (!OidIsValid(relation) || pg_class_aclcheck(relation, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
-        return nullptr;
-    return table_open(relation, AccessShareLock);
-}
-
-}  // namespace
 
 // Edge look-ups by primary key, as DependentsNearRelease's, under the statement's snapshot, and
 // the rows of grandparents and further ancestors (rare: a parent's comes with the workflow). Only a
@@ -767,9 +750,10 @@ Relation OpenIfReadable(Oid schema, const char *name) {
 // DependentsNearRelease) is answered yes, so its commit asks for a prompt flush as every commit did
 // before this look: it needs no privilege the statement did not.
 bool AnyJobWaitsOnWhole(Oid schema, List *workflows) {
-    Relation edges = OpenIfReadable(schema, "oban_workflow_edges");
+    Relation edges =
+        OpenExtensionTableIfPermitted(schema, "oban_workflow_edges", AccessShareLock, ACL_SELECT);
     if (edges == nullptr) return true;
-    Relation rows = OpenIfReadable(schema, "oban_workflow_rows");
+    Relation rows = OpenExtensionTableIfPermitted(schema, "oban_workflow_rows", AccessShareLock, ACL_SELECT);
     if (rows == nullptr) {
         table_close(edges, AccessShareLock);
         return true;
