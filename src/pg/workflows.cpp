@@ -47,6 +47,7 @@ extern "C" {
 #include "utils/rel.h"
 #include "utils/relcache.h"
 #include "utils/resowner.h"
+#include "utils/rls.h"
 #include "utils/snapmgr.h"
 }
 
@@ -1073,6 +1074,182 @@ Datum AppendError(Datum errors, bool errors_null, Oid errors_type, Datum failure
     return makeArrayResult(built, CurrentMemoryContext);
 }
 
+// --- deciding at insert, directly -------------------------------------------------------------------
+//
+// The common case of prepare_job without its three nested statements (prepare_job, and the
+// oban_dep_verdicts and oban_dep_outcomes it runs), which a plain INSERT of a workflow's jobs runs
+// for every job with deps: each dep names a step, by a bare name in the job's own workflow or as
+// [workflow_id, name], that is either a job (its state read by one kept statement for all the
+// deps) or missing (pending, as prepare_job has it at insert). Its waits and edges are written
+// straight into the tables, as oban_insert_workflow writes a spec's (WriteWaitsAndEdges).
+// Everything else is left to prepare_job: a dep on a whole workflow ("*"), a bare name that no
+// job has and a sub-workflow may ("*" of that sub-workflow), a dep that failed (cancelled or
+// discarded, not ignored: prepare_job's error names it), a job that has a wait or edges already
+// (prepare_job merges), and a caller without the privileges prepare_job's statements ask for,
+// whose error prepare_job raises.
+
+// A dep of the job being inserted: the step it names and whether it was a bare name.
+struct NamedDep {
+    Datum workflow_id, name;  // text
+    bool bare;
+};
+
+// For each dep ($1/$2/$3: workflow ids, names, whether bare), in order: the state of the first job
+// by id with that workflow id and name (NULL when there is none), and whether, being a bare name
+// that no job has, it may name a sub-workflow of the job's workflow; and whether job $4 has a wait
+// or edges already. Job look-ups as dep_outcomes's (above).
+Statement dep_states{R"sql(
+    SELECT d.state,
+           d.state IS NULL AND d.bare AND EXISTS (
+               SELECT FROM @extschema@.oban_workflow_rows AS w
+               WHERE w.parent_id = d.workflow_id AND w.sub_name = d.name) AS sub_workflow,
+           EXISTS (SELECT FROM @extschema@.oban_workflow_waits WHERE job_id = $4)
+               OR EXISTS (SELECT FROM @extschema@.oban_workflow_edges WHERE job_id = $4) AS recorded
+    FROM (SELECT t.position, t.workflow_id, t.name, t.bare,
+                 (SELECT j.state::text FROM @extschema@.oban_jobs AS j
+                  WHERE j.meta ? 'workflow_id' AND j.meta->>'workflow_id' = t.workflow_id
+                    AND j.meta->>'name' = t.name
+                  ORDER BY j.id LIMIT 1) AS state
+          FROM unnest($1::text[], $2::text[], $3::bool[]) WITH ORDINALITY AS t(workflow_id, name, bare, position)
+          OFFSET 0) AS d
+    ORDER BY d.position)sql",
+                     4,
+                     {TEXTARRAYOID, TEXTARRAYOID, BOOLARRAYOID, INT8OID},
+                     true};
+
+bool IsText(const JsonbValue &value) {
+    return value.type == jbvString;
+}
+
+Datum TextOf(const JsonbValue &value) {
+    return PointerGetDatum(cstring_to_text_with_len(value.val.string.val, value.val.string.len));
+}
+
+// The deps in `meta` (its "deps" array) that prepare_job reads, `*count` of them: bare names and
+// [workflow_id, name] pairs; other elements are ignored, as there. nullptr when one names a whole
+// workflow ("*"), which only prepare_job decides.
+NamedDep *NamedDeps(Jsonb *meta, Datum workflow_id, int *count) {
+    *count = 0;
+    JsonbValue deps;
+    if (!JB_ROOT_IS_OBJECT(meta) || getKeyJsonValueFromContainer(&meta->root, "deps", 4, &deps) == nullptr ||
+        deps.type != jbvBinary || !JsonContainerIsArray(deps.val.binary.data))
+        return static_cast<NamedDep *>(palloc(sizeof(NamedDep)));
+    JsonbContainer *array = deps.val.binary.data;
+    auto *named = static_cast<NamedDep *>(palloc(sizeof(NamedDep) * Max(JsonContainerSize(array), 1)));
+    for (uint32 i = 0; i < JsonContainerSize(array); i++) {
+        JsonbValue *dep = getIthJsonbValueFromContainer(array, i);
+        JsonbValue *dep_workflow = nullptr, *dep_name = dep;
+        if (dep->type == jbvBinary && JsonContainerIsArray(dep->val.binary.data)) {
+            dep_workflow = getIthJsonbValueFromContainer(dep->val.binary.data, 0);
+            dep_name = getIthJsonbValueFromContainer(dep->val.binary.data, 1);
+            if (dep_workflow == nullptr || dep_name == nullptr || !IsText(*dep_workflow)) continue;
+        }
+        if (!IsText(*dep_name)) continue;
+        if (dep_name->val.string.len == 1 && *dep_name->val.string.val == '*') return nullptr;
+        named[(*count)++] = NamedDep{dep_workflow == nullptr ? workflow_id : TextOf(*dep_workflow),
+                                     TextOf(*dep_name), dep_workflow == nullptr};
+    }
+    return named;
+}
+
+int CompareNamedDeps(const void *a, const void *b) {
+    auto *x = static_cast<const NamedDep *>(a), *y = static_cast<const NamedDep *>(b);
+    int order = CompareTexts(x->workflow_id, y->workflow_id);
+    return order != 0 ? order : CompareTexts(x->name, y->name);
+}
+
+// Whether the current user holds `required` on the extension's table `name`, with no row security
+// to apply (the direct writes would not).
+bool Permitted(Oid schema, const char *name, AclMode required) {
+    Oid table = get_relname_relid(name, schema);
+    return OidIsValid(table) && pg_class_aclcheck(table, GetUserId(), required) == ACLCHECK_OK &&
+           check_enable_rls(table, InvalidOid, true) != RLS_ENABLED;
+}
+
+// Decides job `job_id` of workflow `workflow_id`, whose meta is `meta`, as prepare_job would: the
+// number of its deps still pending in `*pending`, its wait and edges written when there are some.
+// Whether it did; when not, nothing was written and prepare_job decides.
+bool PrepareDirectly(Oid schema, Datum job_id, Datum workflow_id, Jsonb *meta, int32 *pending) {
+    int count = 0;
+    NamedDep *deps = NamedDeps(meta, workflow_id, &count);
+    if (deps == nullptr) return false;
+    *pending = 0;
+    if (count == 0) return true;
+    // What prepare_job's statements would ask of the caller.
+    if (!Permitted(schema, "oban_jobs", ACL_SELECT) || !Permitted(schema, "oban_workflow_rows", ACL_SELECT) ||
+        !Permitted(schema, "oban_workflow_waits", ACL_SELECT | ACL_INSERT | ACL_UPDATE) ||
+        !Permitted(schema, "oban_workflow_edges", ACL_SELECT | ACL_INSERT))
+        return false;
+
+    ArrayBuildState *workflow_ids = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+    ArrayBuildState *names = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+    ArrayBuildState *bare = initArrayResult(BOOLOID, CurrentMemoryContext, false);
+    for (int i = 0; i < count; i++) {
+        accumArrayResult(workflow_ids, deps[i].workflow_id, false, TEXTOID, CurrentMemoryContext);
+        accumArrayResult(names, deps[i].name, false, TEXTOID, CurrentMemoryContext);
+        accumArrayResult(bare, BoolGetDatum(deps[i].bare), false, BOOLOID, CurrentMemoryContext);
+    }
+    Datum values[4] = {makeArrayResult(workflow_ids, CurrentMemoryContext),
+                       makeArrayResult(names, CurrentMemoryContext),
+                       makeArrayResult(bare, CurrentMemoryContext), job_id};
+    bool ignore_cancelled = MetaTrue(meta, "ignore_cancelled"),
+         ignore_discarded = MetaTrue(meta, "ignore_discarded");
+    BeginSql(schema);
+    Execute(&dep_states, schema, values, nullptr);
+    bool decided = true;
+    int waiting = 0;  // the deps still pending, first in `deps`
+    for (int i = 0; i < count && decided; i++) {
+        HeapTuple row = SPI_tuptable->vals[i];
+        TupleDesc descriptor = SPI_tuptable->tupdesc;
+        bool state_null = false, is_null = false;
+        Datum state = SPI_getbinval(row, descriptor, 1, &state_null);
+        bool sub_workflow = DatumGetBool(SPI_getbinval(row, descriptor, 2, &is_null));
+        bool recorded = DatumGetBool(SPI_getbinval(row, descriptor, 3, &is_null));
+        const char *outcome = state_null ? nullptr : TextDatumGetCString(state);
+        bool satisfied = outcome != nullptr && (strcmp(outcome, "completed") == 0 ||
+                                                (strcmp(outcome, "cancelled") == 0 && ignore_cancelled) ||
+                                                (strcmp(outcome, "discarded") == 0 && ignore_discarded));
+        bool failed = !satisfied && outcome != nullptr &&
+                      (strcmp(outcome, "cancelled") == 0 || strcmp(outcome, "discarded") == 0);
+        decided = !sub_workflow && !failed && !recorded;
+        if (!satisfied) deps[waiting++] = deps[i];
+    }
+    EndSql();
+    if (!decided) return false;
+
+    // A step named twice (bare, and as [its workflow_id, name]) is one dep, as in prepare_job.
+    qsort(deps, waiting, sizeof(NamedDep), CompareNamedDeps);
+    int distinct = 0;
+    for (int i = 0; i < waiting; i++)
+        if (distinct == 0 || CompareNamedDeps(&deps[distinct - 1], &deps[i]) != 0) deps[distinct++] = deps[i];
+    *pending = distinct;
+    if (distinct == 0) return true;
+
+    DirectInsert edge_table{}, wait_table{};
+    OpenDirectInsert(&edge_table, schema, "oban_workflow_edges");
+    Oid edges_id = RelationGetRelid(edge_table.relation);
+    AttrNumber edge_workflow = ExtensionTableColumn(edges_id, "dep_workflow_id"),
+               edge_name = ExtensionTableColumn(edges_id, "dep_name"),
+               edge_job = ExtensionTableColumn(edges_id, "job_id");
+    for (int i = 0; i < distinct; i++) {
+        TupleTableSlot *edge = NewRow(&edge_table);
+        SetColumn(edge, edge_workflow, deps[i].workflow_id);
+        SetColumn(edge, edge_name, deps[i].name);
+        SetColumn(edge, edge_job, job_id);
+        InsertRow(&edge_table);
+    }
+    CloseDirectInsert(&edge_table);
+    OpenDirectInsert(&wait_table, schema, "oban_workflow_waits");
+    Oid waits_id = RelationGetRelid(wait_table.relation);
+    TupleTableSlot *wait = NewRow(&wait_table);
+    SetColumn(wait, ExtensionTableColumn(waits_id, "job_id"), job_id);
+    SetColumn(wait, ExtensionTableColumn(waits_id, "workflow_id"), workflow_id);
+    SetColumn(wait, ExtensionTableColumn(waits_id, "remaining"), Int32GetDatum(distinct));
+    InsertRow(&wait_table);
+    CloseDirectInsert(&wait_table);
+    return true;
+}
+
 }  // namespace
 
 }  // namespace oban::pg
@@ -1105,22 +1282,26 @@ HeapTuple PrepareWorkflowJob(TriggerData *trigger, HeapTuple row) {
     if (is_null) return row;
 
     Oid schema = RelationGetNamespace(relation);
-    Datum values[3] = {job_id, workflow_id, meta};
-    MemoryContext caller = CurrentMemoryContext;
-    BeginSql(schema);
-    Execute(&prepare_job, schema, values, nullptr);
-    HeapTuple verdict = SPI_tuptable->vals[0];
-    TupleDesc verdict_descriptor = SPI_tuptable->tupdesc;
-    int32 pending = DatumGetInt32(SPI_getbinval(verdict, verdict_descriptor, 1, &is_null));
+    int32 pending = 0;
     bool failed = false;
-    Datum failure = SPI_getbinval(verdict, verdict_descriptor, 2, &is_null);
-    if (!is_null) {
-        failed = true;
-        MemoryContext spi_context = MemoryContextSwitchTo(caller);  // outlive SPI_finish
-        failure = datumCopy(failure, false, -1);
-        MemoryContextSwitchTo(spi_context);
+    Datum failure = (Datum)0;
+    if (!PrepareDirectly(schema, job_id, workflow_id, DatumGetJsonbP(meta), &pending)) {
+        Datum values[3] = {job_id, workflow_id, meta};
+        MemoryContext caller = CurrentMemoryContext;
+        BeginSql(schema);
+        Execute(&prepare_job, schema, values, nullptr);
+        HeapTuple verdict = SPI_tuptable->vals[0];
+        TupleDesc verdict_descriptor = SPI_tuptable->tupdesc;
+        pending = DatumGetInt32(SPI_getbinval(verdict, verdict_descriptor, 1, &is_null));
+        failure = SPI_getbinval(verdict, verdict_descriptor, 2, &is_null);
+        if (!is_null) {
+            failed = true;
+            MemoryContext spi_context = MemoryContextSwitchTo(caller);  // outlive SPI_finish
+            failure = datumCopy(failure, false, -1);
+            MemoryContextSwitchTo(spi_context);
+        }
+        EndSql();
     }
-    EndSql();
 
     const char *new_state = failed                            ? "cancelled"
                             : pending > 0                     ? "suspended"

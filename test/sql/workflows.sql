@@ -155,6 +155,46 @@ SELECT run('plain', 'first');
 SELECT run('plain', 'middle');
 SELECT * FROM steps('plain');
 
+-- A plain INSERT decides each job from its deps as they stand: a completed dep is satisfied, a
+-- missing one pending (one wait for a step named twice; elements that name no step are ignored), a
+-- cancelled one cancels the job unless its ignore_cancelled says otherwise, and a bare name that
+-- only a sub-workflow has, or [workflow_id, "*"], waits for the whole sub-workflow.
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "settled", "jobs": [
+    {"name": "done", "worker": "W"}, {"name": "dropped", "worker": "W"},
+    {"name": "sub", "workflow": {"workflow_id": "settled-sub", "jobs": [{"name": "x", "worker": "W"}]}}]}');
+SELECT run('settled', 'done');
+SELECT run('settled', 'dropped', 'cancelled');
+INSERT INTO oban_jobs (worker, meta) VALUES
+    ('W', '{"workflow_id": "settled", "name": "after_done", "deps": ["done"]}'),
+    ('W', '{"workflow_id": "settled", "name": "twice", "deps": ["later", ["settled", "later"], 7, ["settled"]]}'),
+    ('W', '{"workflow_id": "settled", "name": "after_dropped", "deps": ["done", "dropped"]}'),
+    ('W', '{"workflow_id": "settled", "name": "forgiven", "deps": ["dropped"], "ignore_cancelled": true}'),
+    ('W', '{"workflow_id": "settled", "name": "after_sub", "deps": ["sub"]}'),
+    ('W', '{"workflow_id": "settled", "name": "after_all_sub", "deps": [["settled-sub", "*"]]}');
+SELECT name, state, errors->-1->>'error' AS error
+FROM (SELECT *, meta->>'name' AS name FROM oban_jobs) AS j
+WHERE meta->>'workflow_id' = 'settled' ORDER BY id;
+SELECT j.meta->>'name' AS name, w.remaining
+FROM oban_workflow_waits AS w JOIN oban_jobs AS j ON j.id = w.job_id
+WHERE w.workflow_id = 'settled' ORDER BY 1;
+SELECT run('settled-sub', 'x');
+SELECT * FROM steps('settled') WHERE name LIKE 'after_%sub';
+INSERT INTO oban_jobs (worker, meta) VALUES
+    ('W', '{"workflow_id": "settled", "name": "late_sub", "deps": ["sub"]}'),
+    ('W', '{"workflow_id": "settled", "name": "late_all_sub", "deps": [["settled-sub", "*"]]}');
+SELECT * FROM steps('settled') WHERE name LIKE 'late_%';
+INSERT INTO oban_jobs (worker, meta) VALUES ('W', '{"workflow_id": "settled", "name": "later"}');
+SELECT run('settled', 'later');
+SELECT * FROM steps('settled') WHERE name = 'twice';
+SELECT counts_exact('settled');
+-- A job deleted and inserted again under its id by one statement: its old wait is still there
+-- when the new row's deps are decided, and the insert goes through.
+INSERT INTO oban_jobs (worker, meta) VALUES ('W', '{"workflow_id": "settled", "name": "held", "deps": ["missing"]}');
+WITH gone AS (DELETE FROM oban_jobs WHERE meta->>'workflow_id' = 'settled' AND meta->>'name' = 'held' RETURNING id)
+INSERT INTO oban_jobs (id, worker, meta) OVERRIDING SYSTEM VALUE
+SELECT id, 'W', '{"workflow_id": "settled", "name": "again", "deps": ["missing"]}' FROM gone;
+SELECT * FROM steps('settled') WHERE name IN ('held', 'again');
+
 -- oban_cancel_workflow cancels every unfinished job, sub-workflows included.
 SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "abandoned", "jobs": [
     {"name": "a", "worker": "W"},
