@@ -39,6 +39,8 @@ extern "C" {
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "miscadmin.h"
+#include "nodes/value.h"
+#include "parser/parse_func.h"
 #include "utils/acl.h"
 #include "utils/lsyscache.h"
 #include "utils/guc.h"
@@ -1162,8 +1164,15 @@ int CompareNamedDeps(const void *a, const void *b) {
 // to apply (the direct writes would not).
 bool Permitted(Oid schema, const char *name, AclMode required) {
     Oid table = get_relname_relid(name, schema);
-    return OidIsValid(table) && pg_class_aclcheck(table, GetUserId(), required) == ACLCHECK_OK &&
+    return OidIsValid(table) && pg_class_aclmask(table, GetUserId(), required, ACLMASK_ALL) == required &&
            check_enable_rls(table, InvalidOid, true) != RLS_ENABLED;
+}
+
+// Whether the current user may execute the extension's function `name`(`argtypes`).
+bool MayExecute(Oid schema, const char *name, int nargs, const Oid *argtypes) {
+    List *qualified = list_make2(makeString(get_namespace_name(schema)), makeString(pstrdup(name)));
+    Oid function = LookupFuncName(qualified, nargs, argtypes, true);
+    return OidIsValid(function) && pg_proc_aclcheck(function, GetUserId(), ACL_EXECUTE) == ACLCHECK_OK;
 }
 
 // Decides job `job_id` of workflow `workflow_id`, whose meta is `meta`, as prepare_job would: the
@@ -1176,9 +1185,12 @@ bool PrepareDirectly(Oid schema, Datum job_id, Datum workflow_id, Jsonb *meta, i
     *pending = 0;
     if (count == 0) return true;
     // What prepare_job's statements would ask of the caller.
+    const Oid verdicts_args[3] = {TEXTOID, JSONBOID, BOOLOID}, outcomes_args[2] = {TEXTOID, JSONBOID};
     if (!Permitted(schema, "oban_jobs", ACL_SELECT) || !Permitted(schema, "oban_workflow_rows", ACL_SELECT) ||
         !Permitted(schema, "oban_workflow_waits", ACL_SELECT | ACL_INSERT | ACL_UPDATE) ||
-        !Permitted(schema, "oban_workflow_edges", ACL_SELECT | ACL_INSERT))
+        !Permitted(schema, "oban_workflow_edges", ACL_SELECT | ACL_INSERT) ||
+        !MayExecute(schema, "oban_dep_verdicts", 3, verdicts_args) ||
+        !MayExecute(schema, "oban_dep_outcomes", 2, outcomes_args))
         return false;
 
     ArrayBuildState *workflow_ids = initArrayResult(TEXTOID, CurrentMemoryContext, false);
@@ -1195,7 +1207,8 @@ bool PrepareDirectly(Oid schema, Datum job_id, Datum workflow_id, Jsonb *meta, i
     bool ignore_cancelled = MetaTrue(meta, "ignore_cancelled"),
          ignore_discarded = MetaTrue(meta, "ignore_discarded");
     BeginSql(schema);
-    Execute(&dep_states, schema, values, nullptr);
+    if (Execute(&dep_states, schema, values, nullptr) != static_cast<uint64>(count))
+        elog(ERROR, "dep_states returned a row count other than the deps'");
     bool decided = true;
     int waiting = 0;  // the deps still pending, first in `deps`
     for (int i = 0; i < count && decided; i++) {

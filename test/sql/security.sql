@@ -331,6 +331,22 @@ SELECT oban.oban_insert_job('W', meta => '{"workflow_id": "no-journal-grant"}');
 RESET ROLE;
 GRANT INSERT ON oban.oban_workflow_journal TO oban_client;
 SELECT count(*) AS left_behind FROM oban.oban_jobs WHERE meta->>'workflow_id' = 'no-journal-grant';
+-- A plain INSERT of a job with deps asks what it always asked of the caller, though the trigger
+-- mostly reads the deps itself: without EXECUTE on oban_dep_verdicts, or INSERT on the edges, the
+-- insert is refused and leaves nothing.
+\set VERBOSITY terse
+REVOKE EXECUTE ON FUNCTION oban.oban_dep_verdicts FROM oban_client;
+SET ROLE oban_client;
+INSERT INTO oban.oban_jobs (worker, meta) VALUES ('W', '{"workflow_id": "no-verdicts", "name": "b", "deps": ["a"]}');
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION oban.oban_dep_verdicts TO oban_client;
+REVOKE INSERT ON oban.oban_workflow_edges FROM oban_client;
+SET ROLE oban_client;
+INSERT INTO oban.oban_jobs (worker, meta) VALUES ('W', '{"workflow_id": "no-edges", "name": "b", "deps": ["a"]}');
+RESET ROLE;
+GRANT INSERT ON oban.oban_workflow_edges TO oban_client;
+\set VERBOSITY default
+SELECT count(*) AS left_behind FROM oban.oban_jobs WHERE meta->>'workflow_id' IN ('no-verdicts', 'no-edges');
 
 TRUNCATE oban.oban_jobs;
 SET ROLE oban_client;
