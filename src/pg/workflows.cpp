@@ -31,9 +31,11 @@ extern "C" {
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/tuptable.h"
+#include "nodes/primnodes.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -1081,43 +1083,23 @@ Datum AppendError(Datum errors, bool errors_null, Oid errors_type, Datum failure
 // The common case of prepare_job without its three nested statements (prepare_job, and the
 // oban_dep_verdicts and oban_dep_outcomes it runs), which a plain INSERT of a workflow's jobs runs
 // for every job with deps: each dep names a step, by a bare name in the job's own workflow or as
-// [workflow_id, name], that is either a job (its state read by one kept statement for all the
-// deps) or missing (pending, as prepare_job has it at insert). Its waits and edges are written
-// straight into the tables, as oban_insert_workflow writes a spec's (WriteWaitsAndEdges).
-// Everything else is left to prepare_job: a dep on a whole workflow ("*"), a bare name that no
-// job has and a sub-workflow may ("*" of that sub-workflow), a dep that failed (cancelled or
-// discarded, not ignored: prepare_job's error names it), a job that has a wait or edges already
-// (prepare_job merges), and a caller without the privileges prepare_job's statements ask for,
-// whose error prepare_job raises.
+// [workflow_id, name], that is either a job (its state read through oban_jobs_workflow_index, as
+// dep_outcomes reads it) or missing (pending, as prepare_job has it at insert). The reads are
+// index look-ups under the snapshot a statement would take, and the job's wait and edges are
+// written straight into the tables, as oban_insert_workflow writes a spec's (WriteWaitsAndEdges):
+// a statement per job, its executor's start and end, cost more than its few look-ups. Everything
+// else is left to prepare_job: a dep on a whole workflow ("*"), a bare name that no job has and a
+// sub-workflow may ("*" of that sub-workflow), a dep that failed (cancelled or discarded, not
+// ignored: prepare_job's error names it), a job that has a wait or edges already (prepare_job
+// merges), a workflow index other than the extension's (an adopted table keeps its own), row
+// security, and a caller without the privileges prepare_job's statements ask for, whose error
+// prepare_job raises.
 
 // A dep of the job being inserted: the step it names and whether it was a bare name.
 struct NamedDep {
     Datum workflow_id, name;  // text
     bool bare;
 };
-
-// For each dep ($1/$2/$3: workflow ids, names, whether bare), in order: the state of the first job
-// by id with that workflow id and name (NULL when there is none), and whether, being a bare name
-// that no job has, it may name a sub-workflow of the job's workflow; and whether job $4 has a wait
-// or edges already. Job look-ups as dep_outcomes's (above).
-Statement dep_states{R"sql(
-    SELECT d.state,
-           d.state IS NULL AND d.bare AND EXISTS (
-               SELECT FROM @extschema@.oban_workflow_rows AS w
-               WHERE w.parent_id = d.workflow_id AND w.sub_name = d.name) AS sub_workflow,
-           EXISTS (SELECT FROM @extschema@.oban_workflow_waits WHERE job_id = $4)
-               OR EXISTS (SELECT FROM @extschema@.oban_workflow_edges WHERE job_id = $4) AS recorded
-    FROM (SELECT t.position, t.workflow_id, t.name, t.bare,
-                 (SELECT j.state::text FROM @extschema@.oban_jobs AS j
-                  WHERE j.meta ? 'workflow_id' AND j.meta->>'workflow_id' = t.workflow_id
-                    AND j.meta->>'name' = t.name
-                  ORDER BY j.id LIMIT 1) AS state
-          FROM unnest($1::text[], $2::text[], $3::bool[]) WITH ORDINALITY AS t(workflow_id, name, bare, position)
-          OFFSET 0) AS d
-    ORDER BY d.position)sql",
-                     4,
-                     {TEXTARRAYOID, TEXTARRAYOID, BOOLARRAYOID, INT8OID},
-                     true};
 
 bool IsText(const JsonbValue &value) {
     return value.type == jbvString;
@@ -1175,6 +1157,145 @@ bool MayExecute(Oid schema, const char *name, int nargs, const Oid *argtypes) {
     return OidIsValid(function) && pg_proc_aclcheck(function, GetUserId(), ACL_EXECUTE) == ACLCHECK_OK;
 }
 
+// Whether `expression` is meta->>'key' on column `meta`.
+bool IsMetaField(Node *expression, AttrNumber meta, const char *key) {
+    if (!IsA(expression, OpExpr)) return false;
+    auto *operation = reinterpret_cast<OpExpr *>(expression);
+    if (get_opcode(operation->opno) != F_JSONB_OBJECT_FIELD_TEXT || list_length(operation->args) != 2)
+        return false;
+    auto *column = static_cast<Node *>(linitial(operation->args));
+    auto *constant = static_cast<Node *>(lsecond(operation->args));
+    if (!IsA(column, Var) || reinterpret_cast<Var *>(column)->varattno != meta || !IsA(constant, Const))
+        return false;
+    auto *value = reinterpret_cast<Const *>(constant);
+    return !value->constisnull && value->consttype == TEXTOID &&
+           strcmp(TextDatumGetCString(value->constvalue), key) == 0;
+}
+
+// Whether `index` is valid and keyed first by meta->>'workflow_id' and meta->>'name' under the
+// database's collation, as the extension makes oban_jobs_workflow_index.
+bool IsWorkflowIndex(Relation index, AttrNumber meta) {
+    if (!index->rd_index->indisvalid || index->rd_index->indnkeyatts < 2 ||
+        index->rd_index->indkey.values[0] != 0 || index->rd_index->indkey.values[1] != 0 ||
+        index->rd_indcollation[0] != DEFAULT_COLLATION_OID ||
+        index->rd_indcollation[1] != DEFAULT_COLLATION_OID)
+        return false;
+    List *expressions = RelationGetIndexExpressions(index);
+    return list_length(expressions) >= 2 &&
+           IsMetaField(static_cast<Node *>(linitial(expressions)), meta, "workflow_id") &&
+           IsMetaField(static_cast<Node *>(lsecond(expressions)), meta, "name");
+}
+
+// What PrepareDirectly reads: the jobs through the workflow index, a workflow's sub-workflows by
+// parent, and a job's wait and edges by job id, all under `snapshot`.
+struct DepReader {
+    Relation jobs, workflow_index, rows, rows_by_parent, waits, waits_key, edges, edges_by_job;
+    AttrNumber job_id, job_state, row_sub_name;
+    TupleTableSlot *job_slot, *row_slot;
+    IndexScanDesc job_scan;
+    Snapshot snapshot;
+};
+
+// Opens what `reader` reads: whether the workflow index is the extension's and every index is
+// there (otherwise nothing is left open).
+bool OpenDepReader(DepReader *reader, Oid schema) {
+    Oid workflow_index = get_relname_relid("oban_jobs_workflow_index", schema);
+    Oid rows_by_parent = get_relname_relid("oban_workflow_rows_parent_index", schema);
+    Oid edges_by_job = get_relname_relid("oban_workflow_edges_job_index", schema);
+    if (!OidIsValid(workflow_index) || !OidIsValid(rows_by_parent) || !OidIsValid(edges_by_job)) return false;
+    reader->jobs = OpenExtensionTable(schema, "oban_jobs", AccessShareLock, ACL_SELECT);
+    reader->job_id = ExtensionTableColumn(RelationGetRelid(reader->jobs), "id");
+    reader->job_state = ExtensionTableColumn(RelationGetRelid(reader->jobs), "state");
+    reader->workflow_index = index_open(workflow_index, AccessShareLock);
+    if (reader->workflow_index->rd_index->indrelid != RelationGetRelid(reader->jobs) ||
+        !IsWorkflowIndex(reader->workflow_index,
+                         ExtensionTableColumn(RelationGetRelid(reader->jobs), "meta"))) {
+        index_close(reader->workflow_index, AccessShareLock);
+        table_close(reader->jobs, AccessShareLock);
+        return false;
+    }
+    reader->rows = OpenExtensionTable(schema, "oban_workflow_rows", AccessShareLock, ACL_SELECT);
+    reader->row_sub_name = ExtensionTableColumn(RelationGetRelid(reader->rows), "sub_name");
+    reader->rows_by_parent = index_open(rows_by_parent, AccessShareLock);
+    reader->waits = OpenExtensionTable(schema, "oban_workflow_waits", AccessShareLock, ACL_SELECT);
+    reader->waits_key =
+        OpenPrimaryKeyOn(reader->waits, {ExtensionTableColumn(RelationGetRelid(reader->waits), "job_id")});
+    reader->edges = OpenExtensionTable(schema, "oban_workflow_edges", AccessShareLock, ACL_SELECT);
+    reader->edges_by_job = index_open(edges_by_job, AccessShareLock);
+    CommandCounterIncrement();  // as SPI does before a statement: this statement's rows so far are seen
+    reader->snapshot = RegisterSnapshot(GetTransactionSnapshot());
+    reader->job_slot = table_slot_create(reader->jobs, nullptr);
+    reader->row_slot = table_slot_create(reader->rows, nullptr);
+    reader->job_scan = index_beginscan(reader->jobs, reader->workflow_index, reader->snapshot, 2, 0);
+    return true;
+}
+
+void CloseDepReader(DepReader *reader) {
+    index_endscan(reader->job_scan);
+    ExecDropSingleTupleTableSlot(reader->row_slot);
+    ExecDropSingleTupleTableSlot(reader->job_slot);
+    UnregisterSnapshot(reader->snapshot);
+    index_close(reader->edges_by_job, AccessShareLock);
+    table_close(reader->edges, AccessShareLock);
+    index_close(reader->waits_key, AccessShareLock);
+    table_close(reader->waits, AccessShareLock);
+    index_close(reader->rows_by_parent, AccessShareLock);
+    table_close(reader->rows, AccessShareLock);
+    index_close(reader->workflow_index, AccessShareLock);
+    table_close(reader->jobs, AccessShareLock);
+}
+
+// The state of the first job by id named `dep` (as dep_outcomes picks it): whether there is one.
+bool FirstJobState(DepReader *reader, const NamedDep &dep, JobState *state) {
+    ScanKeyData keys[2];
+    IndexEqualityKey(&keys[0], reader->workflow_index, 1, F_TEXTEQ, dep.workflow_id);
+    IndexEqualityKey(&keys[1], reader->workflow_index, 2, F_TEXTEQ, dep.name);
+    index_rescan(reader->job_scan, keys, 2, nullptr, 0);
+    bool found = false;
+    int64 first = 0;
+    while (index_getnext_slot(reader->job_scan, ForwardScanDirection, reader->job_slot)) {
+        bool id_null = false, state_null = false;
+        int64 id = DatumGetInt64(slot_getattr(reader->job_slot, reader->job_id, &id_null));
+        Datum value = slot_getattr(reader->job_slot, reader->job_state, &state_null);
+        if (id_null || state_null || (found && id >= first)) continue;
+        found = true;
+        first = id;
+        *state = StateOf(value);
+    }
+    ExecClearTuple(reader->job_slot);
+    return found;
+}
+
+// Whether the job's workflow has a sub-workflow named `dep`'s name (a bare name no job has).
+bool NamesSubWorkflow(DepReader *reader, const NamedDep &dep) {
+    ScanKeyData key;
+    IndexEqualityKey(&key, reader->rows_by_parent, 1, F_TEXTEQ, dep.workflow_id);
+    IndexScanDesc scan = index_beginscan(reader->rows, reader->rows_by_parent, reader->snapshot, 1, 0);
+    index_rescan(scan, &key, 1, nullptr, 0);
+    bool named = false;
+    while (!named && index_getnext_slot(scan, ForwardScanDirection, reader->row_slot)) {
+        bool is_null = false;
+        Datum sub_name = slot_getattr(reader->row_slot, reader->row_sub_name, &is_null);
+        named = !is_null && CompareTexts(sub_name, dep.name) == 0;
+    }
+    index_endscan(scan);
+    ExecClearTuple(reader->row_slot);
+    return named;
+}
+
+// Whether `index` of `table` has an entry for `job_id` in its first column, of any row version,
+// live or not: a job with one goes to prepare_job, which merges (a job id is new to these tables
+// unless it was used before).
+bool HasKey(Relation table, Relation index, Datum job_id) {
+    ScanKeyData key;
+    IndexEqualityKey(&key, index, 1, F_INT8EQ, job_id);
+    IndexScanDesc scan = index_beginscan(table, index, SnapshotAny, 1, 0);
+    index_rescan(scan, &key, 1, nullptr, 0);
+    bool any = index_getnext_tid(scan, ForwardScanDirection) != nullptr;
+    index_endscan(scan);
+    return any;
+}
+
 // Decides job `job_id` of workflow `workflow_id`, whose meta is `meta`, as prepare_job would: the
 // number of its deps still pending in `*pending`, its wait and edges written when there are some.
 // Whether it did; when not, nothing was written and prepare_job decides.
@@ -1193,41 +1314,24 @@ bool PrepareDirectly(Oid schema, Datum job_id, Datum workflow_id, Jsonb *meta, i
         !MayExecute(schema, "oban_dep_outcomes", 2, outcomes_args))
         return false;
 
-    ArrayBuildState *workflow_ids = initArrayResult(TEXTOID, CurrentMemoryContext, false);
-    ArrayBuildState *names = initArrayResult(TEXTOID, CurrentMemoryContext, false);
-    ArrayBuildState *bare = initArrayResult(BOOLOID, CurrentMemoryContext, false);
-    for (int i = 0; i < count; i++) {
-        accumArrayResult(workflow_ids, deps[i].workflow_id, false, TEXTOID, CurrentMemoryContext);
-        accumArrayResult(names, deps[i].name, false, TEXTOID, CurrentMemoryContext);
-        accumArrayResult(bare, BoolGetDatum(deps[i].bare), false, BOOLOID, CurrentMemoryContext);
-    }
-    Datum values[4] = {makeArrayResult(workflow_ids, CurrentMemoryContext),
-                       makeArrayResult(names, CurrentMemoryContext),
-                       makeArrayResult(bare, CurrentMemoryContext), job_id};
+    DepReader reader;
+    if (!OpenDepReader(&reader, schema)) return false;
     bool ignore_cancelled = MetaTrue(meta, "ignore_cancelled"),
          ignore_discarded = MetaTrue(meta, "ignore_discarded");
-    BeginSql(schema);
-    if (Execute(&dep_states, schema, values, nullptr) != static_cast<uint64>(count))
-        elog(ERROR, "dep_states returned a row count other than the deps'");
-    bool decided = true;
+    bool decided =
+        !HasKey(reader.waits, reader.waits_key, job_id) && !HasKey(reader.edges, reader.edges_by_job, job_id);
     int waiting = 0;  // the deps still pending, first in `deps`
     for (int i = 0; i < count && decided; i++) {
-        HeapTuple row = SPI_tuptable->vals[i];
-        TupleDesc descriptor = SPI_tuptable->tupdesc;
-        bool state_null = false, is_null = false;
-        Datum state = SPI_getbinval(row, descriptor, 1, &state_null);
-        bool sub_workflow = DatumGetBool(SPI_getbinval(row, descriptor, 2, &is_null));
-        bool recorded = DatumGetBool(SPI_getbinval(row, descriptor, 3, &is_null));
-        const char *outcome = state_null ? nullptr : TextDatumGetCString(state);
-        bool satisfied = outcome != nullptr && (strcmp(outcome, "completed") == 0 ||
-                                                (strcmp(outcome, "cancelled") == 0 && ignore_cancelled) ||
-                                                (strcmp(outcome, "discarded") == 0 && ignore_discarded));
-        bool failed = !satisfied && outcome != nullptr &&
-                      (strcmp(outcome, "cancelled") == 0 || strcmp(outcome, "discarded") == 0);
-        decided = !sub_workflow && !failed && !recorded;
+        JobState outcome = kUnknownState;
+        bool found = FirstJobState(&reader, deps[i], &outcome);
+        bool satisfied = found && (outcome == kCompleted || (outcome == kCancelled && ignore_cancelled) ||
+                                   (outcome == kDiscarded && ignore_discarded));
+        bool failed = found && !satisfied && (outcome == kCancelled || outcome == kDiscarded);
+        bool sub_workflow = !found && deps[i].bare && NamesSubWorkflow(&reader, deps[i]);
+        decided = !sub_workflow && !failed;
         if (!satisfied) deps[waiting++] = deps[i];
     }
-    EndSql();
+    CloseDepReader(&reader);
     if (!decided) return false;
 
     // A step named twice (bare, and as [its workflow_id, name]) is one dep, as in prepare_job.

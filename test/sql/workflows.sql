@@ -187,6 +187,26 @@ INSERT INTO oban_jobs (worker, meta) VALUES ('W', '{"workflow_id": "settled", "n
 SELECT run('settled', 'later');
 SELECT * FROM steps('settled') WHERE name = 'twice';
 SELECT counts_exact('settled');
+-- An index under the workflow index's name but of another shape (an adopted table keeps its own):
+-- the trigger does not read it as the workflow index, and the deps are decided as they always were.
+BEGIN;
+DROP INDEX oban_jobs_workflow_index;
+CREATE INDEX oban_jobs_workflow_index ON oban_jobs ((meta->>'name'), (meta->>'workflow_id'))
+    WHERE meta ? 'workflow_id';
+INSERT INTO oban_jobs (worker, meta) VALUES
+    ('W', '{"workflow_id": "settled", "name": "adopted", "deps": ["done", "later"]}');
+SELECT * FROM steps('settled') WHERE name = 'adopted';
+ROLLBACK;
+-- Two jobs of a workflow under one name (a plain INSERT does not refuse it): a dep on the name
+-- stands on the first of them by id.
+INSERT INTO oban_jobs (worker, meta) VALUES
+    ('W', '{"workflow_id": "twins", "name": "dup"}'), ('W', '{"workflow_id": "twins", "name": "dup"}');
+UPDATE oban_jobs SET state = 'cancelled', cancelled_at = now()
+WHERE id = (SELECT min(id) FROM oban_jobs WHERE meta->>'workflow_id' = 'twins');
+UPDATE oban_jobs SET state = 'completed', completed_at = now()
+WHERE id = (SELECT max(id) FROM oban_jobs WHERE meta->>'workflow_id' = 'twins');
+INSERT INTO oban_jobs (worker, meta) VALUES ('W', '{"workflow_id": "twins", "name": "after", "deps": ["dup"]}');
+SELECT * FROM steps('twins');
 -- A job deleted and inserted again under its id by one statement: its old wait is still there
 -- when the new row's deps are decided, and the insert goes through.
 INSERT INTO oban_jobs (worker, meta) VALUES ('W', '{"workflow_id": "settled", "name": "held", "deps": ["missing"]}');
