@@ -467,37 +467,21 @@ void WriteWaitsAndEdges(Oid schema, List *deps, SPITupleTable *rows, uint64 coun
     }
     qsort(edges, edge_count, sizeof(NewEdge), CompareNewEdges);
 
-    DirectInsert edge_table{}, wait_table{};
-    OpenDirectInsert(&edge_table, schema, "oban_workflow_edges");
-    OpenDirectInsert(&wait_table, schema, "oban_workflow_waits");
-    Oid edges_id = RelationGetRelid(edge_table.relation), waits_id = RelationGetRelid(wait_table.relation);
-    AttrNumber edge_workflow = ExtensionTableColumn(edges_id, "dep_workflow_id"),
-               edge_name = ExtensionTableColumn(edges_id, "dep_name"),
-               edge_job = ExtensionTableColumn(edges_id, "job_id");
-    AttrNumber wait_job = ExtensionTableColumn(waits_id, "job_id"),
-               wait_workflow = ExtensionTableColumn(waits_id, "workflow_id"),
-               wait_remaining = ExtensionTableColumn(waits_id, "remaining");
+    WaitWriter writer;
+    OpenWaitWriter(&writer, schema);
     for (int e = 0; e < edge_count;) {
         int remaining = 0, end = e;
         for (; end < edge_count && edges[end].job_id == edges[e].job_id; end++) {
             if (end > e && CompareNewEdges(&edges[end - 1], &edges[end]) == 0)
                 continue;  // a dep listed twice
-            TupleTableSlot *row = NewRow(&edge_table);
-            SetColumn(row, edge_workflow, edges[end].dep_workflow_id);
-            SetColumn(row, edge_name, edges[end].dep_name);
-            SetColumn(row, edge_job, Int64GetDatum(edges[end].job_id));
-            InsertRow(&edge_table);
+            WriteEdge(&writer, Int64GetDatum(edges[end].job_id), edges[end].dep_workflow_id,
+                      edges[end].dep_name);
             remaining++;
         }
-        TupleTableSlot *row = NewRow(&wait_table);
-        SetColumn(row, wait_job, Int64GetDatum(edges[e].job_id));
-        SetColumn(row, wait_workflow, edges[e].workflow_id);
-        SetColumn(row, wait_remaining, Int32GetDatum(remaining));
-        InsertRow(&wait_table);
+        WriteWait(&writer, Int64GetDatum(edges[e].job_id), edges[e].workflow_id, remaining);
         e = end;
     }
-    CloseDirectInsert(&wait_table);
-    CloseDirectInsert(&edge_table);
+    CloseWaitWriter(&writer);
 }
 
 // Whether every dep of the spec (and so every dep a sub-workflow inherits) lies inside the spec.

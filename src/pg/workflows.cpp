@@ -1142,14 +1142,6 @@ int CompareNamedDeps(const void *a, const void *b) {
     return order != 0 ? order : CompareTexts(x->name, y->name);
 }
 
-// Whether the current user holds `required` on the extension's table `name`, with no row security
-// to apply (the direct writes would not).
-bool Permitted(Oid schema, const char *name, AclMode required) {
-    Oid table = get_relname_relid(name, schema);
-    return OidIsValid(table) && pg_class_aclmask(table, GetUserId(), required, ACLMASK_ALL) == required &&
-           check_enable_rls(table, InvalidOid, true) != RLS_ENABLED;
-}
-
 // Whether the current user may execute the extension's function `name`(`argtypes`).
 bool MayExecute(Oid schema, const char *name, int nargs, const Oid *argtypes) {
     List *qualified = list_make2(makeString(get_namespace_name(schema)), makeString(pstrdup(name)));
@@ -1196,31 +1188,50 @@ struct DepReader {
     Snapshot snapshot;
 };
 
-// Opens what `reader` reads: whether the workflow index is the extension's and every index is
-// there (otherwise nothing is left open).
+// The extension's table `name`, opened for reading if the current user holds `required` on it
+// (what prepare_job's statements ask) and no row security applies to it (the direct reads and
+// writes would not apply it); nullptr otherwise.
+Relation OpenIfDirectlyUsable(Oid schema, const char *name, AclMode required) {
+    Relation table = OpenExtensionTableIfPermitted(schema, name, AccessShareLock, required);
+    if (table != nullptr && check_enable_rls(RelationGetRelid(table), InvalidOid, true) == RLS_ENABLED) {
+        table_close(table, AccessShareLock);
+        return nullptr;
+    }
+    return table;
+}
+
+// Opens what `reader` reads: whether the caller may use every table directly, the workflow index
+// is the extension's and every index is there (otherwise nothing is left open).
 bool OpenDepReader(DepReader *reader, Oid schema) {
+    Relation *tables[4] = {&reader->jobs, &reader->rows, &reader->waits, &reader->edges};
+    reader->jobs = OpenIfDirectlyUsable(schema, "oban_jobs", ACL_SELECT);
+    reader->rows = OpenIfDirectlyUsable(schema, "oban_workflow_rows", ACL_SELECT);
+    reader->waits = OpenIfDirectlyUsable(schema, "oban_workflow_waits", ACL_SELECT | ACL_INSERT | ACL_UPDATE);
+    reader->edges = OpenIfDirectlyUsable(schema, "oban_workflow_edges", ACL_SELECT | ACL_INSERT);
     Oid workflow_index = get_relname_relid("oban_jobs_workflow_index", schema);
     Oid rows_by_parent = get_relname_relid("oban_workflow_rows_parent_index", schema);
     Oid edges_by_job = get_relname_relid("oban_workflow_edges_job_index", schema);
-    if (!OidIsValid(workflow_index) || !OidIsValid(rows_by_parent) || !OidIsValid(edges_by_job)) return false;
-    reader->jobs = OpenExtensionTable(schema, "oban_jobs", AccessShareLock, ACL_SELECT);
-    reader->job_id = ExtensionTableColumn(RelationGetRelid(reader->jobs), "id");
-    reader->job_state = ExtensionTableColumn(RelationGetRelid(reader->jobs), "state");
-    reader->workflow_index = index_open(workflow_index, AccessShareLock);
-    if (reader->workflow_index->rd_index->indrelid != RelationGetRelid(reader->jobs) ||
-        !IsWorkflowIndex(reader->workflow_index,
-                         ExtensionTableColumn(RelationGetRelid(reader->jobs), "meta"))) {
-        index_close(reader->workflow_index, AccessShareLock);
-        table_close(reader->jobs, AccessShareLock);
+    bool usable = reader->jobs != nullptr && reader->rows != nullptr && reader->waits != nullptr &&
+                  reader->edges != nullptr && OidIsValid(workflow_index) && OidIsValid(rows_by_parent) &&
+                  OidIsValid(edges_by_job);
+    if (usable) {
+        reader->workflow_index = index_open(workflow_index, AccessShareLock);
+        usable = reader->workflow_index->rd_index->indrelid == RelationGetRelid(reader->jobs) &&
+                 IsWorkflowIndex(reader->workflow_index,
+                                 ExtensionTableColumn(RelationGetRelid(reader->jobs), "meta"));
+        if (!usable) index_close(reader->workflow_index, AccessShareLock);
+    }
+    if (!usable) {
+        for (Relation *table : tables)
+            if (*table != nullptr) table_close(*table, AccessShareLock);
         return false;
     }
-    reader->rows = OpenExtensionTable(schema, "oban_workflow_rows", AccessShareLock, ACL_SELECT);
+    reader->job_id = ExtensionTableColumn(RelationGetRelid(reader->jobs), "id");
+    reader->job_state = ExtensionTableColumn(RelationGetRelid(reader->jobs), "state");
     reader->row_sub_name = ExtensionTableColumn(RelationGetRelid(reader->rows), "sub_name");
     reader->rows_by_parent = index_open(rows_by_parent, AccessShareLock);
-    reader->waits = OpenExtensionTable(schema, "oban_workflow_waits", AccessShareLock, ACL_SELECT);
     reader->waits_key =
         OpenPrimaryKeyOn(reader->waits, {ExtensionTableColumn(RelationGetRelid(reader->waits), "job_id")});
-    reader->edges = OpenExtensionTable(schema, "oban_workflow_edges", AccessShareLock, ACL_SELECT);
     reader->edges_by_job = index_open(edges_by_job, AccessShareLock);
     CommandCounterIncrement();  // as SPI does before a statement: this statement's rows so far are seen
     reader->snapshot = RegisterSnapshot(GetTransactionSnapshot());
@@ -1305,12 +1316,9 @@ bool PrepareDirectly(Oid schema, Datum job_id, Datum workflow_id, Jsonb *meta, i
     if (deps == nullptr) return false;
     *pending = 0;
     if (count == 0) return true;
-    // What prepare_job's statements would ask of the caller.
+    // The functions prepare_job's statements would call (the tables: OpenDepReader).
     const Oid verdicts_args[3] = {TEXTOID, JSONBOID, BOOLOID}, outcomes_args[2] = {TEXTOID, JSONBOID};
-    if (!Permitted(schema, "oban_jobs", ACL_SELECT) || !Permitted(schema, "oban_workflow_rows", ACL_SELECT) ||
-        !Permitted(schema, "oban_workflow_waits", ACL_SELECT | ACL_INSERT | ACL_UPDATE) ||
-        !Permitted(schema, "oban_workflow_edges", ACL_SELECT | ACL_INSERT) ||
-        !MayExecute(schema, "oban_dep_verdicts", 3, verdicts_args) ||
+    if (!MayExecute(schema, "oban_dep_verdicts", 3, verdicts_args) ||
         !MayExecute(schema, "oban_dep_outcomes", 2, outcomes_args))
         return false;
 
@@ -1342,28 +1350,11 @@ bool PrepareDirectly(Oid schema, Datum job_id, Datum workflow_id, Jsonb *meta, i
     *pending = distinct;
     if (distinct == 0) return true;
 
-    DirectInsert edge_table{}, wait_table{};
-    OpenDirectInsert(&edge_table, schema, "oban_workflow_edges");
-    Oid edges_id = RelationGetRelid(edge_table.relation);
-    AttrNumber edge_workflow = ExtensionTableColumn(edges_id, "dep_workflow_id"),
-               edge_name = ExtensionTableColumn(edges_id, "dep_name"),
-               edge_job = ExtensionTableColumn(edges_id, "job_id");
-    for (int i = 0; i < distinct; i++) {
-        TupleTableSlot *edge = NewRow(&edge_table);
-        SetColumn(edge, edge_workflow, deps[i].workflow_id);
-        SetColumn(edge, edge_name, deps[i].name);
-        SetColumn(edge, edge_job, job_id);
-        InsertRow(&edge_table);
-    }
-    CloseDirectInsert(&edge_table);
-    OpenDirectInsert(&wait_table, schema, "oban_workflow_waits");
-    Oid waits_id = RelationGetRelid(wait_table.relation);
-    TupleTableSlot *wait = NewRow(&wait_table);
-    SetColumn(wait, ExtensionTableColumn(waits_id, "job_id"), job_id);
-    SetColumn(wait, ExtensionTableColumn(waits_id, "workflow_id"), workflow_id);
-    SetColumn(wait, ExtensionTableColumn(waits_id, "remaining"), Int32GetDatum(distinct));
-    InsertRow(&wait_table);
-    CloseDirectInsert(&wait_table);
+    WaitWriter writer;
+    OpenWaitWriter(&writer, schema);
+    for (int i = 0; i < distinct; i++) WriteEdge(&writer, job_id, deps[i].workflow_id, deps[i].name);
+    WriteWait(&writer, job_id, workflow_id, distinct);
+    CloseWaitWriter(&writer);
     return true;
 }
 
@@ -1374,6 +1365,39 @@ bool PrepareDirectly(Oid schema, Datum job_id, Datum workflow_id, Jsonb *meta, i
 using namespace oban::pg;
 
 namespace oban::pg {
+
+void OpenWaitWriter(WaitWriter *writer, Oid schema) {
+    OpenDirectInsert(&writer->edges, schema, "oban_workflow_edges");
+    OpenDirectInsert(&writer->waits, schema, "oban_workflow_waits");
+    Oid edges = RelationGetRelid(writer->edges.relation), waits = RelationGetRelid(writer->waits.relation);
+    writer->edge_workflow = ExtensionTableColumn(edges, "dep_workflow_id");
+    writer->edge_name = ExtensionTableColumn(edges, "dep_name");
+    writer->edge_job = ExtensionTableColumn(edges, "job_id");
+    writer->wait_job = ExtensionTableColumn(waits, "job_id");
+    writer->wait_workflow = ExtensionTableColumn(waits, "workflow_id");
+    writer->wait_remaining = ExtensionTableColumn(waits, "remaining");
+}
+
+void WriteEdge(WaitWriter *writer, Datum job_id, Datum dep_workflow_id, Datum dep_name) {
+    TupleTableSlot *row = NewRow(&writer->edges);
+    SetColumn(row, writer->edge_workflow, dep_workflow_id);
+    SetColumn(row, writer->edge_name, dep_name);
+    SetColumn(row, writer->edge_job, job_id);
+    InsertRow(&writer->edges);
+}
+
+void WriteWait(WaitWriter *writer, Datum job_id, Datum workflow_id, int32 remaining) {
+    TupleTableSlot *row = NewRow(&writer->waits);
+    SetColumn(row, writer->wait_job, job_id);
+    SetColumn(row, writer->wait_workflow, workflow_id);
+    SetColumn(row, writer->wait_remaining, Int32GetDatum(remaining));
+    InsertRow(&writer->waits);
+}
+
+void CloseWaitWriter(WaitWriter *writer) {
+    CloseDirectInsert(&writer->waits);
+    CloseDirectInsert(&writer->edges);
+}
 
 HeapTuple PrepareWorkflowJob(TriggerData *trigger, HeapTuple row) {
     Relation relation = trigger->tg_relation;

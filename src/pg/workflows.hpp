@@ -1,6 +1,7 @@
 // Workflow release, shared by the flush, repair and the maintenance worker (workflows.cpp).
 // C-style: call between BeginSql and EndSql.
 #pragma once
+#include "pg/sql.hpp"
 #include "pg/boundary.hpp"
 
 extern "C" {
@@ -54,6 +55,21 @@ void ReleaseInAck(Oid schema, const Datum *workflow_ids, const Datum *names, int
 // whose deps are all satisfied becomes available; otherwise it stays as inserted. Returns the row
 // to store (`row` or a modified copy).
 HeapTuple PrepareWorkflowJob(TriggerData *trigger, HeapTuple row);
+
+// Waits and edges written straight into their tables (DirectInsert), for jobs just inserted: by
+// oban_insert_workflow for a spec's own deps, and by the insert trigger for a job whose deps it
+// decides itself. The caller writes each of a job's distinct deps once (WriteEdge), then its wait
+// counting them (WriteWait).
+struct WaitWriter {
+    DirectInsert edges, waits;
+    AttrNumber edge_workflow, edge_name, edge_job, wait_job, wait_workflow, wait_remaining;
+};
+void OpenWaitWriter(WaitWriter *writer, Oid schema);
+// An edge from the dep (dep_workflow_id, dep_name: texts) to job `job_id` (int8).
+void WriteEdge(WaitWriter *writer, Datum job_id, Datum dep_workflow_id, Datum dep_name);
+// Job `job_id`'s wait in workflow `workflow_id` (text), on `remaining` deps.
+void WriteWait(WaitWriter *writer, Datum job_id, Datum workflow_id, int32 remaining);
+void CloseWaitWriter(WaitWriter *writer);
 
 // Set while oban_insert_workflow inserts a spec whose deps all lie inside it and writes their waits
 // and edges itself: the insert trigger then leaves those rows alone.
