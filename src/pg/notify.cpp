@@ -252,6 +252,19 @@ void RecordIfBecameAvailable(FunctionCallInfo fcinfo, const char *function) {
         RecordAvailableRow(fcinfo, function);
 }
 
+void RecordAvailableJobRow(Relation relation, HeapTuple row) {
+    TupleDesc descriptor = RelationGetDescr(relation);
+    Datum values[4];  // queue and the fetch key
+    for (int i = 0; i < 4; i++) {
+        bool is_null = false;
+        values[i] =
+            heap_getattr(row, SPI_fnumber(descriptor, kAvailableColumnNames[i]), descriptor, &is_null);
+        if (is_null) return;  // the table's constraints forbid it
+    }
+    RecordAvailableQueue(RelationGetNamespace(relation), values[0]);
+    RecordAvailableJob(RelationGetRelid(relation), values[0], FetchKeyOf(values[1], values[2], values[3]));
+}
+
 }  // namespace oban::pg
 
 // The AFTER ROW trigger of 0.6.0 schemas on rows that became available (0.6.1 has

@@ -5,7 +5,9 @@
 #include "pg/boundary.hpp"
 
 extern "C" {
+#include "access/htup.h"
 #include "utils/guc.h"
+#include "utils/relcache.h"
 }
 
 namespace oban::pg {
@@ -46,6 +48,9 @@ void RecordAvailableQueue(Oid schema, Datum queue_text);
 // floor. The columns are found once per statement (kept in the trigger's FmgrInfo). Defined in
 // notify.cpp.
 void RecordIfBecameAvailable(FunctionCallInfo fcinfo, const char *function);
+// What that trigger does for `row` of `relation` (oban_jobs), a job made available without an
+// UPDATE statement (ReleaseLockedJobs).
+void RecordAvailableJobRow(Relation relation, HeapTuple row);
 
 // Whether a worker serves this database and so can send insert notifications for it.
 bool WorkerServesThisDatabase();

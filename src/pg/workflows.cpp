@@ -547,24 +547,24 @@ bool LockWaitAndEdges(ReleaseTables *t, Snapshot snapshot, int64 job_id, Depende
     return true;
 }
 
-// Locks the job if it is still suspended waiting on deps (not parked awaiting a signal): whether it did.
-bool LockSuspendedJob(ReleaseTables *t, Snapshot snapshot, int64 job_id) {
+// Locks the job if it is still suspended waiting on deps (not parked awaiting a signal): whether it
+// did (`*tid`: the version locked).
+bool LockSuspendedJob(ReleaseTables *t, Snapshot snapshot, int64 job_id, ItemPointer tid) {
     ScanKeyData key;
     EqualityKey(&key, t->jobs, t->job_id, F_INT8EQ, Int64GetDatum(job_id));
     SysScanDesc scan = systable_beginscan(t->jobs, t->jobs_key, OidIsValid(t->jobs_key), snapshot, 1, &key);
     HeapTuple job = systable_getnext(scan);
     bool waiting = false;
-    ItemPointerData tid;
     if (HeapTupleIsValid(job)) {
         bool state_null = false, meta_null = false;
         Datum state = heap_getattr(job, t->job_state, RelationGetDescr(t->jobs), &state_null);
         Datum meta = heap_getattr(job, t->job_meta, RelationGetDescr(t->jobs), &meta_null);
         waiting = !state_null && StateOf(state) == kSuspended &&
                   (meta_null || !MetaHas(DatumGetJsonbP(meta), "wait_until"));
-        tid = job->t_self;
+        *tid = job->t_self;
     }
     systable_endscan(scan);
-    return waiting && LockSkipping(t->jobs, t->job_slot, &tid, snapshot, LockTupleNoKeyExclusive);
+    return waiting && LockSkipping(t->jobs, t->job_slot, tid, snapshot, LockTupleNoKeyExclusive);
 }
 
 // Whether LookUpOtherDeps asks about `dep`: one the ack did not complete, on a named step (a dep on
@@ -573,6 +573,53 @@ bool AskedOfOthers(const LockedDep &dep) {
     if (dep.done) return false;
     text *name = DatumGetTextPP(dep.name);
     return !(VARSIZE_ANY_EXHDR(name) == 1 && *VARDATA_ANY(name) == '*');
+}
+
+bool IsWorkflowIndex(Relation index, AttrNumber meta);
+
+// Marks the deps AskedOfOthers picks whose jobs are all completed (and one is), as deps_completed
+// would, read through the workflow index under `snapshot` without a statement: whether it could
+// (the index has the extension's shape, the caller may read the jobs and no row security applies);
+// if not, nothing is marked.
+bool LookUpOtherDepsDirectly(ReleaseTables *t, Snapshot snapshot, Dependent *dependents, int count) {
+    bool asked = false;
+    for (int d = 0; d < count && !asked; d++)
+        for (int i = 0; i < dependents[d].dep_count && !asked; i++)
+            asked = AskedOfOthers(dependents[d].deps[i]);
+    if (!asked) return true;
+    Oid jobs = RelationGetRelid(t->jobs);
+    if (pg_class_aclcheck(jobs, GetUserId(), ACL_SELECT) != ACLCHECK_OK ||
+        check_enable_rls(jobs, InvalidOid, true) == RLS_ENABLED)
+        return false;
+    Oid index_id = get_relname_relid("oban_jobs_workflow_index", RelationGetNamespace(t->jobs));
+    if (!OidIsValid(index_id)) return false;
+    Relation index = index_open(index_id, AccessShareLock);
+    if (!IsWorkflowIndex(index, t->job_meta)) {
+        index_close(index, AccessShareLock);
+        return false;
+    }
+    IndexScanDesc scan = index_beginscan(t->jobs, index, snapshot, 2, 0);
+    for (int d = 0; d < count; d++)
+        for (int i = 0; i < dependents[d].dep_count; i++) {
+            LockedDep &dep = dependents[d].deps[i];
+            if (!AskedOfOthers(dep)) continue;
+            ScanKeyData keys[2];
+            IndexEqualityKey(&keys[0], index, 1, F_TEXTEQ, dep.workflow_id);
+            IndexEqualityKey(&keys[1], index, 2, F_TEXTEQ, dep.name);
+            index_rescan(scan, keys, 2, nullptr, 0);
+            bool any = false, all_completed = true;
+            while (all_completed && index_getnext_slot(scan, ForwardScanDirection, t->job_slot)) {
+                bool is_null = false;
+                Datum state = slot_getattr(t->job_slot, t->job_state, &is_null);
+                any = true;
+                all_completed = !is_null && StateOf(state) == kCompleted;
+            }
+            ExecClearTuple(t->job_slot);
+            dep.done = any && all_completed;
+        }
+    index_endscan(scan);
+    index_close(index, AccessShareLock);
+    return true;
 }
 
 // Looks up, in one statement, the deps AskedOfOthers picks, and marks those whose jobs are all
@@ -626,24 +673,28 @@ void ReleaseInAckBody(void *arg) {
         }
         locked++;
     }
-    LookUpOtherDeps(call->schema, dependents, locked);
+    if (!LookUpOtherDepsDirectly(&t, snapshot, dependents, locked))
+        LookUpOtherDeps(call->schema, dependents, locked);
 
     // Those whose deps are all done: the job row locked, its wait and edges deleted (this
     // subtransaction holds their locks), then the job released.
     int64 *ready = static_cast<int64 *>(palloc(sizeof(int64) * Max(locked, 1)));
+    auto *ready_tids = static_cast<ItemPointerData *>(palloc(sizeof(ItemPointerData) * Max(locked, 1)));
     int ready_count = 0;
     for (int d = 0; d < locked; d++) {
         Dependent &dependent = dependents[d];
         bool all_done = true;
         for (int i = 0; i < dependent.dep_count && all_done; i++) all_done = dependent.deps[i].done;
-        if (!all_done || !LockSuspendedJob(&t, snapshot, dependent.job_id)) continue;
+        if (!all_done || !LockSuspendedJob(&t, snapshot, dependent.job_id, &ready_tids[ready_count]))
+            continue;
         DeleteFound(t.waits, &dependent.wait_tid, snapshot);
         for (int i = 0; i < dependent.dep_count; i++) DeleteFound(t.edges, &dependent.edge_tids[i], snapshot);
         ready[ready_count++] = dependent.job_id;
     }
+    bool released = ready_count == 0 || ReleaseLockedJobs(t.jobs, ready_tids, ready_count, snapshot);
     UnregisterSnapshot(snapshot);
     CloseReleaseTables(&t);
-    if (ready_count == 0) return;
+    if (released) return;
     Datum values[1] = {Int8Array(ready, ready_count)};
     BeginSql(call->schema);
     Execute(&release_jobs, call->schema, values, nullptr);
@@ -1164,8 +1215,25 @@ bool IsMetaField(Node *expression, AttrNumber meta, const char *key) {
            strcmp(TextDatumGetCString(value->constvalue), key) == 0;
 }
 
-// Whether `index` is valid and keyed first by meta->>'workflow_id' and meta->>'name' under the
-// database's collation, as the extension makes oban_jobs_workflow_index.
+// Whether `predicate` (an index's, implicitly ANDed) leaves out no job of a workflow: none, or
+// meta ? 'workflow_id' on column `meta`.
+bool CoversWorkflowJobs(List *predicate, AttrNumber meta) {
+    if (predicate == NIL) return true;
+    if (list_length(predicate) != 1 || !IsA(linitial(predicate), OpExpr)) return false;
+    auto *operation = static_cast<OpExpr *>(linitial(predicate));
+    if (get_opcode(operation->opno) != F_JSONB_EXISTS || list_length(operation->args) != 2) return false;
+    auto *column = static_cast<Node *>(linitial(operation->args));
+    auto *constant = static_cast<Node *>(lsecond(operation->args));
+    if (!IsA(column, Var) || reinterpret_cast<Var *>(column)->varattno != meta || !IsA(constant, Const))
+        return false;
+    auto *value = reinterpret_cast<Const *>(constant);
+    return !value->constisnull && value->consttype == TEXTOID &&
+           strcmp(TextDatumGetCString(value->constvalue), "workflow_id") == 0;
+}
+
+// Whether `index` is valid, keyed first by meta->>'workflow_id' and meta->>'name' under the
+// database's collation and holds every workflow job, as the extension makes
+// oban_jobs_workflow_index.
 bool IsWorkflowIndex(Relation index, AttrNumber meta) {
     if (!index->rd_index->indisvalid || index->rd_index->indnkeyatts < 2 ||
         index->rd_index->indkey.values[0] != 0 || index->rd_index->indkey.values[1] != 0 ||
@@ -1175,7 +1243,8 @@ bool IsWorkflowIndex(Relation index, AttrNumber meta) {
     List *expressions = RelationGetIndexExpressions(index);
     return list_length(expressions) >= 2 &&
            IsMetaField(static_cast<Node *>(linitial(expressions)), meta, "workflow_id") &&
-           IsMetaField(static_cast<Node *>(lsecond(expressions)), meta, "name");
+           IsMetaField(static_cast<Node *>(lsecond(expressions)), meta, "name") &&
+           CoversWorkflowJobs(RelationGetIndexPredicate(index), meta);
 }
 
 // What PrepareDirectly reads: the jobs through the workflow index, a workflow's sub-workflows by

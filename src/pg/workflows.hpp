@@ -50,6 +50,13 @@ bool AnyJobWaitsOnWhole(Oid schema, List *workflows);
 void ReleaseInAck(Oid schema, const Datum *workflow_ids, const Datum *names, int count,
                   const int64 *dependents, int dependent_count);
 
+// Makes the suspended jobs at `tids` (`count`, each locked by the caller, which checked it may be
+// released) available, or scheduled if their scheduled_at is still ahead, as an UPDATE of their
+// state would, without running one (src/pg/release.cpp): whether it could. False, having changed
+// nothing, where the table has more than the extension's own triggers on the state, checks on it,
+// row security or generated columns: the caller then runs the statement.
+bool ReleaseLockedJobs(Relation jobs, const ItemPointerData *tids, int count, Snapshot snapshot);
+
 // BEFORE INSERT of a job whose meta has a workflow_id and deps: a job whose deps are not all
 // satisfied waits `suspended`; one whose dep failed is inserted cancelled; one inserted suspended
 // whose deps are all satisfied becomes available; otherwise it stays as inserted. Returns the row

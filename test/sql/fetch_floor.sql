@@ -60,6 +60,18 @@ SELECT floor_job(scheduled_at => '2000-01-01') AS mine_early \gset
 SELECT floor_fetch(1) = :mine_early AS finds_its_own_job;
 COMMIT;
 
+-- A workflow job that the ack of its dep releases, below the floor, comes first.
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "floor-release", "jobs": [
+    {"name": "a", "worker": "Floor", "queue": "floor", "scheduled_at": "2001-01-01T00:00:00"},
+    {"name": "b", "worker": "Floor", "queue": "floor", "scheduled_at": "2001-01-01T00:00:00", "deps": ["a"]}]}');
+SELECT id AS root FROM oban_jobs WHERE meta->>'workflow_id' = 'floor-release' AND meta->>'name' = 'a' \gset
+SELECT id AS released FROM oban_jobs WHERE meta->>'workflow_id' = 'floor-release' AND meta->>'name' = 'b' \gset
+SELECT floor_job() AS ahead \gset
+SELECT array_agg(id) = ARRAY[:root, :ahead]::bigint[] AS claims_root_then_ahead FROM floor_fetch(2) id;
+UPDATE oban_jobs SET state = 'completed', completed_at = timezone('UTC', now()) WHERE id = :root;
+SELECT state AS released_by_the_ack FROM oban_jobs WHERE id = :released;
+SELECT floor_fetch(1) = :released AS released_job_comes_first;
+
 -- Only a job made available behind the triggers' back is passed over, until a full walk.
 SELECT floor_job() AS seen \gset
 SELECT floor_fetch(1) = :seen AS claims_seen;

@@ -445,6 +445,26 @@ RESET ROLE;
 SELECT id, state, completed FROM oban_workflows WHERE id = 'acked';
 RESET search_path;
 
+-- Row security applies to the release in the ack as to an UPDATE statement: with a policy that
+-- keeps oban_worker's updates off the jobs of queue "hidden", its ack of a dep releases the other
+-- dependent and leaves that one suspended.
+SET search_path = oban;
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "policed", "jobs": [
+    {"name": "a", "worker": "W", "queue": "c"}, {"name": "hidden", "worker": "W", "queue": "hidden", "deps": ["a"]},
+    {"name": "seen", "worker": "W", "queue": "c", "deps": ["a"]}]}');
+ALTER TABLE oban_jobs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY worker_reads ON oban_jobs FOR SELECT TO oban_worker USING (true);
+CREATE POLICY worker_updates ON oban_jobs FOR UPDATE TO oban_worker USING (queue <> 'hidden');
+SET ROLE oban_worker;
+UPDATE oban_jobs SET state = 'completed', completed_at = timezone('UTC', now())
+WHERE meta->>'workflow_id' = 'policed' AND meta->>'name' = 'a';
+RESET ROLE;
+SELECT meta->>'name' AS name, state FROM oban_jobs WHERE meta->>'workflow_id' = 'policed' ORDER BY id;
+DROP POLICY worker_reads ON oban_jobs;
+DROP POLICY worker_updates ON oban_jobs;
+ALTER TABLE oban_jobs DISABLE ROW LEVEL SECURITY;
+RESET search_path;
+
 -- A role that may lock jobs and call oban_signal but not store signals is refused, whatever it
 -- targets (a job that exists, one that does not), and nothing is stored or made available.
 CREATE ROLE oban_no_mailbox;

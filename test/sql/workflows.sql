@@ -197,6 +197,15 @@ INSERT INTO oban_jobs (worker, meta) VALUES
     ('W', '{"workflow_id": "settled", "name": "adopted", "deps": ["done", "later"]}');
 SELECT * FROM steps('settled') WHERE name = 'adopted';
 ROLLBACK;
+-- So is one keyed as the workflow index but leaving some jobs out (the completed ones here).
+BEGIN;
+DROP INDEX oban_jobs_workflow_index;
+CREATE INDEX oban_jobs_workflow_index ON oban_jobs ((meta->>'workflow_id'), (meta->>'name'))
+    WHERE state <> 'completed';
+INSERT INTO oban_jobs (worker, meta) VALUES
+    ('W', '{"workflow_id": "settled", "name": "partial", "deps": ["done", "later"]}');
+SELECT * FROM steps('settled') WHERE name = 'partial';
+ROLLBACK;
 -- Two jobs of a workflow under one name (a plain INSERT does not refuse it): a dep on the name
 -- stands on the first of them by id.
 INSERT INTO oban_jobs (worker, meta) VALUES
@@ -245,6 +254,38 @@ DROP TRIGGER refuse_release ON oban_jobs;
 UPDATE oban_workflow_rows SET updated_at = updated_at - interval '5 minutes' WHERE id = 'isolated';
 SELECT oban_repair_workflows(interval '60 seconds') AS repaired;
 SELECT * FROM steps('isolated');
+
+-- The release in the ack changes a job as an UPDATE of its state would, whatever the table has
+-- gained since: a check on the state refuses it, and so does a check added NOT VALID that the job's
+-- row breaks (the ack commits; the flush releases the other dependent and warns about this one).
+ALTER TABLE oban_jobs ADD CONSTRAINT not_in_blocked CHECK (state::text <> 'available' OR queue <> 'blocked');
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "checked", "jobs": [
+    {"name": "a", "worker": "W"}, {"name": "blocked", "worker": "W", "queue": "blocked", "deps": ["a"]},
+    {"name": "free", "worker": "W", "deps": ["a"]}]}');
+SELECT run('checked', 'a');
+SELECT * FROM steps('checked');
+ALTER TABLE oban_jobs DROP CONSTRAINT not_in_blocked;
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "checked-later", "jobs": [
+    {"name": "a", "worker": "W"}, {"name": "urgent", "worker": "W", "priority": 5, "deps": ["a"]}]}');
+ALTER TABLE oban_jobs ADD CONSTRAINT calm CHECK (priority < 3) NOT VALID;
+SELECT run('checked-later', 'a');
+SELECT * FROM steps('checked-later');
+ALTER TABLE oban_jobs DROP CONSTRAINT calm;
+-- With oban_jobs_state_changed disabled (as a bulk load might), a release in the ack goes uncounted,
+-- as the UPDATE it stands for would: here the ack is an insert of the dep, completed.
+INSERT INTO oban_jobs (worker, meta) VALUES ('W', '{"workflow_id": "uncounted", "name": "b", "deps": ["a"]}');
+ALTER TABLE oban_jobs DISABLE TRIGGER oban_jobs_state_changed;
+INSERT INTO oban_jobs (worker, state, completed_at, meta)
+VALUES ('W', 'completed', now(), '{"workflow_id": "uncounted", "name": "a"}');
+ALTER TABLE oban_jobs ENABLE TRIGGER oban_jobs_state_changed;
+SELECT * FROM steps('uncounted');
+SELECT suspended, available, completed FROM oban_workflows WHERE id = 'uncounted';
+-- A job whose scheduled_at is ahead is released scheduled.
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "later", "jobs": [
+    {"name": "a", "worker": "W"}, {"name": "b", "worker": "W", "scheduled_at": "2999-01-01T00:00:00", "deps": ["a"]}]}');
+SELECT run('later', 'a');
+SELECT * FROM steps('later');
+SELECT counts_exact('later');
 
 -- Repair: a dep deleted (or never inserted) cancels the dependent, or with ignore_deleted releases it.
 SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "orphaned", "jobs": [
