@@ -11,6 +11,7 @@
 
 extern "C" {
 #include "catalog/pg_type.h"
+#include "datatype/timestamp.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "utils/array.h"
@@ -18,7 +19,7 @@ extern "C" {
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
-#include "utils/uuid.h"
+#include "utils/timestamp.h"
 }
 
 namespace oban::pg {
@@ -177,9 +178,39 @@ void AppendJsonString(StringInfo out, std::string_view text) {
     pfree(copy);
 }
 
+// Random bytes for new workflow ids, drawn from pg_strong_random a pool at a time: one draw per id
+// (gen_random_uuid's) cost a tenth of a small workflow's insert through OpenSSL's generator.
+uint8 random_pool[4096];
+size_t random_pool_used = sizeof(random_pool);  // empty until the first id
+
+// A new workflow id: a version 7 UUID (RFC 9562), the Unix time in milliseconds then 74 random bits,
+// so that ids made later sort later and the indexes keyed by workflow id grow at one end.
 char *NewUuid() {
-    Datum uuid = DirectFunctionCall1(gen_random_uuid, (Datum)0);
-    return DatumGetCString(DirectFunctionCall1(uuid_out, uuid));
+    constexpr size_t kRandomBytes = 10;
+    if (random_pool_used + kRandomBytes > sizeof(random_pool)) {
+        if (!pg_strong_random(random_pool, sizeof(random_pool)))
+            ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not generate random values")));
+        random_pool_used = 0;
+    }
+    uint8 bytes[16];
+    // Microseconds since 2000-01-01 to milliseconds since 1970-01-01.
+    uint64 unix_ms = static_cast<uint64>(
+        GetCurrentTimestamp() / 1000 + int64(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000);
+    for (int i = 0; i < 6; i++) bytes[i] = static_cast<uint8>(unix_ms >> (40 - 8 * i));
+    memcpy(bytes + 6, random_pool + random_pool_used, kRandomBytes);
+    random_pool_used += kRandomBytes;
+    bytes[6] = (bytes[6] & 0x0f) | 0x70;  // version 7
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;  // variant 10
+    char *text = static_cast<char *>(palloc(sizeof("xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx")));
+    static const char kHex[] = "0123456789abcdef";
+    char *out = text;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) *out++ = '-';
+        *out++ = kHex[bytes[i] >> 4];
+        *out++ = kHex[bytes[i] & 0xf];
+    }
+    *out = '\0';
+    return text;
 }
 
 bool IsTrue(const RawField &field) {

@@ -462,6 +462,20 @@ UPDATE oban_jobs SET meta = meta || '{"note": "kept"}' WHERE id = :moved_id;
 SELECT meta FROM oban_jobs WHERE id = :moved_id OR meta->>'name' LIKE 'plain%' ORDER BY id;
 SELECT counts_exact('fixed') AS exact, (SELECT count(*) FROM oban_workflows WHERE id IN ('elsewhere', 'joined')) AS others;
 
+-- A workflow given no id gets a version 7 UUID: the time in milliseconds, then random bits, so ids
+-- made later sort later.
+SELECT DISTINCT workflow_id AS first_id FROM oban_insert_workflow('{"jobs": [{"name": "a", "worker": "W"}]}') \gset
+SELECT pg_sleep(0.002);
+SELECT DISTINCT workflow_id AS second_id FROM oban_insert_workflow('{"jobs": [{"name": "a", "worker": "W"}]}') \gset
+SELECT :'first_id' ~ '^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$' AS version_7,
+       :'first_id' < :'second_id' AS later_sorts_later,
+       abs(extract(epoch FROM now()) * 1000
+           - ('x' || lpad(replace(left(:'first_id', 13), '-', ''), 16, '0'))::bit(64)::bigint) < 60000 AS stamped_now;
+-- Ids made within one millisecond differ (a workflow and its sub-workflows here).
+SELECT count(DISTINCT workflow_id) AS distinct_ids FROM oban_insert_workflow('{"jobs": [{"name": "a", "worker": "W"},
+    {"name": "s1", "workflow": {"jobs": [{"name": "x", "worker": "W"}]}},
+    {"name": "s2", "workflow": {"jobs": [{"name": "x", "worker": "W"}]}}]}');
+
 DROP FUNCTION rejects(jsonb);
 DROP FUNCTION counts_exact(text);
 DROP FUNCTION run(text, text, text);
