@@ -312,9 +312,8 @@ struct Options {
 
 void BuildJobs(const core::WorkflowSpec &spec, char **ids, const Options &top, Built *built) {
     MemoryContext context = CurrentMemoryContext;
-    // The args and tags of steps that give none: one value each, shared by those steps.
+    // The args of steps that give none: one value, shared by those steps.
     Datum no_args = DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
-    Datum no_tags = DirectFunctionCall1(jsonb_in, CStringGetDatum("[]"));
     for (size_t w = 0; w < spec.workflows.size(); w++) {
         const core::RawWorkflow &workflow = spec.workflows[w];
         for (size_t s = 0; s < workflow.steps.size(); s++) {
@@ -394,10 +393,11 @@ void BuildJobs(const core::WorkflowSpec &spec, char **ids, const Options &top, B
             accumArrayResult(built->scheduled, no_schedule ? (Datum)0 : text_or(step.scheduled_at, ""),
                              no_schedule, TEXTOID, context);
             accumArrayResult(built->metas, merged, false, JSONBOID, context);
-            Datum tags = Lookup(object, "tags", &value) && value.type == jbvBinary
-                             ? JsonbPGetDatum(JsonbValueToJsonb(&value))
-                             : no_tags;
-            accumArrayResult(built->tags, tags, false, JSONBOID, context);
+            // A step with no tags passes NULL: the insert then takes '{}' rather than running its
+            // subquery over the step's tags.
+            bool no_tags = !(Lookup(object, "tags", &value) && value.type == jbvBinary);
+            accumArrayResult(built->tags, no_tags ? (Datum)0 : JsonbPGetDatum(JsonbValueToJsonb(&value)),
+                             no_tags, JSONBOID, context);
             built->count++;
         }
     }
@@ -409,7 +409,8 @@ Statement insert_jobs{R"sql(
            coalesce(j.scheduled_at::timestamp, timezone('UTC', now())),
            CASE WHEN j.scheduled_at::timestamp > timezone('UTC', now()) THEN 'scheduled' ELSE 'available' END
                ::@extschema@.oban_job_state,
-           j.meta, ARRAY(SELECT jsonb_array_elements_text(j.tags))
+           j.meta,
+           CASE WHEN j.tags IS NULL THEN '{}' ELSE ARRAY(SELECT jsonb_array_elements_text(j.tags)) END
     FROM unnest($1::text[], $2::jsonb[], $3::text[], $4::int[], $5::int[], $6::text[], $7::jsonb[], $8::jsonb[])
          WITH ORDINALITY AS j(worker, args, queue, priority, max_attempts, scheduled_at, meta, tags, position)
     ORDER BY j.position
@@ -430,7 +431,8 @@ Statement insert_new_jobs{R"sql(
                CASE WHEN jsonb_array_length(j.meta->'deps') > 0 THEN 'suspended'
                     WHEN j.scheduled_at::timestamp > timezone('UTC', now()) THEN 'scheduled'
                     ELSE 'available' END::@extschema@.oban_job_state,
-               j.meta, ARRAY(SELECT jsonb_array_elements_text(j.tags))
+               j.meta,
+           CASE WHEN j.tags IS NULL THEN '{}' ELSE ARRAY(SELECT jsonb_array_elements_text(j.tags)) END
         FROM unnest($1::text[], $2::jsonb[], $3::text[], $4::int[], $5::int[], $6::text[], $7::jsonb[], $8::jsonb[])
              WITH ORDINALITY AS j(worker, args, queue, priority, max_attempts, scheduled_at, meta, tags, position)
         ORDER BY j.position

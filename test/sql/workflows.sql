@@ -476,6 +476,12 @@ SELECT count(DISTINCT workflow_id) AS distinct_ids FROM oban_insert_workflow('{"
     {"name": "s1", "workflow": {"jobs": [{"name": "x", "worker": "W"}]}},
     {"name": "s2", "workflow": {"jobs": [{"name": "x", "worker": "W"}]}}]}');
 
+-- Each step's tags and args as given, or none.
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "tagged", "jobs": [
+    {"name": "a", "worker": "W", "tags": ["x", "y"], "args": {"n": 1}}, {"name": "b", "worker": "W", "tags": []},
+    {"name": "c", "worker": "W"}]}');
+SELECT meta->>'name' AS name, tags, args FROM oban_jobs WHERE meta->>'workflow_id' = 'tagged' ORDER BY id;
+
 DROP FUNCTION rejects(jsonb);
 DROP FUNCTION counts_exact(text);
 DROP FUNCTION run(text, text, text);
