@@ -144,7 +144,7 @@ $$;
 -------------------------------------------------------------------------------------------------------
 COMMENT ON TABLE @extschema@.oban_workflow_rows IS 'One row per workflow: identity, options and counts folded from the journal';
 COMMENT ON TABLE @extschema@.oban_workflow_journal IS 'Append-only workflow count deltas and finished steps, folded by oban_flush_workflows';
-COMMENT ON TABLE @extschema@.oban_workflow_waits IS 'Suspended workflow jobs and how many of their deps remain';
+COMMENT ON TABLE @extschema@.oban_workflow_waits IS 'Suspended workflow jobs waiting on two deps or more, and how many remain (one waiting on one dep has only its edge)';
 COMMENT ON TABLE @extschema@.oban_workflow_edges IS 'Dep (workflow, step or "*") to waiting job';
 COMMENT ON TABLE @extschema@.oban_workflow_names IS 'Unique workflow names and the workflow that holds each';
 COMMENT ON TABLE @extschema@.oban_signals IS 'Signal mailbox: payloads stored for jobs until they are received';

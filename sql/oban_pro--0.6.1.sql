@@ -393,7 +393,8 @@ CREATE TRIGGER oban_jobs_available_moved
 --   oban_workflow_journal  append-only deltas written by each statement that changes workflow jobs
 --                          (counts per state, and which steps finished), so concurrent acks of one
 --                          workflow never update a shared row; folded by oban_flush_workflows;
---   oban_workflow_waits    one row per suspended job still waiting: how many deps remain;
+--   oban_workflow_waits    one row per suspended job still waiting on two deps or more: how many
+--                          remain (a job waiting on one has only its edge);
 --   oban_workflow_edges    dep (workflow, step name or '*') → waiting job, to find who a finished
 --                          step releases without scanning the workflow.
 -- oban_workflows (a view) adds the unfolded journal to the folded counts, so it is exact for all
@@ -855,7 +856,7 @@ AS 'MODULE_PATHNAME', 'oban_await_signal';
 -------------------------------------------------------------------------------------------------------
 COMMENT ON TABLE @extschema@.oban_workflow_rows IS 'One row per workflow: identity, options and counts folded from the journal';
 COMMENT ON TABLE @extschema@.oban_workflow_journal IS 'Append-only workflow count deltas and finished steps, folded by oban_flush_workflows';
-COMMENT ON TABLE @extschema@.oban_workflow_waits IS 'Suspended workflow jobs and how many of their deps remain';
+COMMENT ON TABLE @extschema@.oban_workflow_waits IS 'Suspended workflow jobs waiting on two deps or more, and how many remain (one waiting on one dep has only its edge)';
 COMMENT ON TABLE @extschema@.oban_workflow_edges IS 'Dep (workflow, step or "*") to waiting job';
 COMMENT ON TABLE @extschema@.oban_workflow_names IS 'Unique workflow names and the workflow that holds each';
 COMMENT ON TABLE @extschema@.oban_signals IS 'Signal mailbox: payloads stored for jobs until they are received';

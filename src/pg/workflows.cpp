@@ -1,14 +1,14 @@
 // Workflows (SPEC §4): dependencies released by the database, exactly once, isolated from acks.
 //
 // A job inserted with deps that are not all satisfied is made `suspended` by a BEFORE INSERT
-// trigger, which records how many deps remain (oban_workflow_waits) and an edge from each pending
-// dep to the job (oban_workflow_edges). The statement that finishes a step appends it to the journal
-// (aggregation.cpp), and oban_flush_workflows — run by the background worker soon after such a
-// commit (within oban_pro.flush_delay when a job waits on the step), or by any caller — folds the journal and
-// counts down the waits of the finished steps' dependents through the edges. A job whose count reaches zero
-// gets one precise check of its deps (O(its deps), once) and is released or cancelled. A statement that
-// completes the last few deps of a job releases it itself when it can do so without waiting (below: releasing
-// in the ack). So:
+// trigger, which records an edge from each pending dep to the job (oban_workflow_edges) and, when
+// two or more remain, how many (oban_workflow_waits): a job waiting on one dep has its edge alone. The
+// statement that finishes a step appends it to the journal (aggregation.cpp), and oban_flush_workflows — run
+// by the background worker soon after such a commit (within oban_pro.flush_delay when a job waits on the
+// step), or by any caller — folds the journal and counts down the waits of the finished steps' dependents
+// through the edges. A job whose count reaches zero gets one precise check of its deps (O(its deps), once)
+// and is released or cancelled. A statement that completes the last few deps of a job releases it itself when
+// it can do so without waiting (below: releasing in the ack). So:
 //  * an ack costs the same whatever the workflow's size, and never waits on another ack;
 //  * a failing release never undoes an ack: it runs in a subtransaction of the ack, or later in
 //    another transaction; the flush reports a failure with a WARNING and leaves it for
@@ -379,8 +379,8 @@ namespace {
 // releases the job itself: it becomes available when the ack commits, without waiting for a flush.
 // Exactly once: of two acks that complete a job's last two deps at the same moment, neither sees the
 // other's completion before it commits (both leave the job to the flush), and at most one can see
-// the other's. The job's wait, every edge and the job row are locked, skipping any row another
-// transaction holds or changed since the snapshot, and the job is released only when all of them
+// the other's. The job's wait (if it has one), every edge and the job row are locked, skipping any row
+// another transaction holds or changed since the snapshot, and the job is released only when all of them
 // were: the flush (which consumes an edge and counts down the wait, in that order) either waits for
 // this release, then finds the job's edges gone, or holds a row and leaves this release nothing to
 // do. An ack therefore never waits here, and never deadlocks with a flush; whatever it skips, the
@@ -427,7 +427,7 @@ struct Dependent {
     int64 job_id;
     LockedDep deps[kAckReleaseDeps];
     int dep_count;
-    ItemPointerData wait_tid, edge_tids[kAckReleaseDeps];  // locked
+    ItemPointerData wait_tid, edge_tids[kAckReleaseDeps];  // locked (wait_tid invalid: no wait)
 };
 
 int CompareSteps(const void *a, const void *b) {
@@ -496,14 +496,16 @@ void CloseReleaseTables(ReleaseTables *t) {
 }
 
 // Finds `job_id`'s wait and edges, and locks them if it waits on at most kAckReleaseDeps deps:
-// whether all were locked (`dependent` then has its deps).
+// whether all were locked (`dependent` then has its deps). A job waiting on one dep has no wait,
+// only its edge (WriteWait): then that edge alone is locked.
 bool LockWaitAndEdges(ReleaseTables *t, Snapshot snapshot, int64 job_id, Dependent *dependent) {
     ScanKeyData key;
     EqualityKey(&key, t->waits, t->wait_job, F_INT8EQ, Int64GetDatum(job_id));
     SysScanDesc scan =
         systable_beginscan(t->waits, t->waits_key, OidIsValid(t->waits_key), snapshot, 1, &key);
     HeapTuple wait = systable_getnext(scan);
-    bool near = false;
+    bool near = true;
+    ItemPointerSetInvalid(&dependent->wait_tid);
     if (HeapTupleIsValid(wait)) {
         bool is_null = false;
         Datum remaining = heap_getattr(wait, t->wait_remaining, RelationGetDescr(t->waits), &is_null);
@@ -537,9 +539,10 @@ bool LockWaitAndEdges(ReleaseTables *t, Snapshot snapshot, int64 job_id, Depende
         dependent->edge_tids[dependent->dep_count++] = edge->t_self;
     }
     systable_endscan(scan);
-    if (!near || dependent->dep_count == 0) return false;
+    bool has_wait = ItemPointerIsValid(&dependent->wait_tid);
+    if (!near || dependent->dep_count == 0 || (!has_wait && dependent->dep_count != 1)) return false;
 
-    if (!LockSkipping(t->waits, t->wait_slot, &dependent->wait_tid, snapshot, LockTupleExclusive))
+    if (has_wait && !LockSkipping(t->waits, t->wait_slot, &dependent->wait_tid, snapshot, LockTupleExclusive))
         return false;
     for (int i = 0; i < dependent->dep_count; i++)
         if (!LockSkipping(t->edges, t->edge_slot, &dependent->edge_tids[i], snapshot, LockTupleExclusive))
@@ -687,7 +690,7 @@ void ReleaseInAckBody(void *arg) {
         for (int i = 0; i < dependent.dep_count && all_done; i++) all_done = dependent.deps[i].done;
         if (!all_done || !LockSuspendedJob(&t, snapshot, dependent.job_id, &ready_tids[ready_count]))
             continue;
-        DeleteFound(t.waits, &dependent.wait_tid, snapshot);
+        if (ItemPointerIsValid(&dependent.wait_tid)) DeleteFound(t.waits, &dependent.wait_tid, snapshot);
         for (int i = 0; i < dependent.dep_count; i++) DeleteFound(t.edges, &dependent.edge_tids[i], snapshot);
         ready[ready_count++] = dependent.job_id;
     }
@@ -763,7 +766,9 @@ int64 *DependentsNearRelease(Oid schema, const Datum *workflow_ids, const Datum 
             ScanKeyData waiting;
             IndexEqualityKey(&waiting, waits_key, 1, F_INT8EQ, job);
             index_rescan(wait_scan, &waiting, 1, nullptr, 0);
-            bool is_near = false;
+            // No wait: the job waits on this one dep (its edge is all there is), or its wait and
+            // edges are gone and ReleaseInAck finds nothing to do.
+            bool is_near = true;
             if (index_getnext_slot(wait_scan, ForwardScanDirection, wait_slot)) {
                 Datum remaining = slot_getattr(wait_slot, wait_remaining, &is_null);
                 is_near = !is_null && DatumGetInt32(remaining) <= limit;
@@ -937,9 +942,10 @@ int CompareConsumedEdges(const void *a, const void *b) {
 }
 
 // count_down's arguments: per dependent, how many of its edges were consumed, and whether a dep
-// that failed was among them.
+// that failed was among them; and the dependents (ascending) as an array.
 struct ConsumedByJob {
     Datum job_ids, finished, failed;  // bigint[], int[], bool[]
+    int64 *ids;
     int count;
 };
 
@@ -1010,7 +1016,7 @@ ConsumedByJob ConsumeEdges(Oid schema, const Datum *workflow_ids, const Datum *n
     ArrayBuildState *job_ids = initArrayResult(INT8OID, CurrentMemoryContext, false);
     ArrayBuildState *finished = initArrayResult(INT4OID, CurrentMemoryContext, false);
     ArrayBuildState *failed = initArrayResult(BOOLOID, CurrentMemoryContext, false);
-    ConsumedByJob result{0, 0, 0, 0};
+    ConsumedByJob result{0, 0, 0, static_cast<int64 *>(palloc(sizeof(int64) * Max(consumed, 1))), 0};
     for (int e = 0; e < consumed;) {
         int end = e;
         bool any_failed = false;
@@ -1020,7 +1026,7 @@ ConsumedByJob ConsumeEdges(Oid schema, const Datum *workflow_ids, const Datum *n
                          CurrentMemoryContext);
         accumArrayResult(finished, Int32GetDatum(end - e), false, INT4OID, CurrentMemoryContext);
         accumArrayResult(failed, BoolGetDatum(any_failed), false, BOOLOID, CurrentMemoryContext);
-        result.count++;
+        result.ids[result.count++] = edges_consumed[e].job_id;
         e = end;
     }
     result.job_ids = makeArrayResult(job_ids, CurrentMemoryContext);
@@ -1081,17 +1087,25 @@ int64 FlushWorkflows(Oid schema, int limit) {
         Datum count_args[3] = {hits.job_ids, hits.finished, hits.failed};
         uint64 counted = hits.count > 0 ? Execute(&count_down, schema, count_args, nullptr) : 0;
         int64 *ready = static_cast<int64 *>(palloc(sizeof(int64) * Max(counted, 1)));
-        int64 *to_check = static_cast<int64 *>(palloc(sizeof(int64) * Max(counted, 1)));
+        int64 *to_check = static_cast<int64 *>(palloc(sizeof(int64) * Max(hits.count, 1)));
+        int64 *with_wait = static_cast<int64 *>(palloc(sizeof(int64) * Max(counted, 1)));
         int ready_count = 0, check_count = 0;
         for (uint64 r = 0; r < counted; r++) {
             bool is_null = false;
             HeapTuple row = SPI_tuptable->vals[r];
             int64 job_id = DatumGetInt64(SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &is_null));
+            with_wait[r] = job_id;
             if (DatumGetBool(SPI_getbinval(row, SPI_tuptable->tupdesc, 2, &is_null)))
                 ready[ready_count++] = job_id;
             else if (DatumGetBool(SPI_getbinval(row, SPI_tuptable->tupdesc, 3, &is_null)))
                 to_check[check_count++] = job_id;
         }
+        // A dependent whose edge was consumed and that has no wait waited on that one dep
+        // (WriteWait), or lost its wait meanwhile: the precise check decides it.
+        qsort(with_wait, counted, sizeof(int64), CompareInt64s);
+        for (int h = 0; h < hits.count; h++)
+            if (bsearch(&hits.ids[h], with_wait, counted, sizeof(int64), CompareInt64s) == nullptr)
+                to_check[check_count++] = hits.ids[h];
         if (ready_count > 0) {
             ReleaseCall release{schema, Int8Array(ready, ready_count)};
             // If the release is refused (say, by a user trigger), each job gets the precise check
@@ -1456,6 +1470,7 @@ void WriteEdge(WaitWriter *writer, Datum job_id, Datum dep_workflow_id, Datum de
 }
 
 void WriteWait(WaitWriter *writer, Datum job_id, Datum workflow_id, int32 remaining) {
+    if (remaining == 1) return;  // its one edge is all it waits on
     TupleTableSlot *row = NewRow(&writer->waits);
     SetColumn(row, writer->wait_job, job_id);
     SetColumn(row, writer->wait_workflow, workflow_id);

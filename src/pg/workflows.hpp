@@ -74,7 +74,10 @@ struct WaitWriter {
 void OpenWaitWriter(WaitWriter *writer, Oid schema);
 // An edge from the dep (dep_workflow_id, dep_name: texts) to job `job_id` (int8).
 void WriteEdge(WaitWriter *writer, Datum job_id, Datum dep_workflow_id, Datum dep_name);
-// Job `job_id`'s wait in workflow `workflow_id` (text), on `remaining` deps.
+// Job `job_id`'s wait in workflow `workflow_id` (text), on `remaining` deps; none for a job waiting
+// on one dep, whose edge is all it waits on (the ack's release locks that edge alone, and the flush
+// gives a job whose edge it consumed and that has no wait the precise check). Saves a row, its
+// index entry, a lock and a delete for most dependents (chains, fan-outs).
 void WriteWait(WaitWriter *writer, Datum job_id, Datum workflow_id, int32 remaining);
 void CloseWaitWriter(WaitWriter *writer);
 

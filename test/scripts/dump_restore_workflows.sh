@@ -202,8 +202,9 @@ COPY oban_jobs (worker, queue, meta) FROM stdin;
 Dr.Copy	dr_copy	{"workflow_id": "dr-copy", "name": "first"}
 Dr.Copy	dr_copy	{"workflow_id": "dr-copy", "name": "second", "deps": ["first"]}
 \.
-SELECT string_agg(j.meta->>'name' || ':' || j.state || ':' || coalesce(w.remaining, 0), ' ' ORDER BY j.id)
-FROM oban_jobs AS j LEFT JOIN oban_workflow_waits AS w ON w.job_id = j.id WHERE j.queue = 'dr_copy';
+SELECT string_agg(j.meta->>'name' || ':' || j.state || ':'
+                  || (SELECT count(*) FROM oban_workflow_edges AS e WHERE e.job_id = j.id), ' ' ORDER BY j.id)
+FROM oban_jobs AS j WHERE j.queue = 'dr_copy';
 SQL
 )
 echo "a COPY of new workflow jobs: $copied"

@@ -156,7 +156,7 @@ SELECT run('plain', 'middle');
 SELECT * FROM steps('plain');
 
 -- A plain INSERT decides each job from its deps as they stand: a completed dep is satisfied, a
--- missing one pending (one wait for a step named twice; elements that name no step are ignored), a
+-- missing one pending (one dep for a step named twice; elements that name no step are ignored), a
 -- cancelled one cancels the job unless its ignore_cancelled says otherwise, and a bare name that
 -- only a sub-workflow has, or [workflow_id, "*"], waits for the whole sub-workflow.
 SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "settled", "jobs": [
@@ -174,9 +174,11 @@ INSERT INTO oban_jobs (worker, meta) VALUES
 SELECT name, state, errors->-1->>'error' AS error
 FROM (SELECT *, meta->>'name' AS name FROM oban_jobs) AS j
 WHERE meta->>'workflow_id' = 'settled' ORDER BY id;
-SELECT j.meta->>'name' AS name, w.remaining
-FROM oban_workflow_waits AS w JOIN oban_jobs AS j ON j.id = w.job_id
-WHERE w.workflow_id = 'settled' ORDER BY 1;
+-- Each suspended job's edges, and its wait when it waits on two deps or more.
+SELECT j.meta->>'name' AS name, w.remaining,
+       (SELECT count(*) FROM oban_workflow_edges AS e WHERE e.job_id = j.id) AS edges
+FROM oban_jobs AS j LEFT JOIN oban_workflow_waits AS w ON w.job_id = j.id
+WHERE j.meta->>'workflow_id' = 'settled' AND j.state = 'suspended' ORDER BY 1;
 SELECT run('settled-sub', 'x');
 SELECT * FROM steps('settled') WHERE name LIKE 'after_%sub';
 INSERT INTO oban_jobs (worker, meta) VALUES
