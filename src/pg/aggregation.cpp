@@ -473,13 +473,20 @@ Statement forget_deleted_waits{R"sql(
 // of the row, done directly (the table is the extension's own: no triggers, rules or policies), HOT
 // unless repair's clock moves.
 
+// A fold's first look-up of each row goes through one scan of the primary key, begun when the
+// folder opens under the latest snapshot then and restarted per row: a scan begun and ended per row
+// (its B-tree state is 27 kB to allocate), and a snapshot taken per row, cost more than the look-up
+// (bench/RESULTS.md, session 23). A row changed since that snapshot is looked up again, under a new one.
 struct RowFolder {
     Relation rows;
     Oid key;
     const RowsShape *shape;
     EState *estate;
     ResultRelInfo *result;
-    TupleTableSlot *locked, *folded;
+    TupleTableSlot *locked, *folded, *found;
+    Snapshot snapshot;
+    IndexScanDesc scan;  // of the primary key (nullptr: none, the rows are scanned)
+    Relation key_index;
 };
 
 void OpenRowFolder(RowFolder *f, Relation rows) {
@@ -492,9 +499,19 @@ void OpenRowFolder(RowFolder *f, Relation rows) {
     ExecOpenIndices(f->result, false);
     f->locked = table_slot_create(rows, nullptr);
     f->folded = MakeSingleTupleTableSlot(RelationGetDescr(rows), &TTSOpsVirtual);
+    f->found = table_slot_create(rows, nullptr);
+    f->snapshot = RegisterSnapshot(GetLatestSnapshot());
+    f->key_index = OpenIndexOn(f->key, {f->shape->id});
+    f->scan = f->key_index == nullptr ? nullptr : index_beginscan(rows, f->key_index, f->snapshot, 1, 0);
 }
 
 void CloseRowFolder(RowFolder *f) {
+    if (f->scan != nullptr) {
+        index_endscan(f->scan);
+        index_close(f->key_index, AccessShareLock);
+    }
+    UnregisterSnapshot(f->snapshot);
+    ExecDropSingleTupleTableSlot(f->found);
     ExecDropSingleTupleTableSlot(f->folded);
     ExecDropSingleTupleTableSlot(f->locked);
     ExecCloseIndices(f->result);
@@ -565,21 +582,37 @@ enum class Fold { Done, Held, Missing };
 Fold FoldInto(RowFolder *f, Datum id, const CountDelta &delta, bool lock_if_shared, bool *finished) {
     const RowsShape &shape = *f->shape;
     for (int tries = 0; tries < 3; tries++) {
-        Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+        bool first = tries == 0 && f->scan != nullptr;
+        Snapshot snapshot = first ? f->snapshot : RegisterSnapshot(GetLatestSnapshot());
         bool found = false;
         ItemPointerData tid;
         TupleTableSlot *folded = f->folded;
         ExecClearTuple(folded);
-        ForEachRowWithKey(f->rows, f->key, shape.id, id, snapshot, [&](HeapTuple row) {
-            if (found) return;
+        // A copy: the values must outlive the buffer the scan leaves.
+        auto take = [&](HeapTuple row, ItemPointer at) {
             found = true;
-            tid = row->t_self;
-            // A copy: the values must outlive the buffer the scan leaves.
+            tid = *at;
             heap_deform_tuple(heap_copytuple(row), RelationGetDescr(f->rows), folded->tts_values,
                               folded->tts_isnull);
-        });
+        };
+        if (first) {
+            ScanKeyData key;
+            IndexEqualityKey(&key, f->key_index, 1, F_TEXTEQ, id);
+            index_rescan(f->scan, &key, 1, nullptr, 0);
+            if (index_getnext_slot(f->scan, ForwardScanDirection, f->found)) {
+                bool should_free = false;
+                HeapTuple row = ExecFetchSlotHeapTuple(f->found, false, &should_free);
+                take(row, &f->found->tts_tid);
+                if (should_free) heap_freetuple(row);
+            }
+            ExecClearTuple(f->found);
+        } else {
+            ForEachRowWithKey(f->rows, f->key, shape.id, id, snapshot, [&](HeapTuple row) {
+                if (!found) take(row, &row->t_self);
+            });
+        }
         if (!found) {
-            UnregisterSnapshot(snapshot);
+            if (!first) UnregisterSnapshot(snapshot);
             return Fold::Missing;
         }
         *finished = AddDelta(f, delta);
@@ -597,7 +630,7 @@ Fold FoldInto(RowFolder *f, Datum id, const CountDelta &delta, bool lock_if_shar
                 result = table_tuple_update(f->rows, &tid, folded, command, snapshot, InvalidSnapshot, true,
                                             &failure, &mode, &update_indexes);
         }
-        UnregisterSnapshot(snapshot);
+        if (!first) UnregisterSnapshot(snapshot);
         if (result == TM_Ok) {
             // As an insert: `update` would ask the range table, which this executor state has none
             // of, which columns changed (a hint for the B-tree's bottom-up deletion only).

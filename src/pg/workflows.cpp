@@ -451,15 +451,20 @@ bool LockSkipping(Relation relation, TupleTableSlot *slot, ItemPointer tid, Snap
                             &failure) == TM_Ok;
 }
 
-// The tables the release reads and locks, with the columns and indexes it uses.
+// The tables the release reads and locks, with the columns it uses, and a scan of each by the index
+// it looks rows up by, begun once and restarted per key: a scan begun and ended per row (its B-tree
+// state is 27 kB to allocate) cost more than the look-up (bench/RESULTS.md, session 23).
 struct ReleaseTables {
     Relation edges, waits, jobs;
     AttrNumber edge_workflow, edge_name, edge_job, wait_job, wait_remaining, job_id, job_state, job_meta;
-    Oid edges_key, edges_by_job, waits_key, jobs_key;
+    Relation edges_by_job, waits_key, jobs_key;  // indexes
+    IndexScanDesc edge_scan, wait_scan, job_scan;
     TupleTableSlot *edge_slot, *wait_slot, *job_slot;
 };
 
-void OpenReleaseTables(ReleaseTables *t, Oid schema) {
+// Opens the tables and begins their scans under `snapshot`: whether the indexes are there, with the
+// keys the extension gives them (otherwise nothing is left open, and the flush releases).
+bool OpenReleaseTables(ReleaseTables *t, Oid schema, Snapshot snapshot) {
     // UPDATE: what SELECT ... FOR UPDATE asks of the caller; DELETE, what the release does to the
     // waits and edges.
     t->edges = OpenExtensionTable(schema, "oban_workflow_edges", RowExclusiveLock, ACL_UPDATE | ACL_DELETE);
@@ -475,59 +480,75 @@ void OpenReleaseTables(ReleaseTables *t, Oid schema) {
     t->job_id = ExtensionTableColumn(jobs, "id");
     t->job_state = ExtensionTableColumn(jobs, "state");
     t->job_meta = ExtensionTableColumn(jobs, "meta");
-    // Without these indexes (the extension creates them; Oban's table has its primary key), the
-    // tables are scanned.
-    t->edges_key = RelationGetPrimaryKeyIndex(t->edges);
-    t->edges_by_job = get_relname_relid("oban_workflow_edges_job_index", schema);
-    t->waits_key = RelationGetPrimaryKeyIndex(t->waits);
-    t->jobs_key = RelationGetPrimaryKeyIndex(t->jobs);
+    t->edges_by_job = OpenIndexOn(get_relname_relid("oban_workflow_edges_job_index", schema), {t->edge_job});
+    t->waits_key = OpenIndexOn(RelationGetPrimaryKeyIndex(t->waits), {t->wait_job});
+    t->jobs_key = OpenIndexOn(RelationGetPrimaryKeyIndex(t->jobs), {t->job_id});
+    if (t->edges_by_job == nullptr || t->waits_key == nullptr || t->jobs_key == nullptr) {
+        for (Relation index : {t->edges_by_job, t->waits_key, t->jobs_key})
+            if (index != nullptr) index_close(index, AccessShareLock);
+        table_close(t->jobs, NoLock);
+        table_close(t->waits, NoLock);
+        table_close(t->edges, NoLock);
+        return false;
+    }
+    t->edge_scan = index_beginscan(t->edges, t->edges_by_job, snapshot, 1, 0);
+    t->wait_scan = index_beginscan(t->waits, t->waits_key, snapshot, 1, 0);
+    t->job_scan = index_beginscan(t->jobs, t->jobs_key, snapshot, 1, 0);
     t->edge_slot = table_slot_create(t->edges, nullptr);
     t->wait_slot = table_slot_create(t->waits, nullptr);
     t->job_slot = table_slot_create(t->jobs, nullptr);
+    return true;
 }
 
 void CloseReleaseTables(ReleaseTables *t) {
     ExecDropSingleTupleTableSlot(t->edge_slot);
     ExecDropSingleTupleTableSlot(t->wait_slot);
     ExecDropSingleTupleTableSlot(t->job_slot);
+    index_endscan(t->job_scan);
+    index_endscan(t->wait_scan);
+    index_endscan(t->edge_scan);
+    index_close(t->jobs_key, AccessShareLock);
+    index_close(t->waits_key, AccessShareLock);
+    index_close(t->edges_by_job, AccessShareLock);
     table_close(t->jobs, NoLock);  // the locks are held to the end of the transaction
     table_close(t->waits, NoLock);
     table_close(t->edges, NoLock);
+}
+
+// Restarts `scan` (of `index`, keyed first by an int8) at `key`.
+void RescanInt8(IndexScanDesc scan, Relation index, int64 key) {
+    ScanKeyData scan_key;
+    IndexEqualityKey(&scan_key, index, 1, F_INT8EQ, Int64GetDatum(key));
+    index_rescan(scan, &scan_key, 1, nullptr, 0);
 }
 
 // Finds `job_id`'s wait and edges, and locks them if it waits on at most kAckReleaseDeps deps:
 // whether all were locked (`dependent` then has its deps). A job waiting on one dep has no wait,
 // only its edge (WriteWait): then that edge alone is locked.
 bool LockWaitAndEdges(ReleaseTables *t, Snapshot snapshot, int64 job_id, Dependent *dependent) {
-    ScanKeyData key;
-    EqualityKey(&key, t->waits, t->wait_job, F_INT8EQ, Int64GetDatum(job_id));
-    SysScanDesc scan =
-        systable_beginscan(t->waits, t->waits_key, OidIsValid(t->waits_key), snapshot, 1, &key);
-    HeapTuple wait = systable_getnext(scan);
+    RescanInt8(t->wait_scan, t->waits_key, job_id);
     bool near = true;
     ItemPointerSetInvalid(&dependent->wait_tid);
-    if (HeapTupleIsValid(wait)) {
+    if (index_getnext_slot(t->wait_scan, ForwardScanDirection, t->wait_slot)) {
         bool is_null = false;
-        Datum remaining = heap_getattr(wait, t->wait_remaining, RelationGetDescr(t->waits), &is_null);
+        Datum remaining = slot_getattr(t->wait_slot, t->wait_remaining, &is_null);
         near = !is_null && DatumGetInt32(remaining) <= kAckReleaseDeps;
-        dependent->wait_tid = wait->t_self;
+        dependent->wait_tid = t->wait_slot->tts_tid;
     }
-    systable_endscan(scan);
+    ExecClearTuple(t->wait_slot);
     if (!near) return false;
 
     dependent->job_id = job_id;
     dependent->dep_count = 0;
-    EqualityKey(&key, t->edges, t->edge_job, F_INT8EQ, Int64GetDatum(job_id));
-    scan = systable_beginscan(t->edges, t->edges_by_job, OidIsValid(t->edges_by_job), snapshot, 1, &key);
-    HeapTuple edge;
-    while (HeapTupleIsValid(edge = systable_getnext(scan))) {
+    RescanInt8(t->edge_scan, t->edges_by_job, job_id);
+    while (index_getnext_slot(t->edge_scan, ForwardScanDirection, t->edge_slot)) {
         if (dependent->dep_count == kAckReleaseDeps) {  // more deps left than an ack releases
             near = false;
             break;
         }
         bool workflow_null = false, name_null = false;
-        Datum workflow = heap_getattr(edge, t->edge_workflow, RelationGetDescr(t->edges), &workflow_null);
-        Datum name = heap_getattr(edge, t->edge_name, RelationGetDescr(t->edges), &name_null);
+        Datum workflow = slot_getattr(t->edge_slot, t->edge_workflow, &workflow_null);
+        Datum name = slot_getattr(t->edge_slot, t->edge_name, &name_null);
         if (workflow_null || name_null) {
             near = false;
             break;
@@ -536,9 +557,9 @@ bool LockWaitAndEdges(ReleaseTables *t, Snapshot snapshot, int64 job_id, Depende
         dep.workflow_id = datumCopy(workflow, false, -1);
         dep.name = datumCopy(name, false, -1);
         dep.done = false;
-        dependent->edge_tids[dependent->dep_count++] = edge->t_self;
+        dependent->edge_tids[dependent->dep_count++] = t->edge_slot->tts_tid;
     }
-    systable_endscan(scan);
+    ExecClearTuple(t->edge_slot);
     bool has_wait = ItemPointerIsValid(&dependent->wait_tid);
     if (!near || dependent->dep_count == 0 || (!has_wait && dependent->dep_count != 1)) return false;
 
@@ -553,20 +574,17 @@ bool LockWaitAndEdges(ReleaseTables *t, Snapshot snapshot, int64 job_id, Depende
 // Locks the job if it is still suspended waiting on deps (not parked awaiting a signal): whether it
 // did (`*tid`: the version locked).
 bool LockSuspendedJob(ReleaseTables *t, Snapshot snapshot, int64 job_id, ItemPointer tid) {
-    ScanKeyData key;
-    EqualityKey(&key, t->jobs, t->job_id, F_INT8EQ, Int64GetDatum(job_id));
-    SysScanDesc scan = systable_beginscan(t->jobs, t->jobs_key, OidIsValid(t->jobs_key), snapshot, 1, &key);
-    HeapTuple job = systable_getnext(scan);
+    RescanInt8(t->job_scan, t->jobs_key, job_id);
     bool waiting = false;
-    if (HeapTupleIsValid(job)) {
+    if (index_getnext_slot(t->job_scan, ForwardScanDirection, t->job_slot)) {
         bool state_null = false, meta_null = false;
-        Datum state = heap_getattr(job, t->job_state, RelationGetDescr(t->jobs), &state_null);
-        Datum meta = heap_getattr(job, t->job_meta, RelationGetDescr(t->jobs), &meta_null);
+        Datum state = slot_getattr(t->job_slot, t->job_state, &state_null);
+        Datum meta = slot_getattr(t->job_slot, t->job_meta, &meta_null);
         waiting = !state_null && StateOf(state) == kSuspended &&
                   (meta_null || !MetaHas(DatumGetJsonbP(meta), "wait_until"));
-        *tid = job->t_self;
+        *tid = t->job_slot->tts_tid;
     }
-    systable_endscan(scan);
+    ExecClearTuple(t->job_slot);
     return waiting && LockSkipping(t->jobs, t->job_slot, tid, snapshot, LockTupleNoKeyExclusive);
 }
 
@@ -658,10 +676,13 @@ void LookUpOtherDeps(Oid schema, Dependent *dependents, int count) {
 
 void ReleaseInAckBody(void *arg) {
     auto *call = static_cast<AckReleaseCall *>(arg);
-    ReleaseTables t;
-    OpenReleaseTables(&t, call->schema);
     CommandCounterIncrement();  // as SPI does before a statement: this statement's changes are seen
     Snapshot snapshot = RegisterSnapshot(GetTransactionSnapshot());
+    ReleaseTables t;
+    if (!OpenReleaseTables(&t, call->schema, snapshot)) {
+        UnregisterSnapshot(snapshot);
+        return;
+    }
 
     // The dependents with few deps left (the probe found them; their wait is read again here, under
     // the locks): their wait and edges locked, their deps the ack completed marked.
@@ -695,8 +716,8 @@ void ReleaseInAckBody(void *arg) {
         ready[ready_count++] = dependent.job_id;
     }
     bool released = ready_count == 0 || ReleaseLockedJobs(t.jobs, ready_tids, ready_count, snapshot);
-    UnregisterSnapshot(snapshot);
     CloseReleaseTables(&t);
+    UnregisterSnapshot(snapshot);
     if (released) return;
     Datum values[1] = {Int8Array(ready, ready_count)};
     BeginSql(call->schema);
