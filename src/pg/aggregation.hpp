@@ -5,6 +5,7 @@
 
 extern "C" {
 #include "datatype/timestamp.h"
+#include "nodes/pg_list.h"
 #include "utils/array.h"
 }
 
@@ -52,7 +53,8 @@ JournalBatch TakeJournalRows(Oid schema, int limit, ArrayBuildState *step_workfl
 // with it), without waiting for a row another transaction holds: that workflow's deltas go back into
 // the journal as one row, for a later flush, which the worker is asked for. Appends to `finished`
 // the workflows whose own jobs all finished with the batch (their ids, text), counting them in
-// `*count`.
-void FoldBatch(Oid schema, const JournalBatch &batch, ArrayBuildState *finished, int *count);
+// `*count`, and to `*finished_workflows` the same with their parents (FinishedWorkflow *).
+void FoldBatch(Oid schema, const JournalBatch &batch, ArrayBuildState *finished, int *count,
+               List **finished_workflows);
 
 }  // namespace oban::pg

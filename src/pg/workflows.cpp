@@ -831,7 +831,7 @@ int64 *DependentsNearRelease(Oid schema, const Datum *workflow_ids, const Datum 
 // may not read the edges or the rows (only a statement that completes named steps needs to:
 // DependentsNearRelease) is answered yes, so its commit asks for a prompt flush as every commit did
 // before this look: it needs no privilege the statement did not.
-bool AnyJobWaitsOnWhole(Oid schema, List *workflows) {
+bool AnyJobWaitsOnWhole(Oid schema, List *workflows, bool latest) {
     Relation edges =
         OpenExtensionTableIfPermitted(schema, "oban_workflow_edges", AccessShareLock, ACL_SELECT);
     if (edges == nullptr) return true;
@@ -845,7 +845,8 @@ bool AnyJobWaitsOnWhole(Oid schema, List *workflows) {
     AttrNumber row_id = ExtensionTableColumn(RelationGetRelid(rows), "id"),
                row_parent = ExtensionTableColumn(RelationGetRelid(rows), "parent_id");
     Oid edges_key = RelationGetPrimaryKeyIndex(edges), rows_key = RelationGetPrimaryKeyIndex(rows);
-    Snapshot snapshot = RegisterSnapshot(ActiveSnapshotSet() ? GetActiveSnapshot() : GetLatestSnapshot());
+    Snapshot snapshot =
+        RegisterSnapshot(ActiveSnapshotSet() && !latest ? GetActiveSnapshot() : GetLatestSnapshot());
     Datum whole = CStringGetTextDatum("*");
     auto waited_on_whole = [&](Datum workflow_id) {
         ScanKeyData key[2];
@@ -1078,13 +1079,17 @@ int64 FlushWorkflows(Oid schema, int limit) {
         ArrayBuildState *step_states = initArrayResult(TEXTOID, CurrentMemoryContext, false);
         ArrayBuildState *finished = initArrayResult(TEXTOID, CurrentMemoryContext, false);
         int steps = 0, workflows = 0;
+        List *finished_workflows = NIL;
         JournalBatch batch = TakeJournalRows(schema, limit, step_workflows, step_names, step_states, &steps);
         if (batch.taken == 0) break;
         bool full = batch.taken >= limit;
         folded += batch.taken;
-        FoldBatch(schema, batch, finished, &workflows);
+        FoldBatch(schema, batch, finished, &workflows, &finished_workflows);
 
-        if (workflows > 0) {
+        // finished_trees only for workflows a job waits on as a whole (it or an ancestor): looked
+        // up by key first, since most finished workflows have no such waiter and the statement's
+        // start and end cost a flush more than those look-ups (bench/RESULTS.md, session 23).
+        if (workflows > 0 && AnyJobWaitsOnWhole(schema, finished_workflows, true)) {
             Datum tree_args[1] = {makeArrayResult(finished, CurrentMemoryContext)};
             uint64 trees = Execute(&finished_trees, schema, tree_args, nullptr);
             for (uint64 r = 0; r < trees; r++) {

@@ -484,6 +484,18 @@ SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "tagged", "jobs": [
     {"name": "c", "worker": "W"}]}');
 SELECT meta->>'name' AS name, tags, args FROM oban_jobs WHERE meta->>'workflow_id' = 'tagged' ORDER BY id;
 
+-- A job waiting on a whole workflow ([id, "*"]) whose sub-workflow finishes last is released by the
+-- flush that folds the sub-workflow's last ack.
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "outer", "jobs": [
+    {"name": "a", "worker": "W"},
+    {"name": "inner", "workflow": {"workflow_id": "outer-inner", "jobs": [{"name": "x", "worker": "W"}]}}]}');
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "after-outer", "jobs": [
+    {"name": "w", "worker": "W", "deps": [["outer", "*"]]}]}');
+SELECT run('outer', 'a');
+SELECT * FROM steps('after-outer');
+SELECT run('outer-inner', 'x');
+SELECT * FROM steps('after-outer');
+
 DROP FUNCTION rejects(jsonb);
 DROP FUNCTION counts_exact(text);
 DROP FUNCTION run(text, text, text);
