@@ -432,7 +432,7 @@ Statement insert_new_jobs{R"sql(
                     WHEN j.scheduled_at::timestamp > timezone('UTC', now()) THEN 'scheduled'
                     ELSE 'available' END::@extschema@.oban_job_state,
                j.meta,
-           CASE WHEN j.tags IS NULL THEN '{}' ELSE ARRAY(SELECT jsonb_array_elements_text(j.tags)) END
+               CASE WHEN j.tags IS NULL THEN '{}' ELSE ARRAY(SELECT jsonb_array_elements_text(j.tags)) END
         FROM unnest($1::text[], $2::jsonb[], $3::text[], $4::int[], $5::int[], $6::text[], $7::jsonb[], $8::jsonb[])
              WITH ORDINALITY AS j(worker, args, queue, priority, max_attempts, scheduled_at, meta, tags, position)
         ORDER BY j.position

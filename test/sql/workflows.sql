@@ -496,6 +496,18 @@ SELECT * FROM steps('after-outer');
 SELECT run('outer-inner', 'x');
 SELECT * FROM steps('after-outer');
 
+-- A dependent whose args are stored out of line (TOAST: 12,800 bytes of hex digits, which do not
+-- compress, cannot stay in an 8 kB page) keeps them when the ack releases it.
+SELECT count(*) FROM oban_insert_workflow(jsonb_build_object('workflow_id', 'toasted', 'jobs', jsonb_build_array(
+    jsonb_build_object('name', 'a', 'worker', 'W'),
+    jsonb_build_object('name', 'b', 'worker', 'W', 'deps', jsonb_build_array('a'),
+        'args', jsonb_build_object('blob', (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 400) AS g))))));
+SELECT length(args->>'blob') AS blob_bytes, pg_column_size(args) > 8192 AS larger_than_a_page
+FROM oban_jobs WHERE meta->>'workflow_id' = 'toasted' AND meta->>'name' = 'b';
+SELECT run('toasted', 'a');
+SELECT state, md5(args->>'blob') = (SELECT md5(string_agg(md5(g::text), '')) FROM generate_series(1, 400) AS g) AS intact
+FROM oban_jobs WHERE meta->>'workflow_id' = 'toasted' AND meta->>'name' = 'b';
+
 DROP FUNCTION rejects(jsonb);
 DROP FUNCTION counts_exact(text);
 DROP FUNCTION run(text, text, text);
