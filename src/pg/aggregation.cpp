@@ -1092,8 +1092,7 @@ JournalBatch TakeJournalRows(Oid schema, int limit, ArrayBuildState *step_workfl
     return batch;
 }
 
-void FoldBatch(Oid schema, const JournalBatch &batch, ArrayBuildState *finished, int *count,
-               List **finished_workflows) {
+void FoldBatch(Oid schema, const JournalBatch &batch, List **finished) {
     RowFolder folder;
     OpenRowFolder(
         &folder, OpenExtensionTable(schema, "oban_workflow_rows", RowExclusiveLock, ACL_SELECT | ACL_UPDATE));
@@ -1103,15 +1102,13 @@ void FoldBatch(Oid schema, const JournalBatch &batch, ArrayBuildState *finished,
         bool became_finished = false;
         Fold fold = FoldInto(&folder, taken.workflow_id, taken.delta, true, &became_finished);
         if (fold == Fold::Done && became_finished) {
-            accumArrayResult(finished, taken.workflow_id, false, TEXTOID, CurrentMemoryContext);
-            (*count)++;
             bool no_parent = folder.folded->tts_isnull[folder.shape->parent_id - 1];
             auto *workflow = static_cast<FinishedWorkflow *>(palloc(sizeof(FinishedWorkflow)));
             *workflow = FinishedWorkflow{
                 taken.workflow_id,
                 no_parent ? (Datum)0
                           : datumCopy(folder.folded->tts_values[folder.shape->parent_id - 1], false, -1)};
-            *finished_workflows = lappend(*finished_workflows, workflow);
+            *finished = lappend(*finished, workflow);
         } else if (fold == Fold::Held) {
             // Waiting could deadlock: the holder may wait for this flush (its locks, or a flush
             // of its own). The finished steps were taken for this flush to handle already.

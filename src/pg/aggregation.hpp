@@ -51,10 +51,8 @@ JournalBatch TakeJournalRows(Oid schema, int limit, ArrayBuildState *step_workfl
 
 // Folds `batch` into the workflows' rows (a row missing is a workflow pruned since: its deltas go
 // with it), without waiting for a row another transaction holds: that workflow's deltas go back into
-// the journal as one row, for a later flush, which the worker is asked for. Appends to `finished`
-// the workflows whose own jobs all finished with the batch (their ids, text), counting them in
-// `*count`, and to `*finished_workflows` the same with their parents (FinishedWorkflow *).
-void FoldBatch(Oid schema, const JournalBatch &batch, ArrayBuildState *finished, int *count,
-               List **finished_workflows);
+// the journal as one row, for a later flush, which the worker is asked for. Appends to `*finished`
+// the workflows whose own jobs all finished with the batch, with their parents (FinishedWorkflow *).
+void FoldBatch(Oid schema, const JournalBatch &batch, List **finished);
 
 }  // namespace oban::pg

@@ -179,22 +179,48 @@ struct AvailableColumns {
 constexpr const char *kAvailableColumnNames[kAvailableColumnCount] = {"queue", "priority", "scheduled_at",
                                                                       "id", "state"};
 
+AvailableColumns FindAvailableColumns(Relation relation) {
+    AvailableColumns found;
+    for (int i = 0; i < kAvailableColumnCount; i++) {
+        found.numbers[i] = SPI_fnumber(RelationGetDescr(relation), kAvailableColumnNames[i]);
+        if (found.numbers[i] <= 0)
+            ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+                            errmsg("table \"%s\" has no column \"%s\"", RelationGetRelationName(relation),
+                                   kAvailableColumnNames[i])));
+    }
+    return found;
+}
+
 const AvailableColumns &StatementAvailableColumns(FunctionCallInfo fcinfo, Relation relation) {
     FmgrInfo *flinfo = fcinfo->flinfo;
     if (flinfo->fn_extra == nullptr) {
-        AvailableColumns found;
-        for (int i = 0; i < kAvailableColumnCount; i++) {
-            found.numbers[i] = SPI_fnumber(RelationGetDescr(relation), kAvailableColumnNames[i]);
-            if (found.numbers[i] <= 0)
-                ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
-                                errmsg("table \"%s\" has no column \"%s\"", RelationGetRelationName(relation),
-                                       kAvailableColumnNames[i])));
-        }
+        AvailableColumns found = FindAvailableColumns(relation);
         auto *kept = static_cast<AvailableColumns *>(MemoryContextAlloc(flinfo->fn_mcxt, sizeof(found)));
         *kept = found;
         flinfo->fn_extra = kept;
     }
     return *static_cast<AvailableColumns *>(flinfo->fn_extra);
+}
+
+// `row`'s queue and fetch key; false when a column is NULL, which the table's constraints forbid.
+bool QueueAndKey(Relation relation, HeapTuple row, const AvailableColumns &columns, Datum *queue,
+                 oban::core::FetchKey *key) {
+    Datum values[4];
+    for (int i = 0; i < 4; i++) {
+        bool is_null = false;
+        values[i] = heap_getattr(row, columns.numbers[i], RelationGetDescr(relation), &is_null);
+        if (is_null) return false;
+    }
+    *queue = values[0];
+    *key = oban::pg::FetchKeyOf(values[1], values[2], values[3]);
+    return true;
+}
+
+// An available job of `relation` in `queue`, with fetch key `key`: the queue is notified at commit
+// and the key published to the queue's fetch floor.
+void RecordAvailable(Relation relation, Datum queue, const oban::core::FetchKey &key) {
+    oban::pg::RecordAvailableQueue(RelationGetNamespace(relation), queue);
+    oban::pg::RecordAvailableJob(RelationGetRelid(relation), queue, key);
 }
 
 // The row an AFTER ROW trigger on oban_jobs fired for (the new version of an update), with its
@@ -212,17 +238,7 @@ bool AvailableRow(FunctionCallInfo fcinfo, const char *function, TriggerData **t
     Relation relation = trigger->tg_relation;
     const AvailableColumns &columns = StatementAvailableColumns(fcinfo, relation);
     HeapTuple row = TRIGGER_FIRED_BY_UPDATE(trigger->tg_event) ? trigger->tg_newtuple : trigger->tg_trigtuple;
-    Datum values[4];
-    bool any_null = false;
-    for (int i = 0; i < 4; i++) {
-        bool is_null = false;
-        values[i] = heap_getattr(row, columns.numbers[i], RelationGetDescr(relation), &is_null);
-        any_null |= is_null;
-    }
-    if (any_null) return false;
-    *queue = values[0];
-    *key = oban::pg::FetchKeyOf(values[1], values[2], values[3]);
-    return true;
+    return QueueAndKey(relation, row, columns, queue, key);
 }
 
 // The row an AFTER ROW trigger `function` fired for, available: its queue is notified at commit and
@@ -231,10 +247,8 @@ void RecordAvailableRow(FunctionCallInfo fcinfo, const char *function) {
     TriggerData *trigger = nullptr;
     Datum queue;
     oban::core::FetchKey key;
-    if (AvailableRow(fcinfo, function, &trigger, &queue, &key)) {
-        oban::pg::RecordAvailableQueue(RelationGetNamespace(trigger->tg_relation), queue);
-        oban::pg::RecordAvailableJob(RelationGetRelid(trigger->tg_relation), queue, key);
-    }
+    if (AvailableRow(fcinfo, function, &trigger, &queue, &key))
+        RecordAvailable(trigger->tg_relation, queue, key);
 }
 
 }  // namespace
@@ -253,16 +267,10 @@ void RecordIfBecameAvailable(FunctionCallInfo fcinfo, const char *function) {
 }
 
 void RecordAvailableJobRow(Relation relation, HeapTuple row) {
-    TupleDesc descriptor = RelationGetDescr(relation);
-    Datum values[4];  // queue and the fetch key
-    for (int i = 0; i < 4; i++) {
-        bool is_null = false;
-        values[i] =
-            heap_getattr(row, SPI_fnumber(descriptor, kAvailableColumnNames[i]), descriptor, &is_null);
-        if (is_null) return;  // the table's constraints forbid it
-    }
-    RecordAvailableQueue(RelationGetNamespace(relation), values[0]);
-    RecordAvailableJob(RelationGetRelid(relation), values[0], FetchKeyOf(values[1], values[2], values[3]));
+    Datum queue;
+    oban::core::FetchKey key;
+    if (QueueAndKey(relation, row, FindAvailableColumns(relation), &queue, &key))
+        RecordAvailable(relation, queue, key);
 }
 
 }  // namespace oban::pg

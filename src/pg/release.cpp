@@ -42,7 +42,7 @@ namespace {
 struct ReleaseShape {
     Oid relation = InvalidOid;
     bool direct;  // nothing but the extension's own triggers, no check on the state, no generation
-    AttrNumber state;
+    AttrNumber state, scheduled_at;
     Oid available, scheduled;  // the enum's values
 };
 
@@ -93,6 +93,7 @@ const ReleaseShape &ReleaseShapeOf(Relation jobs) {
     }
     ReleaseShape shape;
     shape.state = ExtensionTableColumn(relation, "state");
+    shape.scheduled_at = ExtensionTableColumn(relation, "scheduled_at");
     Oid schema = RelationGetNamespace(jobs);
     Oid state_type = get_atttype(relation, shape.state);
     shape.available = GetSysCacheOid2(ENUMTYPOIDNAME, Anum_pg_enum_oid, ObjectIdGetDatum(state_type),
@@ -168,8 +169,7 @@ bool ReleaseLockedJobs(Relation jobs, const ItemPointerData *tids, int count, Sn
         return false;
     CheckCmdReplicaIdentity(jobs, CMD_UPDATE);
     TupleDesc descriptor = RelationGetDescr(jobs);
-    AttrNumber scheduled_at = ExtensionTableColumn(RelationGetRelid(jobs), "scheduled_at");
-    AttrNumber state = shape.state;
+    AttrNumber state = shape.state, scheduled_at = shape.scheduled_at;
     Updater u;
     OpenUpdater(&u, jobs, state);
     CommandId command = GetCurrentCommandId(true);

@@ -596,7 +596,7 @@ bool AskedOfOthers(const LockedDep &dep) {
     return !(VARSIZE_ANY_EXHDR(name) == 1 && *VARDATA_ANY(name) == '*');
 }
 
-bool IsWorkflowIndex(Relation index, AttrNumber meta);
+Relation OpenWorkflowIndex(Relation jobs, AttrNumber meta);
 
 // Marks the deps AskedOfOthers picks whose jobs are all completed (and one is), as deps_completed
 // would, read through the workflow index under `snapshot` without a statement: whether it could
@@ -612,13 +612,8 @@ bool LookUpOtherDepsDirectly(ReleaseTables *t, Snapshot snapshot, Dependent *dep
     if (pg_class_aclcheck(jobs, GetUserId(), ACL_SELECT) != ACLCHECK_OK ||
         check_enable_rls(jobs, InvalidOid, true) == RLS_ENABLED)
         return false;
-    Oid index_id = get_relname_relid("oban_jobs_workflow_index", RelationGetNamespace(t->jobs));
-    if (!OidIsValid(index_id)) return false;
-    Relation index = index_open(index_id, AccessShareLock);
-    if (!IsWorkflowIndex(index, t->job_meta)) {
-        index_close(index, AccessShareLock);
-        return false;
-    }
+    Relation index = OpenWorkflowIndex(t->jobs, t->job_meta);
+    if (index == nullptr) return false;
     IndexScanDesc scan = index_beginscan(t->jobs, index, snapshot, 2, 0);
     for (int d = 0; d < count; d++)
         for (int i = 0; i < dependents[d].dep_count; i++) {
@@ -963,11 +958,11 @@ int CompareConsumedEdges(const void *a, const void *b) {
     return x < y ? -1 : x > y ? 1 : 0;
 }
 
-// count_down's arguments: per dependent, how many of its edges were consumed, and whether a dep
-// that failed was among them; and the dependents (ascending) as an array.
+// The dependents whose edges were consumed (ascending), and count_down's other arguments: per
+// dependent, how many of its edges were consumed, and whether a dep that failed was among them.
 struct ConsumedByJob {
-    Datum job_ids, finished, failed;  // bigint[], int[], bool[]
     int64 *ids;
+    Datum finished, failed;  // int[], bool[]
     int count;
 };
 
@@ -1035,23 +1030,19 @@ ConsumedByJob ConsumeEdges(Oid schema, const Datum *workflow_ids, const Datum *n
     table_close(edges, NoLock);  // the lock is held to the end of the transaction
 
     qsort(edges_consumed, consumed, sizeof(ConsumedEdge), CompareConsumedEdges);
-    ArrayBuildState *job_ids = initArrayResult(INT8OID, CurrentMemoryContext, false);
     ArrayBuildState *finished = initArrayResult(INT4OID, CurrentMemoryContext, false);
     ArrayBuildState *failed = initArrayResult(BOOLOID, CurrentMemoryContext, false);
-    ConsumedByJob result{0, 0, 0, static_cast<int64 *>(palloc(sizeof(int64) * Max(consumed, 1))), 0};
+    ConsumedByJob result{static_cast<int64 *>(palloc(sizeof(int64) * Max(consumed, 1))), 0, 0, 0};
     for (int e = 0; e < consumed;) {
         int end = e;
         bool any_failed = false;
         for (; end < consumed && edges_consumed[end].job_id == edges_consumed[e].job_id; end++)
             any_failed = any_failed || edges_consumed[end].failed;
-        accumArrayResult(job_ids, Int64GetDatum(edges_consumed[e].job_id), false, INT8OID,
-                         CurrentMemoryContext);
         accumArrayResult(finished, Int32GetDatum(end - e), false, INT4OID, CurrentMemoryContext);
         accumArrayResult(failed, BoolGetDatum(any_failed), false, BOOLOID, CurrentMemoryContext);
         result.ids[result.count++] = edges_consumed[e].job_id;
         e = end;
     }
-    result.job_ids = makeArrayResult(job_ids, CurrentMemoryContext);
     result.finished = makeArrayResult(finished, CurrentMemoryContext);
     result.failed = makeArrayResult(failed, CurrentMemoryContext);
     return result;
@@ -1077,20 +1068,24 @@ int64 FlushWorkflows(Oid schema, int limit) {
         ArrayBuildState *step_workflows = initArrayResult(TEXTOID, CurrentMemoryContext, false);
         ArrayBuildState *step_names = initArrayResult(TEXTOID, CurrentMemoryContext, false);
         ArrayBuildState *step_states = initArrayResult(TEXTOID, CurrentMemoryContext, false);
-        ArrayBuildState *finished = initArrayResult(TEXTOID, CurrentMemoryContext, false);
-        int steps = 0, workflows = 0;
-        List *finished_workflows = NIL;
+        int steps = 0;
+        List *finished = NIL;  // FinishedWorkflow *
         JournalBatch batch = TakeJournalRows(schema, limit, step_workflows, step_names, step_states, &steps);
         if (batch.taken == 0) break;
         bool full = batch.taken >= limit;
         folded += batch.taken;
-        FoldBatch(schema, batch, finished, &workflows, &finished_workflows);
+        FoldBatch(schema, batch, &finished);
 
         // finished_trees only for workflows a job waits on as a whole (it or an ancestor): looked
         // up by key first, since most finished workflows have no such waiter and the statement's
         // start and end cost a flush more than those look-ups (bench/RESULTS.md, session 23).
-        if (workflows > 0 && AnyJobWaitsOnWhole(schema, finished_workflows, true)) {
-            Datum tree_args[1] = {makeArrayResult(finished, CurrentMemoryContext)};
+        if (finished != NIL && AnyJobWaitsOnWhole(schema, finished, true)) {
+            ArrayBuildState *ids = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+            ListCell *cell;
+            foreach (cell, finished)
+                accumArrayResult(ids, static_cast<FinishedWorkflow *>(lfirst(cell))->workflow_id, false,
+                                 TEXTOID, CurrentMemoryContext);
+            Datum tree_args[1] = {makeArrayResult(ids, CurrentMemoryContext)};
             uint64 trees = Execute(&finished_trees, schema, tree_args, nullptr);
             for (uint64 r = 0; r < trees; r++) {
                 bool is_null = false;
@@ -1110,7 +1105,7 @@ int64 FlushWorkflows(Oid schema, int limit) {
 
         ConsumedByJob hits =
             ConsumeEdges(schema, step_workflows->dvalues, step_names->dvalues, step_states->dvalues, steps);
-        Datum count_args[3] = {hits.job_ids, hits.finished, hits.failed};
+        Datum count_args[3] = {Int8Array(hits.ids, hits.count), hits.finished, hits.failed};
         uint64 counted = hits.count > 0 ? Execute(&count_down, schema, count_args, nullptr) : 0;
         int64 *ready = static_cast<int64 *>(palloc(sizeof(int64) * Max(counted, 1)));
         int64 *to_check = static_cast<int64 *>(palloc(sizeof(int64) * Max(hits.count, 1)));
@@ -1287,6 +1282,17 @@ bool IsWorkflowIndex(Relation index, AttrNumber meta) {
            CoversWorkflowJobs(RelationGetIndexPredicate(index), meta);
 }
 
+// oban_jobs_workflow_index of `jobs` (its column `meta`), opened, if it is there and has the
+// extension's shape (IsWorkflowIndex); nullptr otherwise.
+Relation OpenWorkflowIndex(Relation jobs, AttrNumber meta) {
+    Oid index_id = get_relname_relid("oban_jobs_workflow_index", RelationGetNamespace(jobs));
+    if (!OidIsValid(index_id)) return nullptr;
+    Relation index = index_open(index_id, AccessShareLock);
+    if (index->rd_index->indrelid == RelationGetRelid(jobs) && IsWorkflowIndex(index, meta)) return index;
+    index_close(index, AccessShareLock);
+    return nullptr;
+}
+
 // What PrepareDirectly reads: the jobs through the workflow index, a workflow's sub-workflows by
 // parent, and a job's wait and edges by job id, all under `snapshot`.
 struct DepReader {
@@ -1317,18 +1323,14 @@ bool OpenDepReader(DepReader *reader, Oid schema) {
     reader->rows = OpenIfDirectlyUsable(schema, "oban_workflow_rows", ACL_SELECT);
     reader->waits = OpenIfDirectlyUsable(schema, "oban_workflow_waits", ACL_SELECT | ACL_INSERT | ACL_UPDATE);
     reader->edges = OpenIfDirectlyUsable(schema, "oban_workflow_edges", ACL_SELECT | ACL_INSERT);
-    Oid workflow_index = get_relname_relid("oban_jobs_workflow_index", schema);
     Oid rows_by_parent = get_relname_relid("oban_workflow_rows_parent_index", schema);
     Oid edges_by_job = get_relname_relid("oban_workflow_edges_job_index", schema);
     bool usable = reader->jobs != nullptr && reader->rows != nullptr && reader->waits != nullptr &&
-                  reader->edges != nullptr && OidIsValid(workflow_index) && OidIsValid(rows_by_parent) &&
-                  OidIsValid(edges_by_job);
+                  reader->edges != nullptr && OidIsValid(rows_by_parent) && OidIsValid(edges_by_job);
     if (usable) {
-        reader->workflow_index = index_open(workflow_index, AccessShareLock);
-        usable = reader->workflow_index->rd_index->indrelid == RelationGetRelid(reader->jobs) &&
-                 IsWorkflowIndex(reader->workflow_index,
-                                 ExtensionTableColumn(RelationGetRelid(reader->jobs), "meta"));
-        if (!usable) index_close(reader->workflow_index, AccessShareLock);
+        reader->workflow_index =
+            OpenWorkflowIndex(reader->jobs, ExtensionTableColumn(RelationGetRelid(reader->jobs), "meta"));
+        usable = reader->workflow_index != nullptr;
     }
     if (!usable) {
         for (Relation *table : tables)

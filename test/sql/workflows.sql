@@ -508,6 +508,25 @@ SELECT run('toasted', 'a');
 SELECT state, md5(args->>'blob') = (SELECT md5(string_agg(md5(g::text), '')) FROM generate_series(1, 400) AS g) AS intact
 FROM oban_jobs WHERE meta->>'workflow_id' = 'toasted' AND meta->>'name' = 'b';
 
+-- An index named as the workflow index but on another table (oban_jobs' own renamed) is not read
+-- for oban_jobs: the join's other deps are looked up as they always were, and it is released once
+-- its last dep completes.
+BEGIN;
+ALTER INDEX oban_jobs_workflow_index RENAME TO oban_jobs_workflow_index_elsewhere;
+CREATE TABLE jobs_lookalike (LIKE oban_jobs);
+CREATE INDEX oban_jobs_workflow_index ON jobs_lookalike ((meta->>'workflow_id'), (meta->>'name'), state)
+    WHERE meta ? 'workflow_id';
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "lookalike", "jobs": [
+    {"name": "a", "worker": "W"}, {"name": "b", "worker": "W", "deps": ["a"]},
+    {"name": "c", "worker": "W", "deps": ["a"]}, {"name": "d", "worker": "W", "deps": ["b", "c"]}]}');
+SELECT run('lookalike', 'a');
+UPDATE oban_jobs SET state = 'completed', completed_at = now()  -- b: no flush, d's wait still counts it
+WHERE meta->>'workflow_id' = 'lookalike' AND meta->>'name' = 'b';
+UPDATE oban_jobs SET state = 'completed', completed_at = now()
+WHERE meta->>'workflow_id' = 'lookalike' AND meta->>'name' = 'c';
+SELECT * FROM steps('lookalike');  -- d released by c's ack, which looked b up
+ROLLBACK;
+
 DROP FUNCTION rejects(jsonb);
 DROP FUNCTION counts_exact(text);
 DROP FUNCTION run(text, text, text);
