@@ -828,6 +828,11 @@ void WriteJournal(Oid schema) {
         deferring_to_ack = false;
     }
 
+    ArrayBuildState *rechecked_ids = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+    ArrayBuildState *rechecked_names = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+    ArrayBuildState *rechecked_states = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+    int rechecked = RecheckConcurrentDeps(schema, rechecked_ids, rechecked_names, rechecked_states);
+
     auto *created_workflows =
         static_cast<NewWorkflow *>(palloc(sizeof(NewWorkflow) * hash_get_num_entries(deltas)));
     int created = 0;
@@ -867,6 +872,15 @@ void WriteJournal(Oid schema) {
                                                        delta->ignore_discarded,
                                                        delta->ignore_deleted};
         hash_search(deltas, &delta->key, HASH_REMOVE, nullptr);
+    }
+    // Each dep that finished while the statement inserted a job waiting on it, as a finished step
+    // of no counts: the flush consumes its edges once this transaction commits.
+    for (int i = 0; i < rechecked; i++) {
+        if (!journal.open) OpenJournal(&journal, schema);
+        AppendRow(&journal, rechecked_ids->dvalues[i], CountDelta{{}, false, 0, TransactionStartUtc()},
+                  list_make1(TextDatumGetCString(rechecked_names->dvalues[i])),
+                  list_make1(TextDatumGetCString(rechecked_states->dvalues[i])));
+        flush_soon = true;
     }
     if (journal.open) {
         CloseJournal(&journal);
@@ -911,6 +925,7 @@ void OnTransactionEvent(XactEvent event, void *) {
             deleted_waits = NIL;
             journal_written = false;
             flush_soon = false;
+            AtTransactionEndDeps();
             deferring_to_ack = false;        // in case a query cancel left the release
             workflow_deps_prepared = false;  // in case the insert that set it failed
             break;
@@ -924,6 +939,7 @@ void OnTransactionEvent(XactEvent event, void *) {
 void OnSubtransactionEvent(SubXactEvent event, SubTransactionId subid, SubTransactionId parent, void *) {
     if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB) return;
     if (event == SUBXACT_EVENT_ABORT_SUB) workflow_deps_prepared = deferring_to_ack = false;
+    AtSubtransactionEndDeps(event == SUBXACT_EVENT_COMMIT_SUB, subid, parent);
     ListCell *cell;
     foreach (cell, deleted_waits) {
         auto *wait = static_cast<DeletedWait *>(lfirst(cell));
@@ -1121,6 +1137,18 @@ void FoldBatch(Oid schema, const JournalBatch &batch, List **finished) {
         WakeFlusher(false);  // a later flush folds them
     }
     CloseRowFolder(&folder);
+}
+
+void PutBackFinishedSteps(Oid schema, const Datum *workflow_ids, const Datum *names, const Datum *states,
+                          int count) {
+    JournalWriter journal{};
+    OpenJournal(&journal, schema);
+    for (int i = 0; i < count; i++)
+        RememberWrittenBack(
+            AppendRow(&journal, workflow_ids[i], CountDelta{{}, false, 0, TransactionStartUtc()},
+                      list_make1(TextDatumGetCString(names[i])), list_make1(TextDatumGetCString(states[i]))));
+    CloseJournal(&journal);
+    WakeFlusher(false);  // a later flush takes them
 }
 
 void InitAggregation() {

@@ -55,4 +55,10 @@ JournalBatch TakeJournalRows(Oid schema, int limit, ArrayBuildState *step_workfl
 // the workflows whose own jobs all finished with the batch, with their parents (FinishedWorkflow *).
 void FoldBatch(Oid schema, const JournalBatch &batch, List **finished);
 
+// Puts finished steps (workflow ids, names and final states: texts, `count` of them) back into the
+// journal, as rows of no counts, for a later flush (which the worker is asked for): a step one of
+// whose edges the current flush cannot consume yet. This flush's later rounds leave them.
+void PutBackFinishedSteps(Oid schema, const Datum *workflow_ids, const Datum *names, const Datum *states,
+                          int count);
+
 }  // namespace oban::pg

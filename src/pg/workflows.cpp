@@ -43,6 +43,7 @@ extern "C" {
 #include "miscadmin.h"
 #include "nodes/value.h"
 #include "parser/parse_func.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/lsyscache.h"
 #include "utils/guc.h"
@@ -937,7 +938,7 @@ namespace {
 // A finished step of a flush's batch: its workflow id and name (texts), and whether it ended other
 // than completed (then its dependents get the precise check).
 struct FinishedStep {
-    Datum workflow_id, name;
+    Datum workflow_id, name, state;
     bool failed;
 };
 
@@ -981,15 +982,15 @@ ConsumedByJob ConsumeEdges(Oid schema, const Datum *workflow_ids, const Datum *n
         text *state = DatumGetTextPP(states[i]);
         bool completed = VARSIZE_ANY_EXHDR(state) == strlen("completed") &&
                          memcmp(VARDATA_ANY(state), "completed", strlen("completed")) == 0;
-        steps[i] = FinishedStep{workflow_ids[i], names[i], !completed};
+        steps[i] = FinishedStep{workflow_ids[i], names[i], states[i], !completed};
     }
     qsort(steps, count, sizeof(FinishedStep), CompareFinishedSteps);
     int distinct = 0;
     for (int i = 0; i < count; i++) {
-        if (distinct > 0 && CompareFinishedSteps(&steps[distinct - 1], &steps[i]) == 0)
-            steps[distinct - 1].failed = steps[distinct - 1].failed || steps[i].failed;
-        else
+        if (distinct == 0 || CompareFinishedSteps(&steps[distinct - 1], &steps[i]) != 0)
             steps[distinct++] = steps[i];
+        else if (steps[i].failed)
+            steps[distinct - 1] = steps[i];
     }
 
     Relation edges =
@@ -1001,9 +1002,18 @@ ConsumedByJob ConsumeEdges(Oid schema, const Datum *workflow_ids, const Datum *n
     CommandCounterIncrement();  // as a statement would: what this transaction did so far is seen
     Snapshot snapshot = RegisterSnapshot(GetTransactionSnapshot());
     IndexScanDesc scan = index_beginscan(edges, key, snapshot, 2, 0);
+    // The edges left once the step's visible ones are consumed: not committed yet, or committed
+    // after the snapshot (see RecheckConcurrentDeps).
+    SnapshotData dirty;
+    InitDirtySnapshot(dirty);
+    IndexScanDesc left_scan = index_beginscan(edges, key, &dirty, 2, 0);
     TupleTableSlot *slot = table_slot_create(edges, nullptr);
     int capacity = 16, consumed = 0;
     auto *edges_consumed = static_cast<ConsumedEdge *>(palloc(sizeof(ConsumedEdge) * capacity));
+    ArrayBuildState *put_back_ids = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+    ArrayBuildState *put_back_names = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+    ArrayBuildState *put_back_states = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+    int put_back = 0;
     for (int i = 0; i < distinct; i++) {
         ScanKeyData step[2];
         IndexEqualityKey(&step[0], key, 1, F_TEXTEQ, steps[i].workflow_id);
@@ -1022,12 +1032,26 @@ ConsumedByJob ConsumeEdges(Oid schema, const Datum *workflow_ids, const Datum *n
             }
             edges_consumed[consumed++] = ConsumedEdge{DatumGetInt64(job), steps[i].failed};
         }
+        // An edge this flush cannot consume yet (its insert still running, or committed after the
+        // snapshot): the step goes back into the journal for a later flush.
+        index_rescan(left_scan, step, 2, nullptr, 0);
+        if (index_getnext_slot(left_scan, ForwardScanDirection, slot)) {
+            accumArrayResult(put_back_ids, steps[i].workflow_id, false, TEXTOID, CurrentMemoryContext);
+            accumArrayResult(put_back_names, steps[i].name, false, TEXTOID, CurrentMemoryContext);
+            accumArrayResult(put_back_states, steps[i].state, false, TEXTOID, CurrentMemoryContext);
+            put_back++;
+        }
+        ExecClearTuple(slot);
     }
     ExecDropSingleTupleTableSlot(slot);
+    index_endscan(left_scan);
     index_endscan(scan);
     UnregisterSnapshot(snapshot);
     index_close(key, AccessShareLock);
     table_close(edges, NoLock);  // the lock is held to the end of the transaction
+    if (put_back > 0)
+        PutBackFinishedSteps(schema, put_back_ids->dvalues, put_back_names->dvalues, put_back_states->dvalues,
+                             put_back);
 
     qsort(edges_consumed, consumed, sizeof(ConsumedEdge), CompareConsumedEdges);
     ArrayBuildState *finished = initArrayResult(INT4OID, CurrentMemoryContext, false);
@@ -1185,6 +1209,7 @@ Datum AppendError(Datum errors, bool errors_null, Oid errors_type, Datum failure
 struct NamedDep {
     Datum workflow_id, name;  // text
     bool bare;
+    bool found;  // PrepareDirectly: a job of that name was there (unfinished, if it is still pending)
 };
 
 bool IsText(const JsonbValue &value) {
@@ -1217,7 +1242,7 @@ NamedDep *NamedDeps(Jsonb *meta, Datum workflow_id, int *count) {
         if (!IsText(*dep_name)) continue;
         if (dep_name->val.string.len == 1 && *dep_name->val.string.val == '*') return nullptr;
         named[(*count)++] = NamedDep{dep_workflow == nullptr ? workflow_id : TextOf(*dep_workflow),
-                                     TextOf(*dep_name), dep_workflow == nullptr};
+                                     TextOf(*dep_name), dep_workflow == nullptr, false};
     }
     return named;
 }
@@ -1418,6 +1443,38 @@ bool HasKey(Relation table, Relation index, Datum job_id) {
     return any;
 }
 
+// --- deps finishing while their dependent is inserted ----------------------------------------------
+//
+// An insert decides a job's deps under its statement's snapshot: a dep that another transaction is
+// finishing at that moment is seen unfinished, and the job gets an edge from it. The statement that
+// finishes the dep may have looked for its dependents (DependentsNearRelease) before that edge was
+// written, and the flush may consume the dep's edges before the insert commits: then nothing would
+// ever count the edge down, and the job would wait for oban_repair_workflows. So each dep the insert
+// found there and unfinished is looked at again at the end of the statement, once its edges are
+// written (RecheckConcurrentDeps): a transaction still changing the dep is waited for, and a dep
+// then finished is journalled as a finished step, whose edges (the new one among them) the flush
+// consumes once the insert commits. The flush, for its part, puts back a finished step one of whose
+// edges is not committed yet (ConsumeEdges). Whichever way the two interleave, the dependent is
+// settled.
+
+// A dep of a job the current statement inserted waiting, found there and unfinished.
+struct DepToRecheck {
+    SubTransactionId subid;
+    Oid schema;
+    Datum workflow_id, name;  // text, in TopTransactionContext
+};
+
+List *deps_to_recheck = NIL;  // DepToRecheck *, in TopTransactionContext
+
+void RememberDepToRecheck(Oid schema, const NamedDep &dep) {
+    MemoryContext caller = MemoryContextSwitchTo(TopTransactionContext);
+    auto *entry = static_cast<DepToRecheck *>(palloc(sizeof(DepToRecheck)));
+    *entry = DepToRecheck{GetCurrentSubTransactionId(), schema, datumCopy(dep.workflow_id, false, -1),
+                          datumCopy(dep.name, false, -1)};
+    deps_to_recheck = lappend(deps_to_recheck, entry);
+    MemoryContextSwitchTo(caller);
+}
+
 // Decides job `job_id` of workflow `workflow_id`, whose meta is `meta`, as prepare_job would: the
 // number of its deps still pending in `*pending`, its wait and edges written when there are some.
 // Whether it did; when not, nothing was written and prepare_job decides.
@@ -1448,6 +1505,7 @@ bool PrepareDirectly(Oid schema, Datum job_id, Datum workflow_id, Jsonb *meta, i
         bool failed = found && !satisfied && (outcome == kCancelled || outcome == kDiscarded);
         bool sub_workflow = !found && deps[i].bare && NamesSubWorkflow(&reader, deps[i]);
         decided = !sub_workflow && !failed;
+        deps[i].found = found;
         if (!satisfied) deps[waiting++] = deps[i];
     }
     CloseDepReader(&reader);
@@ -1463,7 +1521,10 @@ bool PrepareDirectly(Oid schema, Datum job_id, Datum workflow_id, Jsonb *meta, i
 
     WaitWriter writer;
     OpenWaitWriter(&writer, schema);
-    for (int i = 0; i < distinct; i++) WriteEdge(&writer, job_id, deps[i].workflow_id, deps[i].name);
+    for (int i = 0; i < distinct; i++) {
+        WriteEdge(&writer, job_id, deps[i].workflow_id, deps[i].name);
+        if (deps[i].found) RememberDepToRecheck(schema, deps[i]);
+    }
     WriteWait(&writer, job_id, workflow_id, distinct);
     CloseWaitWriter(&writer);
     return true;
@@ -1554,6 +1615,13 @@ HeapTuple PrepareWorkflowJob(TriggerData *trigger, HeapTuple row) {
             MemoryContextSwitchTo(spi_context);
         }
         EndSql();
+        // The deps prepare_job left pending may be finishing (see RecheckConcurrentDeps): each named
+        // step is looked at again; one that is not there is passed over then. (A dep on a whole
+        // workflow is not: its edge is left to repair if that workflow finishes meanwhile.)
+        int named = 0;
+        NamedDep *deps =
+            pending > 0 && !failed ? NamedDeps(DatumGetJsonbP(meta), workflow_id, &named) : nullptr;
+        for (int i = 0; deps != nullptr && i < named; i++) RememberDepToRecheck(schema, deps[i]);
     }
 
     const char *new_state = failed                            ? "cancelled"
@@ -1580,6 +1648,117 @@ HeapTuple PrepareWorkflowJob(TriggerData *trigger, HeapTuple row) {
             AppendError(errors, is_null, TupleDescAttr(descriptor, errors_column - 1)->atttypid, failure);
     }
     return heap_modify_tuple_by_cols(row, descriptor, changes, columns, replacements, nulls);
+}
+
+namespace {
+
+// Waits until no other transaction is changing a job of `index`'s key (`keys`): a version inserted
+// or deleted (updated) by a transaction still running, as a dirty snapshot shows it.
+void WaitForChangers(Relation jobs, Relation index, ScanKey keys, TupleTableSlot *slot) {
+    for (;;) {
+        SnapshotData dirty;
+        InitDirtySnapshot(dirty);
+        IndexScanDesc scan = index_beginscan(jobs, index, &dirty, 2, 0);
+        index_rescan(scan, keys, 2, nullptr, 0);
+        TransactionId changer = InvalidTransactionId;
+        ItemPointerData tid;
+        while (!TransactionIdIsValid(changer) && index_getnext_slot(scan, ForwardScanDirection, slot)) {
+            changer = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
+            tid = slot->tts_tid;
+        }
+        ExecClearTuple(slot);
+        index_endscan(scan);
+        if (!TransactionIdIsValid(changer)) return;
+        XactLockTableWait(changer, jobs, &tid, XLTW_None);
+    }
+}
+
+// The state of the first job by id of `index`'s key (`keys`) under `snapshot`, or kUnknownState.
+JobState FirstStateUnder(Relation jobs, Relation index, ScanKey keys, Snapshot snapshot, AttrNumber id_column,
+                         AttrNumber state_column, TupleTableSlot *slot) {
+    IndexScanDesc scan = index_beginscan(jobs, index, snapshot, 2, 0);
+    index_rescan(scan, keys, 2, nullptr, 0);
+    JobState state = kUnknownState;
+    int64 first = 0;
+    while (index_getnext_slot(scan, ForwardScanDirection, slot)) {
+        bool id_null = false, state_null = false;
+        int64 id = DatumGetInt64(slot_getattr(slot, id_column, &id_null));
+        Datum value = slot_getattr(slot, state_column, &state_null);
+        if (id_null || state_null || (state != kUnknownState && id >= first)) continue;
+        first = id;
+        state = StateOf(value);
+    }
+    ExecClearTuple(slot);
+    index_endscan(scan);
+    return state;
+}
+
+}  // namespace
+
+int RecheckConcurrentDeps(Oid schema, ArrayBuildState *workflow_ids, ArrayBuildState *names,
+                          ArrayBuildState *states) {
+    SubTransactionId subid = GetCurrentSubTransactionId();
+    List *mine = NIL;
+    ListCell *cell;
+    foreach (cell, deps_to_recheck) {
+        auto *dep = static_cast<DepToRecheck *>(lfirst(cell));
+        if (dep->subid != subid || dep->schema != schema) continue;
+        mine = lappend(mine, dep);
+        deps_to_recheck = foreach_delete_current(deps_to_recheck, cell);
+    }
+    if (mine == NIL) return 0;
+    // Read directly, never through row security (what is read only decides whether to journal).
+    // Without the extension's workflow index (an adopted table's own), such an edge is left to repair.
+    Relation jobs = OpenExtensionTableIfPermitted(schema, "oban_jobs", AccessShareLock, ACL_SELECT);
+    if (jobs == nullptr) return 0;
+    Relation index = OpenWorkflowIndex(jobs, ExtensionTableColumn(RelationGetRelid(jobs), "meta"));
+    if (index == nullptr) {
+        table_close(jobs, AccessShareLock);
+        return 0;
+    }
+    AttrNumber id_column = ExtensionTableColumn(RelationGetRelid(jobs), "id"),
+               state_column = ExtensionTableColumn(RelationGetRelid(jobs), "state");
+    TupleTableSlot *slot = table_slot_create(jobs, nullptr);
+    Snapshot seen = RegisterSnapshot(GetActiveSnapshot());  // what the statement decided under
+    int finished = 0;
+    foreach (cell, mine) {
+        auto *dep = static_cast<DepToRecheck *>(lfirst(cell));
+        ScanKeyData keys[2];
+        IndexEqualityKey(&keys[0], index, 1, F_TEXTEQ, dep->workflow_id);
+        IndexEqualityKey(&keys[1], index, 2, F_TEXTEQ, dep->name);
+        WaitForChangers(jobs, index, keys, slot);
+        Snapshot latest = RegisterSnapshot(GetLatestSnapshot());
+        JobState now = FirstStateUnder(jobs, index, keys, latest, id_column, state_column, slot);
+        UnregisterSnapshot(latest);
+        if (!IsFinished(now) ||
+            IsFinished(FirstStateUnder(jobs, index, keys, seen, id_column, state_column, slot)))
+            continue;
+        accumArrayResult(workflow_ids, dep->workflow_id, false, TEXTOID, CurrentMemoryContext);
+        accumArrayResult(names, dep->name, false, TEXTOID, CurrentMemoryContext);
+        accumArrayResult(states, CStringGetTextDatum(kStateNames[now]), false, TEXTOID, CurrentMemoryContext);
+        finished++;
+    }
+    UnregisterSnapshot(seen);
+    ExecDropSingleTupleTableSlot(slot);
+    index_close(index, AccessShareLock);
+    table_close(jobs, AccessShareLock);
+    return finished;
+}
+
+void AtSubtransactionEndDeps(bool committed, SubTransactionId subid, SubTransactionId parent) {
+    ListCell *cell;
+    foreach (cell, deps_to_recheck) {
+        auto *dep = static_cast<DepToRecheck *>(lfirst(cell));
+        if (dep->subid < subid) continue;
+        if (committed)
+            dep->subid = parent;
+        else
+            deps_to_recheck = foreach_delete_current(deps_to_recheck, cell);
+    }
+}
+
+void AtTransactionEndDeps() {
+    deps_to_recheck = NIL;  // its memory goes with TopTransactionContext
 }
 
 }  // namespace oban::pg

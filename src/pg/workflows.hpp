@@ -6,6 +6,7 @@
 
 extern "C" {
 #include "commands/trigger.h"
+#include "utils/array.h"
 }
 
 namespace oban::pg {
@@ -82,6 +83,15 @@ void WriteEdge(WaitWriter *writer, Datum job_id, Datum dep_workflow_id, Datum de
 void WriteWait(WaitWriter *writer, Datum job_id, Datum workflow_id, int32 remaining);
 void CloseWaitWriter(WaitWriter *writer);
 
+// The deps of jobs the current statement inserted waiting that it found unfinished, but that
+// another transaction finished meanwhile (it is waited for if still running): their workflow ids,
+// names and final states (texts) appended to the arrays, for the journal trigger to journal as
+// finished steps. Returns how many. Called by the journal trigger at the end of each statement.
+int RecheckConcurrentDeps(Oid schema, ArrayBuildState *workflow_ids, ArrayBuildState *names,
+                          ArrayBuildState *states);
+// The deps to recheck of a subtransaction that ends pass to its parent, or go with it.
+void AtSubtransactionEndDeps(bool committed, SubTransactionId subid, SubTransactionId parent);
+void AtTransactionEndDeps();
 // Set while oban_insert_workflow inserts a spec whose deps all lie inside it and writes their waits
 // and edges itself: the insert trigger then leaves those rows alone.
 extern bool workflow_deps_prepared;
