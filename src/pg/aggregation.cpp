@@ -579,7 +579,11 @@ enum class Fold { Done, Held, Missing };
 // holds it: Held then (a statement then journals its delta; the flush puts it back in the journal).
 // `lock_if_shared`: a row that other transactions only hold FOR KEY SHARE (inserts adding jobs to
 // the workflow) is locked and folded, at the cost of a lock record; otherwise it is Held too.
-Fold FoldInto(RowFolder *f, Datum id, const CountDelta &delta, bool lock_if_shared, bool *finished) {
+// `unless_finishing`: a delta after which the row counts no unfinished job of the workflow's own
+// is not folded either (Held): the workflow may finish with it (the row may lack deltas still in
+// the journal), and the flush, folding it from the journal, hears of the finish.
+Fold FoldInto(RowFolder *f, Datum id, const CountDelta &delta, bool lock_if_shared, bool *finished,
+              bool unless_finishing = false) {
     const RowsShape &shape = *f->shape;
     for (int tries = 0; tries < 3; tries++) {
         bool first = tries == 0 && f->scan != nullptr;
@@ -616,6 +620,10 @@ Fold FoldInto(RowFolder *f, Datum id, const CountDelta &delta, bool lock_if_shar
             return Fold::Missing;
         }
         *finished = AddDelta(f, delta);
+        if (unless_finishing && JobsIn(folded->tts_values, shape, false) <= 0) {
+            if (!first) UnregisterSnapshot(snapshot);
+            return Fold::Held;
+        }
         ExecStoreVirtualTuple(folded);
         CommandId command = GetCurrentCommandId(true);
         TM_FailureData failure;
@@ -775,16 +783,24 @@ struct InPlace {
     bool open, refused;
 };
 
-// Folds `delta` of workflow `id` into its row (FoldInto) if it moves jobs between unfinished states
-// only (a fetch, an error to retryable, a release, a park: no job finished, came or went, so no dependent or
-// waiter needs to hear of it from the journal) and the row is free: whether it did. A statement fetching jobs
-// then leaves no journal row for the flush to fold. Only in READ COMMITTED: the row's latest
-// version, which the fold reads, is what the transaction's next statement sees anyway, whereas
-// under a transaction snapshot the transaction would see, through its own version of the row,
-// counts its snapshot does not. The fold never waits, so a statement never queues on a busy
-// workflow's row: a row another transaction holds is left to the journal.
-bool FoldedInPlace(InPlace *in_place, Oid schema, const WorkflowDelta *delta, Datum id) {
-    if (delta->inserted || delta->finished_names != NIL || UnfinishedChange(delta->counts) != 0 ||
+// Folds `delta` of workflow `id` into its row (FoldInto) if nothing needs to hear of it from the
+// journal, and the row is free: whether it did. Nothing does when the delta moves jobs between
+// unfinished states only (a fetch, an error to retryable, a release, a park: no job finished, came
+// or went), or when it completes steps (an ack) that `settled` (the statement released all their
+// dependents itself, or they have none) and the workflow's own jobs do not all finish with it (the
+// flush hears of that from the journal, for the jobs that wait on the workflow as a whole). A
+// statement fetching or completing jobs then leaves no journal row for the flush to fold. Only in
+// READ COMMITTED: the row's latest version, which the fold reads, is what the transaction's next
+// statement sees anyway, whereas under a transaction snapshot the transaction would see, through
+// its own version of the row, counts its snapshot does not. The fold never waits, so a statement
+// never queues on a busy workflow's row: a row another transaction holds is left to the journal.
+bool FoldedInPlace(InPlace *in_place, Oid schema, const WorkflowDelta *delta, Datum id, bool settled) {
+    bool completes = delta->finished_names != NIL;
+    ListCell *state;
+    foreach (state, delta->finished_states)
+        completes = completes && strcmp(static_cast<char *>(lfirst(state)), "completed") == 0;
+    if (delta->inserted ||
+        (completes ? !settled : delta->finished_names != NIL || UnfinishedChange(delta->counts) != 0) ||
         XactIsoLevel != XACT_READ_COMMITTED || in_place->refused)
         return false;
     if (!in_place->open) {
@@ -798,7 +814,7 @@ bool FoldedInPlace(InPlace *in_place, Oid schema, const WorkflowDelta *delta, Da
         in_place->open = true;
     }
     bool finished = false;
-    return FoldInto(&in_place->folder, id, CountsOf(delta), false, &finished) == Fold::Done;
+    return FoldInto(&in_place->folder, id, CountsOf(delta), false, &finished, completes) == Fold::Done;
 }
 
 // Set while the journal trigger releases dependents in the ack (ReleaseInAck): the release's own
@@ -815,18 +831,33 @@ void WriteJournal(Oid schema) {
     ArrayBuildState *completed_names = initArrayResult(TEXTOID, CurrentMemoryContext, false);
     int completed = 0;
     CompletedSteps(schema, subid, completed_ids, completed_names, &completed);
-    int near = 0;
+    int near = 0, near_edge_count = 0, released_count = 0;
     bool waited_on = false;
+    // Whether each completed step leads to a dependent the ack leaves waiting: further from release
+    // than the ack counts down, or near but not released (another dep still running, a row held).
+    auto *unsettled_steps = static_cast<bool *>(palloc(sizeof(bool) * Max(completed, 1)));
+    NearEdge *near_edges = nullptr;
+    int64 *released = nullptr;
     int64 *dependents = completed > 0
                             ? DependentsNearRelease(schema, completed_ids->dvalues, completed_names->dvalues,
-                                                    completed, kAckReleaseDeps, &near, &waited_on)
+                                                    completed, kAckReleaseDeps, &near, &waited_on,
+                                                    unsettled_steps, &near_edges, &near_edge_count)
                             : nullptr;
     flush_soon = flush_soon || waited_on;
     if (near > 0) {
         deferring_to_ack = true;
-        ReleaseInAck(schema, completed_ids->dvalues, completed_names->dvalues, completed, dependents, near);
+        released_count = ReleaseInAck(schema, completed_ids->dvalues, completed_names->dvalues, completed,
+                                      dependents, near, &released);
         deferring_to_ack = false;
     }
+    for (int e = 0; e < near_edge_count; e++)
+        if (released_count == 0 ||
+            bsearch(&near_edges[e].job_id, released, released_count, sizeof(int64), CompareInt64s) == nullptr)
+            unsettled_steps[near_edges[e].step] = true;
+    // Their workflows: the flush counts those dependents' edges down from the journal.
+    List *unsettled = NIL;
+    for (int i = 0; i < completed; i++)
+        if (unsettled_steps[i]) unsettled = lappend(unsettled, DatumGetPointer(completed_ids->dvalues[i]));
 
     ArrayBuildState *rechecked_ids = initArrayResult(TEXTOID, CurrentMemoryContext, false);
     ArrayBuildState *rechecked_names = initArrayResult(TEXTOID, CurrentMemoryContext, false);
@@ -847,10 +878,16 @@ void WriteJournal(Oid schema) {
     while ((delta = static_cast<WorkflowDelta *>(hash_seq_search(&scan))) != nullptr) {
         if (delta->key.subid != subid || delta->schema != schema) continue;
         Datum id = CStringGetTextDatum(delta->key.workflow_id);
-        if (!FoldedInPlace(&in_place, schema, delta, id)) {
-            if (!journal.open) OpenJournal(&journal, schema);
-            AppendJournalRow(&journal, delta, id);
+        bool settled = true;
+        ListCell *unsettled_id;
+        foreach (unsettled_id, unsettled)
+            settled = settled && CompareTexts(PointerGetDatum(lfirst(unsettled_id)), id) != 0;
+        if (FoldedInPlace(&in_place, schema, delta, id, settled)) {
+            hash_search(deltas, &delta->key, HASH_REMOVE, nullptr);
+            continue;
         }
+        if (!journal.open) OpenJournal(&journal, schema);
+        AppendJournalRow(&journal, delta, id);
         // A step that ended other than completed cancels its dependents (or, with ignore_*, may
         // release them): rare, so such a commit asks for a prompt flush without looking.
         ListCell *state;

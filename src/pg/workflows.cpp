@@ -415,6 +415,8 @@ struct AckReleaseCall {
     int count;
     const int64 *dependents;  // DependentsNearRelease's
     int dependent_count;
+    int64 *released;  // out: those released (a subset of `dependents`, ascending)
+    int released_count;
 };
 
 // A dep of a dependent whose edge the release locked; done if the ack completed it, or its jobs are
@@ -714,11 +716,14 @@ void ReleaseInAckBody(void *arg) {
     bool released = ready_count == 0 || ReleaseLockedJobs(t.jobs, ready_tids, ready_count, snapshot);
     CloseReleaseTables(&t);
     UnregisterSnapshot(snapshot);
-    if (released) return;
-    Datum values[1] = {Int8Array(ready, ready_count)};
-    BeginSql(call->schema);
-    Execute(&release_jobs, call->schema, values, nullptr);
-    EndSql();
+    if (!released) {
+        Datum values[1] = {Int8Array(ready, ready_count)};
+        BeginSql(call->schema);
+        Execute(&release_jobs, call->schema, values, nullptr);  // every one: locked and suspended
+        EndSql();
+    }
+    call->released = ready;
+    call->released_count = ready_count;
 }
 
 }  // namespace
@@ -734,7 +739,10 @@ void ReleaseInAckBody(void *arg) {
 // has its entry. (Tables whose primary keys are gone or changed, which the extension never does,
 // are answered "waited on, none near": the flush then releases their dependents.)
 int64 *DependentsNearRelease(Oid schema, const Datum *workflow_ids, const Datum *names, int count, int limit,
-                             int *found, bool *waited_on) {
+                             int *found, bool *waited_on, bool *leads_far, NearEdge **near_edges,
+                             int *near_edge_count) {
+    for (int i = 0; i < count; i++) leads_far[i] = false;
+    *near_edge_count = 0;
     Relation edges = OpenExtensionTable(schema, "oban_workflow_edges", AccessShareLock, ACL_SELECT);
     Relation waits = OpenExtensionTable(schema, "oban_workflow_waits", AccessShareLock, ACL_SELECT);
     AttrNumber edge_workflow = ExtensionTableColumn(RelationGetRelid(edges), "dep_workflow_id"),
@@ -746,10 +754,12 @@ int64 *DependentsNearRelease(Oid schema, const Datum *workflow_ids, const Datum 
     Relation waits_key = OpenIndexOn(RelationGetPrimaryKeyIndex(waits), {wait_job});
     int capacity = 16;
     int64 *near = static_cast<int64 *>(palloc(sizeof(int64) * capacity));
+    *near_edges = static_cast<NearEdge *>(palloc(sizeof(NearEdge) * capacity));
     *found = 0;
     *waited_on = false;
     if (edges_key == nullptr || waits_key == nullptr || !index_can_return(edges_key, 3)) {
         *waited_on = true;
+        for (int i = 0; i < count; i++) leads_far[i] = true;
         if (edges_key != nullptr) index_close(edges_key, AccessShareLock);
         if (waits_key != nullptr) index_close(waits_key, AccessShareLock);
         table_close(waits, AccessShareLock);
@@ -779,7 +789,10 @@ int64 *DependentsNearRelease(Oid schema, const Datum *workflow_ids, const Datum 
             *waited_on = true;
             bool known_far = false;
             for (int f = 0; f < far_count && !known_far; f++) known_far = far[f] == DatumGetInt64(job);
-            if (known_far) continue;
+            if (known_far) {
+                leads_far[i] = true;
+                continue;
+            }
             ScanKeyData waiting;
             IndexEqualityKey(&waiting, waits_key, 1, F_INT8EQ, job);
             index_rescan(wait_scan, &waiting, 1, nullptr, 0);
@@ -793,12 +806,15 @@ int64 *DependentsNearRelease(Oid schema, const Datum *workflow_ids, const Datum 
             ExecClearTuple(wait_slot);
             if (!is_near) {
                 if (far_count < kFarRemembered) far[far_count++] = DatumGetInt64(job);
+                leads_far[i] = true;
                 continue;
             }
             if (*found == capacity) {
                 capacity *= 2;
                 near = static_cast<int64 *>(repalloc(near, sizeof(int64) * capacity));
+                *near_edges = static_cast<NearEdge *>(repalloc(*near_edges, sizeof(NearEdge) * capacity));
             }
+            (*near_edges)[*found] = NearEdge{i, DatumGetInt64(job)};
             near[(*found)++] = DatumGetInt64(job);
         }
     }
@@ -812,6 +828,7 @@ int64 *DependentsNearRelease(Oid schema, const Datum *workflow_ids, const Datum 
     table_close(edges, AccessShareLock);
     // A job waiting on several of the steps is found once per step (and an edge's dead and live
     // entries once each): sorted, each is kept once.
+    *near_edge_count = *found;
     qsort(near, *found, sizeof(int64), CompareInt64s);
     int distinct = 0;
     for (int j = 0; j < *found; j++)
@@ -886,16 +903,21 @@ bool AnyJobWaitsOnWhole(Oid schema, List *workflows, bool latest) {
     return waited_on;
 }
 
-void ReleaseInAck(Oid schema, const Datum *workflow_ids, const Datum *names, int count,
-                  const int64 *dependents, int dependent_count) {
+int ReleaseInAck(Oid schema, const Datum *workflow_ids, const Datum *names, int count,
+                 const int64 *dependents, int dependent_count, int64 **released) {
     auto *steps = static_cast<CompletedStep *>(palloc(sizeof(CompletedStep) * Max(count, 1)));
     for (int i = 0; i < count; i++) steps[i] = CompletedStep{workflow_ids[i], names[i]};
     qsort(steps, count, sizeof(CompletedStep), CompareSteps);
-    AckReleaseCall call{schema, steps, count, dependents, dependent_count};
+    AckReleaseCall call{schema, steps, count, dependents, dependent_count, nullptr, 0};
     // In a subtransaction, so nothing that goes wrong here can undo the ack: the edges are then
     // still there, and the flush releases (or reports) those dependents from the journal.
     ErrorData *failure = InSubtransaction(ReleaseInAckBody, &call);
-    if (failure != nullptr) FreeErrorData(failure);
+    if (failure != nullptr) {
+        FreeErrorData(failure);
+        call.released_count = 0;
+    }
+    *released = call.released;
+    return call.released_count;
 }
 
 int64 SettleJobs(Oid schema, int64 *job_ids, int count, bool repair) {

@@ -33,8 +33,15 @@ constexpr int kAckReleaseDeps = 8;
 // `count` of them) that wait on at most `limit` deps, so that ReleaseInAck may release them: their
 // job ids, sorted, each once, `*found` of them. `*waited_on`: whether any job waits on the steps at
 // all. Called by the journal trigger after every statement that completes workflow jobs.
+// `leads_far[i]` (count of them): whether step i leads to a job further from release (left to the
+// flush); `*near_edges` (`*near_edge_count`): which of the steps leads to which job near release.
+struct NearEdge {
+    int step;
+    int64 job_id;
+};
 int64 *DependentsNearRelease(Oid schema, const Datum *workflow_ids, const Datum *names, int count, int limit,
-                             int *found, bool *waited_on);
+                             int *found, bool *waited_on, bool *leads_far, NearEdge **near_edges,
+                             int *near_edge_count);
 
 // A workflow whose jobs the statement finished: its id and its parent's (texts; 0 for none).
 struct FinishedWorkflow {
@@ -48,9 +55,10 @@ bool AnyJobWaitsOnWhole(Oid schema, List *workflows, bool latest = false);
 
 // Releases those of `dependents` (DependentsNearRelease's) whose deps the current statement's
 // completed steps (as above) leave all completed, in a subtransaction that never waits on a lock;
-// whatever it cannot release is left to the flush. Called by the journal trigger.
-void ReleaseInAck(Oid schema, const Datum *workflow_ids, const Datum *names, int count,
-                  const int64 *dependents, int dependent_count);
+// whatever it cannot release is left to the flush. Called by the journal trigger. Returns how many
+// it released, their ids (ascending) in `*released`.
+int ReleaseInAck(Oid schema, const Datum *workflow_ids, const Datum *names, int count,
+                 const int64 *dependents, int dependent_count, int64 **released);
 
 // Makes the suspended jobs at `tids` (`count`, each locked by the caller, which checked it may be
 // released) available, or scheduled if their scheduled_at is still ahead, as an UPDATE of their

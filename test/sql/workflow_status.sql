@@ -133,10 +133,13 @@ FROM (SELECT 'wide' AS id, NULL AS parent, NULL AS sub, 0 AS n
       FROM generate_series(0, 11) a, generate_series(0, 2) b) AS w,
      generate_series(1, 2) j;
 SELECT oban_flush_workflows() >= 0 AS flushed;
+-- Under REPEATABLE READ no statement folds its counts in place: every change stays in the journal.
+BEGIN ISOLATION LEVEL REPEATABLE READ;
 UPDATE oban_jobs SET state = 'completed', completed_at = timezone('UTC', now())
 WHERE meta->>'workflow_id' LIKE 'wide%' AND state = 'executing';
 UPDATE oban_jobs SET state = 'executing', attempted_at = timezone('UTC', now()) - interval '1 hour'
 WHERE meta->>'workflow_id' LIKE 'wide%' AND meta->>'name' = 'j1' AND state = 'available';
+COMMIT;
 SELECT count(DISTINCT workflow_id) AS workflows_with_unfolded_deltas FROM oban_workflow_journal
 WHERE workflow_id LIKE 'wide%';
 CREATE FUNCTION status_disagreements(top text) RETURNS TABLE (workflows bigint, disagreeing bigint)

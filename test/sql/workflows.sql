@@ -527,6 +527,61 @@ WHERE meta->>'workflow_id' = 'lookalike' AND meta->>'name' = 'c';
 SELECT * FROM steps('lookalike');  -- d released by c's ack, which looked b up
 ROLLBACK;
 
+-- An ack folds its counts into the workflow's row in place, leaving no journal row, when nothing
+-- needs to hear of it from the journal: every dependent of its completed steps released by the ack
+-- itself (or none), and the workflow not finishing with it. Otherwise it journals: a dependent the
+-- ack leaves waiting (another dep of it still running; or more deps left than the ack counts down,
+-- kAckReleaseDeps), a step that ended other than completed, or the workflow's last jobs. Each
+-- ack's journal rows are listed (by step) before the flush; the counts stay exact throughout.
+SELECT count(*) FROM oban_insert_workflow(jsonb_build_object('workflow_id', 'in-place', 'jobs',
+    jsonb_build_array(jsonb_build_object('name', 'a', 'worker', 'W'),
+                      jsonb_build_object('name', 'x', 'worker', 'W'),
+                      jsonb_build_object('name', 'b', 'worker', 'W', 'deps', jsonb_build_array('a')),
+                      jsonb_build_object('name', 'c', 'worker', 'W', 'deps', jsonb_build_array('b', 'x')),
+                      jsonb_build_object('name', 'e', 'worker', 'W', 'deps', jsonb_build_array('c')))
+    || (SELECT jsonb_agg(jsonb_build_object('name', 'f' || n, 'worker', 'W')) FROM generate_series(1, 10) AS n)
+    || jsonb_build_array(jsonb_build_object('name', 'join', 'worker', 'W',
+           'deps', (SELECT jsonb_agg('f' || n) FROM generate_series(1, 10) AS n)))));
+SELECT oban_flush_workflows() >= 0 AS flushed;
+CREATE FUNCTION ack_journal(workflow text, step text) RETURNS TABLE (acked text, journal text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    job bigint;
+BEGIN
+    SELECT id INTO job FROM oban_jobs WHERE meta->>'workflow_id' = workflow AND meta->>'name' = step;
+    UPDATE oban_jobs SET state = 'executing', attempt = attempt + 1, attempted_at = now() WHERE id = job;
+    PERFORM oban_flush_workflows();
+    PERFORM oban_complete_job(job);
+    RETURN QUERY SELECT step, coalesce(string_agg(coalesce(array_to_string(j.finished_names, ','), '-'), ' '
+                                                  ORDER BY j.id), '(none)')
+                 FROM oban_workflow_journal AS j WHERE j.workflow_id = workflow;
+    PERFORM oban_flush_workflows();
+END
+$$;
+SELECT * FROM ack_journal('in-place', 'a');  -- b released by the ack: in place
+SELECT * FROM ack_journal('in-place', 'b');  -- c also waits on x, still running: journalled
+SELECT * FROM ack_journal('in-place', 'x');  -- c released by the ack: in place
+SELECT * FROM ack_journal('in-place', 'f1'); -- the join waits on 10: counted down by the flush
+SELECT counts_exact('in-place') AS exact;
+-- f2 likewise; from f3 the join is near (8 deps left) but waits on the others: journalled; f10's
+-- ack releases it: in place.
+SELECT string_agg(a.journal, ' ' ORDER BY n) AS journals
+FROM generate_series(2, 10) AS n, ack_journal('in-place', 'f' || n) AS a;
+SELECT * FROM steps('in-place') WHERE name IN ('c', 'e', 'join');
+SELECT * FROM ack_journal('in-place', 'c');  -- e released: in place
+SELECT * FROM ack_journal('in-place', 'join');  -- no dependent: in place
+SELECT * FROM ack_journal('in-place', 'e');  -- the workflow's last job: journalled
+SELECT state, counts_exact('in-place') AS exact FROM oban_workflows WHERE id = 'in-place';
+-- Under REPEATABLE READ the ack journals (the fold reads the row's latest version, which the
+-- transaction's snapshot may not show).
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "in-place-rr", "jobs": [
+    {"name": "a", "worker": "W"}, {"name": "b", "worker": "W", "deps": ["a"]}]}');
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT * FROM ack_journal('in-place-rr', 'a');
+COMMIT;
+SELECT * FROM steps('in-place-rr');
+DROP FUNCTION ack_journal(text, text);
+
 DROP FUNCTION rejects(jsonb);
 DROP FUNCTION counts_exact(text);
 DROP FUNCTION run(text, text, text);
