@@ -1023,12 +1023,12 @@ ConsumedByJob ConsumeEdges(Oid schema, const Datum *workflow_ids, const Datum *n
     Relation key = OpenPrimaryKeyOn(edges, {edge_workflow, edge_name});
     CommandCounterIncrement();  // as a statement would: what this transaction did so far is seen
     Snapshot snapshot = RegisterSnapshot(GetTransactionSnapshot());
-    IndexScanDesc scan = index_beginscan(edges, key, snapshot, 2, 0);
-    // The edges left once the step's visible ones are consumed: not committed yet, or committed
-    // after the snapshot (see RecheckConcurrentDeps).
+    // Read through a dirty snapshot, to see the edges this flush cannot consume yet: one whose insert
+    // is still running, or committed after the snapshot (see RecheckConcurrentDeps). Such a step
+    // goes back into the journal for a later flush; the others are consumed as seen by the snapshot.
     SnapshotData dirty;
     InitDirtySnapshot(dirty);
-    IndexScanDesc left_scan = index_beginscan(edges, key, &dirty, 2, 0);
+    IndexScanDesc scan = index_beginscan(edges, key, &dirty, 2, 0);
     TupleTableSlot *slot = table_slot_create(edges, nullptr);
     int capacity = 16, consumed = 0;
     auto *edges_consumed = static_cast<ConsumedEdge *>(palloc(sizeof(ConsumedEdge) * capacity));
@@ -1041,7 +1041,17 @@ ConsumedByJob ConsumeEdges(Oid schema, const Datum *workflow_ids, const Datum *n
         IndexEqualityKey(&step[0], key, 1, F_TEXTEQ, steps[i].workflow_id);
         IndexEqualityKey(&step[1], key, 2, F_TEXTEQ, steps[i].name);
         index_rescan(scan, step, 2, nullptr, 0);
+        bool later = false;  // an edge to leave to a later flush
         while (index_getnext_slot(scan, ForwardScanDirection, slot)) {
+            bool should_free = false;
+            HeapTuple edge = ExecFetchSlotHeapTuple(slot, false, &should_free);
+            TransactionId inserter = HeapTupleHeaderGetXmin(edge->t_data);
+            if (should_free) heap_freetuple(edge);
+            if (TransactionIdIsValid(dirty.xmin) ||
+                (!TransactionIdIsCurrentTransactionId(inserter) && XidInMVCCSnapshot(inserter, snapshot))) {
+                later = true;
+                continue;
+            }
             bool is_null = false;
             Datum job = slot_getattr(slot, edge_job, &is_null);
             if (is_null) continue;
@@ -1054,19 +1064,14 @@ ConsumedByJob ConsumeEdges(Oid schema, const Datum *workflow_ids, const Datum *n
             }
             edges_consumed[consumed++] = ConsumedEdge{DatumGetInt64(job), steps[i].failed};
         }
-        // An edge this flush cannot consume yet (its insert still running, or committed after the
-        // snapshot): the step goes back into the journal for a later flush.
-        index_rescan(left_scan, step, 2, nullptr, 0);
-        if (index_getnext_slot(left_scan, ForwardScanDirection, slot)) {
+        if (later) {
             accumArrayResult(put_back_ids, steps[i].workflow_id, false, TEXTOID, CurrentMemoryContext);
             accumArrayResult(put_back_names, steps[i].name, false, TEXTOID, CurrentMemoryContext);
             accumArrayResult(put_back_states, steps[i].state, false, TEXTOID, CurrentMemoryContext);
             put_back++;
         }
-        ExecClearTuple(slot);
     }
     ExecDropSingleTupleTableSlot(slot);
-    index_endscan(left_scan);
     index_endscan(scan);
     UnregisterSnapshot(snapshot);
     index_close(key, AccessShareLock);
