@@ -992,8 +992,11 @@ struct ConsumedByJob {
 // Deletes the edges from the finished steps (`count` of them: workflow ids, names and final
 // states, texts) to the jobs waiting on them, each edge once (a step listed twice counts once), as
 // `DELETE ... RETURNING` would under the statement's snapshot: an edge another transaction deleted
-// meanwhile (its job released or cancelled) is passed over once that transaction commits, or, with
-// a transaction snapshot, is a serialization failure. Done directly, a primary-key probe per step
+// meanwhile (its job released or cancelled) is passed over once that transaction commits (with a
+// transaction snapshot, one whose delete is still running when the flush reaches it is a
+// serialization failure). An edge the snapshot does not show, whose insert is still running or
+// committed after it, puts its step back into the journal for a later flush (PutBackFinishedSteps),
+// which sees it committed. Done directly, a primary-key probe per step
 // and a delete per edge found, rather than by a statement: the statement's per-step subquery cost
 // a fan-in's flush 7 µs per dep (bench/RESULTS.md, session 17). The table is the extension's own:
 // no triggers, rules or policies. Asks the caller for what the DELETE would: SELECT and DELETE.
