@@ -1783,6 +1783,35 @@ OBAN_FUNCTION(oban_workflow_status) {
     PG_RETURN_POINTER(JsonbValueToJsonb(&status));
 }
 
+namespace oban::pg {
+
+const char *TreeState(Oid schema, Datum workflow_id, Snapshot snapshot) {
+    StatusReader reader{};
+    reader.rows = OpenExtensionTableIfPermitted(schema, "oban_workflow_rows", AccessShareLock, ACL_SELECT);
+    if (reader.rows == nullptr) return nullptr;
+    reader.journal =
+        OpenExtensionTableIfPermitted(schema, "oban_workflow_journal", AccessShareLock, ACL_SELECT);
+    if (reader.journal == nullptr) {
+        table_close(reader.rows, AccessShareLock);
+        return nullptr;
+    }
+    reader.shape = &StatusShapeOf(reader.rows, reader.journal);
+    reader.deltas = &ShapeOf(reader.journal);
+    reader.snapshot = snapshot;
+    reader.capacity = 8;
+    reader.nodes = static_cast<StatusNode *>(palloc(sizeof(StatusNode) * reader.capacity));
+    bool found = ReadTree(&reader, TextDatumGetCString(workflow_id));
+    table_close(reader.journal, AccessShareLock);
+    table_close(reader.rows, AccessShareLock);
+    if (!found) return nullptr;
+    for (int i = 0; i < reader.count; i++)
+        memcpy(reader.nodes[i].tree, reader.nodes[i].own, sizeof(reader.nodes[i].tree));
+    SumTree(reader.nodes, 0);
+    return DerivedState(reader.nodes[0]);
+}
+
+}  // namespace oban::pg
+
 // --- tree counts ----------------------------------------------------------------------------------
 
 namespace {

@@ -7,6 +7,7 @@ extern "C" {
 #include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
 #include "utils/array.h"
+#include "utils/snapshot.h"
 }
 
 struct TriggerData;
@@ -54,6 +55,12 @@ JournalBatch TakeJournalRows(Oid schema, int limit, ArrayBuildState *step_workfl
 // the journal as one row, for a later flush, which the worker is asked for. Appends to `*finished`
 // the workflows whose own jobs all finished with the batch, with their parents (FinishedWorkflow *).
 void FoldBatch(Oid schema, const JournalBatch &batch, List **finished);
+
+// The derived state (SPEC §4: pending, executing, completed, cancelled or discarded) of workflow
+// `workflow_id`'s whole tree, its sub-workflows with it, read from the workflow rows and the
+// unfolded journal under `snapshot`; nullptr when there is no such workflow, or the caller may not
+// read those tables.
+const char *TreeState(Oid schema, Datum workflow_id, Snapshot snapshot);
 
 // Puts finished steps (workflow ids, names and final states: texts, `count` of them) back into the
 // journal, as rows of no counts, for a later flush (which the worker is asked for): a step one of

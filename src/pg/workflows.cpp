@@ -167,31 +167,19 @@ Statement flush_lock{"SELECT pg_catalog.pg_advisory_xact_lock(1868718446, 171838
 // deadlocking on journal rows the flush folds while it waits for oban_jobs.
 Statement lock_jobs{"LOCK TABLE @extschema@.oban_jobs IN ROW EXCLUSIVE MODE", 0, {}};
 
-// Workflows whose whole tree (with sub-workflows) just finished, and their finished ancestors,
-// when some job waits on them with a [workflow_id, "*"] dep. Each parent is one fenced primary-key
-// probe (OFFSET 0) and only workflows with such a waiter get their tree counted: a plan that joined
-// the rows to the batch could walk the whole table once per workflow (see fold_counts).
+// Of the workflows $1 (a job waits on each as a whole: AnyJobWaitsOnWhole), those whose whole tree
+// (with sub-workflows) has finished, and how (the derived state). Each tree is counted by key.
 Statement finished_trees{R"sql(
-    WITH RECURSIVE up AS (
-        SELECT w.id, w.parent_id FROM @extschema@.oban_workflow_rows AS w WHERE w.id = ANY($1)
-        UNION
-        SELECT p.id, p.parent_id
-        FROM up CROSS JOIN LATERAL (
-            SELECT p.id, p.parent_id FROM @extschema@.oban_workflow_rows AS p WHERE p.id = up.parent_id
-            OFFSET 0) AS p
-    )
-    SELECT tree.id, s.state
-    FROM (SELECT DISTINCT id FROM up) AS tree
+    SELECT t.id, s.state
+    FROM unnest($1::text[]) AS t(id)
     CROSS JOIN LATERAL (
         SELECT @extschema@.oban_workflow_state(c.suspended, c.available, c.scheduled, c.executing,
                    c.retryable, c.completed, c.cancelled, c.discarded, w.ignore_cancelled,
                    w.ignore_discarded, c.started_at IS NOT NULL) AS state
-        FROM @extschema@.oban_workflow_tree_counts(tree.id) AS c, @extschema@.oban_workflow_rows AS w
-        WHERE w.id = tree.id
+        FROM @extschema@.oban_workflow_tree_counts(t.id) AS c, @extschema@.oban_workflow_rows AS w
+        WHERE w.id = t.id
     ) AS s
-    WHERE EXISTS (SELECT FROM @extschema@.oban_workflow_edges AS e
-                  WHERE e.dep_workflow_id = tree.id AND e.dep_name = '*')
-      AND s.state IN ('completed', 'cancelled', 'discarded'))sql",
+    WHERE s.state IN ('completed', 'cancelled', 'discarded'))sql",
                          1,
                          {TEXTARRAYOID},
                          true};
@@ -844,13 +832,19 @@ int64 *DependentsNearRelease(Oid schema, const Datum *workflow_ids, const Datum 
 // may not read the edges or the rows (only a statement that completes named steps needs to:
 // DependentsNearRelease) is answered yes, so its commit asks for a prompt flush as every commit did
 // before this look: it needs no privilege the statement did not.
-bool AnyJobWaitsOnWhole(Oid schema, List *workflows, bool latest) {
+bool AnyJobWaitsOnWhole(Oid schema, List *workflows, bool latest, List **waited) {
     Relation edges =
         OpenExtensionTableIfPermitted(schema, "oban_workflow_edges", AccessShareLock, ACL_SELECT);
-    if (edges == nullptr) return true;
-    Relation rows = OpenExtensionTableIfPermitted(schema, "oban_workflow_rows", AccessShareLock, ACL_SELECT);
+    Relation rows = edges == nullptr ? nullptr
+                                     : OpenExtensionTableIfPermitted(schema, "oban_workflow_rows",
+                                                                     AccessShareLock, ACL_SELECT);
     if (rows == nullptr) {
-        table_close(edges, AccessShareLock);
+        if (edges != nullptr) table_close(edges, AccessShareLock);
+        ListCell *cell;
+        foreach (cell, workflows)
+            if (waited != nullptr)
+                *waited = lappend(
+                    *waited, DatumGetPointer(static_cast<FinishedWorkflow *>(lfirst(cell))->workflow_id));
         return true;
     }
     AttrNumber edge_workflow = ExtensionTableColumn(RelationGetRelid(edges), "dep_workflow_id"),
@@ -860,12 +854,16 @@ bool AnyJobWaitsOnWhole(Oid schema, List *workflows, bool latest) {
     Oid edges_key = RelationGetPrimaryKeyIndex(edges), rows_key = RelationGetPrimaryKeyIndex(rows);
     Snapshot snapshot =
         RegisterSnapshot(ActiveSnapshotSet() && !latest ? GetActiveSnapshot() : GetLatestSnapshot());
+    // The edges through a dirty snapshot: an edge whose insert is still running counts too (its
+    // job's step goes back into the journal: ConsumeEdges).
+    SnapshotData dirty;
+    InitDirtySnapshot(dirty);
     Datum whole = CStringGetTextDatum("*");
     auto waited_on_whole = [&](Datum workflow_id) {
         ScanKeyData key[2];
         EqualityKey(&key[0], edges, edge_workflow, F_TEXTEQ, workflow_id);
         EqualityKey(&key[1], edges, edge_name, F_TEXTEQ, whole);
-        SysScanDesc scan = systable_beginscan(edges, edges_key, OidIsValid(edges_key), snapshot, 2, key);
+        SysScanDesc scan = systable_beginscan(edges, edges_key, OidIsValid(edges_key), &dirty, 2, key);
         bool found = HeapTupleIsValid(systable_getnext(scan));
         systable_endscan(scan);
         return found;
@@ -887,15 +885,23 @@ bool AnyJobWaitsOnWhole(Oid schema, List *workflows, bool latest) {
     ListCell *cell;
     foreach (cell, workflows) {
         auto *finished = static_cast<FinishedWorkflow *>(lfirst(cell));
-        waited_on = waited_on_whole(finished->workflow_id);
-        // Sub-workflows nest at most kMaxNesting deep (src/core/workflow_spec.hpp); the bound only
-        // guards against a cycle of parent ids written by hand.
-        Datum ancestor = finished->parent;
-        for (int depth = 0; depth < 64 && ancestor != (Datum)0 && !waited_on; depth++) {
-            waited_on = waited_on_whole(ancestor);
-            if (!waited_on) ancestor = parent_of(ancestor);
+        // The workflow, then its ancestors. Sub-workflows nest at most kMaxNesting deep
+        // (src/core/workflow_spec.hpp); the bound only guards against a cycle of parent ids
+        // written by hand.
+        Datum workflow = finished->workflow_id;
+        for (int depth = 0; depth < 64 && workflow != (Datum)0; depth++) {
+            if (waited_on_whole(workflow)) {
+                waited_on = true;
+                if (waited == nullptr) break;
+                bool listed = false;
+                ListCell *other;
+                foreach (other, *waited)
+                    listed = listed || CompareTexts(PointerGetDatum(lfirst(other)), workflow) == 0;
+                if (!listed) *waited = lappend(*waited, DatumGetPointer(workflow));
+            }
+            workflow = depth == 0 ? finished->parent : parent_of(workflow);
         }
-        if (waited_on) break;
+        if (waited_on && waited == nullptr) break;
     }
     UnregisterSnapshot(snapshot);
     table_close(rows, AccessShareLock);
@@ -1133,12 +1139,12 @@ int64 FlushWorkflows(Oid schema, int limit) {
         // finished_trees only for workflows a job waits on as a whole (it or an ancestor): looked
         // up by key first, since most finished workflows have no such waiter and the statement's
         // start and end cost a flush more than those look-ups (bench/RESULTS.md, session 23).
-        if (finished != NIL && AnyJobWaitsOnWhole(schema, finished, true)) {
+        List *waited = NIL;  // the finished workflows and ancestors a job waits on as a whole
+        if (finished != NIL && AnyJobWaitsOnWhole(schema, finished, true, &waited)) {
             ArrayBuildState *ids = initArrayResult(TEXTOID, CurrentMemoryContext, false);
             ListCell *cell;
-            foreach (cell, finished)
-                accumArrayResult(ids, static_cast<FinishedWorkflow *>(lfirst(cell))->workflow_id, false,
-                                 TEXTOID, CurrentMemoryContext);
+            foreach (cell, waited)
+                accumArrayResult(ids, PointerGetDatum(lfirst(cell)), false, TEXTOID, CurrentMemoryContext);
             Datum tree_args[1] = {makeArrayResult(ids, CurrentMemoryContext)};
             uint64 trees = Execute(&finished_trees, schema, tree_args, nullptr);
             for (uint64 r = 0; r < trees; r++) {
@@ -1487,11 +1493,13 @@ bool HasKey(Relation table, Relation index, Datum job_id) {
 // edges is not committed yet (ConsumeEdges). Whichever way the two interleave, the dependent is
 // settled.
 
-// A dep of a job the current statement inserted waiting, found there and unfinished.
+// A dep of a job the current statement inserted waiting, found there and unfinished; or, with no
+// workflow id, every dep of job `job_id` on a whole workflow (its edges named "*").
 struct DepToRecheck {
     SubTransactionId subid;
     Oid schema;
-    Datum workflow_id, name;  // text, in TopTransactionContext
+    Datum workflow_id, name;  // text, in TopTransactionContext; 0 for the job's whole-workflow deps
+    int64 job_id;
 };
 
 List *deps_to_recheck = NIL;  // DepToRecheck *, in TopTransactionContext
@@ -1500,7 +1508,15 @@ void RememberDepToRecheck(Oid schema, const NamedDep &dep) {
     MemoryContext caller = MemoryContextSwitchTo(TopTransactionContext);
     auto *entry = static_cast<DepToRecheck *>(palloc(sizeof(DepToRecheck)));
     *entry = DepToRecheck{GetCurrentSubTransactionId(), schema, datumCopy(dep.workflow_id, false, -1),
-                          datumCopy(dep.name, false, -1)};
+                          datumCopy(dep.name, false, -1), 0};
+    deps_to_recheck = lappend(deps_to_recheck, entry);
+    MemoryContextSwitchTo(caller);
+}
+
+void RememberWholeDepsToRecheck(Oid schema, int64 job_id) {
+    MemoryContext caller = MemoryContextSwitchTo(TopTransactionContext);
+    auto *entry = static_cast<DepToRecheck *>(palloc(sizeof(DepToRecheck)));
+    *entry = DepToRecheck{GetCurrentSubTransactionId(), schema, (Datum)0, (Datum)0, job_id};
     deps_to_recheck = lappend(deps_to_recheck, entry);
     MemoryContextSwitchTo(caller);
 }
@@ -1646,12 +1662,14 @@ HeapTuple PrepareWorkflowJob(TriggerData *trigger, HeapTuple row) {
         }
         EndSql();
         // The deps prepare_job left pending may be finishing (see RecheckConcurrentDeps): each named
-        // step is looked at again; one that is not there is passed over then. (A dep on a whole
-        // workflow is not: its edge is left to repair if that workflow finishes meanwhile.)
-        int named = 0;
-        NamedDep *deps =
-            pending > 0 && !failed ? NamedDeps(DatumGetJsonbP(meta), workflow_id, &named) : nullptr;
-        for (int i = 0; deps != nullptr && i < named; i++) RememberDepToRecheck(schema, deps[i]);
+        // step is looked at again (one that is not there is passed over then), and so is each
+        // whole workflow the job waits on (its edges named "*").
+        if (pending > 0 && !failed) {
+            int named = 0;
+            NamedDep *deps = NamedDeps(DatumGetJsonbP(meta), workflow_id, &named);
+            for (int i = 0; deps != nullptr && i < named; i++) RememberDepToRecheck(schema, deps[i]);
+            RememberWholeDepsToRecheck(schema, DatumGetInt64(job_id));
+        }
     }
 
     const char *new_state = failed                            ? "cancelled"
@@ -1725,6 +1743,58 @@ JobState FirstStateUnder(Relation jobs, Relation index, ScanKey keys, Snapshot s
 
 }  // namespace
 
+namespace {
+
+// The whole workflows the jobs of `jobs` (DepToRecheck *) wait on (their edges named "*", read
+// under the latest snapshot: the statement's own are seen) that have finished by now, appended as
+// finished steps ("*" and the derived state). No transaction is waited for: one finishing a
+// workflow journals it (its last jobs are never folded in place), and the flush that then looks for
+// jobs waiting on the workflow as a whole sees these edges, committed or not (AnyJobWaitsOnWhole,
+// ConsumeEdges). Returns how many it appended.
+int RecheckWholeDeps(Oid schema, List *jobs, ArrayBuildState *workflow_ids, ArrayBuildState *names,
+                     ArrayBuildState *states) {
+    Relation edges =
+        OpenExtensionTableIfPermitted(schema, "oban_workflow_edges", AccessShareLock, ACL_SELECT);
+    if (edges == nullptr) return 0;
+    Oid edges_by_job = get_relname_relid("oban_workflow_edges_job_index", schema);
+    AttrNumber edge_workflow = ExtensionTableColumn(RelationGetRelid(edges), "dep_workflow_id"),
+               edge_name = ExtensionTableColumn(RelationGetRelid(edges), "dep_name"),
+               edge_job = ExtensionTableColumn(RelationGetRelid(edges), "job_id");
+    CommandCounterIncrement();  // the statement's own edges are seen
+    Snapshot latest = RegisterSnapshot(GetLatestSnapshot());
+    Datum whole = CStringGetTextDatum("*");
+    int finished = 0;
+    ListCell *cell;
+    foreach (cell, jobs) {
+        auto *job = static_cast<DepToRecheck *>(lfirst(cell));
+        ScanKeyData key;
+        EqualityKey(&key, edges, edge_job, F_INT8EQ, Int64GetDatum(job->job_id));
+        SysScanDesc scan = systable_beginscan(edges, edges_by_job, OidIsValid(edges_by_job), latest, 1, &key);
+        HeapTuple edge;
+        while (HeapTupleIsValid(edge = systable_getnext(scan))) {
+            bool is_null = false;
+            Datum name = heap_getattr(edge, edge_name, RelationGetDescr(edges), &is_null);
+            if (is_null || CompareTexts(name, whole) != 0) continue;
+            Datum workflow =
+                datumCopy(heap_getattr(edge, edge_workflow, RelationGetDescr(edges), &is_null), false, -1);
+            const char *state = TreeState(schema, workflow, latest);
+            if (state == nullptr || (strcmp(state, "completed") != 0 && strcmp(state, "cancelled") != 0 &&
+                                     strcmp(state, "discarded") != 0))
+                continue;
+            accumArrayResult(workflow_ids, workflow, false, TEXTOID, CurrentMemoryContext);
+            accumArrayResult(names, whole, false, TEXTOID, CurrentMemoryContext);
+            accumArrayResult(states, CStringGetTextDatum(state), false, TEXTOID, CurrentMemoryContext);
+            finished++;
+        }
+        systable_endscan(scan);
+    }
+    UnregisterSnapshot(latest);
+    table_close(edges, AccessShareLock);
+    return finished;
+}
+
+}  // namespace
+
 int RecheckConcurrentDeps(Oid schema, ArrayBuildState *workflow_ids, ArrayBuildState *names,
                           ArrayBuildState *states) {
     SubTransactionId subid = GetCurrentSubTransactionId();
@@ -1751,8 +1821,13 @@ int RecheckConcurrentDeps(Oid schema, ArrayBuildState *workflow_ids, ArrayBuildS
     TupleTableSlot *slot = table_slot_create(jobs, nullptr);
     Snapshot seen = RegisterSnapshot(GetActiveSnapshot());  // what the statement decided under
     int finished = 0;
+    List *whole = NIL;  // DepToRecheck * of jobs with whole-workflow deps
     foreach (cell, mine) {
         auto *dep = static_cast<DepToRecheck *>(lfirst(cell));
+        if (dep->workflow_id == (Datum)0) {
+            whole = lappend(whole, dep);
+            continue;
+        }
         ScanKeyData keys[2];
         IndexEqualityKey(&keys[0], index, 1, F_TEXTEQ, dep->workflow_id);
         IndexEqualityKey(&keys[1], index, 2, F_TEXTEQ, dep->name);
@@ -1772,6 +1847,7 @@ int RecheckConcurrentDeps(Oid schema, ArrayBuildState *workflow_ids, ArrayBuildS
     ExecDropSingleTupleTableSlot(slot);
     index_close(index, AccessShareLock);
     table_close(jobs, AccessShareLock);
+    if (whole != NIL) finished += RecheckWholeDeps(schema, whole, workflow_ids, names, states);
     return finished;
 }
 

@@ -49,9 +49,11 @@ struct FinishedWorkflow {
 };
 
 // Whether any job waits on one of the `workflows` (FinishedWorkflow *) as a whole (a
-// [workflow_id, "*"] dep), or on a workflow it is a sub-workflow of: under the statement's
-// snapshot, or with `latest` under the latest (what a statement run next would see, or more).
-bool AnyJobWaitsOnWhole(Oid schema, List *workflows, bool latest = false);
+// [workflow_id, "*"] dep), or on a workflow it is a sub-workflow of: the edges read through a
+// dirty snapshot (an insert still running counts), the parents under the statement's snapshot, or
+// with `latest` under the latest (what a statement run next would see, or more). With `waited`,
+// every such workflow (text Datums as pointers) is appended to it, each once.
+bool AnyJobWaitsOnWhole(Oid schema, List *workflows, bool latest = false, List **waited = nullptr);
 
 // Releases those of `dependents` (DependentsNearRelease's) whose deps the current statement's
 // completed steps (as above) leave all completed, in a subtransaction that never waits on a lock;
