@@ -1428,25 +1428,32 @@ void CloseDepReader(DepReader *reader) {
     table_close(reader->jobs, AccessShareLock);
 }
 
-// The state of the first job by id named `dep` (as dep_outcomes picks it): whether there is one.
-bool FirstJobState(DepReader *reader, const NamedDep &dep, JobState *state) {
-    ScanKeyData keys[2];
-    IndexEqualityKey(&keys[0], reader->workflow_index, 1, F_TEXTEQ, dep.workflow_id);
-    IndexEqualityKey(&keys[1], reader->workflow_index, 2, F_TEXTEQ, dep.name);
-    index_rescan(reader->job_scan, keys, 2, nullptr, 0);
+// The state of the first job by id that `scan` (of the workflow index) finds at `keys` (workflow
+// id, step name), as dep_outcomes picks it: whether there is one.
+bool FirstStateAt(IndexScanDesc scan, ScanKey keys, AttrNumber id_column, AttrNumber state_column,
+                  TupleTableSlot *slot, JobState *state) {
+    index_rescan(scan, keys, 2, nullptr, 0);
     bool found = false;
     int64 first = 0;
-    while (index_getnext_slot(reader->job_scan, ForwardScanDirection, reader->job_slot)) {
+    while (index_getnext_slot(scan, ForwardScanDirection, slot)) {
         bool id_null = false, state_null = false;
-        int64 id = DatumGetInt64(slot_getattr(reader->job_slot, reader->job_id, &id_null));
-        Datum value = slot_getattr(reader->job_slot, reader->job_state, &state_null);
+        int64 id = DatumGetInt64(slot_getattr(slot, id_column, &id_null));
+        Datum value = slot_getattr(slot, state_column, &state_null);
         if (id_null || state_null || (found && id >= first)) continue;
         found = true;
         first = id;
         *state = StateOf(value);
     }
-    ExecClearTuple(reader->job_slot);
+    ExecClearTuple(slot);
     return found;
+}
+
+// The state of the first job by id named `dep`: whether there is one.
+bool FirstJobState(DepReader *reader, const NamedDep &dep, JobState *state) {
+    ScanKeyData keys[2];
+    IndexEqualityKey(&keys[0], reader->workflow_index, 1, F_TEXTEQ, dep.workflow_id);
+    IndexEqualityKey(&keys[1], reader->workflow_index, 2, F_TEXTEQ, dep.name);
+    return FirstStateAt(reader->job_scan, keys, reader->job_id, reader->job_state, reader->job_slot, state);
 }
 
 // Whether the job's workflow has a sub-workflow named `dep`'s name (a bare name no job has).
@@ -1725,18 +1732,8 @@ void WaitForChangers(Relation jobs, Relation index, ScanKey keys, TupleTableSlot
 JobState FirstStateUnder(Relation jobs, Relation index, ScanKey keys, Snapshot snapshot, AttrNumber id_column,
                          AttrNumber state_column, TupleTableSlot *slot) {
     IndexScanDesc scan = index_beginscan(jobs, index, snapshot, 2, 0);
-    index_rescan(scan, keys, 2, nullptr, 0);
-    JobState state = kUnknownState;
-    int64 first = 0;
-    while (index_getnext_slot(scan, ForwardScanDirection, slot)) {
-        bool id_null = false, state_null = false;
-        int64 id = DatumGetInt64(slot_getattr(slot, id_column, &id_null));
-        Datum value = slot_getattr(slot, state_column, &state_null);
-        if (id_null || state_null || (state != kUnknownState && id >= first)) continue;
-        first = id;
-        state = StateOf(value);
-    }
-    ExecClearTuple(slot);
+    JobState state = kUnknownState;  // left so when there is none
+    FirstStateAt(scan, keys, id_column, state_column, slot, &state);
     index_endscan(scan);
     return state;
 }
