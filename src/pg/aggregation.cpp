@@ -751,6 +751,12 @@ void AppendJournalRow(JournalWriter *writer, const WorkflowDelta *delta, Datum w
     AppendRow(writer, workflow_id, CountsOf(delta), delta->finished_names, delta->finished_states);
 }
 
+// Appends a row of no counts recording step `step` finished: its id.
+int64 AppendFinishedStep(JournalWriter *writer, const StepOutcome &step) {
+    return AppendRow(writer, step.workflow_id, CountDelta{{}, false, 0, TransactionStartUtc()},
+                     list_make1(TextDatumGetCString(step.name)), list_make1(TextDatumGetCString(step.state)));
+}
+
 void CloseJournal(JournalWriter *writer) {
     CloseDirectInsert(&writer->insert);
 }
@@ -859,10 +865,7 @@ void WriteJournal(Oid schema) {
     for (int i = 0; i < completed; i++)
         if (unsettled_steps[i]) unsettled = lappend(unsettled, DatumGetPointer(completed_ids->dvalues[i]));
 
-    ArrayBuildState *rechecked_ids = initArrayResult(TEXTOID, CurrentMemoryContext, false);
-    ArrayBuildState *rechecked_names = initArrayResult(TEXTOID, CurrentMemoryContext, false);
-    ArrayBuildState *rechecked_states = initArrayResult(TEXTOID, CurrentMemoryContext, false);
-    int rechecked = RecheckConcurrentDeps(schema, rechecked_ids, rechecked_names, rechecked_states);
+    List *rechecked = RecheckConcurrentDeps(schema);
 
     auto *created_workflows =
         static_cast<NewWorkflow *>(palloc(sizeof(NewWorkflow) * hash_get_num_entries(deltas)));
@@ -912,11 +915,10 @@ void WriteJournal(Oid schema) {
     }
     // Each dep that finished while the statement inserted a job waiting on it, as a finished step
     // of no counts: the flush consumes its edges once this transaction commits.
-    for (int i = 0; i < rechecked; i++) {
+    ListCell *outcome;
+    foreach (outcome, rechecked) {
         if (!journal.open) OpenJournal(&journal, schema);
-        AppendRow(&journal, rechecked_ids->dvalues[i], CountDelta{{}, false, 0, TransactionStartUtc()},
-                  list_make1(TextDatumGetCString(rechecked_names->dvalues[i])),
-                  list_make1(TextDatumGetCString(rechecked_states->dvalues[i])));
+        AppendFinishedStep(&journal, *static_cast<StepOutcome *>(lfirst(outcome)));
         flush_soon = true;
     }
     if (journal.open) {
@@ -1176,14 +1178,12 @@ void FoldBatch(Oid schema, const JournalBatch &batch, List **finished) {
     CloseRowFolder(&folder);
 }
 
-void PutBackFinishedSteps(Oid schema, const Datum *workflow_ids, const Datum *names, const Datum *states,
-                          int count) {
+void PutBackFinishedSteps(Oid schema, List *steps) {
     JournalWriter journal{};
     OpenJournal(&journal, schema);
-    for (int i = 0; i < count; i++)
-        RememberWrittenBack(
-            AppendRow(&journal, workflow_ids[i], CountDelta{{}, false, 0, TransactionStartUtc()},
-                      list_make1(TextDatumGetCString(names[i])), list_make1(TextDatumGetCString(states[i]))));
+    ListCell *cell;
+    foreach (cell, steps)
+        RememberWrittenBack(AppendFinishedStep(&journal, *static_cast<StepOutcome *>(lfirst(cell))));
     CloseJournal(&journal);
     WakeFlusher(false);  // a later flush takes them
 }
@@ -1412,6 +1412,33 @@ struct StatusReader {
     StatusNode *nodes;
     int count, capacity;
 };
+
+// Opens what `r` reads, to read under `snapshot`: whether it could (`if_permitted`: false, having
+// opened nothing, when the caller may not read the tables; otherwise that is an error).
+bool OpenStatusReader(StatusReader *r, Oid schema, Snapshot snapshot, bool if_permitted) {
+    auto open = [&](const char *name) {
+        return if_permitted ? OpenExtensionTableIfPermitted(schema, name, AccessShareLock, ACL_SELECT)
+                            : OpenExtensionTable(schema, name, AccessShareLock, ACL_SELECT);
+    };
+    r->rows = open("oban_workflow_rows");
+    if (r->rows == nullptr) return false;
+    r->journal = open("oban_workflow_journal");
+    if (r->journal == nullptr) {
+        table_close(r->rows, AccessShareLock);
+        return false;
+    }
+    r->shape = &StatusShapeOf(r->rows, r->journal);
+    r->deltas = &ShapeOf(r->journal);
+    r->snapshot = snapshot;
+    r->capacity = 8;
+    r->nodes = static_cast<StatusNode *>(palloc(sizeof(StatusNode) * r->capacity));
+    return true;
+}
+
+void CloseStatusReader(StatusReader *r) {
+    table_close(r->journal, AccessShareLock);
+    table_close(r->rows, AccessShareLock);
+}
 
 char *TextOrNullColumn(const Datum *values, const bool *nulls, AttrNumber column) {
     return nulls[column - 1] ? nullptr : TextDatumGetCString(values[column - 1]);
@@ -1745,16 +1772,9 @@ OBAN_FUNCTION(oban_workflow_status) {
     Oid schema = FunctionSchema(fcinfo);
     char *id = TextDatumGetCString(PG_GETARG_DATUM(0));
     StatusReader reader{};
-    reader.rows = OpenExtensionTable(schema, "oban_workflow_rows", AccessShareLock, ACL_SELECT);
-    reader.journal = OpenExtensionTable(schema, "oban_workflow_journal", AccessShareLock, ACL_SELECT);
-    reader.shape = &StatusShapeOf(reader.rows, reader.journal);
-    reader.deltas = &ShapeOf(reader.journal);
-    reader.snapshot = GetActiveSnapshot();
-    reader.capacity = 8;
-    reader.nodes = static_cast<StatusNode *>(palloc(sizeof(StatusNode) * reader.capacity));
+    OpenStatusReader(&reader, schema, GetActiveSnapshot(), false);
     bool found = ReadTree(&reader, id);
-    table_close(reader.journal, AccessShareLock);
-    table_close(reader.rows, AccessShareLock);
+    CloseStatusReader(&reader);
     if (!found) PG_RETURN_NULL();
     StatusNode *nodes = reader.nodes;
     int count = reader.count;
@@ -1787,22 +1807,9 @@ namespace oban::pg {
 
 const char *TreeState(Oid schema, Datum workflow_id, Snapshot snapshot) {
     StatusReader reader{};
-    reader.rows = OpenExtensionTableIfPermitted(schema, "oban_workflow_rows", AccessShareLock, ACL_SELECT);
-    if (reader.rows == nullptr) return nullptr;
-    reader.journal =
-        OpenExtensionTableIfPermitted(schema, "oban_workflow_journal", AccessShareLock, ACL_SELECT);
-    if (reader.journal == nullptr) {
-        table_close(reader.rows, AccessShareLock);
-        return nullptr;
-    }
-    reader.shape = &StatusShapeOf(reader.rows, reader.journal);
-    reader.deltas = &ShapeOf(reader.journal);
-    reader.snapshot = snapshot;
-    reader.capacity = 8;
-    reader.nodes = static_cast<StatusNode *>(palloc(sizeof(StatusNode) * reader.capacity));
+    if (!OpenStatusReader(&reader, schema, snapshot, true)) return nullptr;
     bool found = ReadTree(&reader, TextDatumGetCString(workflow_id));
-    table_close(reader.journal, AccessShareLock);
-    table_close(reader.rows, AccessShareLock);
+    CloseStatusReader(&reader);
     if (!found) return nullptr;
     for (int i = 0; i < reader.count; i++)
         memcpy(reader.nodes[i].tree, reader.nodes[i].own, sizeof(reader.nodes[i].tree));

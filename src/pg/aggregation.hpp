@@ -62,10 +62,15 @@ void FoldBatch(Oid schema, const JournalBatch &batch, List **finished);
 // read those tables.
 const char *TreeState(Oid schema, Datum workflow_id, Snapshot snapshot);
 
-// Puts finished steps (workflow ids, names and final states: texts, `count` of them) back into the
-// journal, as rows of no counts, for a later flush (which the worker is asked for): a step one of
-// whose edges the current flush cannot consume yet. This flush's later rounds leave them.
-void PutBackFinishedSteps(Oid schema, const Datum *workflow_ids, const Datum *names, const Datum *states,
-                          int count);
+// A step that finished: its workflow id, name ("*" for a whole workflow) and final state (texts),
+// as a journal row records it.
+struct StepOutcome {
+    Datum workflow_id, name, state;
+};
+
+// Puts finished steps (`steps`, StepOutcome *) back into the journal, as rows of no counts, for a
+// later flush (which the worker is asked for): steps one of whose edges the current flush cannot
+// consume yet. This flush's later rounds leave them.
+void PutBackFinishedSteps(Oid schema, List *steps);
 
 }  // namespace oban::pg

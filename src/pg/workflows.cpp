@@ -167,23 +167,6 @@ Statement flush_lock{"SELECT pg_catalog.pg_advisory_xact_lock(1868718446, 171838
 // deadlocking on journal rows the flush folds while it waits for oban_jobs.
 Statement lock_jobs{"LOCK TABLE @extschema@.oban_jobs IN ROW EXCLUSIVE MODE", 0, {}};
 
-// Of the workflows $1 (a job waits on each as a whole: AnyJobWaitsOnWhole), those whose whole tree
-// (with sub-workflows) has finished, and how (the derived state). Each tree is counted by key.
-Statement finished_trees{R"sql(
-    SELECT t.id, s.state
-    FROM unnest($1::text[]) AS t(id)
-    CROSS JOIN LATERAL (
-        SELECT @extschema@.oban_workflow_state(c.suspended, c.available, c.scheduled, c.executing,
-                   c.retryable, c.completed, c.cancelled, c.discarded, w.ignore_cancelled,
-                   w.ignore_discarded, c.started_at IS NOT NULL) AS state
-        FROM @extschema@.oban_workflow_tree_counts(t.id) AS c, @extschema@.oban_workflow_rows AS w
-        WHERE w.id = t.id
-    ) AS s
-    WHERE s.state IN ('completed', 'cancelled', 'discarded'))sql",
-                         1,
-                         {TEXTARRAYOID},
-                         true};
-
 // Counts down the waits of the dependents of finished deps, whose edges ConsumeEdges deleted ($1:
 // the dependents, $2: how many of each one's edges were consumed, $3: whether one of those deps
 // ended other than completed). Returns each dependent whose wait it found, whether nothing is left
@@ -963,6 +946,18 @@ void LockOutFlushes(Oid schema) {
 
 namespace {
 
+StepOutcome *NewStepOutcome(Datum workflow_id, Datum name, Datum state) {
+    auto *outcome = static_cast<StepOutcome *>(palloc(sizeof(StepOutcome)));
+    *outcome = StepOutcome{workflow_id, name, state};
+    return outcome;
+}
+
+// Whether a whole workflow's derived state (TreeState) says its tree has finished.
+bool IsFinishedState(const char *state) {
+    return state != nullptr && (strcmp(state, "completed") == 0 || strcmp(state, "cancelled") == 0 ||
+                                strcmp(state, "discarded") == 0);
+}
+
 // A finished step of a flush's batch: its workflow id and name (texts), and whether it ended other
 // than completed (then its dependents get the precise check).
 struct FinishedStep {
@@ -1041,10 +1036,7 @@ ConsumedByJob ConsumeEdges(Oid schema, const Datum *workflow_ids, const Datum *n
     TupleTableSlot *slot = table_slot_create(edges, nullptr);
     int capacity = 16, consumed = 0;
     auto *edges_consumed = static_cast<ConsumedEdge *>(palloc(sizeof(ConsumedEdge) * capacity));
-    ArrayBuildState *put_back_ids = initArrayResult(TEXTOID, CurrentMemoryContext, false);
-    ArrayBuildState *put_back_names = initArrayResult(TEXTOID, CurrentMemoryContext, false);
-    ArrayBuildState *put_back_states = initArrayResult(TEXTOID, CurrentMemoryContext, false);
-    int put_back = 0;
+    List *put_back = NIL;  // StepOutcome *
     for (int i = 0; i < distinct; i++) {
         ScanKeyData step[2];
         IndexEqualityKey(&step[0], key, 1, F_TEXTEQ, steps[i].workflow_id);
@@ -1073,21 +1065,15 @@ ConsumedByJob ConsumeEdges(Oid schema, const Datum *workflow_ids, const Datum *n
             }
             edges_consumed[consumed++] = ConsumedEdge{DatumGetInt64(job), steps[i].failed};
         }
-        if (later) {
-            accumArrayResult(put_back_ids, steps[i].workflow_id, false, TEXTOID, CurrentMemoryContext);
-            accumArrayResult(put_back_names, steps[i].name, false, TEXTOID, CurrentMemoryContext);
-            accumArrayResult(put_back_states, steps[i].state, false, TEXTOID, CurrentMemoryContext);
-            put_back++;
-        }
+        if (later)
+            put_back = lappend(put_back, NewStepOutcome(steps[i].workflow_id, steps[i].name, steps[i].state));
     }
     ExecDropSingleTupleTableSlot(slot);
     index_endscan(scan);
     UnregisterSnapshot(snapshot);
     index_close(key, AccessShareLock);
     table_close(edges, NoLock);  // the lock is held to the end of the transaction
-    if (put_back > 0)
-        PutBackFinishedSteps(schema, put_back_ids->dvalues, put_back_names->dvalues, put_back_states->dvalues,
-                             put_back);
+    if (put_back != NIL) PutBackFinishedSteps(schema, put_back);
 
     qsort(edges_consumed, consumed, sizeof(ConsumedEdge), CompareConsumedEdges);
     ArrayBuildState *finished = initArrayResult(INT4OID, CurrentMemoryContext, false);
@@ -1136,27 +1122,25 @@ int64 FlushWorkflows(Oid schema, int limit) {
         folded += batch.taken;
         FoldBatch(schema, batch, &finished);
 
-        // finished_trees only for workflows a job waits on as a whole (it or an ancestor): looked
-        // up by key first, since most finished workflows have no such waiter and the statement's
-        // start and end cost a flush more than those look-ups (bench/RESULTS.md, session 23).
-        List *waited = NIL;  // the finished workflows and ancestors a job waits on as a whole
+        // Of the finished workflows and their ancestors, those a job waits on as a whole (looked up
+        // by key first: most finished workflows have none) whose whole tree has finished: a
+        // finished step "*" each, in the derived state, the tree read by key (TreeState).
+        List *waited = NIL;
         if (finished != NIL && AnyJobWaitsOnWhole(schema, finished, true, &waited)) {
-            ArrayBuildState *ids = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+            CommandCounterIncrement();  // this flush's folds are seen
+            Snapshot snapshot = RegisterSnapshot(GetTransactionSnapshot());
             ListCell *cell;
-            foreach (cell, waited)
-                accumArrayResult(ids, PointerGetDatum(lfirst(cell)), false, TEXTOID, CurrentMemoryContext);
-            Datum tree_args[1] = {makeArrayResult(ids, CurrentMemoryContext)};
-            uint64 trees = Execute(&finished_trees, schema, tree_args, nullptr);
-            for (uint64 r = 0; r < trees; r++) {
-                bool is_null = false;
-                HeapTuple row = SPI_tuptable->vals[r];
-                accumArrayResult(step_workflows, SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &is_null),
-                                 false, TEXTOID, CurrentMemoryContext);
+            foreach (cell, waited) {
+                Datum workflow = PointerGetDatum(lfirst(cell));
+                const char *state = TreeState(schema, workflow, snapshot);
+                if (!IsFinishedState(state)) continue;
+                accumArrayResult(step_workflows, workflow, false, TEXTOID, CurrentMemoryContext);
                 accumArrayResult(step_names, CStringGetTextDatum("*"), false, TEXTOID, CurrentMemoryContext);
-                accumArrayResult(step_states, SPI_getbinval(row, SPI_tuptable->tupdesc, 2, &is_null), false,
-                                 TEXTOID, CurrentMemoryContext);
+                accumArrayResult(step_states, CStringGetTextDatum(state), false, TEXTOID,
+                                 CurrentMemoryContext);
                 steps++;
             }
+            UnregisterSnapshot(snapshot);
         }
         if (steps == 0) {
             if (full) continue;
@@ -1743,16 +1727,15 @@ JobState FirstStateUnder(Relation jobs, Relation index, ScanKey keys, Snapshot s
 namespace {
 
 // The whole workflows the jobs of `jobs` (DepToRecheck *) wait on (their edges named "*", read
-// under the latest snapshot: the statement's own are seen) that have finished by now, appended as
-// finished steps ("*" and the derived state). No transaction is waited for: one finishing a
+// under the latest snapshot: the statement's own are seen) that have finished by now, appended to
+// `finished` as finished steps ("*" and the derived state). No transaction is waited for: one finishing a
 // workflow journals it (its last jobs are never folded in place), and the flush that then looks for
 // jobs waiting on the workflow as a whole sees these edges, committed or not (AnyJobWaitsOnWhole,
-// ConsumeEdges). Returns how many it appended.
-int RecheckWholeDeps(Oid schema, List *jobs, ArrayBuildState *workflow_ids, ArrayBuildState *names,
-                     ArrayBuildState *states) {
+// ConsumeEdges).
+List *RecheckWholeDeps(Oid schema, List *jobs, List *finished) {
     Relation edges =
         OpenExtensionTableIfPermitted(schema, "oban_workflow_edges", AccessShareLock, ACL_SELECT);
-    if (edges == nullptr) return 0;
+    if (edges == nullptr) return finished;
     Oid edges_by_job = get_relname_relid("oban_workflow_edges_job_index", schema);
     AttrNumber edge_workflow = ExtensionTableColumn(RelationGetRelid(edges), "dep_workflow_id"),
                edge_name = ExtensionTableColumn(RelationGetRelid(edges), "dep_name"),
@@ -1760,7 +1743,6 @@ int RecheckWholeDeps(Oid schema, List *jobs, ArrayBuildState *workflow_ids, Arra
     CommandCounterIncrement();  // the statement's own edges are seen
     Snapshot latest = RegisterSnapshot(GetLatestSnapshot());
     Datum whole = CStringGetTextDatum("*");
-    int finished = 0;
     ListCell *cell;
     foreach (cell, jobs) {
         auto *job = static_cast<DepToRecheck *>(lfirst(cell));
@@ -1775,13 +1757,8 @@ int RecheckWholeDeps(Oid schema, List *jobs, ArrayBuildState *workflow_ids, Arra
             Datum workflow =
                 datumCopy(heap_getattr(edge, edge_workflow, RelationGetDescr(edges), &is_null), false, -1);
             const char *state = TreeState(schema, workflow, latest);
-            if (state == nullptr || (strcmp(state, "completed") != 0 && strcmp(state, "cancelled") != 0 &&
-                                     strcmp(state, "discarded") != 0))
-                continue;
-            accumArrayResult(workflow_ids, workflow, false, TEXTOID, CurrentMemoryContext);
-            accumArrayResult(names, whole, false, TEXTOID, CurrentMemoryContext);
-            accumArrayResult(states, CStringGetTextDatum(state), false, TEXTOID, CurrentMemoryContext);
-            finished++;
+            if (IsFinishedState(state))
+                finished = lappend(finished, NewStepOutcome(workflow, whole, CStringGetTextDatum(state)));
         }
         systable_endscan(scan);
     }
@@ -1792,8 +1769,7 @@ int RecheckWholeDeps(Oid schema, List *jobs, ArrayBuildState *workflow_ids, Arra
 
 }  // namespace
 
-int RecheckConcurrentDeps(Oid schema, ArrayBuildState *workflow_ids, ArrayBuildState *names,
-                          ArrayBuildState *states) {
+List *RecheckConcurrentDeps(Oid schema) {
     SubTransactionId subid = GetCurrentSubTransactionId();
     List *mine = NIL;
     ListCell *cell;
@@ -1803,22 +1779,22 @@ int RecheckConcurrentDeps(Oid schema, ArrayBuildState *workflow_ids, ArrayBuildS
         mine = lappend(mine, dep);
         deps_to_recheck = foreach_delete_current(deps_to_recheck, cell);
     }
-    if (mine == NIL) return 0;
+    if (mine == NIL) return NIL;
     // Read directly, never through row security (what is read only decides whether to journal).
     // Without the extension's workflow index (an adopted table's own), such an edge is left to repair.
     Relation jobs = OpenExtensionTableIfPermitted(schema, "oban_jobs", AccessShareLock, ACL_SELECT);
-    if (jobs == nullptr) return 0;
+    if (jobs == nullptr) return NIL;
     Relation index = OpenWorkflowIndex(jobs, ExtensionTableColumn(RelationGetRelid(jobs), "meta"));
     if (index == nullptr) {
         table_close(jobs, AccessShareLock);
-        return 0;
+        return NIL;
     }
     AttrNumber id_column = ExtensionTableColumn(RelationGetRelid(jobs), "id"),
                state_column = ExtensionTableColumn(RelationGetRelid(jobs), "state");
     TupleTableSlot *slot = table_slot_create(jobs, nullptr);
     Snapshot seen = RegisterSnapshot(GetActiveSnapshot());  // what the statement decided under
-    int finished = 0;
-    List *whole = NIL;  // DepToRecheck * of jobs with whole-workflow deps
+    List *finished = NIL;                                   // StepOutcome *
+    List *whole = NIL;                                      // DepToRecheck * of jobs with whole-workflow deps
     foreach (cell, mine) {
         auto *dep = static_cast<DepToRecheck *>(lfirst(cell));
         if (dep->workflow_id == (Datum)0) {
@@ -1835,16 +1811,14 @@ int RecheckConcurrentDeps(Oid schema, ArrayBuildState *workflow_ids, ArrayBuildS
         if (!IsFinished(now) ||
             IsFinished(FirstStateUnder(jobs, index, keys, seen, id_column, state_column, slot)))
             continue;
-        accumArrayResult(workflow_ids, dep->workflow_id, false, TEXTOID, CurrentMemoryContext);
-        accumArrayResult(names, dep->name, false, TEXTOID, CurrentMemoryContext);
-        accumArrayResult(states, CStringGetTextDatum(kStateNames[now]), false, TEXTOID, CurrentMemoryContext);
-        finished++;
+        finished = lappend(
+            finished, NewStepOutcome(dep->workflow_id, dep->name, CStringGetTextDatum(kStateNames[now])));
     }
     UnregisterSnapshot(seen);
     ExecDropSingleTupleTableSlot(slot);
     index_close(index, AccessShareLock);
     table_close(jobs, AccessShareLock);
-    if (whole != NIL) finished += RecheckWholeDeps(schema, whole, workflow_ids, names, states);
+    if (whole != NIL) finished = RecheckWholeDeps(schema, whole, finished);
     return finished;
 }
 

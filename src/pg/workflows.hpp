@@ -1,12 +1,12 @@
 // Workflow release, shared by the flush, repair and the maintenance worker (workflows.cpp).
 // C-style: call between BeginSql and EndSql.
 #pragma once
+#include "pg/aggregation.hpp"
 #include "pg/sql.hpp"
 #include "pg/boundary.hpp"
 
 extern "C" {
 #include "commands/trigger.h"
-#include "utils/array.h"
 }
 
 namespace oban::pg {
@@ -94,11 +94,10 @@ void WriteWait(WaitWriter *writer, Datum job_id, Datum workflow_id, int32 remain
 void CloseWaitWriter(WaitWriter *writer);
 
 // The deps of jobs the current statement inserted waiting that it found unfinished, but that
-// another transaction finished meanwhile (it is waited for if still running): their workflow ids,
-// names and final states (texts) appended to the arrays, for the journal trigger to journal as
-// finished steps. Returns how many. Called by the journal trigger at the end of each statement.
-int RecheckConcurrentDeps(Oid schema, ArrayBuildState *workflow_ids, ArrayBuildState *names,
-                          ArrayBuildState *states);
+// another transaction finished meanwhile (it is waited for if still running), for the journal
+// trigger to journal as finished steps (StepOutcome *; NIL when there are none). Called by the
+// journal trigger at the end of each statement.
+List *RecheckConcurrentDeps(Oid schema);
 // The deps to recheck of a subtransaction that ends pass to its parent, or go with it.
 void AtSubtransactionEndDeps(bool committed, SubTransactionId subid, SubTransactionId parent);
 void AtTransactionEndDeps();
