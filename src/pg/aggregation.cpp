@@ -199,11 +199,13 @@ Datum Column(HeapTuple row, TupleDesc descriptor, int column, bool *is_null) {
 
 // --- writing the journal -----------------------------------------------------------------------
 
-// A workflow the statement added jobs to: its id (text) and what its row is made with.
+// A workflow the statement added jobs to: its id (text) and what its row is made with, counts
+// included (`counts`, nullptr: none) if the statement makes it.
 struct NewWorkflow {
     Datum id;
     const char *name, *parent_id, *sub_name;
     bool is_unique, ignore_cancelled, ignore_discarded, ignore_deleted;
+    const CountDelta *counts;
 };
 
 // Where the columns of oban_workflow_rows that a new row is made with are, and the table's defaults
@@ -272,6 +274,57 @@ const RowsShape &RowsShapeOf(Relation rows) {
     shape.relation = relation;
     rows_shape = shape;
     return rows_shape;
+}
+
+// A row's count (`values`) of its workflow's finished jobs, or of its unfinished ones.
+int32 JobsIn(const Datum *values, const RowsShape &shape, bool finished) {
+    int32 jobs = 0;
+    for (int s = 0; s < kStateCount; s++)
+        if (IsFinished(static_cast<JobState>(s)) == finished)
+            jobs += DatumGetInt32(values[shape.counts[s] - 1]);
+    return jobs;
+}
+
+// Whether a row's counts say its workflow's own jobs all finished: none unfinished, one at least.
+bool LooksFinished(const Datum *values, const RowsShape &shape) {
+    return JobsIn(values, shape, false) == 0 && JobsIn(values, shape, true) > 0;
+}
+
+// A row's `values` and `nulls` with `delta` added, as the flush's fold has
+// always changed it: counts summed, the earliest start kept, completed_at set when the last
+// unfinished job finishes (cleared when one comes back), and repair's clock (updated_at) NULL while
+// no job waits, moved on at most once a second, so that most folds change no indexed column.
+// Whether the workflow's own jobs all finished with this delta: the row says so now (LooksFinished)
+// and did not before. Not "its unfinished count fell to zero": a batch may hold a new workflow's
+// insert as well as its last ack, adding up to no change (0.6.0 missed those).
+bool AddDelta(const RowsShape &shape, Datum *values, bool *nulls, const CountDelta &delta) {
+    bool finished_before = LooksFinished(values, shape);
+    int32 unfinished_before = JobsIn(values, shape, false), change = UnfinishedChange(delta.counts);
+    int32 suspended = DatumGetInt32(values[shape.counts[kSuspended] - 1]) + delta.counts[kSuspended];
+    for (int s = 0; s < kStateCount; s++)
+        values[shape.counts[s] - 1] =
+            Int32GetDatum(DatumGetInt32(values[shape.counts[s] - 1]) + delta.counts[s]);
+    AttrNumber started = shape.started_at - 1;
+    if (delta.started && (nulls[started] || delta.started_at < DatumGetTimestamp(values[started]))) {
+        values[started] = TimestampGetDatum(delta.started_at);
+        nulls[started] = false;
+    }
+    AttrNumber completed = shape.completed_at - 1;
+    if (unfinished_before + change > 0) {
+        nulls[completed] = true;
+    } else if (unfinished_before != 0 || nulls[completed]) {
+        values[completed] = TimestampGetDatum(delta.recorded_at);
+        nulls[completed] = false;
+    }
+    AttrNumber clock = shape.updated_at - 1;
+    Timestamp now = TransactionStartUtc();
+    if (suspended <= 0) {
+        nulls[clock] = true;
+    } else if (nulls[clock] || DatumGetTimestamp(values[clock]) <= now - USECS_PER_SEC) {
+        values[clock] = TimestampGetDatum(now);
+        nulls[clock] = false;
+    }
+    return !finished_before && LooksFinished(values, shape);
 }
 
 // Another transaction making the same new workflow's row between one try and the next is a race
@@ -393,6 +446,7 @@ bool MakeWorkflowRow(WorkflowRows *t, const NewWorkflow &w) {
         slot->tts_values[column - 1] =
             ExecEvalExprSwitchContext(shape.defaults[d], context, &slot->tts_isnull[column - 1]);
     }
+    if (w.counts != nullptr) (void)AddDelta(shape, slot->tts_values, slot->tts_isnull, *w.counts);
     ExecStoreVirtualTuple(slot);
 
     bool made = true;
@@ -420,11 +474,12 @@ bool MakeWorkflowRow(WorkflowRows *t, const NewWorkflow &w) {
 }
 
 // Holds the rows of the workflows that the statement added jobs to, and their parents' rows,
-// making those that are missing.
-void HoldWorkflowRows(Oid schema, const NewWorkflow *workflows, int count) {
+// making those that are missing: whether it made each (`made`, `count` of them).
+void HoldWorkflowRows(Oid schema, const NewWorkflow *workflows, int count, bool *made) {
     WorkflowRows t{};
     OpenWorkflowRows(&t, schema);
     auto *held = static_cast<bool *>(palloc0(count * sizeof(bool)));
+    memset(made, 0, count * sizeof(bool));
     for (int tries = 1;; tries++) {
         // One snapshot per try: a row made after it is not found, fails to be made (another
         // transaction made it) and is found by the next try's.
@@ -449,7 +504,7 @@ void HoldWorkflowRows(Oid schema, const NewWorkflow *workflows, int count) {
         // delete them. Any it could not make (made by another transaction since) are held next time.
         for (int i = 0; i < count; i++)
             if (!held[i]) {
-                held[i] = MakeWorkflowRow(&t, workflows[i]);
+                held[i] = made[i] = MakeWorkflowRow(&t, workflows[i]);
                 missing -= held[i] ? 1 : 0;
             }
         if (missing == 0) break;
@@ -519,60 +574,6 @@ void CloseRowFolder(RowFolder *f) {
     table_close(f->rows, NoLock);  // the lock is held to the end of the transaction
 }
 
-// A row's count (`values`) of its workflow's finished jobs, or of its unfinished ones.
-int32 JobsIn(const Datum *values, const RowsShape &shape, bool finished) {
-    int32 jobs = 0;
-    for (int s = 0; s < kStateCount; s++)
-        if (IsFinished(static_cast<JobState>(s)) == finished)
-            jobs += DatumGetInt32(values[shape.counts[s] - 1]);
-    return jobs;
-}
-
-// Whether a row's counts say its workflow's own jobs all finished: none unfinished, one at least.
-bool LooksFinished(const Datum *values, const RowsShape &shape) {
-    return JobsIn(values, shape, false) == 0 && JobsIn(values, shape, true) > 0;
-}
-
-// `row` (deformed into the folder's `folded` slot) with `delta` added, as the flush's fold has
-// always changed it: counts summed, the earliest start kept, completed_at set when the last
-// unfinished job finishes (cleared when one comes back), and repair's clock (updated_at) NULL while
-// no job waits, moved on at most once a second, so that most folds change no indexed column.
-// Whether the workflow's own jobs all finished with this delta: the row says so now (LooksFinished)
-// and did not before. Not "its unfinished count fell to zero": a batch may hold a new workflow's
-// insert as well as its last ack, adding up to no change (0.6.0 missed those).
-bool AddDelta(RowFolder *f, const CountDelta &delta) {
-    const RowsShape &shape = *f->shape;
-    Datum *values = f->folded->tts_values;
-    bool *nulls = f->folded->tts_isnull;
-    bool finished_before = LooksFinished(values, shape);
-    int32 unfinished_before = JobsIn(values, shape, false), change = UnfinishedChange(delta.counts);
-    int32 suspended = DatumGetInt32(values[shape.counts[kSuspended] - 1]) + delta.counts[kSuspended];
-    for (int s = 0; s < kStateCount; s++)
-        values[shape.counts[s] - 1] =
-            Int32GetDatum(DatumGetInt32(values[shape.counts[s] - 1]) + delta.counts[s]);
-    AttrNumber started = shape.started_at - 1;
-    if (delta.started && (nulls[started] || delta.started_at < DatumGetTimestamp(values[started]))) {
-        values[started] = TimestampGetDatum(delta.started_at);
-        nulls[started] = false;
-    }
-    AttrNumber completed = shape.completed_at - 1;
-    if (unfinished_before + change > 0) {
-        nulls[completed] = true;
-    } else if (unfinished_before != 0 || nulls[completed]) {
-        values[completed] = TimestampGetDatum(delta.recorded_at);
-        nulls[completed] = false;
-    }
-    AttrNumber clock = shape.updated_at - 1;
-    Timestamp now = TransactionStartUtc();
-    if (suspended <= 0) {
-        nulls[clock] = true;
-    } else if (nulls[clock] || DatumGetTimestamp(values[clock]) <= now - USECS_PER_SEC) {
-        values[clock] = TimestampGetDatum(now);
-        nulls[clock] = false;
-    }
-    return !finished_before && LooksFinished(values, shape);
-}
-
 enum class Fold { Done, Held, Missing };
 
 // Adds `delta` to the latest version of workflow `id`'s row without waiting for a transaction that
@@ -619,7 +620,7 @@ Fold FoldInto(RowFolder *f, Datum id, const CountDelta &delta, bool lock_if_shar
             if (!first) UnregisterSnapshot(snapshot);
             return Fold::Missing;
         }
-        *finished = AddDelta(f, delta);
+        *finished = AddDelta(shape, folded->tts_values, folded->tts_isnull, delta);
         if (unless_finishing && JobsIn(folded->tts_values, shape, false) <= 0) {
             if (!first) UnregisterSnapshot(snapshot);
             return Fold::Held;
@@ -823,6 +824,19 @@ bool FoldedInPlace(InPlace *in_place, Oid schema, const WorkflowDelta *delta, Da
     return FoldInto(&in_place->folder, id, CountsOf(delta), false, &finished, completes) == Fold::Done;
 }
 
+// Whether a statement's delta for a workflow it added jobs to may go into the workflow's row if the
+// statement makes the row, rather than into the journal: jobs added, none finished or started, and
+// nothing else. Nothing can have read a row that is being made, so nothing needs to hear of those
+// jobs from the journal; a workflow that starts or finishes with its first statement still goes
+// through the flush, which hears of both.
+bool CountableAtCreation(const WorkflowDelta *delta) {
+    if (!delta->inserted || delta->started || delta->finished_names != NIL) return false;
+    for (int s = 0; s < kStateCount; s++)
+        if (delta->counts[s] < 0 || (IsFinished(static_cast<JobState>(s)) && delta->counts[s] != 0))
+            return false;
+    return true;
+}
+
 // Set while the journal trigger releases dependents in the ack (ReleaseInAck): the release's own
 // statement then leaves its deltas (the released jobs leaving `suspended`) to the ack's journal rows,
 // which the subtransaction passes them to when it commits, rather than writing a second row per
@@ -889,6 +903,27 @@ void WriteJournal(Oid schema) {
             hash_search(deltas, &delta->key, HASH_REMOVE, nullptr);
             continue;
         }
+        if (delta->inserted) {
+            const CountDelta *counts = nullptr;
+            if (CountableAtCreation(delta)) {
+                auto *copy = static_cast<CountDelta *>(palloc(sizeof(CountDelta)));
+                *copy = CountsOf(delta);
+                counts = copy;
+            }
+            created_workflows[created++] = NewWorkflow{id,
+                                                       delta->name,
+                                                       delta->parent_id,
+                                                       delta->sub_name,
+                                                       delta->is_unique,
+                                                       delta->ignore_cancelled,
+                                                       delta->ignore_discarded,
+                                                       delta->ignore_deleted,
+                                                       counts};
+            if (counts != nullptr) {  // journalled below if the row is there already
+                hash_search(deltas, &delta->key, HASH_REMOVE, nullptr);
+                continue;
+            }
+        }
         if (!journal.open) OpenJournal(&journal, schema);
         AppendJournalRow(&journal, delta, id);
         // A step that ended other than completed cancels its dependents (or, with ignore_*, may
@@ -902,16 +937,18 @@ void WriteJournal(Oid schema) {
                 id, delta->parent_id == nullptr ? (Datum)0 : CStringGetTextDatum(delta->parent_id)};
             finished = lappend(finished, workflow);
         }
-        if (delta->inserted)
-            created_workflows[created++] = NewWorkflow{id,
-                                                       delta->name,
-                                                       delta->parent_id,
-                                                       delta->sub_name,
-                                                       delta->is_unique,
-                                                       delta->ignore_cancelled,
-                                                       delta->ignore_discarded,
-                                                       delta->ignore_deleted};
         hash_search(deltas, &delta->key, HASH_REMOVE, nullptr);
+    }
+    if (created > 0) {
+        auto *made = static_cast<bool *>(palloc(sizeof(bool) * created));
+        HoldWorkflowRows(schema, created_workflows, created, made);
+        // A row that was there already (another transaction's, or made by an earlier statement)
+        // takes the counts from the journal, as it takes any change.
+        for (int i = 0; i < created; i++) {
+            if (created_workflows[i].counts == nullptr || made[i]) continue;
+            if (!journal.open) OpenJournal(&journal, schema);
+            AppendRow(&journal, created_workflows[i].id, *created_workflows[i].counts, NIL, NIL);
+        }
     }
     // Each dep that finished while the statement inserted a job waiting on it, as a finished step
     // of no counts: the flush consumes its edges once this transaction commits.
@@ -938,7 +975,6 @@ void WriteJournal(Oid schema) {
         deleted_waits = foreach_delete_current(deleted_waits, cell);
         forgotten++;
     }
-    if (created > 0) HoldWorkflowRows(schema, created_workflows, created);
     if (forgotten > 0) {
         Datum values[1] = {makeArrayResult(deleted, CurrentMemoryContext)};
         BeginSql(schema);

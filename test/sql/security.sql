@@ -324,7 +324,10 @@ GRANT EXECUTE ON FUNCTION
 -- END README GRANTS
 
 -- The journal trigger appends its rows without an INSERT statement, and still checks the caller's
--- INSERT privilege on the journal: without it, a workflow job's insert is refused and leaves nothing.
+-- INSERT privilege on the journal: without it, adding a job to a workflow whose row is there already
+-- is refused and leaves nothing. (A new workflow's first jobs are counted in the row their insert
+-- makes, which asks for INSERT on the rows instead.)
+SELECT pg_catalog.count(*) FROM oban.oban_insert_job('W', meta => '{"workflow_id": "no-journal-grant"}');
 REVOKE INSERT ON oban.oban_workflow_journal FROM oban_client;
 SET ROLE oban_client;
 SELECT oban.oban_insert_job('W', meta => '{"workflow_id": "no-journal-grant"}');

@@ -207,8 +207,9 @@ FROM oban_workflow_status('dup') AS s;
 -- Journal rows are sparse: a count the statement did not change is NULL, as are the finished steps
 -- of a row that finished none; the view, the status and the fold read them as 0 and none.
 INSERT INTO oban_jobs (worker, meta) VALUES ('W', '{"workflow_id": "sparse", "name": "a"}');
+INSERT INTO oban_jobs (worker, meta) VALUES ('W', '{"workflow_id": "sparse", "name": "b"}');
 UPDATE oban_jobs SET state = 'completed', completed_at = timezone('UTC', now())
-WHERE meta->>'workflow_id' = 'sparse';
+WHERE meta->>'workflow_id' = 'sparse' AND meta->>'name' = 'a';
 SELECT available, completed, suspended, finished_names, finished_states FROM oban_workflow_journal
 WHERE workflow_id = 'sparse' ORDER BY id;
 SELECT state, available, completed, suspended FROM oban_workflows WHERE id = 'sparse';
@@ -217,8 +218,10 @@ FROM oban_workflow_status('sparse') AS s;
 
 -- The fold reads the journal by workflow: when a batch comes full, the next starts after the
 -- workflow it stopped in and goes round, so a workflow with many rows cannot hold another back. A
--- call folds up to 16 batches, here of one row each: "busy" (20 rows) sorts first, yet "calm"'s one
--- row goes in the second batch (taking batches in key order, it would be left for the next call).
+-- call folds up to 16 batches, here of one row each: "busy" (19 rows: its first job is counted in
+-- the row its insert makes) sorts first, yet "calm"'s one row (its second job's) goes in the second
+-- batch (taking batches in key order, it would be left for the next call).
+INSERT INTO oban_jobs (worker, meta) VALUES ('W', '{"workflow_id": "calm"}');
 SELECT oban_flush_workflows(1000) >= 0 AS drained;  -- every other workflow's rows, out of the way
 DO $$
 BEGIN

@@ -303,11 +303,14 @@ FROM (SELECT *, meta->>'name' AS name FROM oban_jobs) AS j
 WHERE meta->>'workflow_id' IN ('orphaned', 'forgiving') ORDER BY id;
 
 -- Repair's clock (oban_workflow_rows.updated_at): NULL while no job of the workflow waits; set by the
--- fold that first finds one waiting, then moved on at most once a second, so that a busy workflow's
--- folds are HOT updates; NULL again once none waits.
-SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "clock", "jobs": [
-    {"name": "a", "worker": "W"}, {"name": "b", "worker": "W", "deps": ["a"]},
-    {"name": "c", "worker": "W", "deps": ["b"]}, {"name": "d", "worker": "W", "deps": ["c"]}]}');
+-- insert that makes the row, or the fold that first finds one waiting, then moved on at most once a
+-- second, so that a busy workflow's folds are HOT updates; NULL again once none waits.
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "clock-at-once", "jobs": [
+    {"name": "a", "worker": "W"}, {"name": "b", "worker": "W", "deps": ["a"]}]}');
+SELECT suspended, updated_at IS NOT NULL AS set_by_the_insert FROM oban_workflow_rows WHERE id = 'clock-at-once';
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "clock", "jobs": [{"name": "a", "worker": "W"}]}');
+SELECT count(*) FROM oban_append_workflow('clock', '[{"name": "b", "worker": "W", "deps": ["a"]},
+    {"name": "c", "worker": "W", "deps": ["b"]}, {"name": "d", "worker": "W", "deps": ["c"]}]');
 SELECT updated_at IS NULL AS unset_before_the_fold FROM oban_workflow_rows WHERE id = 'clock';
 SELECT oban_flush_workflows() >= 0 AS flushed;
 SELECT suspended, updated_at IS NOT NULL AS set FROM oban_workflow_rows WHERE id = 'clock';
@@ -392,9 +395,9 @@ SELECT j.meta->>'name' AS name,
        (SELECT count(*) FROM oban_workflow_waits AS w WHERE w.job_id = j.id) AS waits,
        (SELECT count(*) FROM oban_workflow_edges AS e WHERE e.job_id = j.id) AS edges
 FROM oban_jobs AS j WHERE j.meta->>'workflow_id' = 'near' AND j.meta->>'name' IN ('eight', 'nine') ORDER BY 1;
--- The release's counts went into the ack's journal row: one row each for the insert and the ack
--- (the update to executing moved jobs between unfinished states only, and folded its counts into
--- the workflow's row in place).
+-- The release's counts went into the ack's journal row, the only one: the insert counted its jobs in
+-- the row it made, and the update to executing moved jobs between unfinished states only, and
+-- folded its counts into the workflow's row in place.
 SELECT count(*) AS journal_rows, counts_exact('near') FROM oban_workflow_journal WHERE workflow_id = 'near';
 SELECT oban_flush_workflows() >= 0 AS flushed;
 SELECT * FROM steps('near') WHERE name IN ('eight', 'nine');  -- nine by the flush
