@@ -550,8 +550,7 @@ void OpenRowFolder(RowFolder *f, Relation rows) {
     f->shape = &RowsShapeOf(rows);
     f->estate = CreateExecutorState();
     f->result = makeNode(ResultRelInfo);
-    InitResultRelInfo(f->result, rows, 1, nullptr, 0);
-    ExecOpenIndices(f->result, false);
+    InitResultRelInfo(f->result, rows, 1, nullptr, 0);  // its indexes opened by the first non-HOT fold
     f->locked = table_slot_create(rows, nullptr);
     f->folded = MakeSingleTupleTableSlot(RelationGetDescr(rows), &TTSOpsVirtual);
     f->found = table_slot_create(rows, nullptr);
@@ -643,8 +642,10 @@ Fold FoldInto(RowFolder *f, Datum id, const CountDelta &delta, bool lock_if_shar
         if (result == TM_Ok) {
             // As an insert: `update` would ask the range table, which this executor state has none
             // of, which columns changed (a hint for the B-tree's bottom-up deletion only).
-            if (update_indexes)
+            if (update_indexes) {
+                if (f->result->ri_IndexRelationDescs == nullptr) ExecOpenIndices(f->result, false);
                 ExecInsertIndexTuples(f->result, folded, f->estate, false, false, nullptr, NIL);
+            }
             ResetPerTupleExprContext(f->estate);
             return Fold::Done;
         }

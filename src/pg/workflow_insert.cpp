@@ -172,10 +172,31 @@ JsonbValue RootValue(Jsonb *document) {
 
 // --- building the jobs (C-style: runs inside PgCall) ---------------------------------------------
 
-void AppendJsonString(StringInfo out, std::string_view text) {
-    char *copy = pnstrdup(text.data(), text.size());
-    escape_json(out, copy);
-    pfree(copy);
+// A job's meta is built as a jsonb value, not written as text for jsonb_in to parse back (a tenth of
+// a small workflow's insert). The strings pushed are not copied: they must outlive the build.
+void PushString(JsonbParseState **meta, JsonbIteratorToken token, std::string_view text) {
+    JsonbValue value;
+    value.type = jbvString;
+    value.val.string.val = const_cast<char *>(text.data());
+    value.val.string.len = (int)text.size();
+    pushJsonbValue(meta, token, &value);
+}
+
+void PushKey(JsonbParseState **meta, std::string_view key) {
+    PushString(meta, WJB_KEY, key);
+}
+
+void PushStringField(JsonbParseState **meta, std::string_view key, std::string_view value) {
+    PushKey(meta, key);
+    PushString(meta, WJB_VALUE, value);
+}
+
+void PushTrueField(JsonbParseState **meta, std::string_view key) {
+    PushKey(meta, key);
+    JsonbValue value;
+    value.type = jbvBool;
+    value.val.boolean = true;
+    pushJsonbValue(meta, WJB_VALUE, &value);
 }
 
 // Random bytes for new workflow ids, drawn from pg_strong_random a pool at a time: one draw per id
@@ -252,26 +273,17 @@ StoredDep Stored(const core::WorkflowSpec &spec, char **ids, int owner, const co
     return {ids[owner], {}, dep.name, !absolute};
 }
 
-void AppendDep(StringInfo out, const StoredDep &dep) {
+// Appends `dep` to meta.deps being built in `meta`, and to `job`'s deps in `built`.
+void AddDep(JsonbParseState **meta, Built *built, const JobDep &job, const StoredDep &dep) {
     if (dep.bare) {
-        AppendJsonString(out, dep.name);
-        return;
+        PushString(meta, WJB_ELEM, dep.name);
+    } else {
+        pushJsonbValue(meta, WJB_BEGIN_ARRAY, nullptr);
+        PushString(meta, WJB_ELEM,
+                   dep.workflow_id != nullptr ? std::string_view(dep.workflow_id) : dep.external_workflow_id);
+        PushString(meta, WJB_ELEM, dep.name);
+        pushJsonbValue(meta, WJB_END_ARRAY, nullptr);
     }
-    appendStringInfoChar(out, '[');
-    if (dep.workflow_id != nullptr)
-        escape_json(out, dep.workflow_id);
-    else
-        AppendJsonString(out, dep.external_workflow_id);
-    appendStringInfoChar(out, ',');
-    AppendJsonString(out, dep.name);
-    appendStringInfoChar(out, ']');
-}
-
-// Appends `dep` to meta.deps being written in `out`, and to `job`'s deps in `built`.
-void AddDep(StringInfo out, bool *first, Built *built, const JobDep &job, const StoredDep &dep) {
-    if (!*first) appendStringInfoChar(out, ',');
-    *first = false;
-    AppendDep(out, dep);
     auto *edge = static_cast<JobDep *>(palloc(sizeof(JobDep)));
     *edge = job;
     edge->dep_workflow_id = dep.workflow_id != nullptr
@@ -292,14 +304,13 @@ bool IsRoot(const core::WorkflowSpec &spec, int workflow, int step) {
 
 // Adds the deps a root job of sub-workflow `workflow` inherits from its entry (and from the
 // entry's own entry, when the entry is itself a root), as [workflow_id, name] pairs.
-void AddInheritedDeps(StringInfo out, bool *first, Built *built, const JobDep &job,
-                      const core::WorkflowSpec &spec, char **ids, int workflow) {
+void AddInheritedDeps(JsonbParseState **meta, Built *built, const JobDep &job, const core::WorkflowSpec &spec,
+                      char **ids, int workflow) {
     const core::RawWorkflow &sub = spec.workflows[workflow];
     if (sub.parent < 0) return;
     for (const core::ResolvedDep &dep : spec.DepsOf(sub.parent, sub.parent_step))
-        AddDep(out, first, built, job, Stored(spec, ids, sub.parent, dep, true));
-    if (IsRoot(spec, sub.parent, sub.parent_step))
-        AddInheritedDeps(out, first, built, job, spec, ids, sub.parent);
+        AddDep(meta, built, job, Stored(spec, ids, sub.parent, dep, true));
+    if (IsRoot(spec, sub.parent, sub.parent_step)) AddInheritedDeps(meta, built, job, spec, ids, sub.parent);
 }
 
 // Workflow-level options every job of the spec carries in its meta.
@@ -322,51 +333,39 @@ void BuildJobs(const core::WorkflowSpec &spec, char **ids, const Options &top, B
             auto *object = static_cast<JsonbContainer *>(const_cast<void *>(step.source));
             JsonbValue value;
 
-            StringInfoData meta;
-            initStringInfo(&meta);
-            appendStringInfoString(&meta, "{\"workflow_id\":");
-            escape_json(&meta, ids[w]);
-            appendStringInfoString(&meta, ",\"name\":");
-            AppendJsonString(&meta, step.name.text);
-            appendStringInfoString(&meta, ",\"deps\":[");
-            bool first = true;
+            JsonbParseState *meta = nullptr;
+            pushJsonbValue(&meta, WJB_BEGIN_OBJECT, nullptr);
+            PushStringField(&meta, "workflow_id", ids[w]);
+            PushStringField(&meta, "name", step.name.text);
+            PushKey(&meta, "deps");
+            pushJsonbValue(&meta, WJB_BEGIN_ARRAY, nullptr);
             JobDep job{
                 CStringGetTextDatum(ids[w]),
                 PointerGetDatum(cstring_to_text_with_len(step.name.text.data(), (int)step.name.text.size())),
                 (Datum)0, (Datum)0};
             for (const core::ResolvedDep &dep : spec.DepsOf((int)w, (int)s))
-                AddDep(&meta, &first, built, job, Stored(spec, ids, (int)w, dep, false));
+                AddDep(&meta, built, job, Stored(spec, ids, (int)w, dep, false));
             if (workflow.parent >= 0 && IsRoot(spec, (int)w, (int)s))
-                AddInheritedDeps(&meta, &first, built, job, spec, ids, (int)w);
-            appendStringInfoChar(&meta, ']');
+                AddInheritedDeps(&meta, built, job, spec, ids, (int)w);
+            pushJsonbValue(&meta, WJB_END_ARRAY, nullptr);
             if (workflow.parent >= 0) {
-                appendStringInfoString(&meta, ",\"sup_workflow_id\":");
-                escape_json(&meta, ids[workflow.parent]);
-                appendStringInfoString(&meta, ",\"sub_name\":");
-                AppendJsonString(&meta,
-                                 spec.workflows[workflow.parent].steps[workflow.parent_step].name.text);
-                if (workflow.name.kind == JsonKind::String) {
-                    appendStringInfoString(&meta, ",\"workflow_name\":");
-                    AppendJsonString(&meta, workflow.name.text);
-                }
+                PushStringField(&meta, "sup_workflow_id", ids[workflow.parent]);
+                PushStringField(&meta, "sub_name",
+                                spec.workflows[workflow.parent].steps[workflow.parent_step].name.text);
+                if (workflow.name.kind == JsonKind::String)
+                    PushStringField(&meta, "workflow_name", workflow.name.text);
             } else {
-                if (top.name != nullptr) {
-                    appendStringInfoString(&meta, ",\"workflow_name\":");
-                    escape_json(&meta, top.name);
-                }
+                if (top.name != nullptr) PushStringField(&meta, "workflow_name", top.name);
                 if (top.parent_id != nullptr) {
-                    appendStringInfoString(&meta, ",\"sup_workflow_id\":");
-                    escape_json(&meta, top.parent_id);
-                    appendStringInfoString(&meta, ",\"sub_name\":");
-                    escape_json(&meta, top.sub_name != nullptr ? top.sub_name : "");
+                    PushStringField(&meta, "sup_workflow_id", top.parent_id);
+                    PushStringField(&meta, "sub_name", top.sub_name != nullptr ? top.sub_name : "");
                 }
             }
-            if (workflow.parent < 0 && top.unique) appendStringInfoString(&meta, ",\"workflow_unique\":true");
-            if (top.ignore_cancelled) appendStringInfoString(&meta, ",\"ignore_cancelled\":true");
-            if (top.ignore_discarded) appendStringInfoString(&meta, ",\"ignore_discarded\":true");
-            if (top.ignore_deleted) appendStringInfoString(&meta, ",\"ignore_deleted\":true");
-            appendStringInfoChar(&meta, '}');
-            Datum ours = DirectFunctionCall1(jsonb_in, CStringGetDatum(meta.data));
+            if (workflow.parent < 0 && top.unique) PushTrueField(&meta, "workflow_unique");
+            if (top.ignore_cancelled) PushTrueField(&meta, "ignore_cancelled");
+            if (top.ignore_discarded) PushTrueField(&meta, "ignore_discarded");
+            if (top.ignore_deleted) PushTrueField(&meta, "ignore_deleted");
+            Datum ours = JsonbPGetDatum(JsonbValueToJsonb(pushJsonbValue(&meta, WJB_END_OBJECT, nullptr)));
             Datum merged = ours;
             if (Lookup(object, "meta", &value) && value.type == jbvBinary)
                 merged = DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(JsonbValueToJsonb(&value)), ours);
