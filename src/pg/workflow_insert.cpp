@@ -423,21 +423,18 @@ Statement insert_jobs{R"sql(
 // their waits and edges itself (WriteWaitsAndEdges) rather than the insert trigger checking each
 // job's deps (which this skips).
 Statement insert_new_jobs{R"sql(
-    WITH inserted AS (
-        INSERT INTO @extschema@.oban_jobs (worker, args, queue, priority, max_attempts, scheduled_at, state, meta, tags)
-        SELECT j.worker, j.args, j.queue, j.priority, j.max_attempts,
-               coalesce(j.scheduled_at::timestamp, timezone('UTC', now())),
-               CASE WHEN jsonb_array_length(j.meta->'deps') > 0 THEN 'suspended'
-                    WHEN j.scheduled_at::timestamp > timezone('UTC', now()) THEN 'scheduled'
-                    ELSE 'available' END::@extschema@.oban_job_state,
-               j.meta,
-               CASE WHEN j.tags IS NULL THEN '{}' ELSE ARRAY(SELECT jsonb_array_elements_text(j.tags)) END
-        FROM unnest($1::text[], $2::jsonb[], $3::text[], $4::int[], $5::int[], $6::text[], $7::jsonb[], $8::jsonb[])
-             WITH ORDINALITY AS j(worker, args, queue, priority, max_attempts, scheduled_at, meta, tags, position)
-        ORDER BY j.position
-        RETURNING id, meta->>'workflow_id' AS workflow_id, meta->>'name' AS name, state
-    )
-    SELECT id, workflow_id, name, state, false FROM inserted ORDER BY id)sql",
+    INSERT INTO @extschema@.oban_jobs (worker, args, queue, priority, max_attempts, scheduled_at, state, meta, tags)
+    SELECT j.worker, j.args, j.queue, j.priority, j.max_attempts,
+           coalesce(j.scheduled_at::timestamp, timezone('UTC', now())),
+           CASE WHEN jsonb_array_length(j.meta->'deps') > 0 THEN 'suspended'
+                WHEN j.scheduled_at::timestamp > timezone('UTC', now()) THEN 'scheduled'
+                ELSE 'available' END::@extschema@.oban_job_state,
+           j.meta,
+           CASE WHEN j.tags IS NULL THEN '{}' ELSE ARRAY(SELECT jsonb_array_elements_text(j.tags)) END
+    FROM unnest($1::text[], $2::jsonb[], $3::text[], $4::int[], $5::int[], $6::text[], $7::jsonb[], $8::jsonb[])
+         WITH ORDINALITY AS j(worker, args, queue, priority, max_attempts, scheduled_at, meta, tags, position)
+    ORDER BY j.position
+    RETURNING id, meta->>'workflow_id', meta->>'name', state, false)sql",
                           8,
                           {TEXTARRAYOID, JSONBARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID,
                            TEXTARRAYOID, JSONBARRAYOID, JSONBARRAYOID}};
