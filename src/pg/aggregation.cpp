@@ -385,19 +385,20 @@ void ForEachRowWithKey(Relation relation, Oid index, AttrNumber column, Datum va
 // an update in progress to the row's new version (as SELECT ... FOR KEY SHARE does): a fold, or a
 // prune marking the row (prune_retry), may be updating it, and a lock left on the old version
 // alone would let a later prune lock the new one and delete the row under this insert's job.
-bool HoldWorkflowRow(WorkflowRows *t, Snapshot snapshot, Datum id) {
+bool HoldWorkflowRow(WorkflowRows *t, Snapshot snapshot, Datum id, LockTupleMode mode = LockTupleKeyShare) {
     bool found = false;
     ItemPointerData tid;
     ForEachRowWithKey(t->rows, t->key, t->id, id, snapshot, [&found, &tid](HeapTuple row) {
         if (!found) tid = row->t_self;
         found = true;
     });
+    // KEY SHARE conflicts with no update of a fold (a non-key update), so it is taken on a version
+    // being updated as well; a stronger lock waits for the update and takes the new version.
+    int flags = TUPLE_LOCK_FLAG_FIND_LAST_VERSION |
+                (mode == LockTupleKeyShare ? TUPLE_LOCK_FLAG_LOCK_UPDATE_IN_PROGRESS : 0);
     TM_FailureData failure;
-    bool held =
-        found && table_tuple_lock(t->rows, &tid, snapshot, t->slot, GetCurrentCommandId(false),
-                                  LockTupleKeyShare, LockWaitBlock,
-                                  TUPLE_LOCK_FLAG_FIND_LAST_VERSION | TUPLE_LOCK_FLAG_LOCK_UPDATE_IN_PROGRESS,
-                                  &failure) == TM_Ok;
+    bool held = found && table_tuple_lock(t->rows, &tid, snapshot, t->slot, GetCurrentCommandId(false), mode,
+                                          LockWaitBlock, flags, &failure) == TM_Ok;
     return held;
 }
 
@@ -575,13 +576,27 @@ void CloseRowFolder(RowFolder *f) {
 
 enum class Fold { Done, Held, Missing };
 
+// Whether a fold in place may leave workflow `id` (its row deformed in the folder's `folded` slot)
+// counting no unfinished job of its own, rather than leave the delta to the journal: only a
+// workflow that is no sub-workflow (whose finish may finish its parent's tree, which the flush
+// works out) and that no job waits on as a whole (AnyJobWaitsOnWhole: an insert still running
+// counts). Only the flush releases those jobs, and it hears of a finish only from the journal. An
+// insert that adds such a job after this look locks the row FOR SHARE before it reads the tree's
+// state (LockWorkflowRowShared), which waits for this fold's transaction, so it sees the finish;
+// had it locked the row first, this fold would find the row held and journal.
+bool MayFinishInPlace(RowFolder *f, Datum id) {
+    if (!f->folded->tts_isnull[f->shape->parent_id - 1]) return false;
+    FinishedWorkflow workflow{id, (Datum)0};
+    return !AnyJobWaitsOnWhole(RelationGetNamespace(f->rows), list_make1(&workflow), true);
+}
+
 // Adds `delta` to the latest version of workflow `id`'s row without waiting for a transaction that
 // holds it: Held then (a statement then journals its delta; the flush puts it back in the journal).
 // `lock_if_shared`: a row that other transactions only hold FOR KEY SHARE (inserts adding jobs to
 // the workflow) is locked and folded, at the cost of a lock record; otherwise it is Held too.
 // `unless_finishing`: a delta after which the row counts no unfinished job of the workflow's own
-// is not folded either (Held): the workflow may finish with it (the row may lack deltas still in
-// the journal), and the flush, folding it from the journal, hears of the finish.
+// (the workflow may finish with it) is not folded either (Held) unless MayFinishInPlace: the flush,
+// folding it from the journal, hears of the finish.
 Fold FoldInto(RowFolder *f, Datum id, const CountDelta &delta, bool lock_if_shared, bool *finished,
               bool unless_finishing = false) {
     const RowsShape &shape = *f->shape;
@@ -620,7 +635,7 @@ Fold FoldInto(RowFolder *f, Datum id, const CountDelta &delta, bool lock_if_shar
             return Fold::Missing;
         }
         *finished = AddDelta(shape, folded->tts_values, folded->tts_isnull, delta);
-        if (unless_finishing && JobsIn(folded->tts_values, shape, false) <= 0) {
+        if (unless_finishing && JobsIn(folded->tts_values, shape, false) <= 0 && !MayFinishInPlace(f, id)) {
             if (!first) UnregisterSnapshot(snapshot);
             return Fold::Held;
         }
@@ -1100,6 +1115,15 @@ void AppendFinishedSteps(Datum workflow_id, Datum names, Datum states, ArrayBuil
 }
 
 }  // namespace
+
+void LockWorkflowRowShared(Oid schema, Datum workflow_id) {
+    WorkflowRows t{};
+    OpenWorkflowRows(&t, schema);
+    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+    (void)HoldWorkflowRow(&t, snapshot, workflow_id, LockTupleShare);
+    UnregisterSnapshot(snapshot);
+    CloseWorkflowRows(&t);
+}
 
 // Up to `limit` rows, through the journal's primary key (so a workflow's rows come together), each
 // deleted as it is read: only a flush deletes journal rows (and the TRUNCATE trigger and the prune

@@ -62,6 +62,11 @@ void FoldBatch(Oid schema, const JournalBatch &batch, List **finished);
 // read those tables.
 const char *TreeState(Oid schema, Datum workflow_id, Snapshot snapshot);
 
+// Locks the row of workflow `workflow_id` (text) FOR SHARE until the transaction ends, waiting for a
+// transaction updating it (a fold in place that may finish the workflow: FoldInto), so that what
+// is read of the workflow next is what that transaction left. Nothing for a workflow with no row.
+void LockWorkflowRowShared(Oid schema, Datum workflow_id);
+
 // A step that finished: its workflow id, name ("*" for a whole workflow) and final state (texts),
 // as a journal row records it.
 struct StepOutcome {

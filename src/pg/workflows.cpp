@@ -1750,17 +1750,28 @@ List *RecheckWholeDeps(Oid schema, List *jobs, List *finished) {
         EqualityKey(&key, edges, edge_job, F_INT8EQ, Int64GetDatum(job->job_id));
         SysScanDesc scan = systable_beginscan(edges, edges_by_job, OidIsValid(edges_by_job), latest, 1, &key);
         HeapTuple edge;
+        List *waited = NIL;
         while (HeapTupleIsValid(edge = systable_getnext(scan))) {
             bool is_null = false;
             Datum name = heap_getattr(edge, edge_name, RelationGetDescr(edges), &is_null);
             if (is_null || CompareTexts(name, whole) != 0) continue;
-            Datum workflow =
-                datumCopy(heap_getattr(edge, edge_workflow, RelationGetDescr(edges), &is_null), false, -1);
-            const char *state = TreeState(schema, workflow, latest);
+            waited = lappend(waited, DatumGetPointer(datumCopy(
+                                         heap_getattr(edge, edge_workflow, RelationGetDescr(edges), &is_null),
+                                         false, -1)));
+        }
+        systable_endscan(scan);
+        ListCell *waited_cell;
+        foreach (waited_cell, waited) {
+            Datum workflow = PointerGetDatum(lfirst(waited_cell));
+            // An ack may be finishing the workflow in place (MayFinishInPlace, which saw no waiter
+            // before this edge): its fold is waited for, and read under a snapshot taken after.
+            LockWorkflowRowShared(schema, workflow);
+            Snapshot after_lock = RegisterSnapshot(GetLatestSnapshot());
+            const char *state = TreeState(schema, workflow, after_lock);
+            UnregisterSnapshot(after_lock);
             if (IsFinishedState(state))
                 finished = lappend(finished, NewStepOutcome(workflow, whole, CStringGetTextDatum(state)));
         }
-        systable_endscan(scan);
     }
     UnregisterSnapshot(latest);
     table_close(edges, AccessShareLock);

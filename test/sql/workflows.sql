@@ -532,10 +532,11 @@ ROLLBACK;
 
 -- An ack folds its counts into the workflow's row in place, leaving no journal row, when nothing
 -- needs to hear of it from the journal: every dependent of its completed steps released by the ack
--- itself (or none), and the workflow not finishing with it. Otherwise it journals: a dependent the
--- ack leaves waiting (another dep of it still running; or more deps left than the ack counts down,
--- kAckReleaseDeps), a step that ended other than completed, or the workflow's last jobs. Each
--- ack's journal rows are listed (by step) before the flush; the counts stay exact throughout.
+-- itself (or none), and no job waiting on the workflow as a whole if it finishes with it.
+-- Otherwise it journals: a dependent the ack leaves waiting (another dep of it still running; or
+-- more deps left than the ack counts down, kAckReleaseDeps), a step that ended other than
+-- completed, or the last jobs of a workflow that a job waits on as a whole, or of a sub-workflow.
+-- Each ack's journal rows are listed (by step) before the flush; the counts stay exact throughout.
 SELECT count(*) FROM oban_insert_workflow(jsonb_build_object('workflow_id', 'in-place', 'jobs',
     jsonb_build_array(jsonb_build_object('name', 'a', 'worker', 'W'),
                       jsonb_build_object('name', 'x', 'worker', 'W'),
@@ -573,8 +574,19 @@ FROM generate_series(2, 10) AS n, ack_journal('in-place', 'f' || n) AS a;
 SELECT * FROM steps('in-place') WHERE name IN ('c', 'e', 'join');
 SELECT * FROM ack_journal('in-place', 'c');  -- e released: in place
 SELECT * FROM ack_journal('in-place', 'join');  -- no dependent: in place
-SELECT * FROM ack_journal('in-place', 'e');  -- the workflow's last job: journalled
+SELECT * FROM ack_journal('in-place', 'e');  -- the workflow's last job, none waiting on it: in place
 SELECT state, counts_exact('in-place') AS exact FROM oban_workflows WHERE id = 'in-place';
+-- A job waits on "waited-on" as a whole: the ack of its last job journals, and the flush releases
+-- the job. A sub-workflow's last job journals (its finish may finish its parent's tree).
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "waited-on", "jobs": [{"name": "a", "worker": "W"}]}');
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "waiter", "jobs": [
+    {"name": "w", "worker": "W", "deps": [["waited-on", "*"]]}]}');
+SELECT * FROM ack_journal('waited-on', 'a');
+SELECT * FROM steps('waiter');
+SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "has-sub", "jobs": [
+    {"name": "p", "worker": "W"}, {"name": "s", "workflow": {"workflow_id": "the-sub", "jobs": [{"name": "a", "worker": "W"}]}}]}');
+SELECT * FROM ack_journal('the-sub', 'a');
+SELECT id, state, counts_exact(id) AS exact FROM oban_workflows WHERE id IN ('has-sub', 'the-sub') ORDER BY id;
 -- Under REPEATABLE READ the ack journals (the fold reads the row's latest version, which the
 -- transaction's snapshot may not show).
 SELECT count(*) FROM oban_insert_workflow('{"workflow_id": "in-place-rr", "jobs": [
