@@ -290,10 +290,10 @@ bool LooksFinished(const Datum *values, const RowsShape &shape) {
     return JobsIn(values, shape, false) == 0 && JobsIn(values, shape, true) > 0;
 }
 
-// A row's `values` and `nulls` with `delta` added, as the flush's fold has
-// always changed it: counts summed, the earliest start kept, completed_at set when the last
-// unfinished job finishes (cleared when one comes back), and repair's clock (updated_at) NULL while
-// no job waits, moved on at most once a second, so that most folds change no indexed column.
+// A row's `values` and `nulls` with `delta` added, as the flush's fold has always changed it:
+// counts summed, the earliest start kept, completed_at set when the last unfinished job finishes
+// (cleared when one comes back), and repair's clock (updated_at) NULL while no job waits, moved on
+// at most once a second, so that most folds change no indexed column.
 // Whether the workflow's own jobs all finished with this delta: the row says so now (LooksFinished)
 // and did not before. Not "its unfinished count fell to zero": a batch may hold a new workflow's
 // insert as well as its last ack, adding up to no change (0.6.0 missed those).
