@@ -810,8 +810,8 @@ struct InPlace {
 // journal, and the row is free: whether it did. Nothing does when the delta moves jobs between
 // unfinished states only (a fetch, an error to retryable, a release, a park: no job finished, came
 // or went), or when it completes steps (an ack) that `settled` (the statement released all their
-// dependents itself, or they have none) and the workflow's own jobs do not all finish with it (the
-// flush hears of that from the journal, for the jobs that wait on the workflow as a whole). A
+// dependents itself, or they have none), unless the workflow's own jobs all finish with it and it
+// may not finish in place (MayFinishInPlace: the flush hears of such a finish from the journal). A
 // statement fetching or completing jobs then leaves no journal row for the flush to fold. Only in
 // READ COMMITTED: the row's latest version, which the fold reads, is what the transaction's next
 // statement sees anyway, whereas under a transaction snapshot the transaction would see, through

@@ -1722,16 +1722,12 @@ JobState FirstStateUnder(Relation jobs, Relation index, ScanKey keys, Snapshot s
     return state;
 }
 
-}  // namespace
-
-namespace {
-
 // The whole workflows the jobs of `jobs` (DepToRecheck *) wait on (their edges named "*", read
 // under the latest snapshot: the statement's own are seen) that have finished by now, appended to
-// `finished` as finished steps ("*" and the derived state). No transaction is waited for: one finishing a
-// workflow journals it (its last jobs are never folded in place), and the flush that then looks for
-// jobs waiting on the workflow as a whole sees these edges, committed or not (AnyJobWaitsOnWhole,
-// ConsumeEdges).
+// `finished` as finished steps ("*" and the derived state). A transaction that journals a
+// workflow's finish is not waited for: the flush that then looks for jobs waiting on the workflow as
+// a whole sees these edges, committed or not (AnyJobWaitsOnWhole, ConsumeEdges). One that finishes
+// it in place (MayFinishInPlace) is: its fold holds the workflow's row, which is locked first.
 List *RecheckWholeDeps(Oid schema, List *jobs, List *finished) {
     Relation edges =
         OpenExtensionTableIfPermitted(schema, "oban_workflow_edges", AccessShareLock, ACL_SELECT);
@@ -1763,8 +1759,8 @@ List *RecheckWholeDeps(Oid schema, List *jobs, List *finished) {
         ListCell *waited_cell;
         foreach (waited_cell, waited) {
             Datum workflow = PointerGetDatum(lfirst(waited_cell));
-            // An ack may be finishing the workflow in place (MayFinishInPlace, which saw no waiter
-            // before this edge): its fold is waited for, and read under a snapshot taken after.
+            // An ack may be finishing the workflow in place, having seen no waiter before this
+            // edge: its fold is waited for, and the tree read under a snapshot taken after.
             LockWorkflowRowShared(schema, workflow);
             Snapshot after_lock = RegisterSnapshot(GetLatestSnapshot());
             const char *state = TreeState(schema, workflow, after_lock);
