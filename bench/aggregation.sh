@@ -12,11 +12,10 @@
 # background worker's folds, vacuums and checkpoints included; not pgbench's): with
 # synchronous_commit on, jobs/s is bound by WAL flushes, and this column shows what the work cost.
 # It is as noisy as jobs/s from run to run (a checkpoint lands in one run's CPU): compare medians.
-# With BREAKDOWN=1, three more contenders split what `many` costs over `plain` (a diagnosis: they
-# change the extension's objects in agg_ext for the length of their run, and put them back):
+# With BREAKDOWN=1, two more contenders split what `many` costs over `plain` (a diagnosis: the
+# second changes the extension's objects in agg_ext for the length of its run, and puts them back):
 #   ext-plain     the extension's table, jobs without workflow meta
-#   many-noindex  many, with oban_jobs_workflow_index dropped
-#   many-notrack  many-noindex, with the workflow triggers disabled too (no deltas, journal or fold)
+#   many-notrack  many, with the workflow triggers disabled (no deltas, steps, journal or fold)
 # then oban_workflow_status server-side time (EXPLAIN ANALYZE, median of STATUS_RUNS) for a workflow
 # of 100 jobs and one of BIG_JOBS jobs with 20 sub-workflows.
 # Knobs: ROUNDS (3), DURATION (8 s), SYNC ("on off"), BIG_JOBS (1000000), STATUS_RUNS (50),
@@ -33,7 +32,7 @@ STATUS_RUNS=${STATUS_RUNS:-50}
 SEED=${SEED:-10000}
 BREAKDOWN=${BREAKDOWN:-0}
 CONTENDERS="plain one many naive-one naive-many"
-[ "$BREAKDOWN" = 1 ] && CONTENDERS="$CONTENDERS ext-plain many-noindex many-notrack"
+[ "$BREAKDOWN" = 1 ] && CONTENDERS="$CONTENDERS ext-plain many-notrack"
 [ "${STATUS_ONLY:-0}" = 1 ] && SYNC=""
 
 ensure_packages
@@ -59,14 +58,9 @@ chmod -R a+rX "$WORK"
 
 # The workflow triggers that many-notrack disables (src/pg/aggregation.cpp, update_trigger.cpp).
 TRACKING_TRIGGERS="oban_jobs_workflow_insert oban_jobs_state_changed oban_jobs_workflow_delete oban_jobs_workflow_journal"
-WORKFLOW_INDEX_DEF=$(q agg_ext "SELECT pg_get_indexdef('oban_jobs_workflow_index'::regclass)")
 # run_without CONTENDER DISABLE|ENABLE: takes away (or puts back) what the breakdown contender runs without.
 run_without() {
     local trigger
-    case $1 in
-    many-noindex | many-notrack)
-        if [ "$2" = DISABLE ]; then q agg_ext "DROP INDEX oban_jobs_workflow_index" >/dev/null; else q agg_ext "$WORKFLOW_INDEX_DEF" >/dev/null; fi ;;
-    esac
     if [ "$1" = many-notrack ]; then
         for trigger in $TRACKING_TRIGGERS; do q agg_ext "ALTER TABLE oban_jobs $2 TRIGGER $trigger" >/dev/null; done
     fi
@@ -110,7 +104,7 @@ for sync in $SYNC; do
             case $contender in
             plain) args="agg_plain plain_produce.sql" ;;
             one) args="agg_ext produce_one_workflow.sql" ;;
-            many | many-noindex | many-notrack) args="agg_ext produce_many_workflows.sql" ;;
+            many | many-notrack) args="agg_ext produce_many_workflows.sql" ;;
             naive-one) args="agg_naive produce_one_workflow.sql" ;;
             naive-many) args="agg_naive produce_many_workflows.sql" ;;
             ext-plain) args="agg_ext plain_produce.sql" ;;

@@ -27,10 +27,21 @@ ALTER TABLE @extschema@.oban_workflow_rows ADD COLUMN prune_retry boolean NOT NU
 CREATE INDEX oban_workflow_rows_prune_retry_index ON @extschema@.oban_workflow_rows (id)
     WHERE prune_retry;
 
--- oban_jobs_workflow_index gets `state` as a third key (why: the install script). Rebuilt when it is
--- the index 0.6.0 made (the two keys and the predicate, exactly); any other index of that name, one
--- an adopted table came with, is kept as it is. The build keeps writers to oban_jobs out (readers go
--- on) until the update commits.
+-- A workflow's jobs by workflow id and step name move from oban_jobs_workflow_index to
+-- oban_workflow_steps (why: the install script), filled from the jobs there are. The index goes when
+-- it is the one 0.6.0 made (the two keys and the predicate, exactly); any other index of that name,
+-- one an adopted table came with, is kept as it is.
+CREATE TABLE @extschema@.oban_workflow_steps (
+    workflow_id text NOT NULL,
+    name text,
+    job_id bigint NOT NULL
+);
+CREATE INDEX oban_workflow_steps_name_index
+    ON @extschema@.oban_workflow_steps (workflow_id, name, job_id);
+INSERT INTO @extschema@.oban_workflow_steps (workflow_id, name, job_id)
+SELECT meta->>'workflow_id', meta->>'name', id FROM @extschema@.oban_jobs WHERE meta ? 'workflow_id';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.oban_workflow_steps', '');
+
 DO $workflow_index$
 DECLARE
     made_by_0_6_0 boolean;
@@ -45,12 +56,30 @@ BEGIN
       AND i.indrelid = '@extschema@.oban_jobs'::pg_catalog.regclass;
     IF made_by_0_6_0 THEN
         DROP INDEX @extschema@.oban_jobs_workflow_index;
-        CREATE INDEX oban_jobs_workflow_index
-            ON @extschema@.oban_jobs ((meta->>'workflow_id'), (meta->>'name'), state)
-            WHERE meta ? 'workflow_id';
     END IF;
 END
 $workflow_index$;
+
+-- oban_cancel_workflow finds the workflows' jobs through oban_workflow_steps.
+CREATE OR REPLACE FUNCTION @extschema@.oban_cancel_workflow(workflow_id text)
+RETURNS integer
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH RECURSIVE tree AS (
+        SELECT workflow_id AS id
+        UNION
+        SELECT w.id FROM @extschema@.oban_workflow_rows AS w JOIN tree ON w.parent_id = tree.id
+    ), cancelled AS (
+        UPDATE @extschema@.oban_jobs AS j
+        SET state = 'cancelled', cancelled_at = timezone('UTC', now())
+        FROM tree JOIN @extschema@.oban_workflow_steps AS s ON s.workflow_id = tree.id
+        WHERE j.id = s.job_id
+          AND j.state IN ('available', 'scheduled', 'suspended', 'executing', 'retryable')
+        RETURNING j.id
+    )
+    SELECT count(*)::integer FROM cancelled
+$$;
 
 -- The journal kept small (why: the install script): unchanged counts and no finished steps are NULL,
 -- and the primary key, by workflow first, is its one index. Rows written by 0.6.0 (zeros, empty
@@ -108,9 +137,10 @@ BEGIN
         FROM @extschema@.oban_workflow_rows AS w JOIN tree ON w.parent_id = tree.id
         WHERE tree.depth < 16
     ), nodes AS (
-        SELECT j.id, j.meta->>'workflow_id' AS wf, j.meta->>'name' AS name, j.state::text AS state, j.meta->'deps' AS deps
-        FROM (SELECT DISTINCT tree.id FROM tree) AS tree JOIN @extschema@.oban_jobs AS j
-          ON j.meta ? 'workflow_id' AND j.meta->>'workflow_id' = tree.id
+        SELECT j.id, s.workflow_id AS wf, s.name, j.state::text AS state, j.meta->'deps' AS deps
+        FROM (SELECT DISTINCT tree.id FROM tree) AS tree
+        JOIN @extschema@.oban_workflow_steps AS s ON s.workflow_id = tree.id
+        JOIN @extschema@.oban_jobs AS j ON j.id = s.job_id
     ), edges AS (
         SELECT DISTINCT source.id AS source_id, n.id AS target_id
         FROM nodes AS n

@@ -401,23 +401,26 @@ CREATE TRIGGER oban_jobs_available_moved
 -- committed work at any moment.
 -------------------------------------------------------------------------------------------------------
 
--- A workflow's jobs by workflow id and step name, for Oban Web and the extension's own look-ups
--- (which use those two keys). `state` is a third key so that a job's state change, which is never a
--- HOT update (`state` is in Oban's fetch index), gives the new row version an entry under a new key:
--- with two keys the entry's key was unchanged, and B-tree's bottom-up deletion, run whenever such an
--- entry finds its leaf page full, checked the heap for dead versions at a cost of about 7% of the
--- CPU of a workload of many workflows (bench/RESULTS.md, session 17). The old entries are left to
--- VACUUM instead, and the index is bigger between vacuums. (On an adopted table an index of the
--- same name is kept as it is, as for oban-py's indexes.)
-DO $workflow_index$
-BEGIN
-    IF pg_catalog.to_regclass('@extschema@.oban_jobs_workflow_index') IS NULL THEN
-        CREATE INDEX oban_jobs_workflow_index
-            ON @extschema@.oban_jobs ((meta->>'workflow_id'), (meta->>'name'), state)
-            WHERE meta ? 'workflow_id';
-    END IF;
-END
-$workflow_index$;
+-- A workflow's jobs by workflow id and step name (0.6.1): the extension's look-ups of a step's job
+-- (deps at insert, the release, repair, signals), the status, cancel, graph and prune. One row per
+-- workflow job, written by the statement that inserts the job and deleted with it
+-- (src/pg/steps.cpp). A job's workflow id and name never change (oban_jobs_workflow_fixed), so
+-- nothing here is written when a job changes state, whereas an index on oban_jobs keyed by them
+-- took an entry for every state change, none of which is a HOT update (`state` is in Oban's fetch
+-- index): two more B-tree inserts for the fetch and the ack of every workflow job, about 10% of a
+-- fan-in's acks (bench/RESULTS.md, session 26). `name` is NULL for a workflow job without one.
+-- Clients that query oban_jobs by meta->>'workflow_id' themselves (Oban Web) may add their own
+-- index on it; an adopted table keeps the one it came with.
+CREATE TABLE @extschema@.oban_workflow_steps (
+    workflow_id text NOT NULL,
+    name text,
+    job_id bigint NOT NULL
+);
+CREATE INDEX oban_workflow_steps_name_index
+    ON @extschema@.oban_workflow_steps (workflow_id, name, job_id);
+-- The workflow jobs an adopted table already holds.
+INSERT INTO @extschema@.oban_workflow_steps (workflow_id, name, job_id)
+SELECT meta->>'workflow_id', meta->>'name', id FROM @extschema@.oban_jobs WHERE meta ? 'workflow_id';
 
 CREATE TABLE @extschema@.oban_workflow_rows (
     id text PRIMARY KEY,
@@ -513,6 +516,7 @@ SELECT pg_catalog.pg_extension_config_dump(
     pg_catalog.pg_get_serial_sequence('@extschema@.oban_workflow_journal', 'id')::pg_catalog.regclass, '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.oban_workflow_waits', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.oban_workflow_edges', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.oban_workflow_steps', '');
 
 -- The derived state of SPEC §4 from counts and options.
 CREATE FUNCTION @extschema@.oban_workflow_state(
@@ -691,8 +695,8 @@ AS $$
     ), cancelled AS (
         UPDATE @extschema@.oban_jobs AS j
         SET state = 'cancelled', cancelled_at = timezone('UTC', now())
-        FROM tree
-        WHERE j.meta ? 'workflow_id' AND j.meta->>'workflow_id' = tree.id
+        FROM tree JOIN @extschema@.oban_workflow_steps AS s ON s.workflow_id = tree.id
+        WHERE j.id = s.job_id
           AND j.state IN ('available', 'scheduled', 'suspended', 'executing', 'retryable')
         RETURNING j.id
     )
@@ -733,9 +737,10 @@ BEGIN
         FROM @extschema@.oban_workflow_rows AS w JOIN tree ON w.parent_id = tree.id
         WHERE tree.depth < 16
     ), nodes AS (
-        SELECT j.id, j.meta->>'workflow_id' AS wf, j.meta->>'name' AS name, j.state::text AS state, j.meta->'deps' AS deps
-        FROM (SELECT DISTINCT tree.id FROM tree) AS tree JOIN @extschema@.oban_jobs AS j
-          ON j.meta ? 'workflow_id' AND j.meta->>'workflow_id' = tree.id
+        SELECT j.id, s.workflow_id AS wf, s.name, j.state::text AS state, j.meta->'deps' AS deps
+        FROM (SELECT DISTINCT tree.id FROM tree) AS tree
+        JOIN @extschema@.oban_workflow_steps AS s ON s.workflow_id = tree.id
+        JOIN @extschema@.oban_jobs AS j ON j.id = s.job_id
     ), edges AS (
         SELECT DISTINCT source.id AS source_id, n.id AS target_id
         FROM nodes AS n

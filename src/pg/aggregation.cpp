@@ -20,6 +20,7 @@
 #include "pg/restore.hpp"
 #include "pg/sql.hpp"
 #include "pg/states.hpp"
+#include "pg/steps.hpp"
 #include "pg/worker.hpp"
 #include "pg/workflows.hpp"
 
@@ -862,6 +863,7 @@ bool deferring_to_ack = false;
 // Appends the journal rows of every delta recorded by the current subtransaction for `schema`,
 // after releasing the dependents that the completed steps leave with nothing to wait for.
 void WriteJournal(Oid schema) {
+    WriteStepChanges(schema);  // first: the look-ups below find the statement's own jobs
     SubTransactionId subid = GetCurrentSubTransactionId();
     ArrayBuildState *completed_ids = initArrayResult(TEXTOID, CurrentMemoryContext, false);
     ArrayBuildState *completed_names = initArrayResult(TEXTOID, CurrentMemoryContext, false);
@@ -1017,6 +1019,7 @@ void OnTransactionEvent(XactEvent event, void *) {
             journal_written = false;
             flush_soon = false;
             AtTransactionEndDeps();
+            ForgetStepChanges();
             deferring_to_ack = false;        // in case a query cancel left the release
             workflow_deps_prepared = false;  // in case the insert that set it failed
             break;
@@ -1031,6 +1034,7 @@ void OnSubtransactionEvent(SubXactEvent event, SubTransactionId subid, SubTransa
     if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB) return;
     if (event == SUBXACT_EVENT_ABORT_SUB) workflow_deps_prepared = deferring_to_ack = false;
     AtSubtransactionEndDeps(event == SUBXACT_EVENT_COMMIT_SUB, subid, parent);
+    AtSubtransactionEndSteps(event == SUBXACT_EVENT_COMMIT_SUB, subid, parent);
     ListCell *cell;
     foreach (cell, deleted_waits) {
         auto *wait = static_cast<DeletedWait *>(lfirst(cell));
@@ -1319,6 +1323,12 @@ void TrackWorkflowRow(TriggerData *trigger) {
         delta->ignore_discarded = MetaTrue(meta, "ignore_discarded");
         delta->ignore_deleted = MetaTrue(meta, "ignore_deleted");
     }
+    if (old_row == nullptr || new_row == nullptr) {
+        Datum job_id = Column(row, descriptor, columns.id, &is_null);
+        if (!is_null)
+            RecordStepChange(schema, workflow_id, MetaText(meta, "name", CurrentMemoryContext),
+                             DatumGetInt64(job_id), old_row == nullptr);
+    }
     if (new_row == nullptr && old_state == kSuspended) {
         auto *wait = static_cast<DeletedWait *>(palloc(sizeof(DeletedWait)));
         wait->subid = subid;
@@ -1362,7 +1372,8 @@ OBAN_FUNCTION(oban_jobs_workflow_journal) {
 Statement forget_everything{R"sql(
     WITH journal AS (DELETE FROM @extschema@.oban_workflow_journal),
          waits AS (DELETE FROM @extschema@.oban_workflow_waits),
-         edges AS (DELETE FROM @extschema@.oban_workflow_edges)
+         edges AS (DELETE FROM @extschema@.oban_workflow_edges),
+         steps AS (DELETE FROM @extschema@.oban_workflow_steps)
     DELETE FROM @extschema@.oban_workflow_rows)sql",
                             0,
                             {}};
@@ -1377,6 +1388,7 @@ OBAN_FUNCTION(oban_jobs_workflow_truncate) {
     if (deltas != nullptr) hash_destroy(deltas);
     deltas = nullptr;
     deleted_waits = NIL;
+    ForgetStepChanges();
     BeginSql(schema);
     Execute(&forget_everything, schema, nullptr, nullptr);
     EndSql();

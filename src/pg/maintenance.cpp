@@ -121,8 +121,7 @@ Statement prune_workflows{R"sql(
     WITH gone AS (
         DELETE FROM @extschema@.oban_workflow_rows AS w
         WHERE w.id = ANY($1)
-          AND NOT EXISTS (SELECT FROM @extschema@.oban_jobs AS j
-                          WHERE j.meta ? 'workflow_id' AND j.meta->>'workflow_id' = w.id)
+          AND NOT EXISTS (SELECT FROM @extschema@.oban_workflow_steps AS s WHERE s.workflow_id = w.id)
           AND NOT EXISTS (SELECT FROM @extschema@.oban_workflow_rows AS child WHERE child.parent_id = w.id)
         RETURNING w.id, w.parent_id
     ), kept AS (  -- locked, so no insert holds them: a mark of a passed-over row has done its part

@@ -173,9 +173,10 @@ Statement unpark_jobs{R"sql(
                       true};
 
 Statement workflow_steps{R"sql(
-    SELECT id FROM @extschema@.oban_jobs
-    WHERE meta ? 'workflow_id' AND meta->>'workflow_id' = $1 AND meta->>'name' = $2
-      AND state::text IN ('available', 'scheduled', 'suspended', 'executing', 'retryable'))sql",
+    SELECT j.id FROM @extschema@.oban_workflow_steps AS s
+    JOIN @extschema@.oban_jobs AS j ON j.id = s.job_id
+    WHERE s.workflow_id = $1 AND s.name = $2
+      AND j.state::text IN ('available', 'scheduled', 'suspended', 'executing', 'retryable'))sql",
                          2,
                          {TEXTOID, TEXTOID},
                          true};

@@ -530,8 +530,7 @@ Statement workflow_options{R"sql(
 
 // The names a bare dep of an appended job may use: the workflow's steps and sub-workflows.
 Statement existing_steps{R"sql(
-    SELECT meta->>'name' FROM @extschema@.oban_jobs
-    WHERE meta ? 'workflow_id' AND meta->>'workflow_id' = $1 AND meta ? 'name'
+    SELECT name FROM @extschema@.oban_workflow_steps WHERE workflow_id = $1 AND name IS NOT NULL
     UNION
     SELECT sub_name FROM @extschema@.oban_workflow_rows WHERE parent_id = $1 AND sub_name IS NOT NULL)sql",
                          1,

@@ -21,6 +21,7 @@
 #include "pg/restore.hpp"
 #include "pg/sql.hpp"
 #include "pg/states.hpp"
+#include "pg/steps.hpp"
 #include "pg/workflows.hpp"
 
 extern "C" {
@@ -31,11 +32,9 @@ extern "C" {
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
-#include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/tuptable.h"
-#include "nodes/primnodes.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -85,9 +84,9 @@ Statement dep_outcomes{R"sql(
         LEFT JOIN LATERAL (
             SELECT w.id FROM @extschema@.oban_workflow_rows AS w
             WHERE named.bare AND w.parent_id = named.wf AND w.sub_name = named.name
-              AND NOT EXISTS (SELECT 1 FROM @extschema@.oban_jobs AS j
-                              WHERE j.meta ? 'workflow_id' AND j.meta->>'workflow_id' = named.wf
-                                AND j.meta->>'name' = named.name)
+              AND NOT EXISTS (SELECT 1 FROM @extschema@.oban_workflow_steps AS s
+                              JOIN @extschema@.oban_jobs AS j ON j.id = s.job_id
+                              WHERE s.workflow_id = named.wf AND s.name = named.name)
             LIMIT 1
         ) AS sub ON true
     )
@@ -99,9 +98,9 @@ Statement dep_outcomes{R"sql(
                     FROM @extschema@.oban_workflow_tree_counts(t.wf) AS c,
                          @extschema@.oban_workflow_rows AS w
                     WHERE w.id = t.wf)
-                ELSE (SELECT j.state::text FROM @extschema@.oban_jobs AS j
-                      WHERE j.meta ? 'workflow_id' AND j.meta->>'workflow_id' = t.wf
-                        AND j.meta->>'name' = t.name
+                ELSE (SELECT j.state::text FROM @extschema@.oban_workflow_steps AS s
+                      JOIN @extschema@.oban_jobs AS j ON j.id = s.job_id
+                      WHERE s.workflow_id = t.wf AND s.name = t.name
                       ORDER BY j.id LIMIT 1)
            END
     FROM targets AS t)sql",
@@ -366,9 +365,9 @@ namespace {
 
 // Of each (workflow id, name) in $1/$2, in order: whether its jobs are all completed (and one is).
 Statement deps_completed{R"sql(
-    SELECT coalesce((SELECT bool_and(dep.state = 'completed') FROM @extschema@.oban_jobs AS dep
-                     WHERE dep.meta ? 'workflow_id' AND dep.meta->>'workflow_id' = d.workflow_id
-                       AND dep.meta->>'name' = d.name), false)
+    SELECT coalesce((SELECT bool_and(dep.state = 'completed') FROM @extschema@.oban_workflow_steps AS s
+                     JOIN @extschema@.oban_jobs AS dep ON dep.id = s.job_id
+                     WHERE s.workflow_id = d.workflow_id AND s.name = d.name), false)
     FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS d(workflow_id, name, position)
     ORDER BY d.position)sql",
                          2,
@@ -570,12 +569,9 @@ bool AskedOfOthers(const LockedDep &dep) {
     return !(VARSIZE_ANY_EXHDR(name) == 1 && *VARDATA_ANY(name) == '*');
 }
 
-Relation OpenWorkflowIndex(Relation jobs, AttrNumber meta);
-
 // Marks the deps AskedOfOthers picks whose jobs are all completed (and one is), as deps_completed
-// would, read through the workflow index under `snapshot` without a statement: whether it could
-// (the index has the extension's shape, the caller may read the jobs and no row security applies);
-// if not, nothing is marked.
+// would, read by step (StepReader) under `snapshot` without a statement: whether it could (the
+// caller may read the jobs and the steps and no row security applies); if not, nothing is marked.
 bool LookUpOtherDepsDirectly(ReleaseTables *t, Snapshot snapshot, Dependent *dependents, int count) {
     bool asked = false;
     for (int d = 0; d < count && !asked; d++)
@@ -586,19 +582,15 @@ bool LookUpOtherDepsDirectly(ReleaseTables *t, Snapshot snapshot, Dependent *dep
     if (pg_class_aclcheck(jobs, GetUserId(), ACL_SELECT) != ACLCHECK_OK ||
         check_enable_rls(jobs, InvalidOid, true) == RLS_ENABLED)
         return false;
-    Relation index = OpenWorkflowIndex(t->jobs, t->job_meta);
-    if (index == nullptr) return false;
-    IndexScanDesc scan = index_beginscan(t->jobs, index, snapshot, 2, 0);
+    StepReader steps;
+    if (!OpenStepReader(&steps, RelationGetNamespace(t->jobs), t->jobs, snapshot)) return false;
     for (int d = 0; d < count; d++)
         for (int i = 0; i < dependents[d].dep_count; i++) {
             LockedDep &dep = dependents[d].deps[i];
             if (!AskedOfOthers(dep)) continue;
-            ScanKeyData keys[2];
-            IndexEqualityKey(&keys[0], index, 1, F_TEXTEQ, dep.workflow_id);
-            IndexEqualityKey(&keys[1], index, 2, F_TEXTEQ, dep.name);
-            index_rescan(scan, keys, 2, nullptr, 0);
+            SeekStep(&steps, dep.workflow_id, dep.name);
             bool any = false, all_completed = true;
-            while (all_completed && index_getnext_slot(scan, ForwardScanDirection, t->job_slot)) {
+            while (all_completed && NextJobOfStep(&steps, t->job_slot)) {
                 bool is_null = false;
                 Datum state = slot_getattr(t->job_slot, t->job_state, &is_null);
                 any = true;
@@ -607,8 +599,7 @@ bool LookUpOtherDepsDirectly(ReleaseTables *t, Snapshot snapshot, Dependent *dep
             ExecClearTuple(t->job_slot);
             dep.done = any && all_completed;
         }
-    index_endscan(scan);
-    index_close(index, AccessShareLock);
+    CloseStepReader(&steps);
     return true;
 }
 
@@ -1213,16 +1204,15 @@ Datum AppendError(Datum errors, bool errors_null, Oid errors_type, Datum failure
 // The common case of prepare_job without its three nested statements (prepare_job, and the
 // oban_dep_verdicts and oban_dep_outcomes it runs), which a plain INSERT of a workflow's jobs runs
 // for every job with deps: each dep names a step, by a bare name in the job's own workflow or as
-// [workflow_id, name], that is either a job (its state read through oban_jobs_workflow_index, as
-// dep_outcomes reads it) or missing (pending, as prepare_job has it at insert). The reads are
+// [workflow_id, name], that is either a job (found through oban_workflow_steps and read by its id,
+// as dep_outcomes reads it) or missing (pending, as prepare_job has it at insert). The reads are
 // index look-ups under the snapshot a statement would take, and the job's wait and edges are
 // written straight into the tables, as oban_insert_workflow writes a spec's (WriteWaitsAndEdges):
 // a statement per job, its executor's start and end, cost more than its few look-ups. Everything
 // else is left to prepare_job: a dep on a whole workflow ("*"), a bare name that no job has and a
 // sub-workflow may ("*" of that sub-workflow), a dep that failed (cancelled or discarded, not
 // ignored: prepare_job's error names it), a job that has a wait or edges already (prepare_job
-// merges), a workflow index other than the extension's (an adopted table keeps its own), row
-// security, and a caller without the privileges prepare_job's statements ask for, whose error
+// merges), row security, and a caller without the privileges prepare_job's statements ask for, whose error
 // prepare_job raises.
 
 // A dep of the job being inserted: the step it names and whether it was a bare name.
@@ -1280,71 +1270,13 @@ bool MayExecute(Oid schema, const char *name, int nargs, const Oid *argtypes) {
     return OidIsValid(function) && pg_proc_aclcheck(function, GetUserId(), ACL_EXECUTE) == ACLCHECK_OK;
 }
 
-// Whether `expression` is meta->>'key' on column `meta`.
-bool IsMetaField(Node *expression, AttrNumber meta, const char *key) {
-    if (!IsA(expression, OpExpr)) return false;
-    auto *operation = reinterpret_cast<OpExpr *>(expression);
-    if (get_opcode(operation->opno) != F_JSONB_OBJECT_FIELD_TEXT || list_length(operation->args) != 2)
-        return false;
-    auto *column = static_cast<Node *>(linitial(operation->args));
-    auto *constant = static_cast<Node *>(lsecond(operation->args));
-    if (!IsA(column, Var) || reinterpret_cast<Var *>(column)->varattno != meta || !IsA(constant, Const))
-        return false;
-    auto *value = reinterpret_cast<Const *>(constant);
-    return !value->constisnull && value->consttype == TEXTOID &&
-           strcmp(TextDatumGetCString(value->constvalue), key) == 0;
-}
-
-// Whether `predicate` (an index's, implicitly ANDed) leaves out no job of a workflow: none, or
-// meta ? 'workflow_id' on column `meta`.
-bool CoversWorkflowJobs(List *predicate, AttrNumber meta) {
-    if (predicate == NIL) return true;
-    if (list_length(predicate) != 1 || !IsA(linitial(predicate), OpExpr)) return false;
-    auto *operation = static_cast<OpExpr *>(linitial(predicate));
-    if (get_opcode(operation->opno) != F_JSONB_EXISTS || list_length(operation->args) != 2) return false;
-    auto *column = static_cast<Node *>(linitial(operation->args));
-    auto *constant = static_cast<Node *>(lsecond(operation->args));
-    if (!IsA(column, Var) || reinterpret_cast<Var *>(column)->varattno != meta || !IsA(constant, Const))
-        return false;
-    auto *value = reinterpret_cast<Const *>(constant);
-    return !value->constisnull && value->consttype == TEXTOID &&
-           strcmp(TextDatumGetCString(value->constvalue), "workflow_id") == 0;
-}
-
-// Whether `index` is valid, keyed first by meta->>'workflow_id' and meta->>'name' under the
-// database's collation and holds every workflow job, as the extension makes
-// oban_jobs_workflow_index.
-bool IsWorkflowIndex(Relation index, AttrNumber meta) {
-    if (!index->rd_index->indisvalid || index->rd_index->indnkeyatts < 2 ||
-        index->rd_index->indkey.values[0] != 0 || index->rd_index->indkey.values[1] != 0 ||
-        index->rd_indcollation[0] != DEFAULT_COLLATION_OID ||
-        index->rd_indcollation[1] != DEFAULT_COLLATION_OID)
-        return false;
-    List *expressions = RelationGetIndexExpressions(index);
-    return list_length(expressions) >= 2 &&
-           IsMetaField(static_cast<Node *>(linitial(expressions)), meta, "workflow_id") &&
-           IsMetaField(static_cast<Node *>(lsecond(expressions)), meta, "name") &&
-           CoversWorkflowJobs(RelationGetIndexPredicate(index), meta);
-}
-
-// oban_jobs_workflow_index of `jobs` (its column `meta`), opened, if it is there and has the
-// extension's shape (IsWorkflowIndex); nullptr otherwise.
-Relation OpenWorkflowIndex(Relation jobs, AttrNumber meta) {
-    Oid index_id = get_relname_relid("oban_jobs_workflow_index", RelationGetNamespace(jobs));
-    if (!OidIsValid(index_id)) return nullptr;
-    Relation index = index_open(index_id, AccessShareLock);
-    if (index->rd_index->indrelid == RelationGetRelid(jobs) && IsWorkflowIndex(index, meta)) return index;
-    index_close(index, AccessShareLock);
-    return nullptr;
-}
-
-// What PrepareDirectly reads: the jobs through the workflow index, a workflow's sub-workflows by
-// parent, and a job's wait and edges by job id, all under `snapshot`.
+// What PrepareDirectly reads: the jobs by step (StepReader), a workflow's sub-workflows by parent,
+// and a job's wait and edges by job id, all under `snapshot`.
 struct DepReader {
-    Relation jobs, workflow_index, rows, rows_by_parent, waits, waits_key, edges, edges_by_job;
+    Relation jobs, rows, rows_by_parent, waits, waits_key, edges, edges_by_job;
     AttrNumber job_id, job_state, row_sub_name;
     TupleTableSlot *job_slot, *row_slot;
-    IndexScanDesc job_scan;
+    StepReader steps;
     Snapshot snapshot;
 };
 
@@ -1360,8 +1292,8 @@ Relation OpenIfDirectlyUsable(Oid schema, const char *name, AclMode required) {
     return table;
 }
 
-// Opens what `reader` reads: whether the caller may use every table directly, the workflow index
-// is the extension's and every index is there (otherwise nothing is left open).
+// Opens what `reader` reads: whether the caller may use every table directly and every index is
+// there (otherwise nothing is left open).
 bool OpenDepReader(DepReader *reader, Oid schema) {
     Relation *tables[4] = {&reader->jobs, &reader->rows, &reader->waits, &reader->edges};
     reader->jobs = OpenIfDirectlyUsable(schema, "oban_jobs", ACL_SELECT);
@@ -1372,12 +1304,14 @@ bool OpenDepReader(DepReader *reader, Oid schema) {
     Oid edges_by_job = get_relname_relid("oban_workflow_edges_job_index", schema);
     bool usable = reader->jobs != nullptr && reader->rows != nullptr && reader->waits != nullptr &&
                   reader->edges != nullptr && OidIsValid(rows_by_parent) && OidIsValid(edges_by_job);
-    if (usable) {
-        reader->workflow_index =
-            OpenWorkflowIndex(reader->jobs, ExtensionTableColumn(RelationGetRelid(reader->jobs), "meta"));
-        usable = reader->workflow_index != nullptr;
-    }
+    // As SPI does before a statement: this statement's rows so far are seen. (Not its own jobs'
+    // steps, written at its end: a dep inserted by the same statement is missing, so pending, here;
+    // one inserted finished is a finished step of the statement's journal, which settles the job.)
+    CommandCounterIncrement();
+    reader->snapshot = RegisterSnapshot(GetTransactionSnapshot());
+    usable = usable && OpenStepReader(&reader->steps, schema, reader->jobs, reader->snapshot);
     if (!usable) {
+        UnregisterSnapshot(reader->snapshot);
         for (Relation *table : tables)
             if (*table != nullptr) table_close(*table, AccessShareLock);
         return false;
@@ -1389,16 +1323,13 @@ bool OpenDepReader(DepReader *reader, Oid schema) {
     reader->waits_key =
         OpenPrimaryKeyOn(reader->waits, {ExtensionTableColumn(RelationGetRelid(reader->waits), "job_id")});
     reader->edges_by_job = index_open(edges_by_job, AccessShareLock);
-    CommandCounterIncrement();  // as SPI does before a statement: this statement's rows so far are seen
-    reader->snapshot = RegisterSnapshot(GetTransactionSnapshot());
     reader->job_slot = table_slot_create(reader->jobs, nullptr);
     reader->row_slot = table_slot_create(reader->rows, nullptr);
-    reader->job_scan = index_beginscan(reader->jobs, reader->workflow_index, reader->snapshot, 2, 0);
     return true;
 }
 
 void CloseDepReader(DepReader *reader) {
-    index_endscan(reader->job_scan);
+    CloseStepReader(&reader->steps);
     ExecDropSingleTupleTableSlot(reader->row_slot);
     ExecDropSingleTupleTableSlot(reader->job_slot);
     UnregisterSnapshot(reader->snapshot);
@@ -1408,18 +1339,17 @@ void CloseDepReader(DepReader *reader) {
     table_close(reader->waits, AccessShareLock);
     index_close(reader->rows_by_parent, AccessShareLock);
     table_close(reader->rows, AccessShareLock);
-    index_close(reader->workflow_index, AccessShareLock);
     table_close(reader->jobs, AccessShareLock);
 }
 
-// The state of the first job by id that `scan` (of the workflow index) finds at `keys` (workflow
-// id, step name), as dep_outcomes picks it: whether there is one.
-bool FirstStateAt(IndexScanDesc scan, ScanKey keys, AttrNumber id_column, AttrNumber state_column,
-                  TupleTableSlot *slot, JobState *state) {
-    index_rescan(scan, keys, 2, nullptr, 0);
+// The state of the first job by id of step `name` of workflow `workflow_id` (texts) that `steps`
+// finds, as dep_outcomes picks it: whether there is one.
+bool FirstStateAt(StepReader *steps, Datum workflow_id, Datum name, AttrNumber id_column,
+                  AttrNumber state_column, TupleTableSlot *slot, JobState *state) {
+    SeekStep(steps, workflow_id, name);
     bool found = false;
     int64 first = 0;
-    while (index_getnext_slot(scan, ForwardScanDirection, slot)) {
+    while (NextJobOfStep(steps, slot)) {
         bool id_null = false, state_null = false;
         int64 id = DatumGetInt64(slot_getattr(slot, id_column, &id_null));
         Datum value = slot_getattr(slot, state_column, &state_null);
@@ -1434,10 +1364,8 @@ bool FirstStateAt(IndexScanDesc scan, ScanKey keys, AttrNumber id_column, AttrNu
 
 // The state of the first job by id named `dep`: whether there is one.
 bool FirstJobState(DepReader *reader, const NamedDep &dep, JobState *state) {
-    ScanKeyData keys[2];
-    IndexEqualityKey(&keys[0], reader->workflow_index, 1, F_TEXTEQ, dep.workflow_id);
-    IndexEqualityKey(&keys[1], reader->workflow_index, 2, F_TEXTEQ, dep.name);
-    return FirstStateAt(reader->job_scan, keys, reader->job_id, reader->job_state, reader->job_slot, state);
+    return FirstStateAt(&reader->steps, dep.workflow_id, dep.name, reader->job_id, reader->job_state,
+                        reader->job_slot, state);
 }
 
 // Whether the job's workflow has a sub-workflow named `dep`'s name (a bare name no job has).
@@ -1691,34 +1619,38 @@ HeapTuple PrepareWorkflowJob(TriggerData *trigger, HeapTuple row) {
 
 namespace {
 
-// Waits until no other transaction is changing a job of `index`'s key (`keys`): a version inserted
-// or deleted (updated) by a transaction still running, as a dirty snapshot shows it.
-void WaitForChangers(Relation jobs, Relation index, ScanKey keys, TupleTableSlot *slot) {
+// Waits until no other transaction is changing a job of step `name` of workflow `workflow_id`: a
+// version inserted or deleted (updated) by a transaction still running, as a dirty snapshot shows
+// it. Whether the steps could be read (OpenStepReader).
+bool WaitForChangers(Oid schema, Relation jobs, Datum workflow_id, Datum name, TupleTableSlot *slot) {
     for (;;) {
         SnapshotData dirty;
         InitDirtySnapshot(dirty);
-        IndexScanDesc scan = index_beginscan(jobs, index, &dirty, 2, 0);
-        index_rescan(scan, keys, 2, nullptr, 0);
+        StepReader steps;
+        if (!OpenStepReader(&steps, schema, jobs, &dirty)) return false;
+        SeekStep(&steps, workflow_id, name);
         TransactionId changer = InvalidTransactionId;
         ItemPointerData tid;
-        while (!TransactionIdIsValid(changer) && index_getnext_slot(scan, ForwardScanDirection, slot)) {
+        while (!TransactionIdIsValid(changer) && NextJobOfStep(&steps, slot)) {
             changer = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
             tid = slot->tts_tid;
         }
         ExecClearTuple(slot);
-        index_endscan(scan);
-        if (!TransactionIdIsValid(changer)) return;
+        CloseStepReader(&steps);
+        if (!TransactionIdIsValid(changer)) return true;
         XactLockTableWait(changer, jobs, &tid, XLTW_None);
     }
 }
 
-// The state of the first job by id of `index`'s key (`keys`) under `snapshot`, or kUnknownState.
-JobState FirstStateUnder(Relation jobs, Relation index, ScanKey keys, Snapshot snapshot, AttrNumber id_column,
-                         AttrNumber state_column, TupleTableSlot *slot) {
-    IndexScanDesc scan = index_beginscan(jobs, index, snapshot, 2, 0);
+// The state of the first job by id of step `name` of workflow `workflow_id` under `snapshot`, or
+// kUnknownState.
+JobState FirstStateUnder(Oid schema, Relation jobs, Datum workflow_id, Datum name, Snapshot snapshot,
+                         AttrNumber id_column, AttrNumber state_column, TupleTableSlot *slot) {
     JobState state = kUnknownState;  // left so when there is none
-    FirstStateAt(scan, keys, id_column, state_column, slot, &state);
-    index_endscan(scan);
+    StepReader steps;
+    if (!OpenStepReader(&steps, schema, jobs, snapshot)) return state;
+    FirstStateAt(&steps, workflow_id, name, id_column, state_column, slot, &state);
+    CloseStepReader(&steps);
     return state;
 }
 
@@ -1788,14 +1720,9 @@ List *RecheckConcurrentDeps(Oid schema) {
     }
     if (mine == NIL) return NIL;
     // Read directly, never through row security (what is read only decides whether to journal).
-    // Without the extension's workflow index (an adopted table's own), such an edge is left to repair.
+    // Without the privilege to read the steps, such an edge is left to repair.
     Relation jobs = OpenExtensionTableIfPermitted(schema, "oban_jobs", AccessShareLock, ACL_SELECT);
     if (jobs == nullptr) return NIL;
-    Relation index = OpenWorkflowIndex(jobs, ExtensionTableColumn(RelationGetRelid(jobs), "meta"));
-    if (index == nullptr) {
-        table_close(jobs, AccessShareLock);
-        return NIL;
-    }
     AttrNumber id_column = ExtensionTableColumn(RelationGetRelid(jobs), "id"),
                state_column = ExtensionTableColumn(RelationGetRelid(jobs), "state");
     TupleTableSlot *slot = table_slot_create(jobs, nullptr);
@@ -1808,22 +1735,19 @@ List *RecheckConcurrentDeps(Oid schema) {
             whole = lappend(whole, dep);
             continue;
         }
-        ScanKeyData keys[2];
-        IndexEqualityKey(&keys[0], index, 1, F_TEXTEQ, dep->workflow_id);
-        IndexEqualityKey(&keys[1], index, 2, F_TEXTEQ, dep->name);
-        WaitForChangers(jobs, index, keys, slot);
+        if (!WaitForChangers(schema, jobs, dep->workflow_id, dep->name, slot)) continue;
         Snapshot latest = RegisterSnapshot(GetLatestSnapshot());
-        JobState now = FirstStateUnder(jobs, index, keys, latest, id_column, state_column, slot);
+        JobState now =
+            FirstStateUnder(schema, jobs, dep->workflow_id, dep->name, latest, id_column, state_column, slot);
         UnregisterSnapshot(latest);
-        if (!IsFinished(now) ||
-            IsFinished(FirstStateUnder(jobs, index, keys, seen, id_column, state_column, slot)))
+        if (!IsFinished(now) || IsFinished(FirstStateUnder(schema, jobs, dep->workflow_id, dep->name, seen,
+                                                           id_column, state_column, slot)))
             continue;
         finished = lappend(
             finished, NewStepOutcome(dep->workflow_id, dep->name, CStringGetTextDatum(kStateNames[now])));
     }
     UnregisterSnapshot(seen);
     ExecDropSingleTupleTableSlot(slot);
-    index_close(index, AccessShareLock);
     table_close(jobs, AccessShareLock);
     if (whole != NIL) finished = RecheckWholeDeps(schema, whole, finished);
     return finished;
@@ -1875,16 +1799,16 @@ Statement stuck_jobs{R"sql(
     )
     SELECT j.id FROM stuck
     CROSS JOIN LATERAL (  -- OFFSET 0: each workflow's jobs by index, never a join of whole tables
-        SELECT j.id FROM @extschema@.oban_jobs AS j
-        WHERE j.meta ? 'workflow_id' AND j.meta->>'workflow_id' = stuck.id AND j.state = 'suspended'
-          AND NOT j.meta ? 'wait_until'
+        SELECT j.id FROM @extschema@.oban_workflow_steps AS s
+        JOIN @extschema@.oban_jobs AS j ON j.id = s.job_id
+        WHERE s.workflow_id = stuck.id AND j.state = 'suspended' AND NOT j.meta ? 'wait_until'
         OFFSET 0) AS j
     CROSS JOIN LATERAL (  -- LIMIT 1: one index lookup per dep, never a hash of every job
         SELECT count(*) AS deps,
                count(*) FILTER (WHERE e.dep_name <> '*' AND (
-                   SELECT true FROM @extschema@.oban_jobs AS dep
-                   WHERE dep.meta ? 'workflow_id' AND dep.meta->>'workflow_id' = e.dep_workflow_id
-                     AND dep.meta->>'name' = e.dep_name
+                   SELECT true FROM @extschema@.oban_workflow_steps AS s
+                   JOIN @extschema@.oban_jobs AS dep ON dep.id = s.job_id
+                   WHERE s.workflow_id = e.dep_workflow_id AND s.name = e.dep_name
                      AND dep.state IN ('suspended', 'available', 'scheduled', 'executing', 'retryable')
                    LIMIT 1)) AS unfinished
         FROM @extschema@.oban_workflow_edges AS e WHERE e.job_id = j.id

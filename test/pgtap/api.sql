@@ -3,7 +3,7 @@
 -- clients (oban-py 0.6 install.sql layout) and the SPEC rely on.
 -- Run with pg_prove against a database with CREATE EXTENSION pgtap; CREATE EXTENSION oban_pro;
 BEGIN;
-SELECT plan(180);
+SELECT plan(181);
 
 SET LOCAL search_path = public, pg_catalog;
 
@@ -169,8 +169,11 @@ SELECT indexes_are('oban_jobs', ARRAY[
     'oban_jobs_completed_at_index',
     'oban_jobs_cancelled_at_index',
     'oban_jobs_discarded_at_index',
-    'oban_jobs_workflow_index',
-    'oban_jobs_parked_index'], 'oban_jobs has the oban-py indexes, the workflow and the parked-job index');
+    'oban_jobs_parked_index'], 'oban_jobs has the oban-py indexes and the parked-job index');
+-- A workflow's jobs by step: a table the jobs' state changes never write (0.6.1), not an index on
+-- oban_jobs.
+SELECT has_index('oban_workflow_steps', 'oban_workflow_steps_name_index', ARRAY['workflow_id', 'name', 'job_id'],
+                 'oban_workflow_steps is indexed on (workflow_id, name, job_id)');
 SELECT ok((SELECT indisprimary FROM pg_index WHERE indexrelid = 'oban_jobs_pkey'::regclass),
           'oban_jobs_pkey is the primary key index');
 SELECT has_index('oban_jobs', 'oban_jobs_state_queue_priority_scheduled_at_id_index',

@@ -69,6 +69,12 @@ SQL
     # The work goes on under the new version.
     result=$(q -d "$db" <<'SQL'
 SET search_path = oban;
+-- The update filled oban_workflow_steps from the jobs there were.
+SELECT 'steps:' || ((SELECT count(*) FROM oban_workflow_steps AS s JOIN oban_jobs AS j
+                     ON j.id = s.job_id AND j.meta->>'workflow_id' = s.workflow_id
+                        AND j.meta->>'name' IS NOT DISTINCT FROM s.name)
+                    = (SELECT count(*) FROM oban_jobs WHERE meta ? 'workflow_id')
+                    AND (SELECT count(*) FROM oban_workflow_steps) = (SELECT count(*) FROM oban_jobs WHERE meta ? 'workflow_id'));
 SELECT 'conflict:' || bool_and(conflicted) FROM oban_insert_workflow('{"name": "nightly", "unique": true, "jobs": [{"name": "x", "worker": "W"}]}');
 SELECT 'signal:' || status || ':' || (payload->>'approved')
 FROM oban_fetch_jobs('approvals', 1) AS j, oban_await_signal(j.id) AS s;
@@ -92,6 +98,7 @@ SELECT 'unfinished:' || count(*) FROM oban_jobs WHERE state NOT IN ('completed',
 SQL
 )
     echo "$old → $current: $(echo "$result" | grep -v '^0$' | paste -sd ' ')"
+    echo "$result" | grep -qx 'steps:true' || fail "$old: oban_workflow_steps does not match the workflow jobs"
     echo "$result" | grep -qx 'conflict:true' || fail "$old: the unique name is not held after the update"
     echo "$result" | grep -qx 'signal:received:true' || fail "$old: the pending signal was not received"
     echo "$result" | grep -qx 'status:completed:4' || fail "$old: the workflow did not complete"
@@ -103,7 +110,7 @@ SQL
     psql_q -c "DROP DATABASE $db"
 done
 # An oban_jobs_workflow_index the old version did not make (say, an adopted table's own) is kept as
-# it is: only the old version's own index gets 0.6.1's third key.
+# it is: only the old version's own index is dropped (the schema comparison above checks that).
 for old in $older; do
     db=upgrade_kept_${old//./_}
     psql_q -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"

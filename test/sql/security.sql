@@ -137,6 +137,7 @@ CREATE TABLE hostile.oban_signals (LIKE oban.oban_signals);
 CREATE TEMP TABLE oban_jobs (LIKE oban.oban_jobs);
 CREATE TEMP TABLE oban_workflow_edges (LIKE oban.oban_workflow_edges);
 CREATE TEMP TABLE oban_workflow_waits (LIKE oban.oban_workflow_waits);
+CREATE TEMP TABLE oban_workflow_steps (LIKE oban.oban_workflow_steps);
 CREATE FUNCTION hostile.decoy_touched() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog
     AS $$ BEGIN PERFORM hostile.log('decoy ' || TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME); RETURN NULL; END $$;
 DO $$
@@ -216,9 +217,10 @@ SELECT (SELECT count(*) FROM hostile.oban_jobs) + (SELECT count(*) FROM hostile.
      + (SELECT count(*) FROM hostile.oban_workflow_journal) + (SELECT count(*) FROM hostile.oban_workflow_names)
      + (SELECT count(*) FROM hostile.oban_signals) + (SELECT count(*) FROM pg_temp.oban_jobs)
      + (SELECT count(*) FROM pg_temp.oban_workflow_edges) + (SELECT count(*) FROM pg_temp.oban_workflow_waits)
+     + (SELECT count(*) FROM pg_temp.oban_workflow_steps)
      AS decoy_rows;
 DROP SCHEMA hostile CASCADE;
-DROP TABLE pg_temp.oban_jobs, pg_temp.oban_workflow_edges, pg_temp.oban_workflow_waits;
+DROP TABLE pg_temp.oban_jobs, pg_temp.oban_workflow_edges, pg_temp.oban_workflow_waits, pg_temp.oban_workflow_steps;
 
 -- 3. A role with no grant can do nothing: with USAGE on the schema (so names resolve), every
 -- function and every table and the view refuse it with 42501.
@@ -285,7 +287,8 @@ REVOKE SELECT, UPDATE ON oban.oban_jobs FROM oban_nobody;
 CREATE ROLE oban_client;
 GRANT USAGE ON SCHEMA oban TO oban_client;
 GRANT SELECT, INSERT, UPDATE ON oban.oban_jobs TO oban_client;
-GRANT SELECT, INSERT ON oban.oban_workflow_rows, oban.oban_workflow_edges TO oban_client;
+GRANT SELECT, INSERT ON oban.oban_workflow_rows, oban.oban_workflow_edges, oban.oban_workflow_steps
+  TO oban_client;
 GRANT SELECT, INSERT ON oban.oban_workflow_journal TO oban_client;  -- SELECT: oban_workflow_status
 GRANT SELECT, INSERT, UPDATE ON oban.oban_workflow_waits, oban.oban_workflow_names TO oban_client;
 GRANT SELECT, INSERT, UPDATE, DELETE ON oban.oban_signals, oban.oban_producers TO oban_client;
@@ -311,6 +314,7 @@ GRANT SELECT, UPDATE, DELETE ON oban.oban_jobs TO oban_worker;
 GRANT SELECT, INSERT, UPDATE, DELETE ON oban.oban_workflow_rows, oban.oban_workflow_journal,
     oban.oban_workflow_waits, oban.oban_workflow_edges, oban.oban_workflow_names, oban.oban_leaders
   TO oban_worker;
+GRANT SELECT, DELETE ON oban.oban_workflow_steps TO oban_worker;
 GRANT SELECT, UPDATE, DELETE ON oban.oban_signals TO oban_worker;
 GRANT SELECT ON oban.oban_producers, oban.oban_workflows TO oban_worker;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA oban TO oban_worker;
