@@ -29,7 +29,7 @@ struct StepChange {
 
 List *step_changes = NIL;
 
-// The steps table's columns and its index, opened when its keys are the extension's.
+// The steps table's columns.
 struct StepColumns {
     AttrNumber workflow_id, name, job_id;
 };
@@ -40,6 +40,7 @@ StepColumns ColumnsOf(Relation steps) {
                        ExtensionTableColumn(relation, "job_id")};
 }
 
+// The steps' index, opened if its keys are the extension's (otherwise nullptr).
 Relation OpenStepIndex(Oid schema, const StepColumns &columns) {
     return OpenIndexOn(get_relname_relid("oban_workflow_steps_name_index", schema),
                        {columns.workflow_id, columns.name, columns.job_id});
