@@ -396,7 +396,9 @@ CREATE TRIGGER oban_jobs_available_moved
 --   oban_workflow_waits    one row per suspended job still waiting on two deps or more: how many
 --                          remain (a job waiting on one has only its edge);
 --   oban_workflow_edges    dep (workflow, step name or '*') → waiting job, to find who a finished
---                          step releases without scanning the workflow.
+--                          step releases without scanning the workflow;
+--   oban_workflow_steps    (workflow, step name) → job, one row per workflow job, to find a step's
+--                          jobs and a workflow's.
 -- oban_workflows (a view) adds the unfolded journal to the folded counts, so it is exact for all
 -- committed work at any moment.
 -------------------------------------------------------------------------------------------------------
