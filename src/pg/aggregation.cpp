@@ -86,14 +86,7 @@ struct WorkflowDelta {
     bool is_unique, ignore_cancelled, ignore_discarded, ignore_deleted;
 };
 
-struct DeletedWait {
-    SubTransactionId subid;
-    Oid schema;
-    int64 job_id;
-};
-
 HTAB *deltas = nullptr;  // in TopTransactionContext
-List *deleted_waits = NIL;
 bool journal_written = false;
 // Whether a job may wait on what the transaction finished: then its commit asks the worker for a
 // flush within oban_pro.flush_delay (the flush releases it), otherwise within oban_pro.fold_delay
@@ -863,7 +856,8 @@ bool deferring_to_ack = false;
 // Appends the journal rows of every delta recorded by the current subtransaction for `schema`,
 // after releasing the dependents that the completed steps leave with nothing to wait for.
 void WriteJournal(Oid schema) {
-    WriteStepChanges(schema);  // first: the look-ups below find the statement's own jobs
+    int deleted_waiting = 0;  // first: the look-ups below find the statement's own jobs
+    int64 *deleted_waiting_ids = WriteStepChanges(schema, &deleted_waiting);
     SubTransactionId subid = GetCurrentSubTransactionId();
     ArrayBuildState *completed_ids = initArrayResult(TEXTOID, CurrentMemoryContext, false);
     ArrayBuildState *completed_names = initArrayResult(TEXTOID, CurrentMemoryContext, false);
@@ -983,18 +977,8 @@ void WriteJournal(Oid schema) {
     if (in_place.open) CloseRowFolder(&in_place.folder);
     if (!flush_soon && finished != NIL) flush_soon = AnyJobWaitsOnWhole(schema, finished);
 
-    ArrayBuildState *deleted = initArrayResult(INT8OID, CurrentMemoryContext, false);
-    int forgotten = 0;
-    ListCell *cell;
-    foreach (cell, deleted_waits) {
-        auto *wait = static_cast<DeletedWait *>(lfirst(cell));
-        if (wait->subid != subid || wait->schema != schema) continue;
-        accumArrayResult(deleted, Int64GetDatum(wait->job_id), false, INT8OID, CurrentMemoryContext);
-        deleted_waits = foreach_delete_current(deleted_waits, cell);
-        forgotten++;
-    }
-    if (forgotten > 0) {
-        Datum values[1] = {makeArrayResult(deleted, CurrentMemoryContext)};
+    if (deleted_waiting > 0) {  // the waits and edges of the deleted jobs that were waiting
+        Datum values[1] = {Int8Array(deleted_waiting_ids, deleted_waiting)};
         BeginSql(schema);
         Execute(&forget_deleted_waits, schema, values, nullptr);
         EndSql();
@@ -1015,7 +999,6 @@ void OnTransactionEvent(XactEvent event, void *) {
             deltas = nullptr;  // its memory goes with TopTransactionContext
             written_back = nullptr;
             written_back_count = written_back_capacity = 0;
-            deleted_waits = NIL;
             journal_written = false;
             flush_soon = false;
             AtTransactionEndDeps();
@@ -1035,15 +1018,6 @@ void OnSubtransactionEvent(SubXactEvent event, SubTransactionId subid, SubTransa
     if (event == SUBXACT_EVENT_ABORT_SUB) workflow_deps_prepared = deferring_to_ack = false;
     AtSubtransactionEndDeps(event == SUBXACT_EVENT_COMMIT_SUB, subid, parent);
     AtSubtransactionEndSteps(event == SUBXACT_EVENT_COMMIT_SUB, subid, parent);
-    ListCell *cell;
-    foreach (cell, deleted_waits) {
-        auto *wait = static_cast<DeletedWait *>(lfirst(cell));
-        if (wait->subid < subid) continue;
-        if (event == SUBXACT_EVENT_ABORT_SUB)
-            deleted_waits = foreach_delete_current(deleted_waits, cell);
-        else
-            wait->subid = parent;
-    }
     if (deltas == nullptr) return;
     List *moved = NIL;
     HASH_SEQ_STATUS scan;
@@ -1059,6 +1033,7 @@ void OnSubtransactionEvent(SubXactEvent event, SubTransactionId subid, SubTransa
         }
         hash_search(deltas, &delta->key, HASH_REMOVE, nullptr);
     }
+    ListCell *cell;
     foreach (cell, moved) {
         auto *from = static_cast<WorkflowDelta *>(lfirst(cell));
         WorkflowDelta *into = DeltaFor(from->key.workflow_id, from->schema, parent);
@@ -1323,20 +1298,14 @@ void TrackWorkflowRow(TriggerData *trigger) {
         delta->ignore_discarded = MetaTrue(meta, "ignore_discarded");
         delta->ignore_deleted = MetaTrue(meta, "ignore_deleted");
     }
-    if (old_row == nullptr || new_row == nullptr) {
+    MemoryContextSwitchTo(caller);
+    if (old_row == nullptr || new_row == nullptr) {  // inserted or deleted
         Datum job_id = Column(row, descriptor, columns.id, &is_null);
         if (!is_null)
             RecordStepChange(schema, workflow_id, MetaText(meta, "name", CurrentMemoryContext),
-                             DatumGetInt64(job_id), old_row == nullptr);
+                             DatumGetInt64(job_id), new_row == nullptr,
+                             new_row == nullptr && old_state == kSuspended);
     }
-    if (new_row == nullptr && old_state == kSuspended) {
-        auto *wait = static_cast<DeletedWait *>(palloc(sizeof(DeletedWait)));
-        wait->subid = subid;
-        wait->schema = schema;
-        wait->job_id = DatumGetInt64(Column(old_row, descriptor, columns.id, &is_null));
-        deleted_waits = lappend(deleted_waits, wait);
-    }
-    MemoryContextSwitchTo(caller);
 }
 
 }  // namespace oban::pg
@@ -1362,8 +1331,8 @@ OBAN_FUNCTION(oban_jobs_workflow_journal) {
     if (!CALLED_AS_TRIGGER(fcinfo))
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
                         errmsg("oban_jobs_workflow_journal() was not called by a trigger")));
-    if (deltas == nullptr && deleted_waits == NIL) return PointerGetDatum(nullptr);
-    if (deferring_to_ack) return PointerGetDatum(nullptr);  // the ack's own rows carry them
+    if (deltas == nullptr) return PointerGetDatum(nullptr);  // every job inserted or deleted makes one
+    if (deferring_to_ack) return PointerGetDatum(nullptr);   // the ack's own rows carry them
     auto *trigger = reinterpret_cast<TriggerData *>(fcinfo->context);
     WriteJournal(RelationGetNamespace(trigger->tg_relation));
     return PointerGetDatum(nullptr);
@@ -1387,7 +1356,6 @@ OBAN_FUNCTION(oban_jobs_workflow_truncate) {
     Oid schema = RelationGetNamespace(trigger->tg_relation);
     if (deltas != nullptr) hash_destroy(deltas);
     deltas = nullptr;
-    deleted_waits = NIL;
     ForgetStepChanges();
     BeginSql(schema);
     Execute(&forget_everything, schema, nullptr, nullptr);

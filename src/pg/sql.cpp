@@ -273,6 +273,12 @@ int CompareInt64s(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+Datum Int8Array(const int64 *values, int count) {
+    Datum *datums = static_cast<Datum *>(palloc(sizeof(Datum) * Max(count, 1)));
+    for (int i = 0; i < count; i++) datums[i] = Int64GetDatum(values[i]);
+    return PointerGetDatum(construct_array(datums, count, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE));
+}
+
 void OpenDirectInsert(DirectInsert *insert, Oid schema, const char *name) {
     insert->relation = OpenExtensionTable(schema, name, RowExclusiveLock, ACL_INSERT);
     insert->estate = CreateExecutorState();

@@ -115,6 +115,9 @@ int CompareTexts(Datum a, Datum b);
 // Two int64s (job or row ids) by value, for qsort and bsearch.
 int CompareInt64s(const void *a, const void *b);
 
+// `count` int64s (job ids) as a bigint[] Datum, for a statement's parameter.
+Datum Int8Array(const int64 *values, int count);
+
 // Rows written straight into one of the extension's own tables and its indexes, as COPY does,
 // rather than by an INSERT statement, whose executor setup and teardown cost more than inserting a
 // handful of rows. Only for the extension's tables, which have no triggers, rules or policies: the

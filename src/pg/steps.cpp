@@ -24,7 +24,7 @@ struct StepChange {
     Oid schema;
     char *workflow_id, *name;  // name: nullptr for a job without one
     int64 job_id;
-    bool inserted;
+    bool deleted, was_waiting;
 };
 
 List *step_changes = NIL;
@@ -87,7 +87,8 @@ void DeleteSteps(Oid schema, List *deleted) {
 
 }  // namespace
 
-void RecordStepChange(Oid schema, const char *workflow_id, const char *name, int64 job_id, bool inserted) {
+void RecordStepChange(Oid schema, const char *workflow_id, const char *name, int64 job_id, bool deleted,
+                      bool was_waiting) {
     MemoryContext caller = MemoryContextSwitchTo(TopTransactionContext);
     auto *change = static_cast<StepChange *>(palloc(sizeof(StepChange)));
     *change = StepChange{GetCurrentSubTransactionId(),
@@ -95,41 +96,50 @@ void RecordStepChange(Oid schema, const char *workflow_id, const char *name, int
                          pstrdup(workflow_id),
                          name == nullptr ? nullptr : pstrdup(name),
                          job_id,
-                         inserted};
+                         deleted,
+                         was_waiting};
     step_changes = lappend(step_changes, change);
     MemoryContextSwitchTo(caller);
 }
 
-void WriteStepChanges(Oid schema) {
+int64 *WriteStepChanges(Oid schema, int *waiting_count) {
+    *waiting_count = 0;
+    if (step_changes == NIL) return nullptr;  // most statements (fetches, acks) insert and delete none
     SubTransactionId subid = GetCurrentSubTransactionId();
     // A 0.6.0 schema, between the library's install and ALTER EXTENSION oban_pro UPDATE, has no
     // steps table: the update fills it from the jobs there are then.
     bool writable = OidIsValid(get_relname_relid("oban_workflow_steps", schema));
-    DirectInsert insert{};
-    StepColumns columns{};
-    List *deleted = NIL;
+    auto *waiting = static_cast<int64 *>(palloc(sizeof(int64) * list_length(step_changes)));
+    List *inserted = NIL, *deleted = NIL;
     ListCell *cell;
     foreach (cell, step_changes) {
         auto *change = static_cast<StepChange *>(lfirst(cell));
         if (change->subid != subid || change->schema != schema) continue;
         step_changes = foreach_delete_current(step_changes, cell);
-        if (!writable) continue;
-        if (!change->inserted) {
-            deleted = lappend(deleted, change);
-            continue;
+        if (change->was_waiting) waiting[(*waiting_count)++] = change->job_id;
+        if (writable) {
+            if (change->deleted)
+                deleted = lappend(deleted, change);
+            else
+                inserted = lappend(inserted, change);
         }
-        if (insert.relation == nullptr) {
-            OpenDirectInsert(&insert, schema, "oban_workflow_steps");
-            columns = ColumnsOf(insert.relation);
-        }
+    }
+    // The deletes first: a statement may delete a job and insert another under its id and name.
+    if (deleted != NIL) DeleteSteps(schema, deleted);
+    if (inserted == NIL) return waiting;
+    DirectInsert insert{};
+    OpenDirectInsert(&insert, schema, "oban_workflow_steps");
+    StepColumns columns = ColumnsOf(insert.relation);
+    foreach (cell, inserted) {
+        auto *change = static_cast<StepChange *>(lfirst(cell));
         TupleTableSlot *row = NewRow(&insert);
         SetColumn(row, columns.workflow_id, CStringGetTextDatum(change->workflow_id));
         if (change->name != nullptr) SetColumn(row, columns.name, CStringGetTextDatum(change->name));
         SetColumn(row, columns.job_id, Int64GetDatum(change->job_id));
         InsertRow(&insert);
     }
-    if (insert.relation != nullptr) CloseDirectInsert(&insert);
-    if (deleted != NIL) DeleteSteps(schema, deleted);
+    CloseDirectInsert(&insert);
+    return waiting;
 }
 
 void AtSubtransactionEndSteps(bool committed, SubTransactionId subid, SubTransactionId parent) {
@@ -165,12 +175,21 @@ bool OpenStepReader(StepReader *reader, Oid schema, Relation jobs, Snapshot snap
         table_close(reader->steps, AccessShareLock);
         return false;
     }
+    reader->jobs = jobs;
     reader->step_job = columns.job_id;
     reader->step_scan = index_beginscan(reader->steps, reader->steps_index, snapshot, 2, 0);
     reader->job_scan = index_beginscan(jobs, reader->jobs_key, snapshot, 1, 0);
     reader->step_slot = table_slot_create(reader->steps, nullptr);
     reader->reading_job = false;
     return true;
+}
+
+void SetStepSnapshot(StepReader *reader, Snapshot snapshot) {
+    index_endscan(reader->job_scan);
+    index_endscan(reader->step_scan);
+    reader->step_scan = index_beginscan(reader->steps, reader->steps_index, snapshot, 2, 0);
+    reader->job_scan = index_beginscan(reader->jobs, reader->jobs_key, snapshot, 1, 0);
+    reader->reading_job = false;
 }
 
 void SeekStep(StepReader *reader, Datum workflow_id, Datum name) {

@@ -14,16 +14,18 @@ extern "C" {
 
 namespace oban::pg {
 
-// Records that the current statement inserted (`inserted`) or deleted job `job_id` of workflow
-// `workflow_id`, step `name` (nullptr: a job without one), for WriteStepChanges. From the row
-// triggers, which fire for every workflow job inserted or deleted.
-void RecordStepChange(Oid schema, const char *workflow_id, const char *name, int64 job_id, bool inserted);
+// Records that the current statement inserted job `job_id` of workflow `workflow_id`, step `name`
+// (nullptr: a job without one), or deleted it (`deleted`; `was_waiting`: it was suspended), for
+// WriteStepChanges. From the row triggers, which fire for every workflow job inserted or deleted.
+void RecordStepChange(Oid schema, const char *workflow_id, const char *name, int64 job_id, bool deleted,
+                      bool was_waiting);
 
 // Writes the changes the current subtransaction recorded for `schema`: a row for each job
 // inserted, the row of each job deleted deleted (nothing in a 0.6.0 schema, which has no steps
 // table: its update fills it). From the statement trigger, before anything in it reads steps: the
-// statement's own jobs are then found by the statement's later look-ups.
-void WriteStepChanges(Oid schema);
+// statement's own jobs are then found by the statement's later look-ups. Returns the ids of the
+// deleted jobs that were waiting (`*waiting_count` of them), whose waits and edges the caller forgets.
+int64 *WriteStepChanges(Oid schema, int *waiting_count);
 
 // Changes of a rolled-back subtransaction are dropped; a committed one's pass to its parent.
 void AtSubtransactionEndSteps(bool committed, SubTransactionId subid, SubTransactionId parent);
@@ -35,7 +37,7 @@ void ForgetStepChanges();
 // the jobs' primary key under the same snapshot (a row version that snapshot does not see is passed
 // over). With a dirty snapshot, the snapshot's xmin and xmax describe the job row last returned.
 struct StepReader {
-    Relation steps, steps_index, jobs_key;
+    Relation jobs, steps, steps_index, jobs_key;
     IndexScanDesc step_scan, job_scan;
     TupleTableSlot *step_slot;
     AttrNumber step_job;
@@ -46,6 +48,9 @@ struct StepReader {
 // read the steps directly (no row security applies to them) and every index is there with the extension's
 // keys (otherwise nothing is left open, and the caller takes its other way, or none).
 bool OpenStepReader(StepReader *reader, Oid schema, Relation jobs, Snapshot snapshot);
+
+// Reads under `snapshot` from now on (the scans begun again: a scan's snapshot is fixed).
+void SetStepSnapshot(StepReader *reader, Snapshot snapshot);
 
 // Starts reading the jobs of step `name` (text) of workflow `workflow_id` (text).
 void SeekStep(StepReader *reader, Datum workflow_id, Datum name);

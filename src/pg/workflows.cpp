@@ -332,12 +332,6 @@ void SettleBody(void *arg) {
     call->settled += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &is_null));
 }
 
-Datum Int8Array(int64 *values, int count) {
-    Datum *datums = static_cast<Datum *>(palloc(sizeof(Datum) * Max(count, 1)));
-    for (int i = 0; i < count; i++) datums[i] = Int64GetDatum(values[i]);
-    return PointerGetDatum(construct_array(datums, count, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE));
-}
-
 }  // namespace
 
 bool workflow_deps_prepared = false;
@@ -1620,37 +1614,33 @@ HeapTuple PrepareWorkflowJob(TriggerData *trigger, HeapTuple row) {
 namespace {
 
 // Waits until no other transaction is changing a job of step `name` of workflow `workflow_id`: a
-// version inserted or deleted (updated) by a transaction still running, as a dirty snapshot shows
-// it. Whether the steps could be read (OpenStepReader).
-bool WaitForChangers(Oid schema, Relation jobs, Datum workflow_id, Datum name, TupleTableSlot *slot) {
+// version inserted or deleted (updated) by a transaction still running, as `dirty` (a dirty
+// snapshot, which `steps` is left reading under) shows it.
+void WaitForChangers(StepReader *steps, SnapshotData *dirty, Datum workflow_id, Datum name,
+                     TupleTableSlot *slot) {
     for (;;) {
-        SnapshotData dirty;
-        InitDirtySnapshot(dirty);
-        StepReader steps;
-        if (!OpenStepReader(&steps, schema, jobs, &dirty)) return false;
-        SeekStep(&steps, workflow_id, name);
+        InitDirtySnapshot(*dirty);
+        SetStepSnapshot(steps, dirty);
+        SeekStep(steps, workflow_id, name);
         TransactionId changer = InvalidTransactionId;
         ItemPointerData tid;
-        while (!TransactionIdIsValid(changer) && NextJobOfStep(&steps, slot)) {
-            changer = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
+        while (!TransactionIdIsValid(changer) && NextJobOfStep(steps, slot)) {
+            changer = TransactionIdIsValid(dirty->xmin) ? dirty->xmin : dirty->xmax;
             tid = slot->tts_tid;
         }
         ExecClearTuple(slot);
-        CloseStepReader(&steps);
-        if (!TransactionIdIsValid(changer)) return true;
-        XactLockTableWait(changer, jobs, &tid, XLTW_None);
+        if (!TransactionIdIsValid(changer)) return;
+        XactLockTableWait(changer, steps->jobs, &tid, XLTW_None);
     }
 }
 
 // The state of the first job by id of step `name` of workflow `workflow_id` under `snapshot`, or
 // kUnknownState.
-JobState FirstStateUnder(Oid schema, Relation jobs, Datum workflow_id, Datum name, Snapshot snapshot,
+JobState FirstStateUnder(StepReader *steps, Datum workflow_id, Datum name, Snapshot snapshot,
                          AttrNumber id_column, AttrNumber state_column, TupleTableSlot *slot) {
     JobState state = kUnknownState;  // left so when there is none
-    StepReader steps;
-    if (!OpenStepReader(&steps, schema, jobs, snapshot)) return state;
-    FirstStateAt(&steps, workflow_id, name, id_column, state_column, slot, &state);
-    CloseStepReader(&steps);
+    SetStepSnapshot(steps, snapshot);
+    FirstStateAt(steps, workflow_id, name, id_column, state_column, slot, &state);
     return state;
 }
 
@@ -1720,32 +1710,37 @@ List *RecheckConcurrentDeps(Oid schema) {
     }
     if (mine == NIL) return NIL;
     // Read directly, never through row security (what is read only decides whether to journal).
-    // Without the privilege to read the steps, such an edge is left to repair.
+    // Without the privilege to read the jobs or the steps, such a dep's edge is left to repair.
     Relation jobs = OpenExtensionTableIfPermitted(schema, "oban_jobs", AccessShareLock, ACL_SELECT);
     if (jobs == nullptr) return NIL;
     AttrNumber id_column = ExtensionTableColumn(RelationGetRelid(jobs), "id"),
                state_column = ExtensionTableColumn(RelationGetRelid(jobs), "state");
     TupleTableSlot *slot = table_slot_create(jobs, nullptr);
     Snapshot seen = RegisterSnapshot(GetActiveSnapshot());  // what the statement decided under
-    List *finished = NIL;                                   // StepOutcome *
-    List *whole = NIL;                                      // DepToRecheck * of jobs with whole-workflow deps
+    StepReader steps;
+    bool readable = OpenStepReader(&steps, schema, jobs, seen);
+    SnapshotData dirty;
+    List *finished = NIL;  // StepOutcome *
+    List *whole = NIL;     // DepToRecheck * of jobs with whole-workflow deps
     foreach (cell, mine) {
         auto *dep = static_cast<DepToRecheck *>(lfirst(cell));
         if (dep->workflow_id == (Datum)0) {
             whole = lappend(whole, dep);
             continue;
         }
-        if (!WaitForChangers(schema, jobs, dep->workflow_id, dep->name, slot)) continue;
+        if (!readable) continue;
+        WaitForChangers(&steps, &dirty, dep->workflow_id, dep->name, slot);
         Snapshot latest = RegisterSnapshot(GetLatestSnapshot());
         JobState now =
-            FirstStateUnder(schema, jobs, dep->workflow_id, dep->name, latest, id_column, state_column, slot);
+            FirstStateUnder(&steps, dep->workflow_id, dep->name, latest, id_column, state_column, slot);
         UnregisterSnapshot(latest);
-        if (!IsFinished(now) || IsFinished(FirstStateUnder(schema, jobs, dep->workflow_id, dep->name, seen,
+        if (!IsFinished(now) || IsFinished(FirstStateUnder(&steps, dep->workflow_id, dep->name, seen,
                                                            id_column, state_column, slot)))
             continue;
         finished = lappend(
             finished, NewStepOutcome(dep->workflow_id, dep->name, CStringGetTextDatum(kStateNames[now])));
     }
+    if (readable) CloseStepReader(&steps);
     UnregisterSnapshot(seen);
     ExecDropSingleTupleTableSlot(slot);
     table_close(jobs, AccessShareLock);

@@ -535,6 +535,12 @@ DELETE FROM oban_jobs WHERE meta->>'workflow_id' = 'kept-steps' AND meta->>'name
 SELECT name FROM oban_workflow_steps WHERE workflow_id = 'kept-steps' ORDER BY name;
 DELETE FROM oban_jobs WHERE meta->>'workflow_id' = 'kept-steps';  -- the one without a name
 SELECT count(*) AS left_behind FROM oban_workflow_steps WHERE workflow_id = 'kept-steps';
+-- One statement deletes a job and inserts another under its id and name: the job keeps one row.
+INSERT INTO oban_jobs (worker, meta) VALUES ('W', '{"workflow_id": "kept-steps", "name": "k3"}');
+WITH gone AS (DELETE FROM oban_jobs WHERE meta->>'workflow_id' = 'kept-steps' RETURNING id)
+INSERT INTO oban_jobs (id, worker, meta) OVERRIDING SYSTEM VALUE
+SELECT id, 'W', '{"workflow_id": "kept-steps", "name": "k3"}' FROM gone;
+SELECT name FROM oban_workflow_steps WHERE workflow_id = 'kept-steps';
 SELECT steps_mismatched();
 
 -- An ack folds its counts into the workflow's row in place, leaving no journal row, when nothing
